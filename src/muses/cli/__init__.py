@@ -1,0 +1,84 @@
+"""The ``muses`` command. Thin: each sub-command parses its flags and calls the library.
+
+Sub-commands live in one module per area (``muses.cli.<area>``), each with a
+``register(subparsers)`` function, so that the parser is assembled here in data-flow order.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from muses import __version__
+
+# Data-flow order: this is also the order of `muses --help`.
+AREAS = ["project", "collection", "naive", "model", "evaluate", "classify", "web"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: exit code 2 with the message, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="muses",
+        description="Turn a museum catalog into an image classifier.",
+        epilog="Run `muses COMMAND --help` for each command's flags and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"muses {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for area in AREAS:
+        try:
+            module = importlib.import_module(f"muses.cli.{area}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"muses.cli.{area}":
+                continue  # area not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def add_project_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project",
+        metavar="DIR",
+        help="project folder (default: $MUSES_PROJECT, else the current directory)",
+    )
+
+
+def command_parser(subparsers, name: str, *, help: str, examples: str = "") -> argparse.ArgumentParser:
+    """A sub-command parser with --project and an examples epilog."""
+    parser = subparsers.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=("examples:\n" + examples) if examples else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_project_arg(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from muses.config import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        result = args.func(args)
+    except (UsageError, ConfigError, FileNotFoundError) as exc:
+        print(f"muses {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"muses {args.command}: interrupted; run the command again to resume.", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK if result is None else int(result)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from muses.cli import main
+
+sys.exit(main())

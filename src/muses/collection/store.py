@@ -1,0 +1,165 @@
+"""The collection store: items and their images, in SQLite (default) or any SQLAlchemy database.
+
+Every write goes through :meth:`Store.transaction`, so a crash in the middle of a batch
+leaves the store exactly as it was before that batch.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
+
+# Image status values. Only USABLE_STATUSES reach datasets, classification and search.
+PENDING = "pending"  # imported, not yet checked by generate-images
+OK = "ok"
+CROPPED = "cropped"  # usable after cutting off a grey-filled truncated part
+PROBLEM = "problem"  # excluded; Image.problem says why
+USABLE_STATUSES = (OK, CROPPED)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(255), default="")
+    title: Mapped[str] = mapped_column(Text, default="")
+    object_type: Mapped[list] = mapped_column(JSON, default=list)  # facets, most general first
+    material: Mapped[str] = mapped_column(Text, default="")
+    period: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[dict] = mapped_column(JSON, default=dict)  # the record as imported
+    # {"model": str, "date": iso str, "classes": [{"name": str, "probability": float}, ...]}
+    classification: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime, default=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    )
+
+    images: Mapped[list["Image"]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="Image.position"
+    )
+
+    @property
+    def primary_object_type(self) -> str:
+        return self.object_type[0] if self.object_type else ""
+
+    @property
+    def usable_images(self) -> list["Image"]:
+        return [im for im in self.images if im.status in USABLE_STATUSES]
+
+    def __repr__(self) -> str:
+        return f"Item(id={self.id!r}, title={self.title!r})"
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    original: Mapped[str] = mapped_column(Text)  # absolute file path or URL
+    stored_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # ML-size copy, relative to project
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)  # sha256 of the original
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
+    problem: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    item: Mapped[Item] = relationship(back_populates="images")
+
+    def __repr__(self) -> str:
+        return f"Image(item_id={self.item_id!r}, original={self.original!r}, status={self.status!r})"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # readers (the web app) never block a writer
+    cur.close()
+
+
+class Store:
+    """Open (and create) the collection store at a SQLAlchemy URL."""
+
+    def __init__(self, url: str, *, echo: bool = False):
+        self.url = url
+        self.engine: Engine = create_engine(url, echo=echo)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+
+    @classmethod
+    def for_project(cls, project) -> "Store":
+        return cls(project.store_url)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose changes are committed together, or not at all if anything raises."""
+        with self.session() as session, session.begin():
+            yield session
+
+    # -- reading ---------------------------------------------------------------------------
+    def get_item(self, item_id: str) -> Item | None:
+        with self.session() as s:
+            return s.scalars(select(Item).where(Item.id == str(item_id)).options(selectinload(Item.images))).first()
+
+    def items(self, ids: Iterable[str] | None = None, *, batch_size: int = 1000) -> Iterator[Item]:
+        """Items with their images loaded, in id order, read in batches to bound memory."""
+        wanted = None if ids is None else [str(i) for i in ids]
+        with self.session() as s:
+            if wanted is not None:
+                for start in range(0, len(wanted), batch_size):
+                    chunk = wanted[start : start + batch_size]
+                    q = select(Item).where(Item.id.in_(chunk)).options(selectinload(Item.images)).order_by(Item.id)
+                    yield from s.scalars(q)
+                return
+            last = None
+            while True:
+                q = select(Item).options(selectinload(Item.images)).order_by(Item.id).limit(batch_size)
+                if last is not None:
+                    q = q.where(Item.id > last)
+                batch = list(s.scalars(q))
+                if not batch:
+                    return
+                yield from batch
+                last = batch[-1].id
+                s.expunge_all()
+
+    def images(self, statuses: Iterable[str] | None = None) -> list[Image]:
+        with self.session() as s:
+            q = select(Image).order_by(Image.item_id, Image.position)
+            if statuses is not None:
+                q = q.where(Image.status.in_(list(statuses)))
+            return list(s.scalars(q))
+
+    def stats(self) -> dict[str, Any]:
+        """Counts a user checks after import and image generation."""
+        with self.session() as s:
+            n_items = s.scalar(select(func.count()).select_from(Item))
+            n_classified = s.scalar(select(func.count()).select_from(Item).where(Item.classification.is_not(None)))
+            by_status = dict(s.execute(select(Image.status, func.count()).group_by(Image.status)).all())
+            problems = dict(
+                s.execute(
+                    select(Image.problem, func.count()).where(Image.status == PROBLEM).group_by(Image.problem)
+                ).all()
+            )
+            n_without = s.scalar(select(func.count()).select_from(Item).where(~Item.images.any()))
+        return {
+            "items": n_items,
+            "items_without_images": n_without,
+            "items_classified": n_classified,
+            "images": sum(by_status.values()),
+            "images_by_status": by_status,
+            "problems": problems,
+        }
