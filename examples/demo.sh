@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole muses job, end to end, on the bundled Met demo collection (examples/met-demo).
+# Run through `make demo`, which creates .venv first. Output: demo-project/ (safe to delete).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+muses() { .venv/bin/muses "$@"; }
+export MUSES_PROJECT="$PWD/demo-project"
+EPOCHS="${DEMO_EPOCHS:-50}"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. project folder"
+muses init "$MUSES_PROJECT"
+cp examples/definitions.toml "$MUSES_PROJECT/definitions.toml"
+
+step "2. import the catalog export (re-running updates, never duplicates)"
+muses import examples/met-demo/records.jsonl --preset met-scrapi
+
+step "3. ML-size images and image checks"
+muses generate-images
+muses stats
+
+step "4. naive labels -> dataset + labeling report"
+muses export-classification-data --exporter naive --seed 0
+
+step "5. transfer learning + fine-tuning ($EPOCHS epochs)"
+muses train-model --model-name naive --epochs "$EPOCHS" --plot-performance --seed 0
+
+step "6. evaluation on the held-out test split"
+muses evaluate
+
+step "7. records whose catalog label looks wrong"
+muses label-issues
+
+step "8. classify the whole collection"
+muses classify
+
+step "9. predict new photos (one object, two photos averaged)"
+muses predict examples/met-demo/images/10512_83.3.jpg examples/met-demo/images/12864_ap41.35.2.jpg --top-k 3
+
+step "done"
+cat <<MSG
+Look at:
+  $MUSES_PROJECT/datasets/naive/report.html     labeling report
+  $MUSES_PROJECT/plots/                         training curves, confusion matrix, galleries
+Browse the collection and upload a photo:
+  MUSES_PROJECT=$MUSES_PROJECT .venv/bin/muses serve    # then open http://127.0.0.1:8000
+MSG
