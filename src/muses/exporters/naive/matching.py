@@ -1,0 +1,162 @@
+"""Naive labels: find each class's keywords in an item's catalog fields and decide its class.
+
+One regular expression per field holds every keyword form of every class (longest first), so
+an item costs one normalization and one ``finditer`` per field, whatever the number of classes.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any, NamedTuple
+
+from muses.naive_classification.definitions import Definitions, fold, normalize, word_forms
+
+_FACET_FIELDS = ("object_type", "primary_object_type")  # both read the object-type facets
+LABELED, CONFLICT, UNLABELED, EXCLUDED = "labeled", "conflict", "unlabeled", "excluded"
+STATUSES = (LABELED, CONFLICT, UNLABELED, EXCLUDED)
+
+
+class Hit(NamedTuple):
+    cls: str
+    keyword: str  # the synonym as written in definitions.toml
+    field: str
+    rank: int
+
+
+_rank = attrgetter("rank")
+
+
+class Label(NamedTuple):
+    item_id: str
+    cls: str | None
+    status: str  # one of STATUSES
+    keyword: str | None  # the keyword that decided the class
+    field: str | None  # the field it was found in
+    hits: tuple[Hit, ...]  # every synonym hit, vetoed classes included
+    candidates: tuple[str, ...] = ()  # classes tied at the best rank (conflicts)
+    vetoes: tuple[tuple[str, str], ...] = ()  # (class, exclude keyword) that vetoed a class
+
+
+def record_fields(item: Any) -> dict[str, Any]:
+    """The fields matching reads, from a store ``Item`` (or anything with those attributes)."""
+    return {
+        "id": str(item.id),
+        "title": item.title or "",
+        "object_type": list(item.object_type or []),
+        "material": item.material or "",
+        "period": item.period or "",
+        "description": item.description or "",
+    }
+
+
+class Matcher:
+    """Definitions compiled for labeling: ``Matcher(defs).label(record)`` → :class:`Label`.
+
+    A record is a mapping with ``id``, ``title``, ``object_type`` (list of facets, most general
+    first) and optionally ``material``, ``period``, ``description``.
+    """
+
+    def __init__(self, definitions: Definitions):
+        self.definitions = definitions
+        self._order = {name: i for i, name in enumerate(definitions.class_names)}
+        # field -> normalized form -> what finding it means: a Hit, or a (class, keyword) veto
+        tables: dict[str, dict[str, list[Hit | tuple[str, str]]]] = {}
+        for name in definitions.class_names:
+            spec = definitions.synonyms_extended[name]
+            for field, rank in spec["fields"].items():
+                table = tables.setdefault(field, {})
+                for words, is_exclude in ((spec["synonyms"], False), (spec["exclude"], True)):
+                    for keyword in words:
+                        found = (name, keyword) if is_exclude else Hit(name, keyword, field, rank)
+                        for form in word_forms(normalize(keyword), definitions.plurals):
+                            entries = table.setdefault(form, [])
+                            # "vase" and "vases" listed together must not count twice.
+                            if not any(e[0] == name and isinstance(e, Hit) != is_exclude for e in entries):
+                                entries.append(found)
+        self._tables = tables
+        self._regexes = {field: _compile(table) for field, table in tables.items()}
+        self._facet_fields = [f for f in sorted(tables) if f in _FACET_FIELDS]
+        self._text_fields = [f for f in sorted(tables) if f not in _FACET_FIELDS]
+        # Facets and many titles repeat across a collection: scan each distinct value once.
+        self._scan = lru_cache(maxsize=1 << 16)(self._scan_uncached)
+        self._scan_facets = lru_cache(maxsize=1 << 14)(self._scan_facets_uncached)
+
+    def _scan_uncached(self, field: str, value: str | tuple[str, ...]) -> tuple[tuple[Hit, ...], tuple[tuple[str, str], ...]]:
+        if isinstance(value, tuple):
+            # A separator no keyword contains keeps a phrase from spanning two facets.
+            text = " | ".join(fold(v) for v in value)
+        else:
+            text = fold(value)
+        hits, vetoes = [], []
+        table = self._tables[field]
+        for match in self._regexes[field].finditer(text):
+            key = match.group()
+            for found in table.get(key) or table[" ".join(key.split())]:
+                (hits if isinstance(found, Hit) else vetoes).append(found)
+        return tuple(hits), tuple(vetoes)
+
+    def _scan_facets_uncached(self, facets: tuple[str, ...]) -> tuple[tuple[Hit, ...], tuple[tuple[str, str], ...]]:
+        hits: list[Hit] = []
+        vetoes: list[tuple[str, str]] = []
+        for field in self._facet_fields:
+            found, vetoed = self._scan_uncached(field, facets if field == "object_type" else facets[:1])
+            hits += found
+            vetoes += vetoed
+        return tuple(hits), tuple(vetoes)
+
+    def label(self, record: Mapping[str, Any]) -> Label:
+        item_id = str(record.get("id", ""))
+        facets = record.get("object_type") or ()
+        facets = (facets,) if isinstance(facets, str) else tuple(facets)
+        found, vetoed = self._scan_facets(facets) if facets else ((), ())
+        hits, vetoes = list(found), list(vetoed)
+        for field in self._text_fields:
+            value = record.get(field)
+            if value:
+                found, vetoed = self._scan(field, value)
+                hits += found
+                vetoes += vetoed
+        if not vetoes and hits and all(h.cls == hits[0].cls for h in hits):  # the common case: one class
+            best = max(hits, key=_rank)  # the first hit of the best rank
+            return Label(item_id, best.cls, LABELED, best.keyword, best.field, tuple(hits), (best.cls,), ())
+        vetoes = list(dict.fromkeys(vetoes))  # one veto found in two fields is one veto
+        if not hits:
+            return Label(item_id, None, UNLABELED, None, None, (), (), tuple(vetoes))
+        vetoed = {cls for cls, _ in vetoes}
+        live = [h for h in hits if h.cls not in vetoed]
+        if not live:
+            return Label(item_id, None, EXCLUDED, None, None, tuple(hits), (), tuple(vetoes))
+        top = max(h.rank for h in live)
+        best = [h for h in live if h.rank == top]
+        tied = sorted({h.cls for h in best}, key=self._order.__getitem__)
+        winner = tied[0] if len(tied) == 1 else self._resolve(tied, live)
+        if winner is None:
+            return Label(item_id, None, CONFLICT, None, None, tuple(hits), tuple(tied), tuple(vetoes))
+        decisive = next(h for h in best if h.cls == winner)
+        return Label(item_id, winner, LABELED, decisive.keyword, decisive.field, tuple(hits), tuple(tied), tuple(vetoes))
+
+    def _resolve(self, tied: list[str], live: list[Hit]) -> str | None:
+        policy = self.definitions.conflict_policy
+        if policy == "priority":
+            return tied[0]
+        if policy == "most-hits":
+            counts = {cls: sum(1 for h in live if h.cls == cls) for cls in tied}
+            most = max(counts.values())
+            leaders = [cls for cls, n in counts.items() if n == most]
+            return leaders[0] if len(leaders) == 1 else None
+        return None  # "drop"
+
+
+def _compile(table: Mapping[str, Any]) -> re.Pattern[str]:
+    forms = sorted(table, key=lambda f: (-len(f), f))
+    # Texts are folded but their spacing kept (cheaper); a phrase's spaces match any run of it.
+    alternation = "|".join(re.escape(f).replace(r"\ ", r"\s+") for f in forms)
+    return re.compile(r"(?<!\w)(?:" + alternation + r")(?!\w)")
+
+
+def label_records(records: Iterable[Mapping[str, Any]], definitions: Definitions) -> list[Label]:
+    """Label every record (see :class:`Matcher`); the result is in input order."""
+    matcher = Matcher(definitions)
+    return [matcher.label(r) for r in records]

@@ -1,0 +1,109 @@
+"""Keyword matching: word boundaries, plurals, accents, phrases, field ranks, conflicts, exclude."""
+from __future__ import annotations
+
+import pytest
+
+from muses.exporters.naive.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Matcher, label_records
+from muses.naive_classification.definitions import parse_definitions
+
+
+def defs(*classes, **top):
+    return parse_definitions({**top, "class": [dict(c) for c in classes]})
+
+
+def cls(name, *synonyms, **extra):
+    return {"name": name, "synonyms": list(synonyms), **extra}
+
+
+def label(definitions, title="", object_type=(), **fields):
+    return Matcher(definitions).label({"id": "x", "title": title, "object_type": list(object_type), **fields})
+
+
+RING = defs(cls("ring", "ring"))
+
+
+@pytest.mark.parametrize("title", ["Gold earring", "Engraving of a saint", "String of beads", "Ringed flask"])
+def test_word_boundaries(title):
+    assert label(RING, title).status == UNLABELED
+
+
+@pytest.mark.parametrize("title", ["Ring", "Gold ring, Roman", "Two rings", "(ring)", "ring-shaped"])
+def test_whole_words_match(title):
+    assert label(RING, title).cls == "ring"
+
+
+@pytest.mark.parametrize(
+    ("synonym", "title"),
+    [("bust", "Busts"), ("busts", "Bust of a man"), ("vase", "Three vases"), ("statuette", "Statuettes"),
+     ("glass", "Drinking glasses"), ("reliquary", "Reliquaries"), ("Büste", "BUSTE"), ("cafe", "Café au lait"),
+     ("skarabäus", "Skarabaus")],
+)
+def test_plurals_and_accents(synonym, title):
+    assert label(defs(cls("c", synonym)), title).status == LABELED
+
+
+def test_plurals_off_matches_only_the_written_form():
+    d = defs(cls("c", "bust"), plurals=False)
+    assert label(d, "bust").status == LABELED
+    assert label(d, "busts").status == UNLABELED
+
+
+def test_phrases_match_across_case_spacing_and_plural():
+    d = defs(cls("photograph", "albumen silver print"))
+    result = label(d, object_type=["Photographs", "Albumen  silver prints"])
+    assert (result.cls, result.keyword, result.field) == ("photograph", "albumen silver print", "object_type")
+    # A phrase never spans two facets.
+    assert label(d, object_type=["Albumen", "silver prints"]).status == UNLABELED
+
+
+def test_longest_phrase_wins_at_the_same_place():
+    d = defs(cls("bust", "portrait bust"), cls("portrait", "portrait"))
+    assert label(d, "Portrait bust of a lady").cls == "bust"
+    assert label(d, "Portrait of a lady").cls == "portrait"
+
+
+def test_object_type_outranks_title():
+    d = defs(cls("bust", "bust"), cls("medal", "medal"))
+    result = label(d, "Bust of a man", ["Sculpture", "Medals"])
+    assert (result.status, result.cls, result.field) == (LABELED, "medal", "object_type")
+    assert {h.cls for h in result.hits} == {"bust", "medal"}
+    # The primary (first) facet outranks the others.
+    result = label(d, "", ["Medals", "Busts"])
+    assert (result.cls, result.field) == ("medal", "primary_object_type")
+
+
+def test_class_field_override_and_extra_fields():
+    d = defs(cls("bust", "bust"), cls("bronze", "bronze", fields={"material": 5}))
+    assert label(d, "Bust", material="Bronze").cls == "bronze"
+    # Only the configured fields are searched: "bronze" in the title is ignored.
+    assert label(d, "Bronze bust").cls == "bust"
+
+
+@pytest.mark.parametrize(
+    ("policy", "status", "winner"),
+    [("drop", CONFLICT, None), ("priority", LABELED, "vase"), ("most-hits", LABELED, "lamp")],
+)
+def test_conflict_policies(policy, status, winner):
+    d = defs(cls("vase", "vase"), cls("lamp", "lamp", "oil lamp"), conflict_policy=policy)
+    result = label(d, "Vase-shaped oil lamp, a lamp")
+    assert (result.status, result.cls) == (status, winner)
+    assert result.candidates == ("vase", "lamp")
+
+
+def test_most_hits_tie_is_dropped():
+    d = defs(cls("vase", "vase"), cls("lamp", "lamp"), conflict_policy="most-hits")
+    assert label(d, "Vase lamp").status == CONFLICT
+
+
+def test_exclude_vetoes_its_class_only():
+    d = defs(cls("scarab", "scarab", exclude=["scaraboid"]), cls("seal", "seal"))
+    assert label(d, "Scarab").cls == "scarab"
+    result = label(d, "Scarab", ["Scaraboids"])
+    assert (result.status, result.vetoes) == (EXCLUDED, (("scarab", "scaraboid"),))
+    assert label(d, "Scarab seal", ["Scaraboids"]).cls == "seal"
+
+
+def test_label_records_keeps_order_and_reports_unlabeled():
+    d = defs(cls("vase", "vase"))
+    labels = label_records([{"id": 1, "title": "Vase"}, {"id": "2", "title": "Bowl"}], d)
+    assert [(l.item_id, l.status) for l in labels] == [("1", LABELED), ("2", UNLABELED)]
