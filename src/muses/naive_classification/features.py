@@ -1,0 +1,117 @@
+"""The frozen-feature cache: what a frozen part of the network makes of each image view.
+
+While (part of) the backbone is frozen its output for a given view never changes, so it is
+computed once and stored: one safetensors file per *setting* (the frozen weights' digest,
+preprocessing, augmentation, seed, split point), holding one tensor per ``image sha256:view``.
+A changed weight, size or image gives another key, so stale entries are never used; the
+folder (``cache/features/`` in the project) is safe to delete at any time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from muses.naive_classification.data import Sample, ViewDataset
+
+CACHE_DIR = Path("cache") / "features"
+SAVE_EVERY = 20  # batches between cache writes, so an interrupted extraction resumes
+
+
+def setting_key(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def entry_key(sample: Sample, view: int) -> str:
+    return f"{sample.digest}:{view}"
+
+
+class FeatureCache:
+    """A dict of tensors backed by one safetensors file (or memory only when ``path`` is None)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, torch.Tensor] = {}
+        if path is not None and path.is_file():
+            self.entries = load_file(str(path))
+
+    def save(self) -> None:
+        if self.path is None or not self.entries:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        save_file(self.entries, str(tmp))
+        os.replace(tmp, self.path)
+
+    def stack(self, keys: Sequence[str]) -> torch.Tensor:
+        return torch.stack([self.entries[k] for k in keys]).float()
+
+
+def open_cache(cache_dir: Path | None, kind: str, **setting) -> FeatureCache:
+    if cache_dir is None:
+        return FeatureCache(None)
+    return FeatureCache(Path(cache_dir) / f"{kind}-{setting_key(**setting)}.safetensors")
+
+
+def fill_from_images(
+    cache: FeatureCache,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    pairs: Sequence[tuple[Sample, int]],
+    make_dataset: Callable[[list[tuple[Sample, int]]], ViewDataset],
+    *,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    desc: str,
+) -> int:
+    """Compute ``fn`` (a frozen module, already in eval mode) for every missing view; returns how many."""
+    wanted = {entry_key(*p): p for p in pairs}
+    todo = [p for k, p in wanted.items() if k not in cache.entries]
+    if not todo:
+        return 0
+    loader = DataLoader(make_dataset(todo), batch_size=batch_size, num_workers=workers, generator=torch.Generator())
+    done = 0
+    with torch.inference_mode(), tqdm(total=len(todo), desc=desc, unit="view") as bar:
+        for b, batch in enumerate(loader):
+            with _autocast(device):
+                out = fn(batch.to(device)).float().cpu().half()
+            for pair, value in zip(todo[done : done + len(batch)], out):
+                cache.entries[entry_key(*pair)] = value.clone()
+            done += len(batch)
+            bar.update(len(batch))
+            if (b + 1) % SAVE_EVERY == 0:
+                cache.save()
+    cache.save()
+    return len(todo)
+
+
+def fill_from_cache(
+    cache: FeatureCache,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    source: FeatureCache,
+    keys: Sequence[str],
+    *,
+    batch_size: int,
+    device: torch.device,
+) -> int:
+    """Compute ``fn`` over another cache's entries (e.g. pooled features from cached trunk outputs)."""
+    todo = [k for k in dict.fromkeys(keys) if k not in cache.entries]
+    with torch.inference_mode():
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            with _autocast(device):
+                out = fn(source.stack(chunk).to(device)).float().cpu().half()
+            cache.entries.update({k: v.clone() for k, v in zip(chunk, out)})
+    cache.save()
+    return len(todo)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

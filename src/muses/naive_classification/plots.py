@@ -1,0 +1,43 @@
+"""Training curves: train vs validation accuracy and loss, as a PNG (matplotlib Agg)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_performance(history: list[dict], filepath: str | Path | None = None, *, name: str = "model") -> Path:
+    """Write the curves of ``history`` (one dict per epoch) and return the PNG path.
+
+    Default path: the project's plots folder, ``<name>_performance.png``. A dashed line marks
+    where fine-tuning starts.
+    """
+    if not history:
+        raise ValueError("no training history to plot: train the model first")
+    if filepath is None:
+        from muses.config import find_project
+
+        filepath = find_project().plots_dir / f"{name}_performance.png"
+    filepath = Path(filepath)
+    filepath.parent.mkdir(parents=True, exist_ok=True)
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        for split, style in (("train", "-"), ("val", "--")):
+            values = [h.get(f"{split}_{metric}") for h in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, style, marker=".", label=split)
+        starts = [h["epoch"] for prev, h in zip(history, history[1:]) if h["unfrozen"] != prev["unfrozen"]]
+        for x in starts:
+            ax.axvline(x - 0.5, color="grey", linestyle=":", label="fine-tuning starts")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(filepath, dpi=100)
+    plt.close(fig)
+    return filepath

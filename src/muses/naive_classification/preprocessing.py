@@ -1,0 +1,75 @@
+"""The one preprocessing definition: training, evaluation and prediction all go through it.
+
+The original resized, padded and scaled differently in training and prediction; here a
+:class:`PreprocessCfg` (stored in every model file) is the only source of those choices.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+# squash: stretch to a square (verified best for the Lite0 ImageNet weights on chelsea);
+# pad: keep the aspect ratio and fill the borders grey, so a tall vase is never cut;
+# crop: resize the short side then cut the centre square.
+RESIZE_MODES = ("squash", "pad", "crop")
+PAD_FILL = (128, 128, 128)
+
+
+@dataclass(frozen=True)
+class PreprocessCfg:
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    interpolation: str = "bilinear"
+    resize_mode: str = "squash"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.input_size, int) or self.input_size < 16:
+            raise ValueError(f"input_size must be an integer >= 16, got {self.input_size!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
+        # JSON gives lists back; keep the dataclass hashable and comparable.
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_image(path: str | Path, input_size: int | None = None) -> Image.Image:
+    """Decode an image as RGB; JPEG draft mode decodes at reduced scale when that is enough."""
+    with Image.open(path) as img:
+        if input_size and img.format == "JPEG":
+            img.draft("RGB", (input_size, input_size))
+        return img.convert("RGB")
+
+
+def resize(img: Image.Image, cfg: PreprocessCfg) -> Image.Image:
+    size, method = cfg.input_size, INTERPOLATIONS[cfg.interpolation]
+    img = img.convert("RGB")
+    if cfg.resize_mode == "squash":
+        return img.resize((size, size), method)
+    if cfg.resize_mode == "pad":
+        return ImageOps.pad(img, (size, size), method=method, color=PAD_FILL)
+    return ImageOps.fit(img, (size, size), method=method)
+
+
+def to_tensor(img: Image.Image, cfg: PreprocessCfg) -> torch.Tensor:
+    """An already resized RGB image → normalized CHW float tensor."""
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    x = torch.from_numpy(arr).permute(2, 0, 1)
+    mean = torch.tensor(cfg.mean).view(3, 1, 1)
+    std = torch.tensor(cfg.std).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def preprocess(img: Image.Image, cfg: PreprocessCfg) -> torch.Tensor:
+    """The deterministic transform used for validation, test and prediction."""
+    return to_tensor(resize(img, cfg), cfg)

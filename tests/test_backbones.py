@@ -1,0 +1,114 @@
+"""Backbones: offline pretrained weights, unfreezing, the trunk/tail split."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from muses.naive_classification.backbones import (
+    WeightsError,
+    backbone_units,
+    batchnorm_params,
+    create_backbone,
+    default_preprocess,
+    split_backbone,
+)
+from muses.naive_classification.classifier import ClassifierNet, Classifier
+from muses.naive_classification.model_file import ModelCfg
+from muses.naive_classification.preprocessing import preprocess
+
+CAT_CLASSES = {281: "tabby", 282: "tiger cat", 283: "Persian", 284: "Siamese", 285: "Egyptian cat"}
+
+
+@pytest.fixture(scope="module")
+def lite0_imagenet():
+    return create_backbone("tf_efficientnet_lite0", num_classes=1000).eval()
+
+
+def test_packaged_lite0_weights_recognise_chelsea_as_a_cat(lite0_imagenet):
+    skimage_data = pytest.importorskip("skimage.data")
+    img = Image.fromarray(skimage_data.chelsea())
+    x = preprocess(img, default_preprocess("tf_efficientnet_lite0", 224))[None]
+    with torch.inference_mode():
+        probs = lite0_imagenet(x).softmax(1)[0]
+    top = probs.topk(5)
+    print("chelsea top-5:", [(int(i), round(float(p), 3)) for p, i in zip(top.values, top.indices)])
+    # Measured: 285 Egyptian cat 0.79, 282 tiger cat 0.09, 281 tabby 0.07 (squash, bilinear).
+    assert int(top.indices[0]) == 285
+    assert set(top.indices[:3].tolist()) <= set(CAT_CLASSES)
+
+
+def test_weights_of_another_model_fail_loudly(tmp_path):
+    other = create_backbone("resnet18", pretrained=False)
+    path = tmp_path / "resnet18.safetensors"
+    save_file(other.state_dict(), str(path))
+    with pytest.raises(WeightsError, match="shape|tensors"):
+        create_backbone("tf_efficientnet_lite0", weights=path)
+
+
+def test_other_backbones_need_a_weights_file_and_say_so():
+    with pytest.raises(WeightsError, match="--weights") as err:
+        create_backbone("resnet18")
+    assert "--no-pretrained" in str(err.value)
+    with pytest.raises(WeightsError, match="unknown backbone"):
+        create_backbone("no_such_net_42", pretrained=False)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_local_weights_file_loads(tmp_path, suffix):
+    source = create_backbone("resnet18", pretrained=False)
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pth":
+        torch.save(source.state_dict(), path)
+    else:
+        save_file(source.state_dict(), str(path))
+    loaded = create_backbone("resnet18", weights=path)
+    for (k, a), b in zip(source.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def _classifier(backbone="tf_efficientnet_lite0") -> Classifier:
+    net = ClassifierNet(create_backbone(backbone, pretrained=False), 3, 0.2)
+    return Classifier(net, ModelCfg(backbone=backbone, class_names=["a", "b", "c"]), device="cpu", workers=0)
+
+
+def test_unfreeze_layers_trains_strictly_more_and_never_batchnorm():
+    clf = _classifier()
+    bn = batchnorm_params(clf.net.backbone)
+    counts = []
+    for n in (0, 1, 4):
+        clf.unfreeze_layers(n)
+        trainable = [p for p in clf.net.parameters() if p.requires_grad]
+        assert not any(id(p) in bn for p in trainable)
+        counts.append(sum(p.numel() for p in trainable))
+    print("trainable parameters for 0, 1, 4 units:", counts)
+    assert counts[0] == sum(p.numel() for p in clf.net.fc.parameters())
+    assert counts[0] < counts[1] < counts[2]
+    with pytest.raises(ValueError, match="between 0 and 8"):
+        clf.unfreeze_layers(9)
+
+
+def test_only_unfrozen_parameters_get_gradients():
+    clf = _classifier()
+    clf.unfreeze_layers(1)  # conv_head (+ bn2, which stays frozen)
+    clf.net(torch.randn(2, 3, 64, 64)).sum().backward()
+    with_grad = {n for n, p in clf.net.named_parameters() if p.grad is not None}
+    assert with_grad == {"backbone.conv_head.weight", "fc.weight", "fc.bias"}
+
+
+def test_units_of_a_generic_timm_model():
+    model = create_backbone("resnet18", pretrained=False)
+    units = backbone_units(model)
+    assert len(units) >= 4
+    assert sum(len(u) for u in units) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 8])
+def test_trunk_then_tail_equals_the_whole_backbone(n):
+    model = create_backbone("tf_efficientnet_lite0", pretrained=False).eval()
+    x = torch.randn(2, 3, 64, 64)
+    trunk, tail = split_backbone(model, n)
+    with torch.inference_mode():
+        np.testing.assert_allclose(tail(trunk(x)).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
