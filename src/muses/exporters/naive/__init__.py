@@ -1,0 +1,226 @@
+"""The ``naive`` exporter: catalog keywords → labeled, split dataset folder (docs/CONTRACTS.md).
+
+``NaiveExporter(seed=0).export(project)`` labels every item of the store with the project's
+definitions, keeps the labeled items that have usable images, samples and splits them per
+object, and writes ``datasets/naive/`` with the manifest, image copies and labeling report.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from muses.collection.store import Store
+from muses.exporters.naive.matching import LABELED, Label, Matcher, record_fields
+from muses.exporters.naive.report import build_report, load_gold, write_report
+from muses.exporters.naive.splitting import (
+    DEFAULT_SPLIT,
+    SplitError,
+    min_items_for,
+    parse_split,
+    sample_per_class,
+    split_counts,
+    stratified_split,
+)
+from muses.naive_classification.definitions import Definitions, load_definitions
+
+__all__ = ["ExportResult", "NaiveExporter", "preview"]
+
+MANIFEST_COLUMNS = ("item_id", "image", "class", "split", "keyword", "field")
+FEW_TEST_ITEMS = 5  # below this a class's test metrics are too noisy to trust; warn
+
+
+@dataclass
+class ExportResult:
+    path: Path  # the dataset folder
+    report: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _image_name(item_id: str, position: int, suffix: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", item_id)
+    if safe != item_id:  # two ids may sanitize alike; the hash keeps their files apart
+        safe += "-" + hashlib.sha1(item_id.encode("utf-8")).hexdigest()[:8]
+    return f"{safe}_{position}{suffix or '.jpg'}"
+
+
+@dataclass
+class _Labeled:
+    labels: list[Label]
+    titles: dict[str, str]
+    with_images: set[str]  # items with at least one usable image
+    images: dict[str, list[tuple[int, Path]]]  # labeled item -> its ML-size image files
+    skipped: list[dict[str, str]]  # usable images whose file is missing
+
+
+def _label_store(project, defs: Definitions, *, progress: bool) -> _Labeled:
+    store = Store.for_project(project)
+    matcher = Matcher(defs)
+    out = _Labeled([], {}, set(), {}, [])
+    total = store.stats()["items"]
+    for item in tqdm(store.items(), total=total, desc="labeling", unit="item", disable=not progress):
+        label = matcher.label(record_fields(item))
+        out.labels.append(label)
+        out.titles[label.item_id] = item.title or ""
+        usable = item.usable_images
+        if usable:
+            out.with_images.add(label.item_id)
+        if label.status != LABELED:
+            continue
+        out.images[label.item_id] = []
+        for im in usable:
+            path = project.path(im.stored_path) if im.stored_path else None
+            if path is None or not path.is_file():
+                out.skipped.append({"item_id": label.item_id, "image": str(im.stored_path or im.original),
+                                    "reason": "ML-size copy missing; run `muses generate-images`"})
+                continue
+            out.images[label.item_id].append((im.position, path))
+    return out
+
+
+def preview(project, *, definitions: str | os.PathLike | None = None, gold: str | os.PathLike | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """The labeling report for the project's store, without writing a dataset."""
+    defs = load_definitions(definitions or project.definitions_path)
+    labeled = _label_store(project, defs, progress=progress)
+    return build_report(labeled.labels, defs, titles=labeled.titles, with_images=labeled.with_images,
+                        skipped=labeled.skipped, gold=load_gold(gold) if gold else None)
+
+
+class NaiveExporter:
+    """Keyword ("naive") labels from the catalog.
+
+    definitions: definitions.toml (default: the project's). max_images: at most this many
+    images per class, whole items chosen at random (default: all). seed: sampling and split
+    seed. split: train,val,test fractions. min_items: a class with fewer usable items is an
+    error. gold: a hand-checked ``id,class`` CSV; adds precision to the report.
+    """
+
+    name = "naive"
+
+    def __init__(
+        self,
+        *,
+        definitions: str | os.PathLike | None = None,
+        max_images: int | None = None,
+        seed: int = 0,
+        split: str | Sequence[float] = DEFAULT_SPLIT,
+        min_items: int = 10,
+        gold: str | os.PathLike | None = None,
+        progress: bool = True,
+    ):
+        if max_images is not None and max_images < 1:
+            raise SplitError(f"max_images = {max_images}; give a positive number, or leave it out for all images")
+        if min_items < 1:
+            raise SplitError(f"min_items = {min_items}; give a positive number")
+        self.definitions = definitions
+        self.max_images = max_images
+        self.seed = int(seed)
+        self.split = parse_split(split)
+        self.min_items = max(min_items, min_items_for(self.split))
+        self.gold = gold
+        self.progress = progress
+
+    def export(self, project, out: str | os.PathLike | None = None) -> ExportResult:
+        """Write the dataset folder (default ``datasets/naive`` in the project); returns its path
+        and report. Nothing is replaced unless the whole new dataset was written."""
+        defs = load_definitions(self.definitions or project.definitions_path)
+        gold = load_gold(self.gold) if self.gold else None
+        out = Path(out) if out else project.datasets_dir / self.name
+
+        labeled = _label_store(project, defs, progress=self.progress)
+        labels, images = labeled.labels, labeled.images
+
+        by_class: dict[str, dict[str, int]] = {name: {} for name in defs.class_names}
+        for label in labels:
+            if label.status == LABELED and images.get(label.item_id):
+                by_class[label.cls][label.item_id] = len(images[label.item_id])
+        warnings = self._check_counts(by_class)
+        kept = sample_per_class(by_class, self.max_images, self.seed)
+        splits = stratified_split(kept, self.split, self.seed)
+
+        by_id = {label.item_id: label for label in labels}
+        rows = []
+        for item_id in sorted(splits):
+            label = by_id[item_id]
+            for position, path in images[item_id]:
+                rows.append({
+                    "item_id": item_id,
+                    "image": f"images/{_image_name(item_id, position, path.suffix.lower())}",
+                    "class": label.cls,
+                    "split": splits[item_id],
+                    "keyword": label.keyword,
+                    "field": label.field,
+                    "_source": path,
+                })
+        report = build_report(
+            labels, defs, titles=labeled.titles, with_images=labeled.with_images, rows=rows,
+            skipped=labeled.skipped, warnings=warnings, gold=gold,
+        )
+        meta = {
+            "classes": defs.class_names,
+            "definitions_digest": defs.digest,
+            "seed": self.seed,
+            "split": list(self.split),
+            "exporter": self.name,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        self._write(out, rows, meta, report)
+        return ExportResult(path=out, report=report, warnings=warnings)
+
+    def _check_counts(self, by_class: dict[str, dict[str, int]]) -> list[str]:
+        few = {cls: len(items) for cls, items in by_class.items() if len(items) < self.min_items}
+        if few:
+            listed = ", ".join(f"{cls!r} has {n}" for cls, n in few.items())
+            raise SplitError(
+                f"too few labeled items with usable images: {listed} (need at least {self.min_items}). "
+                "Add synonyms to the class in definitions.toml, remove the class, import more images, "
+                "or lower --min-items."
+            )
+        warnings = []
+        for cls, items in by_class.items():
+            n = len(items) if self.max_images is None else min(len(items), self.max_images)
+            n_test = split_counts(n, self.split)[2]
+            if 0 < n_test < FEW_TEST_ITEMS:
+                warnings.append(f"class {cls!r} gets only {n_test} test item(s); its test metrics will be noisy")
+        return warnings
+
+    def _write(self, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], report: dict[str, Any]) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Everything goes into a temporary sibling first, then one rename makes it visible, so
+        # an interrupted export never leaves a half dataset that looks complete.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            (tmp / "images").mkdir()
+            for row in tqdm(rows, desc="copying images", unit="img", disable=not self.progress):
+                shutil.copyfile(row["_source"], tmp / row["image"])
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            (tmp / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
+            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            write_report(report, tmp)
+            old = None
+            if out.exists():
+                old = out.parent / f".{out.name}.old-{os.getpid()}"
+                out.rename(old)
+            tmp.rename(out)
+            if old is not None:
+                shutil.rmtree(old)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

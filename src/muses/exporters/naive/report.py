@@ -1,0 +1,206 @@
+"""The labeling report: coverage, per-class counts per split, per-keyword statistics (in the
+spirit of Snorkel's labeling-function summary), conflicts, and precision against a gold file."""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from muses.exporters.naive.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
+from muses.exporters.naive.splitting import SPLITS
+from muses.naive_classification.definitions import Definitions
+
+N_EXAMPLES = 10  # conflict examples shown in the table and the HTML page
+
+
+class GoldError(ValueError):
+    """The gold file is unreadable or not a CSV with columns id,class."""
+
+
+def load_gold(path: str | Path) -> dict[str, str]:
+    """A hand-checked ``id,class`` CSV → ``{item_id: class}``."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"id", "class"} <= set(reader.fieldnames):
+                raise GoldError(f"{path}: needs a header line with columns id,class (found {reader.fieldnames})")
+            gold = {}
+            for line, row in enumerate(reader, start=2):
+                item_id, cls = (row.get("id") or "").strip(), (row.get("class") or "").strip()
+                if not item_id or not cls:
+                    raise GoldError(f"{path}, line {line}: empty id or class; fill it in or delete the line")
+                gold[item_id] = cls
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GoldError(f"{path}: cannot read the gold file ({exc})") from exc
+    return gold
+
+
+def _precision(correct: int, total: int) -> float | None:
+    return round(correct / total, 4) if total else None
+
+
+def build_report(
+    labels: Sequence[Label],
+    definitions: Definitions,
+    *,
+    titles: Mapping[str, str],
+    with_images: Iterable[str],
+    rows: Iterable[Mapping[str, str]] = (),
+    skipped: Sequence[Mapping[str, str]] = (),
+    warnings: Sequence[str] = (),
+    gold: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """All the report's numbers as plain JSON-ready data; ``rows`` are the manifest rows."""
+    with_images = set(with_images)
+    status = Counter(label.status for label in labels)
+    labeled = [label for label in labels if label.status == LABELED]
+
+    split_items: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    split_images: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        split_items[row["class"]][row["split"]].add(row["item_id"])
+        split_images[row["class"]][row["split"]] += 1
+
+    classes = []
+    for cls_id, name in definitions.classes.items():
+        mine = [label for label in labeled if label.cls == name]
+        entry = {
+            "id": cls_id,
+            "name": name,
+            "labeled": len(mine),
+            "labeled_with_images": sum(1 for label in mine if label.item_id in with_images),
+            "items": {s: len(split_items[name][s]) for s in SPLITS},
+            "images": {s: split_images[name][s] for s in SPLITS},
+        }
+        if gold is not None:
+            checked = [label for label in mine if label.item_id in gold]
+            truly = [i for i, g in gold.items() if g == name]
+            found = sum(1 for label in labeled if label.item_id in truly and label.cls == name)
+            entry["gold_checked"] = len(checked)
+            entry["precision"] = _precision(sum(gold[label.item_id] == name for label in checked), len(checked))
+            entry["recall"] = _precision(found, len(truly))
+        classes.append(entry)
+
+    keywords = {(cls, kw): Counter() for cls, spec in definitions.synonyms_extended.items() for kw in spec["synonyms"]}
+    for label in labels:
+        hit_classes = {h.cls for h in label.hits}
+        for cls, kw in {(h.cls, h.keyword) for h in label.hits}:
+            stats = keywords[(cls, kw)]
+            stats["hits"] += 1
+            stats["overlaps"] += len(hit_classes) > 1
+            stats["conflicts"] += label.status == CONFLICT and cls in label.candidates
+            stats["overridden"] += label.status == LABELED and label.cls != cls
+            stats["vetoed"] += label.status != LABELED and any(v == cls for v, _ in label.vetoes)
+        if label.status == LABELED:
+            stats = keywords[(label.cls, label.keyword)]
+            stats["decided"] += 1
+            if gold is not None and label.item_id in gold:
+                stats["gold_checked"] += 1
+                stats["gold_correct"] += gold[label.item_id] == label.cls
+    keyword_rows = []
+    for (cls, kw), stats in keywords.items():
+        row = {"class": cls, "keyword": kw}
+        row.update({k: stats[k] for k in ("hits", "decided", "overlaps", "overridden", "conflicts", "vetoed")})
+        if gold is not None:
+            row["gold_checked"] = stats["gold_checked"]
+            row["precision"] = _precision(stats["gold_correct"], stats["gold_checked"])
+        keyword_rows.append(row)
+
+    conflicts = [label for label in labels if label.status == CONFLICT]
+    n_items = len(labels)
+    report: dict[str, Any] = {
+        "definitions": str(definitions.path) if definitions.path else None,
+        "definitions_digest": definitions.digest,
+        "conflict_policy": definitions.conflict_policy,
+        "summary": {
+            "items": n_items,
+            "items_with_images": len(with_images),
+            "labeled": status[LABELED],
+            "labeled_with_images": sum(1 for label in labeled if label.item_id in with_images),
+            "conflicts": status[CONFLICT],
+            "excluded": status[EXCLUDED],
+            "unlabeled": status[UNLABELED],
+            "coverage": round(status[LABELED] / n_items, 4) if n_items else 0.0,
+            "dataset_items": sum(sum(c["items"].values()) for c in classes),
+            "dataset_images": sum(sum(c["images"].values()) for c in classes),
+            "skipped_images": len(skipped),
+        },
+        "classes": classes,
+        "keywords": keyword_rows,
+        "conflict_examples": [
+            {"id": label.item_id, "title": titles.get(label.item_id, ""), "classes": list(label.candidates)}
+            for label in conflicts[:N_EXAMPLES]
+        ],
+        "conflicts": {label.item_id: list(label.candidates) for label in conflicts},
+        "excluded": {
+            label.item_id: sorted({f"{c}: {kw}" for c, kw in label.vetoes})
+            for label in labels
+            if label.status == EXCLUDED
+        },
+        "unlabeled": [label.item_id for label in labels if label.status == UNLABELED],
+        "skipped_images": list(skipped),
+        "warnings": list(warnings),
+    }
+    if gold is not None:
+        checked = [label for label in labeled if label.item_id in gold]
+        report["summary"]["gold_checked"] = len(checked)
+        report["summary"]["precision"] = _precision(sum(gold[l.item_id] == l.cls for l in checked), len(checked))
+    return report
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    cells = [[str(h) for h in header]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The report as plain-text tables for the terminal: keywords, conflicts, then the
+    per-class summary last, where a user looks first."""
+    s = report["summary"]
+    has_gold = "precision" in s
+    header = ["keyword", "class", "hits", "decided", "overlaps", "overridden", "conflicts", "vetoed"]
+    rows = [[k[h] for h in header] for k in report["keywords"]]
+    if has_gold:
+        header.append("precision")
+        rows = [row + [k["precision"]] for row, k in zip(rows, report["keywords"])]
+    out = _table(header, rows)
+    if report["conflict_examples"]:
+        out += ["", f"conflicts (first {len(report['conflict_examples'])} of {s['conflicts']}):"]
+        out += [f"  {c['id']}  {', '.join(c['classes'])}  {c['title'][:60]}" for c in report["conflict_examples"]]
+    out.append("")
+    splits = SPLITS if s["dataset_items"] else ()  # a preview has no dataset to split
+    header = ["class", "labeled", "with images", *(f"{x} img" for x in splits)] + (["precision"] if has_gold else [])
+    rows = [
+        [c["name"], c["labeled"], c["labeled_with_images"], *(c["images"][x] for x in splits)]
+        + ([c["precision"]] if has_gold else [])
+        for c in report["classes"]
+    ]
+    out += _table(header, rows)
+    out.append(
+        f"items {s['items']} (with usable images {s['items_with_images']}); labeled {s['labeled']} "
+        f"(coverage {s['coverage']:.1%}); conflicts {s['conflicts']}; excluded {s['excluded']}; "
+        f"unlabeled {s['unlabeled']}" + (f"; precision {s['precision']}" if has_gold else "")
+    )
+    if s["skipped_images"]:
+        out.append(f"skipped images: {s['skipped_images']} (listed in report.json)")
+    out += [f"warning: {w}" for w in report["warnings"]]
+    return "\n".join(out)
+
+
+def write_report(report: Mapping[str, Any], folder: str | Path) -> None:
+    """``report.json`` and ``report.html`` in ``folder``."""
+    from jinja2 import Environment
+
+    folder = Path(folder)
+    (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    source = (resources.files("muses.exporters.naive") / "report.html.j2").read_text(encoding="utf-8")
+    template = Environment(autoescape=True).from_string(source)
+    (folder / "report.html").write_text(template.render(r=report, splits=SPLITS), encoding="utf-8")
