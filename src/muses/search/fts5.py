@@ -1,0 +1,175 @@
+"""The default search engine: an SQLite FTS5 index kept in the store's own database file.
+
+Two tables sit beside the store's: ``search_docs`` (one row per indexed item: its id, a stamp
+of what was indexed, whether it has usable images, its stored top class) and ``search_fts``
+(the FTS5 full-text index, rowid = search_docs.rowid). The index refreshes itself lazily:
+before each search a cheap fingerprint of the store (item count, latest ``updated_at``, usable
+images) is compared with the one stored at the last refresh; only when it differs are the
+items whose stamp changed found and reindexed. So imports, ``generate-images`` and
+``classify`` need not know about search at all.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from muses.collection.store import USABLE_STATUSES, Item, Store
+from muses.search import FIELDS, ClassTerm, Filters, Hit, TextTerm
+
+_USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS search_docs (rowid INTEGER PRIMARY KEY, item_id TEXT NOT NULL UNIQUE, "
+    "stamp TEXT NOT NULL, usable INTEGER NOT NULL, top_class TEXT)",
+    "CREATE INDEX IF NOT EXISTS search_docs_top_class ON search_docs (top_class)",
+    # remove_diacritics 2: "Émail" finds "email"; unicode61 also folds case.
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5({', '.join(FIELDS)}, "
+    "tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+# What an item's index row depends on: its fields (updated_at) and its usable images.
+_STAMPS = (
+    "SELECT i.id, COALESCE(i.updated_at, '') || '|' || "
+    f"(SELECT count(*) || ':' || total(im.id) FROM images im WHERE im.item_id = i.id AND im.status IN ({_USABLE})) "
+    "FROM items i"
+)
+_FINGERPRINT = (
+    "SELECT (SELECT count(*) || '|' || COALESCE(max(updated_at), '') FROM items) || '|' || "
+    f"(SELECT count(*) || ':' || total(id) FROM images WHERE status IN ({_USABLE}))"
+)
+
+
+def quote_phrase(phrase: str) -> str:
+    """An FTS5 string literal: the phrase's words, in order, whatever characters it holds."""
+    return '"' + phrase.replace('"', '""') + '"'
+
+
+def match_expression(phrases: Sequence[str], field: str) -> str:
+    """Any of ``phrases`` in column ``field``."""
+    return field + " : (" + " OR ".join(quote_phrase(p) for p in phrases) + ")"
+
+
+class FTS5Engine:
+    """:class:`muses.search.SearchEngine` over an SQLite store."""
+
+    def __init__(self, store: Store):
+        if store.engine.dialect.name != "sqlite":
+            raise ValueError(f"FTS5Engine needs an SQLite store, got {store.engine.dialect.name}")
+        self.store = store
+        with store.engine.begin() as conn:
+            for statement in _SCHEMA:
+                conn.execute(text(statement))
+
+    # -- keeping the index in sync --------------------------------------------------------------
+    def refresh(self, ids: Collection[str] | None = None) -> int:
+        """Reindex ``ids``, or (default) every item changed since the last refresh; returns the
+        number of items (re)indexed or dropped."""
+        with self.store.engine.begin() as conn:
+            fingerprint = conn.execute(text(_FINGERPRINT)).scalar_one()
+            if ids is None:
+                stored = conn.execute(text("SELECT value FROM search_meta WHERE key = 'fingerprint'")).scalar()
+                if stored == fingerprint:
+                    return 0
+            stamps = dict(conn.execute(text(_STAMPS)).all())
+            indexed = dict(conn.execute(text("SELECT item_id, stamp FROM search_docs")).all())
+            if ids is None:
+                stale = [i for i, stamp in stamps.items() if indexed.get(i) != stamp]
+                gone = [i for i in indexed if i not in stamps]
+            else:
+                wanted = {str(i) for i in ids}
+                stale = [i for i in wanted if i in stamps]
+                gone = [i for i in wanted if i in indexed and i not in stamps]
+            self._drop(conn, stale + gone)
+            self._add(conn, self.store.items(stale), stamps)
+            conn.execute(
+                text("INSERT OR REPLACE INTO search_meta (key, value) VALUES ('fingerprint', :v)"),
+                {"v": fingerprint},
+            )
+        return len(stale) + len(gone)
+
+    @staticmethod
+    def _drop(conn: Connection, ids: list[str]) -> None:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            params = {"ids": chunk}
+            conn.execute(
+                text("DELETE FROM search_fts WHERE rowid IN (SELECT rowid FROM search_docs WHERE item_id IN :ids)")
+                .bindparams(bindparam("ids", expanding=True)), params,
+            )
+            conn.execute(
+                text("DELETE FROM search_docs WHERE item_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+                params,
+            )
+
+    @staticmethod
+    def _add(conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
+        for item in items:
+            classes = [c["name"] for c in (item.classification or {}).get("classes", [])]
+            rowid = conn.execute(
+                text("INSERT INTO search_docs (item_id, stamp, usable, top_class) VALUES (:id, :stamp, :usable, :top)"),
+                {"id": item.id, "stamp": stamps[item.id], "usable": len(item.usable_images),
+                 "top": classes[0] if classes else None},
+            ).lastrowid
+            values = {
+                "title": item.title or "",
+                "object_type": " ; ".join(item.object_type or []),
+                "primary_object_type": item.primary_object_type,
+                "material": item.material or "",
+                "period": item.period or "",
+                "description": item.description or "",
+                "predicted": " ; ".join(classes),
+            }
+            conn.execute(
+                text(f"INSERT INTO search_fts (rowid, {', '.join(FIELDS)}) VALUES (:rowid, {', '.join(':' + f for f in FIELDS)})"),
+                {"rowid": rowid, **values},
+            )
+
+    # -- searching -----------------------------------------------------------------------------
+    def search(self, query: Sequence[TextTerm | ClassTerm], filters: Filters | None = None, limit: int = 20) -> list[Hit]:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        filters = filters or Filters()
+        self.refresh()
+        where = []
+        if filters.usable_only:
+            where.append("d.usable > 0")
+        if filters.top_class is not None:
+            where.append("d.top_class = :top_class")
+        scores: dict[str, float] = defaultdict(float)
+        matched: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        excluded = {str(i) for i in filters.exclude_ids}
+        conditions = "".join(" AND " + w for w in where)
+        base = {"top_class": filters.top_class}
+
+        def add(rows, label: str) -> None:
+            for item_id, score in rows:
+                if item_id not in excluded and score > 0:
+                    scores[item_id] += score
+                    matched[item_id].append((score, label))
+
+        with self.store.engine.connect() as conn:
+            for term in query:
+                if isinstance(term, TextTerm):
+                    # One bm25 per field, times the field's boost, summed (a search server's
+                    # multi-field "should" query): boosts act linearly. FTS5's own column
+                    # weights would sit inside bm25's saturating tf and flatten them.
+                    for name, boost in term.fields.items():
+                        if boost > 0:
+                            weights = ", ".join("1.0" if f == name else "0.0" for f in FIELDS)
+                            sql = (f"SELECT d.item_id, -bm25(search_fts, {weights}) * :boost FROM search_fts "
+                                   "JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match")
+                            params = {**base, "boost": float(boost), "match": match_expression(term.phrases, name)}
+                            add(conn.execute(text(sql + conditions), params), term.label)
+                elif isinstance(term, ClassTerm):
+                    sql = "SELECT d.item_id, :boost FROM search_docs d WHERE d.top_class = :name"
+                    params = {**base, "boost": float(term.boost), "name": term.name}
+                    add(conn.execute(text(sql + conditions), params), term.label)
+                else:
+                    raise TypeError(f"a query holds TextTerm and ClassTerm objects, got {type(term).__name__}")
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return [
+            Hit(item_id, score, tuple(dict.fromkeys(label for _, label in sorted(matched[item_id], reverse=True) if label)))
+            for item_id, score in ranked
+        ]

@@ -1,0 +1,145 @@
+"""Similar-object search over a small hand-made collection written into a real SQLite store."""
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from muses.collection.store import Image, Item, Store
+from muses.naive_classification.definitions import parse_definitions
+from muses.search import ClassTerm, Filters, TextTerm, UnsupportedStoreError, index_items, open_engine
+from muses.search.similar import class_query, similar_to_image, similar_to_items
+
+DEFINITIONS = parse_definitions({
+    "class": [
+        {"name": "bust", "synonyms": ["bust", "portrait bust"]},
+        {"name": "vessel", "synonyms": ["vase", "jug"], "fields": {"title": 1, "object_type": 2, "material": 1}},
+        {"name": "photograph", "synonyms": ["photograph", "albumen silver print"]},
+    ]
+})
+
+# id, title, object-type facets, material, stored top class, has a usable image
+COLLECTION = [
+    ("b-head", "Head of a man", ["Sculpture", "Busts"], "Marble", None, True),
+    ("b-title", "Portrait bust of a lady", ["Sculpture"], "Marble", None, True),
+    ("b-both", "Bust of Cicero", ["Sculpture", "Busts"], "Bronze", None, True),
+    ("p-pred", "Portrait of a woman", ["Photographs"], "Albumen silver print", "bust", True),
+    ("p-plain", "View of Paris", ["Photographs"], "Albumen silver print", "photograph", True),
+    ("v-vase", "Vase with flowers", ["Ceramics", "Vases"], "Porcelain", "vessel", True),
+    ("v-jug", "Jug", ["Ceramics"], "Stoneware", None, True),
+    ("v-clay", "Fragment", ["Ceramics"], "Terracotta vase", None, True),
+    ("x-coin", "Coin of Hadrian", ["Coins"], "Silver", None, True),
+    ("x-textile", "Textile fragment", ["Textiles"], "Wool", None, True),
+    ("x-armor", "Helmet", ["Arms and Armor"], "Steel", None, True),
+    ("x-bust-noimg", "Bust of Homer", ["Sculpture", "Busts"], "Marble", None, False),
+]
+
+
+def _item(item_id, title, facets, material, top, usable) -> Item:
+    classification = None
+    if top:
+        classification = {"model": "m", "date": "2026-01-01T00:00:00", "classes": [{"name": top, "probability": 0.9}]}
+    status = "ok" if usable else "problem"
+    return Item(id=item_id, title=title, object_type=facets, material=material, classification=classification,
+                images=[Image(position=0, original=f"/x/{item_id}.jpg", stored_path=f"images/{item_id}.jpg", status=status)])
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    store = Store(f"sqlite:///{tmp_path / 'muses.sqlite'}")
+    with store.transaction() as s:
+        s.add_all(_item(*row) for row in COLLECTION)
+    return store
+
+
+def ids(hits):
+    return [h.item_id for h in hits]
+
+
+def test_class_query_divides_boosts_by_rank_and_expands_plurals():
+    terms = class_query(["vessel", "bust"], DEFINITIONS)
+    vessel_text, vessel_pred, bust_text, bust_pred = terms
+    assert vessel_text.fields == {"title": 1, "object_type": 2, "material": 1}
+    assert bust_text.fields == {"title": 0.5, "object_type": 1.0, "primary_object_type": 1.5}
+    assert (vessel_pred.boost, bust_pred.boost) == (8.0, 4.0)
+    assert {"bust", "busts", "portrait bust", "portrait busts"} == set(bust_text.phrases)
+
+
+def test_similar_ranking_on_a_hand_made_collection(store):
+    engine = open_engine(store)
+    # An uploaded photo: bust first, then photograph, then vessel.
+    probs = np.array([[0.6, 0.1, 0.3]])
+    result = similar_to_image(probs, ["bust", "vessel", "photograph"], engine, definitions=DEFINITIONS)
+    assert result.classes[0] == ("bust", pytest.approx(0.6))
+    # Expected order, reasoned out. Stored predictions weigh most (8 / (rank + 1)): "p-pred"
+    # (predicted bust, rank 0, and a photograph in its facets), "p-plain" (predicted
+    # photograph, rank 1), "v-vase" (predicted vessel, rank 2). Then catalog words of the top
+    # class: "b-both" (title and facets) > "b-title" (title, "bust" and "portrait bust") >
+    # "b-head" (facets only, not the primary one); then the vessels at rank 2, the jug's short
+    # title beating "vase" inside a material. The bust without a usable image never appears.
+    assert ids(result.hits) == ["p-pred", "p-plain", "v-vase", "b-both", "b-title", "b-head", "v-jug", "v-clay"]
+    assert result.hits[0].matched == ("bust (predicted)", "photograph (catalog)")
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_more_like_these_items_excludes_them(store):
+    engine = open_engine(store)
+    items = list(store.items(["v-vase"]))
+    hits = similar_to_items(items, engine, definitions=DEFINITIONS)
+    assert "v-vase" not in ids(hits)
+    # only the other ceramics: vessel words (a jug; "vase" in a material) and the facet
+    assert ids(hits) == ["v-jug", "v-clay"]
+    assert hits[0].matched == ("vessel (catalog)", "object type")
+
+
+def test_filters_and_limit(store):
+    engine = open_engine(store)
+    query = [TextTerm(("marble",), {"material": 1.0}, label="marble")]
+    assert set(ids(engine.search(query))) == {"b-head", "b-title"}
+    assert set(ids(engine.search(query, Filters(usable_only=False)))) == {"b-head", "b-title", "x-bust-noimg"}
+    assert ids(engine.search(query, Filters(exclude_ids={"b-head"}))) == ["b-title"]
+    assert len(engine.search(query, limit=1)) == 1
+    assert ids(engine.search([ClassTerm("vessel", 2.0)], Filters(top_class="vessel"))) == ["v-vase"]
+    with pytest.raises(ValueError, match="limit"):
+        engine.search(query, limit=0)
+    with pytest.raises(ValueError, match="unknown search field"):
+        TextTerm(("x",), {"colour": 1.0})
+
+
+def test_accents_case_and_quotes_in_phrases(store):
+    engine = open_engine(store)
+    assert ids(engine.search([TextTerm(('CICÉRO',), {"title": 1.0})])) == ["b-both"]
+    assert engine.search([TextTerm(('he said "bust', "NEAR(a b)"), {"title": 1.0})]) == []
+
+
+def test_index_follows_store_changes_lazily(store):
+    engine = open_engine(store)
+    query = [TextTerm(("amphora",), {"title": 1.0})]
+    assert engine.search(query) == []
+    later = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=1)
+    with store.transaction() as s:
+        s.get(Item, "x-coin").title = "Amphora"
+        s.get(Item, "x-coin").updated_at = later
+        s.add(_item("new", "Amphora fragment", ["Ceramics"], "", None, True))
+        s.delete(s.get(Item, "v-jug"))
+    assert set(ids(engine.search(query))) == {"x-coin", "new"}
+    assert "v-jug" not in ids(engine.search([TextTerm(("jug",), {"title": 1.0})]))
+    # an image made usable later (generate-images) brings its item in without touching the item
+    homer = [TextTerm(("homer",), {"title": 1.0})]
+    assert engine.search(homer) == []
+    with store.transaction() as s:
+        s.get(Item, "x-bust-noimg").images[0].status = "ok"
+    assert ids(engine.search(homer)) == ["x-bust-noimg"]
+    # nothing changed: nothing reindexed; explicit reindex of named ids
+    assert engine.refresh() == 0
+    assert index_items(store, ["b-head", "gone"]) == 1
+
+
+def test_non_sqlite_store_gets_a_clear_error():
+    # Only the dialect's name is read before refusing; no server database is needed.
+    store = SimpleNamespace(engine=SimpleNamespace(dialect=SimpleNamespace(name="postgresql")))
+    with pytest.raises(UnsupportedStoreError, match="sqlite"):
+        open_engine(store)
