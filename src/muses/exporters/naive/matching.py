@@ -110,32 +110,36 @@ class Matcher:
         item_id = str(record.get("id", ""))
         facets = record.get("object_type") or ()
         facets = (facets,) if isinstance(facets, str) else tuple(facets)
-        found, vetoed = self._scan_facets(facets) if facets else ((), ())
-        hits, vetoes = list(found), list(vetoed)
+        hits, vetoes = self._scan_facets(facets) if facets else ((), ())
         for field in self._text_fields:
             value = record.get(field)
             if value:
                 found, vetoed = self._scan(field, value)
                 hits += found
                 vetoes += vetoed
-        if not vetoes and hits and all(h.cls == hits[0].cls for h in hits):  # the common case: one class
-            best = max(hits, key=_rank)  # the first hit of the best rank
-            return Label(item_id, best.cls, LABELED, best.keyword, best.field, tuple(hits), (best.cls,), ())
+        if hits and not vetoes:
+            first = hits[0].cls
+            for h in hits:
+                if h.cls != first:
+                    break
+            else:  # the common case: one class, no veto
+                best = max(hits, key=_rank)  # the first hit of the best rank
+                return Label(item_id, first, LABELED, best.keyword, best.field, hits, (first,), ())
         vetoes = list(dict.fromkeys(vetoes))  # one veto found in two fields is one veto
         if not hits:
             return Label(item_id, None, UNLABELED, None, None, (), (), tuple(vetoes))
         vetoed = {cls for cls, _ in vetoes}
         live = [h for h in hits if h.cls not in vetoed]
         if not live:
-            return Label(item_id, None, EXCLUDED, None, None, tuple(hits), (), tuple(vetoes))
+            return Label(item_id, None, EXCLUDED, None, None, hits, (), tuple(vetoes))
         top = max(h.rank for h in live)
         best = [h for h in live if h.rank == top]
         tied = sorted({h.cls for h in best}, key=self._order.__getitem__)
         winner = tied[0] if len(tied) == 1 else self._resolve(tied, live)
         if winner is None:
-            return Label(item_id, None, CONFLICT, None, None, tuple(hits), tuple(tied), tuple(vetoes))
+            return Label(item_id, None, CONFLICT, None, None, hits, tuple(tied), tuple(vetoes))
         decisive = next(h for h in best if h.cls == winner)
-        return Label(item_id, winner, LABELED, decisive.keyword, decisive.field, tuple(hits), tuple(tied), tuple(vetoes))
+        return Label(item_id, winner, LABELED, decisive.keyword, decisive.field, hits, tuple(tied), tuple(vetoes))
 
     def _resolve(self, tied: list[str], live: list[Hit]) -> str | None:
         policy = self.definitions.conflict_policy
