@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -185,6 +186,15 @@ def test_interrupted_export_leaves_no_half_dataset(hand_made, monkeypatch):
     assert [p.name for p in out.parent.iterdir()] == ["naive"]
 
 
+def test_folders_of_killed_exports_are_removed(hand_made):
+    datasets = hand_made.datasets_dir
+    killed, running = datasets / ".naive.tmp-999999999-abc", datasets / f".naive.tmp-{os.getpid()}-xyz"
+    for folder in (killed, running):
+        (folder / "images").mkdir(parents=True)
+    NaiveExporter(min_items=3, progress=False).export(hand_made)
+    assert not killed.exists() and running.exists()
+
+
 def test_preview_writes_nothing(hand_made):
     report = preview(hand_made, progress=False)
     assert report["summary"]["labeled"] == 15 and report["summary"]["dataset_items"] == 0
@@ -253,3 +263,7 @@ def test_met_sample_with_demo_definitions(project, met_sample):
     for row in read_manifest(result.path):
         assert splits.setdefault(row["item_id"], row["split"]) == row["split"]
     assert len(splits) == 171
+    other = NaiveExporter(definitions=REPO / "examples" / "definitions.toml", seed=1, progress=False).export(
+        project, out=project.root / "seed1")
+    assert (other.path / "manifest.csv").read_bytes() != (result.path / "manifest.csv").read_bytes()
+    assert other.report["classes"] == result.report["classes"]  # same counts per class and split

@@ -193,7 +193,7 @@ def parse_definitions(data: dict[str, Any], path: Path | str = "<definitions>") 
         plurals=plurals,
         default_fields=default_fields,
         digest=hashlib.sha256(blob.encode("utf-8")).hexdigest(),
-        path=Path(path) if not isinstance(path, Path) else path,
+        path=Path(path),
     )
 
 

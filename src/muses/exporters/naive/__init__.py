@@ -57,6 +57,26 @@ def _image_name(item_id: str, position: int, suffix: str) -> str:
     return f"{safe}_{position}{suffix or '.jpg'}"
 
 
+def _remove_abandoned(out: Path) -> None:
+    """Delete the temporary folders of earlier exports to ``out`` whose process is gone
+    (killed before it could clean up); a running export's folder is left alone."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(?:tmp|old)-(\d+)(?:-.*)?")
+    for path in out.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 @dataclass
 class _Labeled:
     labels: list[Label]
@@ -202,7 +222,8 @@ class NaiveExporter:
         out.parent.mkdir(parents=True, exist_ok=True)
         # Everything goes into a temporary sibling first, then one rename makes it visible, so
         # an interrupted export never leaves a half dataset that looks complete.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        _remove_abandoned(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
         try:
             (tmp / "images").mkdir()
             for row in tqdm(rows, desc="copying images", unit="img", disable=not self.progress):

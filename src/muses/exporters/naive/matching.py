@@ -44,7 +44,7 @@ def record_fields(item: Any) -> dict[str, Any]:
     return {
         "id": str(item.id),
         "title": item.title or "",
-        "object_type": list(item.object_type or []),
+        "object_type": [str(f) for f in item.object_type or []],
         "material": item.material or "",
         "period": item.period or "",
         "description": item.description or "",
