@@ -120,7 +120,7 @@ def test_dataset_folder_follows_the_contract(hand_made):
     assert meta["classes"] == ["bust", "vase", "medal"] and meta["seed"] == 7 and meta["exporter"] == "naive"
     assert meta["split"] == [0.7, 0.15, 0.15] and len(meta["definitions_digest"]) == 64
     html = (out / "report.html").read_text()
-    assert "Labeling report" in html and "Bust on a vase" in html
+    assert "Labeling report" in html and "Bust on a vase" in html and "19 items (17 with usable images)" in html
     assert json.loads((out / "report.json").read_text())["summary"]["labeled"] == 15
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
 
