@@ -188,7 +188,7 @@ class Classifier:
             class_weights = torch.tensor(cw, dtype=torch.float32, device=self.device)
         else:
             class_weights = None
-        ckpt_path = self._models_dir() / f"{model_name}.checkpoint.safetensors"
+        ckpt_path = self.output_dir() / f"{model_name}.checkpoint.safetensors"
         run_key = self._run_key(phases, weighted)
         state = self._resume_state(ckpt_path, run_key) if resume else None
         if state is None:
@@ -248,11 +248,12 @@ class Classifier:
             state.update(epoch=0, best=None)
         self.net.eval()
         if save:
-            self.save(self._models_dir() / model_name)
+            self.save(self.output_dir() / model_name)
         ckpt_path.unlink(missing_ok=True)
         return run_history
 
-    def _models_dir(self) -> Path:
+    def output_dir(self) -> Path:
+        """Where the model file and the checkpoint go: ``models_dir``, else the project's models folder."""
         if self.models_dir is None:
             from muses.config import find_project
 
