@@ -223,6 +223,14 @@ def test_exporter_registry():
         load_exporter("nope")
 
 
+@pytest.mark.parametrize("command", ["export-classification-data", "label-preview"])
+def test_cli_help_has_examples(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"examples:\n  muses {command}" in capsys.readouterr().out
+
+
 def test_cli_export_and_errors(hand_made, capsys):
     assert main(["export-classification-data", "--exporter", "naive", "--min-items", "3", "--seed", "2"]) == 0
     out = capsys.readouterr().out
@@ -230,7 +238,7 @@ def test_cli_export_and_errors(hand_made, capsys):
     assert main(["export-classification-data", "--exporter", "nope"]) == 2
     assert "available: " in capsys.readouterr().err
     assert main(["export-classification-data", "--min-items", "50"]) == 2
-    assert "lower --min-items" in capsys.readouterr().err
+    assert "'bust' has 4" in capsys.readouterr().err
     assert main(["export-classification-data", "--split", "0.5,0.5"]) == 2
     bad = hand_made.root / "bad.toml"
     bad.write_text("[[class]]\nname = 'x'\n", encoding="utf-8")

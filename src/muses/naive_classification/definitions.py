@@ -13,7 +13,7 @@ import re
 import sys
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,7 @@ class Definitions:
     synonyms_extended: dict[str, dict[str, Any]]
     conflict_policy: str = "drop"
     plurals: bool = True
-    default_fields: dict[str, int] | None = None
+    default_fields: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
     digest: str = ""
     path: Path | None = None
 
