@@ -61,6 +61,15 @@ def command_parser(subparsers, name: str, *, help: str, examples: str = "") -> a
     return parser
 
 
+def format_table(headers: list[str], rows: list[list]) -> str:
+    """A plain-text summary table: first column left-aligned, the others right-aligned."""
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from muses.config import ConfigError
 

@@ -1,0 +1,135 @@
+"""Classify the collection: the model's top-k classes for every item, stored on the item.
+
+An item's probabilities are the mean over its usable photos. Each batch of predictions is
+committed on its own, so an interrupted run loses at most one batch and the next run goes on
+from there (items already classified are skipped unless ``update_existing``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from sqlalchemy import select
+from tqdm import tqdm
+
+from muses.collection.store import USABLE_STATUSES, Image, Item, Store
+from muses.config import Project
+from muses.naive_classification.helpers import load_model
+from muses.naive_classification.preprocessing import open_image
+
+
+@dataclass
+class ClassifyReport:
+    model: str
+    classified: list[str] = field(default_factory=list)
+    skipped_existing: int = 0  # already classified, left as they were
+    without_images: list[str] = field(default_factory=list)  # no usable image to look at
+    failed: dict[str, str] = field(default_factory=dict)  # item id -> why none of its images could be read
+    unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # (item id, image path, why)
+
+
+def classification(class_names: Sequence[str], probabilities: np.ndarray, *, model: str, top_k: int = 5,
+                   date: str | None = None) -> dict:
+    """The stored form of one object's prediction: top-k classes, probabilities averaged over
+    its photos (rows of ``probabilities``)."""
+    mean = np.atleast_2d(probabilities).mean(axis=0)
+    order = np.argsort(-mean, kind="stable")[:top_k]
+    return {
+        "model": model,
+        "date": date or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "classes": [{"name": class_names[i], "probability": round(float(mean[i]), 6)} for i in order],
+    }
+
+
+def _plan(store: Store, update_existing: bool) -> tuple[list[str], int, list[str]]:
+    """(item ids to classify, how many are skipped as already classified, ids without usable images)."""
+    with store.session() as s:
+        usable = set(s.scalars(select(Image.item_id).where(Image.status.in_(USABLE_STATUSES)).distinct()))
+        rows = s.execute(select(Item.id, Item.classification.is_not(None)).order_by(Item.id)).all()
+    todo, skipped, without = [], 0, []
+    for item_id, done in rows:
+        if item_id not in usable:
+            without.append(item_id)
+        elif done and not update_existing:
+            skipped += 1
+        else:
+            todo.append(item_id)
+    return todo, skipped, without
+
+
+def _batches(ids: list[str], store: Store, batch_size: int):
+    """Items in groups of about ``batch_size`` photos (an item's photos are never split)."""
+    batch: list[Item] = []
+    n_images = 0
+    for item in store.items(ids):
+        batch.append(item)
+        n_images += len(item.usable_images)
+        if n_images >= batch_size:
+            yield batch
+            batch, n_images = [], 0
+    if batch:
+        yield batch
+
+
+def classify_collection(
+    project: Project,
+    *,
+    model_path: str | Path | None = None,
+    runtime: str = "auto",
+    batch_size: int = 32,
+    top_k: int = 5,
+    update_existing: bool = False,
+    progress: bool = False,
+    on_batch: Callable[[list[str]], None] | None = None,
+) -> ClassifyReport:
+    """Predict every item with usable images that has no classification yet (all of them with
+    ``update_existing``) and store ``{"model", "date", "classes": [{"name", "probability"}]}``
+    on it. ``on_batch`` is called with the ids of each committed batch."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    clf = load_model(model_path or project.model_path, runtime=runtime, project=project)
+    model_name = getattr(clf, "name", "") or Path(model_path or project.model_path).stem
+    store = Store.for_project(project)
+    todo, skipped, without = _plan(store, update_existing)
+    report = ClassifyReport(model=model_name, skipped_existing=skipped, without_images=without)
+    bar = tqdm(total=len(todo), desc="classify", unit="item", disable=not progress)
+    try:
+        for items in _batches(todo, store, batch_size):
+            images: list[PILImage.Image] = []
+            owners: list[int] = []  # index into items, per decoded image
+            for n, item in enumerate(items):
+                for im in item.usable_images:
+                    path = project.path(im.stored_path or im.original)
+                    try:
+                        images.append(open_image(path, clf.cfg.input_size))
+                        owners.append(n)
+                    except (OSError, ValueError) as exc:  # missing, truncated or not an image
+                        report.unreadable.append((item.id, str(path), str(exc)))
+            probs = clf.predict_pil(images, batch_size=batch_size) if images else np.zeros((0, 0))
+            owner = np.asarray(owners)
+            now = dt.datetime.now(dt.timezone.utc)
+            done = []
+            with store.transaction() as s:
+                for n, item in enumerate(items):
+                    rows = probs[owner == n] if images else probs
+                    if len(rows) == 0:
+                        report.failed[item.id] = "none of its usable images could be read"
+                        continue
+                    stored = s.get(Item, item.id)
+                    stored.classification = classification(
+                        clf.class_names, rows, model=model_name, top_k=top_k, date=now.isoformat(timespec="seconds"))
+                    stored.updated_at = now.replace(tzinfo=None)  # the search index refreshes from this
+                    done.append(item.id)
+            report.classified += done
+            bar.update(len(items))
+            if on_batch:
+                on_batch(done)
+    finally:
+        bar.close()
+    return report

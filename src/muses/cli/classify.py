@@ -1,0 +1,150 @@
+"""`muses classify` and `muses similar`."""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+from muses.cli import UsageError, command_parser, format_table
+from muses.config import find_project
+
+CLASSIFY_EXAMPLES = """\
+  muses classify                        # items not classified yet; resumes after Ctrl-C
+  muses classify --update-existing      # everything again, e.g. after retraining
+  muses classify --top-k 3 --batch-size 64 --model models/naive.safetensors
+
+Stores on each item {"model", "date", "classes": [{"name", "probability"}, ...]}, averaged
+over the item's usable photos, and writes classify-report.json (every item left out, and why).
+"""
+
+SIMILAR_EXAMPLES = """\
+  muses similar photo.jpg                 # objects like the one in the photo
+  muses similar front.jpg back.jpg        # two photos of one object
+  muses similar --ids 10427 10512 --limit 10 --json
+"""
+LISTED = 20  # ids printed per list; the report file holds them all
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    from muses.naive_classification.helpers import RUNTIMES
+
+    p = command_parser(subparsers, "classify", help="store the model's top classes on every item of the collection",
+                       examples=CLASSIFY_EXAMPLES)
+    p.add_argument("--update-existing", action="store_true", help="classify items that already have a classification too")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="photos per batch and commit (default 32)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto", help="inference runtime (default auto)")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="classes stored per item (default 5)")
+    p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
+    p.set_defaults(func=run_classify)
+
+    p = command_parser(subparsers, "similar", help="find collection objects similar to photos or to given items",
+                       examples=SIMILAR_EXAMPLES)
+    p.add_argument("images", nargs="*", type=Path, metavar="IMG", help="photos of one object")
+    p.add_argument("--ids", nargs="+", metavar="ID", help="item ids: more objects like these")
+    p.add_argument("--limit", type=_positive_int, default=20, help="results (default 20)")
+    p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_similar)
+
+
+def _load(loader, *args, **kwargs):
+    """Run ``loader``, turning a missing/bad model or definitions file into a usage error."""
+    from muses.naive_classification.helpers import DefinitionsMismatchWarning
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DefinitionsMismatchWarning)
+            result = loader(*args, **kwargs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    return result
+
+
+def _ids(label: str, ids: list[str]) -> None:
+    if ids:
+        more = f" … and {len(ids) - LISTED} more" if len(ids) > LISTED else ""
+        print(f"{label}: {', '.join(ids[:LISTED])}{more}")
+
+
+def run_classify(args) -> int:
+    from muses.classify import classify_collection
+    from muses.naive_classification.helpers import load_model
+
+    project = find_project(args.project)
+    _load(load_model, args.model or project.model_path, runtime=args.runtime, project=project)  # fail fast, once
+    report = classify_collection(
+        project, model_path=args.model, runtime=args.runtime, batch_size=args.batch_size, top_k=args.top_k,
+        update_existing=args.update_existing, progress=True,
+    )
+    out = project.root / "classify-report.json"
+    out.write_text(json.dumps({
+        "model": report.model, "classified": len(report.classified), "skipped_existing": report.skipped_existing,
+        "without_images": report.without_images, "failed": report.failed,
+        "unreadable_images": [{"item_id": i, "path": p, "error": e} for i, p, e in report.unreadable],
+    }, indent=2), encoding="utf-8")
+    _ids("no usable image (run `muses generate-images`)", report.without_images)
+    _ids("every image unreadable", sorted(report.failed))
+    print(format_table(["items", "count"], [
+        ["classified now", len(report.classified)],
+        ["already classified (kept)", report.skipped_existing],
+        ["no usable image", len(report.without_images)],
+        ["images unreadable", len(report.failed)],
+    ]))
+    print(f"model {report.model}; report: {out}")
+    return 0  # items left out are listed above and in the report, not failures of the run
+
+
+def run_similar(args) -> int:
+    from muses.collection.store import Store
+    from muses.naive_classification.definitions import load_definitions
+    from muses.naive_classification.helpers import load_model
+    from muses.naive_classification.preprocessing import open_image
+    from muses.search import open_engine
+    from muses.search.similar import similar_to_image, similar_to_items
+
+    if bool(args.images) == bool(args.ids):
+        raise UsageError("give photos (IMG ...) or --ids, not both and not neither")
+    project = find_project(args.project)
+    store = Store.for_project(project)
+    engine = _load(open_engine, store)
+    definitions = _load(load_definitions, project.definitions_path) if project.definitions_path.is_file() else None
+    classes = []
+    if args.ids:
+        items = list(store.items(args.ids))
+        missing = sorted(set(args.ids) - {i.id for i in items})
+        if missing:
+            raise UsageError(f"no item with id {', '.join(missing)} in the store")
+        hits = similar_to_items(items, engine, definitions=definitions, limit=args.limit)
+    else:
+        clf = _load(load_model, args.model or project.model_path, project=project)
+        try:
+            photos = [open_image(p) for p in args.images]
+        except OSError as exc:
+            raise UsageError(f"cannot read photo: {exc}") from exc
+        result = similar_to_image(clf.predict_pil(photos), clf.class_names, engine, definitions=definitions, limit=args.limit)
+        classes, hits = result.classes[:5], result.hits
+    titles = {i.id: i.title for i in store.items([h.item_id for h in hits])}
+    if args.json:
+        print(json.dumps({
+            "classes": [{"name": n, "probability": p} for n, p in classes],
+            "similar": [{"item_id": h.item_id, "title": titles.get(h.item_id, ""), "score": round(h.score, 4),
+                         "matched": list(h.matched)} for h in hits],
+        }, indent=2, ensure_ascii=False))
+        return 0
+    if classes:
+        print(format_table(["class", "probability"], [[n, f"{p:.3f}"] for n, p in classes]))
+        print()
+    print(format_table(["item", "score", "title", "matched"],
+                       [[h.item_id, f"{h.score:.2f}", titles.get(h.item_id, "")[:50], ", ".join(h.matched)] for h in hits]))
+    print(f"{len(hits)} similar objects")
+    return 0
