@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
