@@ -1,0 +1,143 @@
+"""Pictures and pages a person looks at: the confusion-matrix PNG, HTML galleries, CSV lists.
+
+Galleries embed small JPEG thumbnails, so a page stays readable when it is mailed or moved
+away from the images.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from jinja2 import Environment
+from PIL import Image, UnidentifiedImageError
+
+matplotlib.use("Agg")  # no display on servers; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+
+THUMBNAIL_SIZE = 160
+
+# (caption, headers, rows): a small table shown above the gallery.
+Table = tuple[str, Sequence[str], Sequence[Sequence[Any]]]
+
+_GALLERY = Environment(autoescape=True).from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+table.summary { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+table.summary td, table.summary th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
+.grid { display: flex; flex-wrap: wrap; gap: 1em; }
+.card { width: 200px; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em; font-size: 0.85em; }
+.card img { display: block; max-width: 100%; margin: 0 auto 0.4em; }
+.card dt { color: #666; } .card dd { margin: 0 0 0.3em 0; overflow-wrap: anywhere; }
+.missing { height: 100px; background: #eee; color: #888; display: flex; align-items: center; justify-content: center; }
+</style></head><body>
+<h1>{{ title }}</h1>
+{% for note in notes %}<p>{{ note }}</p>{% endfor %}
+{% for caption, headers, rows in tables %}
+<table class="summary"><caption>{{ caption }}</caption>
+<tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% endfor %}
+{% if not cards %}<p class="empty">Nothing to show.</p>{% endif %}
+<div class="grid">
+{% for card in cards %}
+<div class="card" data-id="{{ card.id }}">
+{% if card.thumbnail %}<img src="data:image/jpeg;base64,{{ card.thumbnail }}" alt="{{ card.id }}">
+{% else %}<div class="missing">image unreadable</div>{% endif %}
+<dl>{% for label, value in card.fields %}<dt>{{ label }}</dt><dd>{{ value }}</dd>{% endfor %}</dl>
+</div>
+{% endfor %}
+</div>
+</body></html>
+""")
+
+
+def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str | Path, *, title: str = "") -> Path:
+    """Two panels: counts, and rows normalized to 1 (recall on the diagonal); class names on both axes."""
+    confusion = np.asarray(confusion)
+    n = len(class_names)
+    if confusion.shape != (n, n):
+        raise ValueError(f"confusion must be {n}x{n} for {n} class names, got {confusion.shape}")
+    totals = confusion.sum(axis=1, keepdims=True)
+    normalized = np.divide(confusion, totals, out=np.zeros(confusion.shape, dtype=float), where=totals > 0)
+    side = max(4.0, 0.55 * n + 2.5)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side))
+    for ax, values, label, fmt in ((axes[0], confusion, "counts", "d"), (axes[1], normalized, "row-normalized", ".2f")):
+        image = ax.imshow(values, cmap="Blues", vmin=0, vmax=values.max() or 1)
+        ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+        ax.set_yticks(range(n), class_names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("catalog (naive) class")
+        ax.set_title(label)
+        threshold = (values.max() or 1) / 2
+        for t in range(n):
+            for p in range(n):
+                ax.text(p, t, format(values[t, p], fmt), ha="center", va="center", fontsize=8,
+                        color="white" if values[t, p] > threshold else "black")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def thumbnail(path: str | Path, size: int = THUMBNAIL_SIZE) -> str | None:
+    """A base64 JPEG thumbnail, or None when the file is missing or cannot be decoded."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((size, size))
+    except (OSError, UnidentifiedImageError):
+        return None
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def write_gallery(
+    path: str | Path,
+    title: str,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    notes: Sequence[str] = (),
+    tables: Sequence[Table] = (),
+) -> Path:
+    """An HTML page with one card per row: the thumbnail of ``row["image"]`` and ``columns``.
+
+    ``row["id"]`` is written as the card's ``data-id``; floats are shown with 3 decimals.
+    """
+    cards = [
+        {
+            "id": row.get("id", ""),
+            "thumbnail": thumbnail(row["image"]),
+            "fields": [(col, f"{row[col]:.3f}" if isinstance(row.get(col), float) else row.get(col, "")) for col in columns],
+        }
+        for row in rows
+    ]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_GALLERY.render(title=title, notes=notes, tables=tables, cards=cards), encoding="utf-8")
+    return path
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """A CSV with a header line of ``columns`` (other keys of the rows are left out)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -1,0 +1,93 @@
+"""Confident learning finds labels we flipped on purpose."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from muses.naive_classification import label_issues as li
+
+
+def _blobs(n_per_class=60, n_classes=3, dim=16, seed=0, photos_per_item=1):
+    """Separable Gaussian blobs as stand-in features; each item has ``photos_per_item`` rows."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 4, size=(n_classes, dim))
+    items = np.repeat(np.arange(n_classes * n_per_class), photos_per_item)
+    truth = items // n_per_class
+    x = centers[truth] + rng.normal(0, 1, size=(len(items), dim))
+    return x, truth, items
+
+
+def _flip(labels_by_item, fraction, n_classes, seed):
+    rng = np.random.default_rng(seed)
+    n = len(labels_by_item)
+    flipped = rng.choice(n, size=int(round(fraction * n)), replace=False)
+    noisy = labels_by_item.copy()
+    noisy[flipped] = (noisy[flipped] + rng.integers(1, n_classes, size=len(flipped))) % n_classes
+    return noisy, set(flipped.tolist())
+
+
+@pytest.mark.parametrize("photos_per_item", [1, 2])
+def test_injected_label_errors_are_found(photos_per_item):
+    x, truth, items = _blobs(photos_per_item=photos_per_item)
+    item_truth = truth[::photos_per_item]
+    item_noisy, flipped = _flip(item_truth, 0.10, 3, seed=1)
+    noisy = item_noisy[items]  # an item's photos share its catalog label
+    probs = li.out_of_sample_probs(x, noisy, groups=items, folds=5, seed=0)
+    assert probs.shape == (len(x), 3) and np.allclose(probs.sum(1), 1)
+    _, item_probs = li.mean_by_group(probs, items)
+    found = set(li.find_label_issues(item_noisy, item_probs).tolist())
+    hits = len(found & flipped)
+    precision, recall = hits / max(1, len(found)), hits / len(flipped)
+    print(f"flipped {len(flipped)}, flagged {len(found)}: precision {precision:.2f}, recall {recall:.2f}")
+    assert recall >= 0.8 and precision >= 0.6
+
+
+def test_ranking_puts_the_least_self_confident_first():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    probs = np.array([[0.9, 0.1]] * 3 + [[0.05, 0.95]] + [[0.1, 0.9]] * 3 + [[0.7, 0.3]])
+    # row 3 is labeled 0 with p(0) = 0.05, row 7 labeled 1 with p(1) = 0.3
+    assert li.find_label_issues(labels, probs).tolist() == [3, 7]
+
+
+def test_groups_never_straddle_folds():
+    x, truth, items = _blobs(n_per_class=10, photos_per_item=3)
+    # A head that sees an item's other photos would predict its twin perfectly; with groups
+    # respected, swapping one item's label for all its photos must still leave it flagged.
+    noisy = truth.copy()
+    noisy[items == 0] = 1
+    probs = li.out_of_sample_probs(x, noisy, groups=items, folds=5, seed=0)
+    assert probs[items == 0].argmax(1).tolist() == [0, 0, 0]
+
+
+def test_same_seed_same_probs_and_missing_classes():
+    x, truth, items = _blobs(n_per_class=12)
+    a = li.out_of_sample_probs(x, truth, items, folds=3, seed=7)
+    assert np.array_equal(a, li.out_of_sample_probs(x, truth, items, folds=3, seed=7))
+    # a class with a single item: absent from its own fold's training rows, probability 0 there
+    labels = truth.copy()
+    labels[0] = 3
+    p = li.out_of_sample_probs(x, labels, items, folds=3, seed=0, n_classes=4)
+    assert p.shape == (len(x), 4) and p[0, 3] == 0
+
+
+def test_bad_arguments():
+    x, truth, items = _blobs(n_per_class=2)
+    with pytest.raises(ValueError, match="at least 10 objects"):
+        li.out_of_sample_probs(x, truth, items, folds=10)
+    with pytest.raises(ValueError, match="folds must be"):
+        li.out_of_sample_probs(x, truth, items, folds=1)
+    with pytest.raises(ValueError, match="features must be"):
+        li.out_of_sample_probs(x[:3], truth, items)
+    with pytest.raises(ValueError, match="threshold"):
+        li.suggest_labels(np.ones((1, 2)) / 2, threshold=0)
+
+
+def test_suggest_labels():
+    probs = np.array([[0.5, 0.5], [0.95, 0.05], [0.02, 0.98], [0.89, 0.11]])
+    assert li.suggest_labels(probs, 0.9).tolist() == [2, 1]
+    assert li.suggest_labels(np.zeros((0, 2))).tolist() == []
+
+
+def test_mean_by_group():
+    groups, means = li.mean_by_group(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), ["b", "a", "b"])
+    assert groups == ["b", "a"] and means.tolist() == [[0.75, 0.25], [0.0, 1.0]]
