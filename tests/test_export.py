@@ -14,7 +14,10 @@ from muses.cli import main
 from muses.collection.store import OK, PROBLEM, Image, Item, Store
 from muses.exporters import UnknownExporterError, available_exporters, load_exporter
 from muses.exporters.naive import NaiveExporter, preview
+from muses.exporters.naive.matching import label_records
+from muses.exporters.naive.report import build_report
 from muses.exporters.naive.splitting import SplitError, parse_split, split_counts, stratified_split
+from muses.naive_classification.definitions import parse_definitions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -275,3 +278,13 @@ def test_met_sample_with_demo_definitions(project, met_sample):
         project, out=project.root / "seed1")
     assert (other.path / "manifest.csv").read_bytes() != (result.path / "manifest.csv").read_bytes()
     assert other.report["classes"] == result.report["classes"]  # same counts per class and split
+
+
+def test_report_counts_a_vetoed_class_as_vetoed_not_overridden():
+    d = parse_definitions({"class": [{"name": "scarab", "synonyms": ["scarab"], "exclude": ["scaraboid"]},
+                                     {"name": "seal", "synonyms": ["seal"]}]})
+    labels = label_records([{"id": "1", "title": "Scarab seal", "object_type": ["Scaraboids"]}], d)
+    report = build_report(labels, d, titles={}, with_images=[])
+    keywords = {k["keyword"]: k for k in report["keywords"]}
+    assert (keywords["scarab"]["vetoed"], keywords["scarab"]["overridden"], keywords["seal"]["decided"]) == (1, 0, 1)
+    assert report["summary"]["coverage"] == 1.0

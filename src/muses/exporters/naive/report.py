@@ -66,9 +66,12 @@ def build_report(
         split_items[row["class"]][row["split"]].add(row["item_id"])
         split_images[row["class"]][row["split"]] += 1
 
+    labeled_by_class: dict[str, list[Label]] = defaultdict(list)
+    for label in labeled:
+        labeled_by_class[label.cls].append(label)
     classes = []
     for cls_id, name in definitions.classes.items():
-        mine = [label for label in labeled if label.cls == name]
+        mine = labeled_by_class[name]
         entry = {
             "id": cls_id,
             "name": name,
@@ -79,8 +82,8 @@ def build_report(
         }
         if gold is not None:
             checked = [label for label in mine if label.item_id in gold]
-            truly = [i for i, g in gold.items() if g == name]
-            found = sum(1 for label in labeled if label.item_id in truly and label.cls == name)
+            truly = {i for i, g in gold.items() if g == name}
+            found = sum(1 for label in mine if label.item_id in truly)
             entry["gold_checked"] = len(checked)
             entry["precision"] = _precision(sum(gold[label.item_id] == name for label in checked), len(checked))
             entry["recall"] = _precision(found, len(truly))
@@ -89,13 +92,14 @@ def build_report(
     keywords = {(cls, kw): Counter() for cls, spec in definitions.synonyms_extended.items() for kw in spec["synonyms"]}
     for label in labels:
         hit_classes = {h.cls for h in label.hits}
+        vetoed = {cls for cls, _ in label.vetoes}
         for cls, kw in {(h.cls, h.keyword) for h in label.hits}:
             stats = keywords[(cls, kw)]
             stats["hits"] += 1
             stats["overlaps"] += len(hit_classes) > 1
             stats["conflicts"] += label.status == CONFLICT and cls in label.candidates
-            stats["overridden"] += label.status == LABELED and label.cls != cls
-            stats["vetoed"] += label.status != LABELED and any(v == cls for v, _ in label.vetoes)
+            stats["vetoed"] += cls in vetoed
+            stats["overridden"] += label.status == LABELED and label.cls != cls and cls not in vetoed
         if label.status == LABELED:
             stats = keywords[(label.cls, label.keyword)]
             stats["decided"] += 1
