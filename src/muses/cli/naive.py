@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
+from typing import Any
 
-from muses.cli import UsageError, command_parser
+from muses.cli import UsageError, command_parser, format_table
 from muses.config import find_project
 
 EXPORT_EXAMPLES = """\
@@ -65,7 +67,6 @@ def _bad_input() -> tuple[type[Exception], ...]:
 
 def run_export(args) -> int:
     from muses.exporters import load_exporter
-    from muses.exporters.naive.report import format_report
 
     project = find_project(args.project)
     try:
@@ -76,7 +77,7 @@ def run_export(args) -> int:
         result = exporter.export(project, out=args.out)
     except _bad_input() as exc:
         raise UsageError(str(exc)) from exc
-    print(format_report(result.report))
+    print(_format_report(result.report))
     s = result.report["summary"]
     print(f"\nwrote {result.path}: {s['dataset_items']} items, {s['dataset_images']} images")
     return 0
@@ -84,12 +85,45 @@ def run_export(args) -> int:
 
 def run_preview(args) -> int:
     from muses.exporters.naive import preview
-    from muses.exporters.naive.report import format_report
 
     project = find_project(args.project)
     try:
         report = preview(project, definitions=args.definitions, gold=args.gold)
     except _bad_input() as exc:
         raise UsageError(str(exc)) from exc
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else _format_report(report))
     return 0
+
+
+def _format_report(report: Mapping[str, Any]) -> str:
+    """The report as plain-text tables for the terminal: keywords, conflicts, then the
+    per-class summary last, where a user looks first."""
+    s = report["summary"]
+    has_gold = "precision" in s
+    header = ["keyword", "class", "hits", "decided", "overlaps", "overridden", "conflicts", "vetoed"]
+    rows = [[k[h] for h in header] for k in report["keywords"]]
+    if has_gold:
+        header.append("precision")
+        rows = [row + [k["precision"]] for row, k in zip(rows, report["keywords"])]
+    out = format_table(header, rows).splitlines()
+    if report["conflict_examples"]:
+        out += ["", f"conflicts (first {len(report['conflict_examples'])} of {s['conflicts']}):"]
+        out += [f"  {c['id']}  {', '.join(c['classes'])}  {c['title'][:60]}" for c in report["conflict_examples"]]
+    out.append("")
+    splits = list(report["classes"][0]["images"]) if s["dataset_items"] else []  # a preview has no split
+    header = ["class", "labeled", "with images", *(f"{x} img" for x in splits)] + (["precision"] if has_gold else [])
+    rows = [
+        [c["name"], c["labeled"], c["labeled_with_images"], *(c["images"][x] for x in splits)]
+        + ([c["precision"]] if has_gold else [])
+        for c in report["classes"]
+    ]
+    out += format_table(header, rows).splitlines()
+    out.append(
+        f"items {s['items']} (with usable images {s['items_with_images']}); labeled {s['labeled']} "
+        f"(coverage {s['coverage']:.1%}); conflicts {s['conflicts']}; excluded {s['excluded']}; "
+        f"unlabeled {s['unlabeled']}" + (f"; precision {s['precision']}" if has_gold else "")
+    )
+    if s["skipped_images"]:
+        out.append(f"skipped images: {s['skipped_images']} (listed in report.json)")
+    out += [f"warning: {w}" for w in report["warnings"]]
+    return "\n".join(out)

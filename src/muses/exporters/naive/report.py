@@ -157,48 +157,6 @@ def build_report(
     return report
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    cells = [[str(h) for h in header]] + [["-" if v is None else str(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
-
-
-def format_report(report: Mapping[str, Any]) -> str:
-    """The report as plain-text tables for the terminal: keywords, conflicts, then the
-    per-class summary last, where a user looks first."""
-    s = report["summary"]
-    has_gold = "precision" in s
-    header = ["keyword", "class", "hits", "decided", "overlaps", "overridden", "conflicts", "vetoed"]
-    rows = [[k[h] for h in header] for k in report["keywords"]]
-    if has_gold:
-        header.append("precision")
-        rows = [row + [k["precision"]] for row, k in zip(rows, report["keywords"])]
-    out = _table(header, rows)
-    if report["conflict_examples"]:
-        out += ["", f"conflicts (first {len(report['conflict_examples'])} of {s['conflicts']}):"]
-        out += [f"  {c['id']}  {', '.join(c['classes'])}  {c['title'][:60]}" for c in report["conflict_examples"]]
-    out.append("")
-    splits = SPLITS if s["dataset_items"] else ()  # a preview has no dataset to split
-    header = ["class", "labeled", "with images", *(f"{x} img" for x in splits)] + (["precision"] if has_gold else [])
-    rows = [
-        [c["name"], c["labeled"], c["labeled_with_images"], *(c["images"][x] for x in splits)]
-        + ([c["precision"]] if has_gold else [])
-        for c in report["classes"]
-    ]
-    out += _table(header, rows)
-    out.append(
-        f"items {s['items']} (with usable images {s['items_with_images']}); labeled {s['labeled']} "
-        f"(coverage {s['coverage']:.1%}); conflicts {s['conflicts']}; excluded {s['excluded']}; "
-        f"unlabeled {s['unlabeled']}" + (f"; precision {s['precision']}" if has_gold else "")
-    )
-    if s["skipped_images"]:
-        out.append(f"skipped images: {s['skipped_images']} (listed in report.json)")
-    out += [f"warning: {w}" for w in report["warnings"]]
-    return "\n".join(out)
-
-
 def write_report(report: Mapping[str, Any], folder: str | Path) -> None:
     """``report.json`` and ``report.html`` in ``folder``."""
     from jinja2 import Environment
