@@ -67,6 +67,8 @@ def _remove_abandoned(out: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill would terminate the process there; keep the folder instead
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
