@@ -92,3 +92,29 @@ def tiny_model_path(tmp_path_factory, shapes_dataset) -> Path:
     clf.set_optimizer(3e-3)
     clf.train_model(15, model_name="tiny")
     return root / "models" / "tiny.safetensors"
+
+
+# -- classify / search / web fixtures ---------------------------------------------------------
+def add_met_items(project, met_sample: Path, n: int) -> list[str]:
+    """The first ``n`` Met records as store items, their photos copied to the project's images
+    folder as ready ML-size images (status ok); returns the item ids."""
+    import json
+    import shutil
+
+    from muses.collection.store import Image, Item, Store
+
+    lines = (met_sample / "records.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    project.images_dir.mkdir(parents=True, exist_ok=True)
+    items = []
+    for record in map(json.loads, lines):
+        name = f"{record['id']}.jpg"
+        shutil.copy(met_sample / record["image"], project.images_dir / name)
+        items.append(Item(
+            id=str(record["id"]), title=record["title"], object_type=record["what"],
+            material=record.get("medium", ""), period=record.get("when", ""), raw=record,
+            images=[Image(position=0, original=str(met_sample / record["image"]),
+                          stored_path=f"{project.images_dir.name}/{name}", status="ok")],
+        ))
+    with Store.for_project(project).transaction() as s:
+        s.add_all(items)
+    return [item.id for item in items]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from muses.cli import main
 from muses.collection.store import Image, Item, Store
 from muses.naive_classification.helpers import load_model
 from muses.search import ClassTerm, open_engine
+from conftest import add_met_items
 
 # The tiny model knows shapes, not the project's definitions: that warning is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::muses.naive_classification.helpers.DefinitionsMismatchWarning")
@@ -21,23 +21,18 @@ pytestmark = pytest.mark.filterwarnings("ignore::muses.naive_classification.help
 def met_project(project, met_sample):
     """Six real Met items with their photos (one with two), one without images, one whose only
     image is corrupt, one with a missing second photo."""
-    records = [json.loads(line) for line in (met_sample / "records.jsonl").read_text().splitlines()[:6]]
+    add_met_items(project, met_sample, 6)
+    store = Store.for_project(project)
+    items = list(store.items())
     images_dir = project.images_dir
-    images_dir.mkdir(parents=True, exist_ok=True)
-    items = []
-    for r in records:
-        name = f"{r['id']}.jpg"
-        shutil.copy(met_sample / r["image"], images_dir / name)
-        items.append(Item(id=str(r["id"]), title=r["title"], object_type=r["what"], material=r.get("medium", ""),
-                          images=[Image(position=0, original=str(met_sample / r["image"]), stored_path=f"images/{name}", status="ok")]))
     items[0].images.append(Image(position=1, original="x", stored_path=items[1].images[0].stored_path, status="ok"))
     items[1].images.append(Image(position=1, original="x", stored_path="images/gone.jpg", status="ok"))
     (images_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     items.append(Item(id="broken", title="Broken photo", images=[Image(position=0, original="x", stored_path="images/broken.jpg", status="ok")]))
     items.append(Item(id="no-images", title="Never photographed"))
     items.append(Item(id="problem", title="Grey placeholder", images=[Image(position=0, original="x", status="problem", problem="blank")]))
-    with Store.for_project(project).transaction() as s:
-        s.add_all(items)
+    with store.transaction() as s:
+        s.add_all(items)  # merges the changed ones back
     return project
 
 

@@ -7,7 +7,7 @@ from there (items already classified are skipped unless ``update_existing``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,11 +45,14 @@ def classification(class_names: Sequence[str], probabilities: np.ndarray, *, mod
     }
 
 
-def _plan(store: Store, update_existing: bool) -> tuple[list[str], int, list[str]]:
+def _plan(store: Store, update_existing: bool, ids: Collection[str] | None) -> tuple[list[str], int, list[str]]:
     """(item ids to classify, how many are skipped as already classified, ids without usable images)."""
     with store.session() as s:
         usable = set(s.scalars(select(Image.item_id).where(Image.status.in_(USABLE_STATUSES)).distinct()))
-        rows = s.execute(select(Item.id, Item.classification.is_not(None)).order_by(Item.id)).all()
+        q = select(Item.id, Item.classification.is_not(None)).order_by(Item.id)
+        if ids is not None:
+            q = q.where(Item.id.in_([str(i) for i in ids]))
+        rows = s.execute(q).all()
     todo, skipped, without = [], 0, []
     for item_id, done in rows:
         if item_id not in usable:
@@ -83,12 +86,14 @@ def classify_collection(
     batch_size: int = 32,
     top_k: int = 5,
     update_existing: bool = False,
+    ids: Collection[str] | None = None,
     progress: bool = False,
     on_batch: Callable[[list[str]], None] | None = None,
 ) -> ClassifyReport:
     """Predict every item with usable images that has no classification yet (all of them with
-    ``update_existing``) and store ``{"model", "date", "classes": [{"name", "probability"}]}``
-    on it. ``on_batch`` is called with the ids of each committed batch."""
+    ``update_existing``; only those among ``ids`` if given) and store on it
+    ``{"model", "date", "classes": [{"name", "probability"}, ...]}``. ``on_batch`` is called
+    with the ids of each committed batch."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if top_k < 1:
@@ -96,7 +101,7 @@ def classify_collection(
     clf = load_model(model_path or project.model_path, runtime=runtime, project=project)
     model_name = getattr(clf, "name", "") or Path(model_path or project.model_path).stem
     store = Store.for_project(project)
-    todo, skipped, without = _plan(store, update_existing)
+    todo, skipped, without = _plan(store, update_existing, ids)
     report = ClassifyReport(model=model_name, skipped_existing=skipped, without_images=without)
     bar = tqdm(total=len(todo), desc="classify", unit="item", disable=not progress)
     try:

@@ -61,6 +61,18 @@ def command_parser(subparsers, name: str, *, help: str, examples: str = "") -> a
     return parser
 
 
+def positive(kind=int):
+    """An argparse ``type`` accepting only numbers > 0 of ``kind`` (int or float)."""
+
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
 def format_table(headers: list[str], rows: list[list]) -> str:
     """A plain-text summary table: first column left-aligned, the others right-aligned."""
     cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]

@@ -1,12 +1,11 @@
 """`muses classify` and `muses similar`."""
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from pathlib import Path
 
-from muses.cli import UsageError, command_parser, format_table
+from muses.cli import UsageError, command_parser, format_table, positive
 from muses.config import find_project
 
 CLASSIFY_EXAMPLES = """\
@@ -26,22 +25,15 @@ SIMILAR_EXAMPLES = """\
 LISTED = 20  # ids printed per list; the report file holds them all
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
 def register(subparsers) -> None:
     from muses.naive_classification.helpers import RUNTIMES
 
     p = command_parser(subparsers, "classify", help="store the model's top classes on every item of the collection",
                        examples=CLASSIFY_EXAMPLES)
     p.add_argument("--update-existing", action="store_true", help="classify items that already have a classification too")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="photos per batch and commit (default 32)")
+    p.add_argument("--batch-size", type=positive(), default=32, help="photos per batch and commit (default 32)")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto", help="inference runtime (default auto)")
-    p.add_argument("--top-k", type=_positive_int, default=5, help="classes stored per item (default 5)")
+    p.add_argument("--top-k", type=positive(), default=5, help="classes stored per item (default 5)")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
     p.set_defaults(func=run_classify)
 
@@ -49,7 +41,7 @@ def register(subparsers) -> None:
                        examples=SIMILAR_EXAMPLES)
     p.add_argument("images", nargs="*", type=Path, metavar="IMG", help="photos of one object")
     p.add_argument("--ids", nargs="+", metavar="ID", help="item ids: more objects like these")
-    p.add_argument("--limit", type=_positive_int, default=20, help="results (default 20)")
+    p.add_argument("--limit", type=positive(), default=20, help="results (default 20)")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run_similar)

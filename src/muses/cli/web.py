@@ -1,0 +1,57 @@
+"""`muses serve`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from muses.cli import UsageError, command_parser, format_table, positive
+from muses.config import find_project
+
+SERVE_EXAMPLES = """\
+  muses serve                                  # http://127.0.0.1:8000 (muses.toml [web])
+  muses serve --port 8080 --model models/naive.safetensors
+  muses serve --host 0.0.0.0 --max-upload-mb 5   # reachable from other machines
+
+Pages: / (upload a photo: classes and similar objects), /items (browse, filter by predicted
+class, naive label or disagreement), /items/ID. JSON API documented at /docs.
+Read-only unless --allow-writes (which enables POST /api/items/ID/classify).
+"""
+
+
+def register(subparsers) -> None:
+    p = command_parser(subparsers, "serve", help="start the web app: photo upload, similar objects, collection browser",
+                       examples=SERVE_EXAMPLES)
+    p.add_argument("--host", help="address to listen on (default: muses.toml [web] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: muses.toml [web] port, 8000)")
+    p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
+    p.add_argument("--allow-writes", action="store_true", help="let requests store classifications (default: read-only)")
+    p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="largest accepted photo (default 10)")
+    p.add_argument("--max-pixels", type=positive(int), default=40_000_000, help="largest accepted photo in pixels (default 40 million)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    import uvicorn
+
+    from muses.collection.store import Store
+    from muses.naive_classification.model_file import paths as model_paths
+    from muses.web import create_app
+
+    project = find_project(args.project)
+    host = args.host or project.config["web"]["host"]
+    port = args.port if args.port is not None else int(project.config["web"]["port"])
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {port}")
+    model = args.model or project.model_path
+    app = create_app(project, model, allow_writes=args.allow_writes,
+                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    stats = Store.for_project(project).stats()
+    print(format_table(["serving", ""], [
+        ["project", str(project.root)],
+        ["items", stats["items"]],
+        ["classified", stats["items_classified"]],
+        ["model", f"{model}" + ("" if model_paths(model)[0].is_file() else " (missing: uploads answer 503)")],
+        ["mode", "read-write" if args.allow_writes else "read-only"],
+        ["address", f"http://{host}:{port}/"],
+    ]))
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
