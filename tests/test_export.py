@@ -104,6 +104,7 @@ def test_hand_made_collection_report(hand_made):
     assert report["conflict_examples"] == [{"id": "c1", "title": "Bust on a vase", "classes": ["bust", "vase"]}]
     assert report["excluded"] == {"e1": ["vase: vase painter"]}
     assert report["unlabeled"] == ["u1", "u2"]
+    assert report["unlabeled_examples"] == [{"id": "u1", "title": "Portrait"}, {"id": "u2", "title": "Plate"}]
     assert [s["item_id"] for s in report["skipped_images"]] == ["s1"]
 
 

@@ -116,6 +116,7 @@ def build_report(
         keyword_rows.append(row)
 
     conflicts = [label for label in labels if label.status == CONFLICT]
+    unlabeled = [label.item_id for label in labels if label.status == UNLABELED]
     n_items = len(labels)
     report: dict[str, Any] = {
         "definitions": str(definitions.path) if definitions.path else None,
@@ -146,7 +147,11 @@ def build_report(
             for label in labels
             if label.status == EXCLUDED
         },
-        "unlabeled": [label.item_id for label in labels if label.status == UNLABELED],
+        "unlabeled_examples": [  # spread over the collection, not just its first ids
+            {"id": item_id, "title": titles.get(item_id, "")}
+            for item_id in unlabeled[:: max(1, len(unlabeled) // N_EXAMPLES)][:N_EXAMPLES]
+        ],
+        "unlabeled": unlabeled,
         "skipped_images": list(skipped),
         "warnings": list(warnings),
     }
