@@ -1,0 +1,79 @@
+"""End to end: the real server on a free localhost port, driven by a real headless Chromium."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, add_met_items
+from muses.classify import classify_collection
+from muses.config import Project, init_project
+from muses.web import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::muses.naive_classification.helpers.DefinitionsMismatchWarning"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, met_sample, tiny_model_path):
+    import uvicorn
+
+    project = Project.load(init_project(tmp_path_factory.mktemp("browser") / "proj")[0].parent)
+    ids = add_met_items(project, met_sample, 24)
+    classify_collection(project, model_path=tiny_model_path)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(project, tiny_model_path), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", project, ids
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_upload_a_photo_and_browse(server):
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not found: apt-get install chromium (CI installs it)")
+    url, project, ids = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.goto(url + "/")
+        page.set_input_files("#file", str(project.images_dir / f"{ids[1]}.jpg"))
+        page.click("button[type=submit]")
+        page.wait_for_selector(".result .card")
+        assert page.locator(".bars li").count() == 3  # the tiny model's three classes
+        assert page.locator(".result .card").count() >= 1
+        assert page.locator(".result .card img").first.evaluate("img => img.naturalWidth") > 0  # thumbnails load
+        page.screenshot(path=str(ARTIFACTS / "web-upload.png"), full_page=True)
+
+        page.goto(url + "/items?disagree=true")
+        assert "catalog label disagrees" in page.content()
+        page.locator(".card").first.click()
+        page.wait_for_selector("h2:has-text('Predicted classes')")
+        assert page.locator(".bars progress").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "web-item.png"), full_page=True)
+        browser.close()
