@@ -6,6 +6,7 @@ leaves the store exactly as it was before that batch.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,11 @@ OK = "ok"
 CROPPED = "cropped"  # usable after cutting off a grey-filled truncated part
 PROBLEM = "problem"  # excluded; Image.problem says why
 USABLE_STATUSES = (OK, CROPPED)
+
+
+def problem_category(problem: str | None) -> str:
+    """The category word an image problem starts with ("truncated: 55% grey fill" -> "truncated")."""
+    return (problem or "").partition(":")[0].strip()
 
 
 class Base(DeclarativeBase):
@@ -154,6 +160,9 @@ class Store:
                     select(Image.problem, func.count()).where(Image.status == PROBLEM).group_by(Image.problem)
                 ).all()
             )
+            categories: Counter[str] = Counter()
+            for text, n in problems.items():
+                categories[problem_category(text)] += n
             n_without = s.scalar(select(func.count()).select_from(Item).where(~Item.images.any()))
         return {
             "items": n_items,
@@ -162,4 +171,5 @@ class Store:
             "images": sum(by_status.values()),
             "images_by_status": by_status,
             "problems": problems,
+            "problem_categories": dict(categories.most_common()),
         }

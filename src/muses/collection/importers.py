@@ -1,0 +1,321 @@
+"""Import a collection export (JSON Lines, JSON or CSV) into the store.
+
+Readers live in a small registry keyed by format name; each yields ``(line, record)`` pairs,
+or ``(line, RecordError)`` for a line it cannot parse, so one bad line never stops an import.
+A field mapping (optionally from a preset) turns the export's keys into our fields. Records
+are written in batches, each batch one transaction: a crash leaves every earlier batch saved
+and the failing one not started, and re-importing the same file updates records by id.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from muses.collection.store import Image, Item, Store
+
+#: Our fields: what a mapping may name on its left-hand side.
+FIELDS = ("id", "title", "object_type", "material", "period", "description", "image")
+TEXT_FIELDS = ("title", "material", "period", "description")
+
+PRESETS: dict[str, dict[str, str]] = {
+    # The Met's 2013 "scrAPI" JSON records (the met-sample): `what` is the facet list.
+    "met-scrapi": {
+        "id": "id", "title": "title", "object_type": "what", "material": "medium",
+        "period": "date", "description": "description", "image": "image",
+    },
+}
+URL_SCHEMES = ("http://", "https://", "ftp://")
+
+
+class ImportFormatError(ValueError):
+    """The file, its format or the field mapping cannot be used at all (nothing was imported)."""
+
+
+class RecordError(ValueError):
+    """One record cannot be imported; the message says why."""
+
+
+Reader = Callable[[Path], Iterator[tuple[int, "dict[str, Any] | RecordError"]]]
+READERS: dict[str, Reader] = {}
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
+
+
+def register_reader(name: str) -> Callable[[Reader], Reader]:
+    """Add a reader for format ``name``: a function ``path -> iterator of (line, record)``."""
+
+    def add(reader: Reader) -> Reader:
+        READERS[name] = reader
+        return reader
+
+    return add
+
+
+def available_formats() -> list[str]:
+    return sorted(READERS)
+
+
+@register_reader("jsonl")
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, RecordError(f"bad JSON: {exc.msg} at column {exc.colno}")
+                continue
+            yield line_no, record if isinstance(record, dict) else RecordError(
+                f"expected a JSON object, got {type(record).__name__}")
+
+
+@register_reader("json")
+def read_json(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+    """A JSON array of objects (or ``{"records": [...]}``); 'line' is the record's position."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(f"{path}: bad JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    if isinstance(data, dict) and isinstance(data.get("records"), list):
+        data = data["records"]
+    if not isinstance(data, list):
+        raise ImportFormatError(f"{path}: expected a JSON array of records (or {{\"records\": [...]}})")
+    for number, record in enumerate(data, start=1):
+        yield number, record if isinstance(record, dict) else RecordError(
+            f"expected a JSON object, got {type(record).__name__}")
+
+
+@register_reader("csv")
+def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+    """CSV with a header row (TSV when the file ends in .tsv); 'line' is the file line."""
+    csv.field_size_limit(sys.maxsize)  # museum descriptions can be long
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        if not reader.fieldnames:
+            raise ImportFormatError(f"{path}: empty CSV file (a header row is needed)")
+        while True:
+            line_no = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield line_no, RecordError(f"bad CSV: {exc}")
+                continue
+            if None in row:  # more cells than header columns
+                yield line_no, RecordError(f"{len(reader.fieldnames) + len(row[None])} cells, "
+                                           f"the header has {len(reader.fieldnames)}")
+                continue
+            yield line_no, row
+
+
+def guess_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise ImportFormatError(f"cannot tell the format of {path} from its extension; "
+                                f"pass --format ({', '.join(available_formats())})")
+    return EXTENSIONS[suffix]
+
+
+def build_mapping(preset: str | None = None, overrides: Mapping[str, str] | Iterable[str] = ()) -> dict[str, str]:
+    """Our field → the export's key: identity, then the preset, then ``overrides``.
+
+    ``overrides`` is a mapping or ``our=theirs`` strings (the CLI's ``--map``).
+    """
+    mapping = {f: f for f in FIELDS}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ImportFormatError(f"unknown preset {preset!r}; available: {', '.join(sorted(PRESETS))}")
+        mapping.update(PRESETS[preset])
+    if not isinstance(overrides, Mapping):
+        pairs = {}
+        for text in overrides:
+            ours, sep, theirs = text.partition("=")
+            if not sep or not ours.strip() or not theirs.strip():
+                raise ImportFormatError(f"bad mapping {text!r}: write our_field=their_field, e.g. title=Title")
+            pairs[ours.strip()] = theirs.strip()
+        overrides = pairs
+    for ours, theirs in overrides.items():
+        if ours not in FIELDS:
+            raise ImportFormatError(f"cannot map to {ours!r}: our fields are {', '.join(FIELDS)}")
+        mapping[ours] = theirs
+    return mapping
+
+
+# -- one record -----------------------------------------------------------------------------
+def _text(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool | int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "; ".join(t for t in (_text(name, v) for v in value) if t)
+    raise RecordError(f"{name}: expected text, got a JSON object")
+
+
+def _texts(name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [t for t in (_text(name, v) for v in items) if t]
+
+
+def _resolve_image(ref: str, base_dir: Path) -> str:
+    if ref.lower().startswith(URL_SCHEMES):
+        return ref
+    if ref.lower().startswith("file://"):
+        ref = ref[len("file://"):]
+    path = Path(ref).expanduser()
+    return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+
+@dataclass
+class ItemData:
+    """A record turned into our fields, ready to write."""
+
+    id: str
+    fields: dict[str, Any]
+    images: list[str]
+
+
+def convert_record(record: Mapping[str, Any], mapping: Mapping[str, str], *, base_dir: Path,
+                   source: str = "") -> ItemData:
+    """Map one export record to our fields; raises RecordError when it cannot be imported."""
+    item_id = _text("id", record.get(mapping["id"]))
+    if not item_id:
+        raise RecordError(f"missing id (key {mapping['id']!r}; map another key with --map id=KEY)")
+    fields: dict[str, Any] = {name: _text(name, record.get(mapping[name])) for name in TEXT_FIELDS}
+    fields["object_type"] = _texts("object_type", record.get(mapping["object_type"]))
+    fields["source"] = source
+    fields["raw"] = dict(record)
+    images = list(dict.fromkeys(  # the same photo named twice is one image
+        _resolve_image(ref, base_dir) for ref in _texts("image", record.get(mapping["image"]))))
+    return ItemData(item_id, fields, images)
+
+
+# -- the import -----------------------------------------------------------------------------
+@dataclass
+class LineNote:
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    path: str
+    format: str
+    new: int = 0
+    updated: int = 0
+    skipped: list[LineNote] = field(default_factory=list)  # not imported
+    duplicates: list[LineNote] = field(default_factory=list)  # an id seen earlier in the file: replaces it
+    images_added: int = 0
+    seconds: float = 0.0
+    unmapped: dict[str, str] = field(default_factory=dict)  # our field → its key, found in no record
+
+
+    @property
+    def imported(self) -> int:
+        return self.new + self.updated
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "format": self.format, "new": self.new, "updated": self.updated,
+                "skipped": [vars(s) for s in self.skipped], "duplicates": [vars(d) for d in self.duplicates],
+                "images_added": self.images_added, "seconds": round(self.seconds, 3), "unmapped": self.unmapped}
+
+
+def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport) -> None:
+    """Insert or update one batch in a single transaction (one query for the existing items)."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with store.transaction() as s:
+        existing = {it.id: it for it in s.scalars(
+            select(Item).where(Item.id.in_(list(batch))).options(selectinload(Item.images)))}
+        for item_id, data in batch.items():
+            item = existing.get(item_id)
+            if item is None:
+                s.add(Item(id=item_id, **data.fields,
+                           images=[Image(position=p, original=o) for p, o in enumerate(data.images)]))
+                report.new += 1
+                report.images_added += len(data.images)
+                continue
+            for name, value in data.fields.items():
+                setattr(item, name, value)
+            item.updated_at = now  # the search index refreshes items from this stamp
+            report.updated += 1
+            if [im.original for im in item.images] != data.images:
+                # Keep the checked state of photos still listed; new ones start pending.
+                kept = {im.original: im for im in item.images}
+                item.images = [kept.get(o) or Image(original=o) for o in data.images]
+                for position, image in enumerate(item.images):
+                    image.position = position
+                report.images_added += sum(o not in kept for o in data.images)
+
+
+def import_records(store: Store, path: str | Path, *, format: str | None = None,
+                   mapping: Mapping[str, str] | None = None, preset: str | None = None,
+                   source: str | None = None, batch_size: int = 500,
+                   progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Import (or update, by id) every record of ``path`` into ``store``.
+
+    ``format``: a registered reader name (see :func:`available_formats`), guessed from the
+    extension when None. ``mapping``: our field → the export's key (see :func:`build_mapping`);
+    ``preset`` is used when no mapping is given. ``source``: stored on every item (default: the
+    file name). Malformed records are listed in ``report.skipped`` with their line numbers.
+    ``progress(n)`` is called after each batch with the number of lines read in it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    fmt = format or guess_format(path)
+    if fmt not in READERS:
+        raise ImportFormatError(f"unknown format {fmt!r}; available: {', '.join(available_formats())}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    mapping = dict(mapping) if mapping is not None else build_mapping(preset)
+    base_dir = path.resolve().parent
+    source = path.name if source is None else source
+    report = ImportReport(path=str(path), format=fmt)
+    start = time.perf_counter()
+    rows = READERS[fmt](path)
+    first_lines: dict[str, int] = {}  # id → line where it first appeared in this file
+    keys_seen: set[str] = set()
+    while chunk := list(islice(rows, batch_size)):
+        batch: dict[str, ItemData] = {}
+        for line, record in chunk:
+            try:
+                if isinstance(record, RecordError):
+                    raise record
+                keys_seen.update(record)
+                data = convert_record(record, mapping, base_dir=base_dir, source=source)
+            except RecordError as exc:
+                report.skipped.append(LineNote(line, str(exc)))
+                continue
+            if data.id in first_lines:
+                report.duplicates.append(LineNote(line, f"id {data.id!r} also on line {first_lines[data.id]}; "
+                                                         "this later record replaces it"))
+            first_lines.setdefault(data.id, line)
+            batch[data.id] = data
+        if batch:
+            _write_batch(store, batch, report)
+        if progress is not None:
+            progress(len(chunk))
+    report.seconds = time.perf_counter() - start
+    report.unmapped = {ours: theirs for ours, theirs in mapping.items() if theirs not in keys_seen}
+    if keys_seen and "id" in report.unmapped:
+        # Nothing was written: every record lacked its id, which means a wrong mapping.
+        raise ImportFormatError(f"{path}: no record has the id key {mapping['id']!r}; the records' keys are "
+                                f"{', '.join(map(repr, sorted(keys_seen)))}. Map them with --map id=KEY "
+                                "(and title=KEY, object_type=KEY, image=KEY, ...) or use --preset.")
+    return report
