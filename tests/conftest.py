@@ -95,6 +95,10 @@ def tiny_model_path(tmp_path_factory, shapes_dataset) -> Path:
 
 
 # -- classify / search / web fixtures ---------------------------------------------------------
+def _text(value) -> str:
+    return "; ".join(map(str, value)) if isinstance(value, list) else str(value or "")
+
+
 def add_met_items(project, met_sample: Path, n: int) -> list[str]:
     """The first ``n`` Met records as store items, their photos copied to the project's images
     folder as ready ML-size images (status ok); returns the item ids."""
@@ -111,7 +115,7 @@ def add_met_items(project, met_sample: Path, n: int) -> list[str]:
         shutil.copy(met_sample / record["image"], project.images_dir / name)
         items.append(Item(
             id=str(record["id"]), title=record["title"], object_type=record["what"],
-            material=record.get("medium", ""), period=record.get("when", ""), raw=record,
+            material=_text(record.get("medium")), period=_text(record.get("when")), raw=record,
             images=[Image(position=0, original=str(met_sample / record["image"]),
                           stored_path=f"{project.images_dir.name}/{name}", status="ok")],
         ))
