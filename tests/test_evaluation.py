@@ -87,22 +87,26 @@ def test_confusion_matrix_png(tmp_path):
         plot_confusion_matrix(np.zeros((2, 2)), CLASSES, tmp_path / "bad.png")
 
 
-class _Cards(HTMLParser):
-    def __init__(self):
+class Gallery(HTMLParser):
+    """What a gallery page shows: card ids, embedded thumbnails, "image unreadable" boxes, text."""
+
+    def __init__(self, path):
         super().__init__()
-        self.cards, self.images, self.text, self.missing = [], 0, [], 0
+        self.ids, self.thumbnails, self.missing, self.text = [], 0, 0, []
+        self.feed(path.read_text(encoding="utf-8"))
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "div" and attrs.get("class") == "card":
-            self.cards.append(attrs["data-id"])
+            self.ids.append(attrs["data-id"])
         if tag == "img" and attrs.get("src", "").startswith("data:image/jpeg;base64,"):
-            self.images += 1
+            self.thumbnails += 1
         if tag == "div" and attrs.get("class") == "missing":
             self.missing += 1
 
     def handle_data(self, data):
-        self.text.append(data.strip())
+        if data.strip():
+            self.text.append(data.strip())
 
 
 def test_gallery_html(tmp_path, met_sample):
@@ -115,11 +119,9 @@ def test_gallery_html(tmp_path, met_sample):
     ]
     path = write_gallery(tmp_path / "g.html", "Mistakes", rows, ["title", "predicted", "probability"],
                          tables=[("most confused", ["true", "predicted", "count"], [["bust", "medal", 3]])])
-    html = path.read_text(encoding="utf-8")
-    parser = _Cards()
-    parser.feed(html)
-    assert parser.cards == ["1", "2"] and parser.images == 1 and parser.missing == 1
-    assert "Bust of <Voltaire>" in parser.text and "0.912" in parser.text  # escaped, then parsed back
-    assert "<Voltaire>" not in html
+    page = Gallery(path)
+    assert page.ids == ["1", "2"] and page.thumbnails == 1 and page.missing == 1
+    assert "Bust of <Voltaire>" in page.text and "0.912" in page.text  # escaped, then parsed back
+    assert "<Voltaire>" not in path.read_text(encoding="utf-8")
     csv_path = write_csv(tmp_path / "g.csv", rows, ["id", "title"])
     assert csv_path.read_text(encoding="utf-8").splitlines() == ["id,title", "1,Bust of <Voltaire>", "2,Medal"]

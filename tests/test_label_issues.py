@@ -91,3 +91,35 @@ def test_suggest_labels():
 def test_mean_by_group():
     groups, means = li.mean_by_group(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), ["b", "a", "b"])
     assert groups == ["b", "a"] and means.tolist() == [[0.75, 0.25], [0.0, 1.0]]
+
+
+def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_path):
+    """Drawn shapes, 10 % of their labels flipped, features from the tiny model's Lite0 backbone."""
+    import csv
+
+    from conftest import SHAPES, make_shapes_dataset
+    from muses.naive_classification.data import read_dataset
+    from muses.naive_classification.helpers import load_model
+
+    root = make_shapes_dataset(tmp_path / "ds", per_class=20, seed=5)
+    with (root / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rng = np.random.default_rng(0)
+    flipped = {rows[i]["item_id"] for i in rng.choice(len(rows), size=len(rows) // 10, replace=False)}
+    truth = {r["item_id"]: r["class"] for r in rows}
+    for r in rows:
+        if r["item_id"] in flipped:
+            r["class"] = SHAPES[(SHAPES.index(r["class"]) + 1 + int(rng.integers(2))) % 3]
+    with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    clf = load_model(tiny_model_path, project=tmp_path)
+    review = li.review_labels(clf, read_dataset(root), folds=5, seed=0, cache_dir=tmp_path / "cache")
+    found = {r["id"] for r in review.issues}
+    hits = len(found & flipped)
+    precision, recall = hits / max(1, len(found)), hits / len(flipped)
+    print(f"flipped {len(flipped)} of {len(rows)}, flagged {len(found)}: precision {precision:.2f}, recall {recall:.2f}")
+    assert review.n_items == 60 and review.n_unlabeled == 0
+    assert recall >= 0.8 and precision >= 0.6
+    assert all(r["suggested"] == truth[r["id"]] for r in review.issues if r["id"] in flipped)

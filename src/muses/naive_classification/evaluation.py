@@ -16,6 +16,9 @@ import numpy as np
 from PIL import Image, ImageOps
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
+from tqdm import tqdm
+
+from muses.naive_classification.preprocessing import open_image
 
 TTA_ZOOM = 0.875  # the zoomed view keeps the central 87.5 % of the photo, as a centre crop would
 
@@ -171,3 +174,47 @@ def predict_tta(classifier, images: Sequence[Image.Image], batch_size: int = 32,
     views = [v for im in images for v in tta_views(im, zoom)]
     probs = classifier.predict_pil(views, batch_size=batch_size)
     return probs.reshape(len(images), len(views) // len(images), -1).mean(axis=1)
+
+
+# -- a trained model on a dataset split ----------------------------------------------------------
+@dataclass
+class SplitPredictions:
+    """A model's probabilities for the photos of one dataset split."""
+
+    samples: list  # data.Sample, the photos that could be read, in manifest order
+    labels: np.ndarray  # their naive labels as the *model's* class ids
+    probs: np.ndarray  # (n, n_classes), columns in the model's class_names order
+    probs_tta: np.ndarray | None = None  # the same with test-time augmentation, when asked for
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, why)
+
+
+def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False, batch_size: int = 32) -> SplitPredictions:
+    """Predict every photo of ``split`` of a :class:`~muses.naive_classification.data.DatasetFolder`."""
+    index = {name: i for i, name in enumerate(classifier.class_names)}
+    unknown = sorted(set(dataset.classes) - set(index))
+    if unknown:
+        raise ValueError(
+            f"the dataset has classes the model does not know: {unknown} (model classes: {classifier.class_names}); "
+            "evaluate the model on the dataset it was trained on, or retrain"
+        )
+    samples = dataset.split(split)
+    if not samples:
+        raise ValueError(f"the dataset {dataset.root} has no images in split {split!r}")
+    kept, skipped, probs, probs_tta = [], list(dataset.skipped), [], []
+    with tqdm(total=len(samples), desc=f"predicting {split}", unit="image") as bar:
+        for start in range(0, len(samples), batch_size):
+            images = []
+            for s in samples[start : start + batch_size]:
+                try:
+                    images.append(open_image(s.path, classifier.cfg.input_size))
+                    kept.append(s)
+                except OSError as exc:
+                    skipped.append((str(s.path), f"cannot be decoded: {exc}"))
+            probs.append(classifier.predict_pil(images, batch_size=batch_size))
+            if tta:
+                probs_tta.append(predict_tta(classifier, images, batch_size=batch_size))
+            bar.update(min(batch_size, len(samples) - start))
+    if not kept:
+        raise ValueError(f"none of the {len(samples)} images of split {split!r} could be read")
+    labels = np.array([index[dataset.classes[s.label]] for s in kept])
+    return SplitPredictions(kept, labels, np.concatenate(probs), np.concatenate(probs_tta) if tta else None, skipped)

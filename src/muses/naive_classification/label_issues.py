@@ -12,7 +12,7 @@ the same vase cannot vouch for the first. cleanlab then ranks the suspicious lab
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,8 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from muses.naive_classification import backbones, features
-from muses.naive_classification.data import file_digest
+from muses.naive_classification.data import DatasetFolder, file_digest
+from muses.naive_classification.reports import catalog_entry
 
 DEFAULT_C = 0.1  # inverse L2 strength: 1280 features and a few hundred photos overfit at C=1
 
@@ -67,8 +68,7 @@ def out_of_sample_probs(
     features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels, dtype=int)
     if features.ndim != 2 or len(features) != len(labels):
         raise ValueError(f"features must be (n, d) with n = len(labels) = {len(labels)}, got {features.shape}")
-    if not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    _check_folds(folds)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     n_groups = len(np.unique(groups))
     if n_groups < folds:
@@ -84,6 +84,11 @@ def out_of_sample_probs(
     for train, test in tqdm(splits, desc="cross-validation", unit="fold", leave=False):
         out[test] = fit_predict_proba(features[train], labels[train], features[test], n_classes, C=C, seed=seed)
     return out
+
+
+def _check_folds(folds: int) -> None:
+    if not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
 
 
 def find_label_issues(labels, pred_probs, *, filter_by: str = "prune_by_noise_rate") -> np.ndarray:
@@ -176,3 +181,102 @@ def _extract(classifier, chunk: list[Path], skipped: list[tuple[Path, str]]):
                 skipped.append((p, str(exc)))
         return pairs
 
+
+
+# -- the review: a trained model's features + a dataset folder (+ the unlabeled records) ---------
+@dataclass
+class LabelReview:
+    classes: list[str]
+    issues: list[dict]  # one row per suspicious item, most suspicious first
+    suggestions: list[dict]  # one row per confidently classified unlabeled item, most confident first
+    n_items: int  # labeled items reviewed
+    n_images: int
+    n_unlabeled: int  # unlabeled items with a readable image
+    cv_accuracy: float  # share of labeled items whose out-of-sample prediction is their naive label
+    threshold: float  # the least probability of a suggested label
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, why)
+
+
+def review_labels(
+    classifier,
+    dataset: DatasetFolder,
+    unlabeled: Mapping[str, Sequence[Path]] | None = None,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    threshold: float = 0.9,
+    C: float = DEFAULT_C,
+    catalog: Mapping[str, Mapping[str, str]] | None = None,
+    cache_dir: Path | None = None,
+) -> LabelReview:
+    """Rank the dataset's items whose naive label looks wrong, and suggest classes for the
+    ``unlabeled`` items (item id → photos) that a head fitted on all labeled photos is sure of.
+
+    Photo probabilities are averaged per item: an item is one catalog record with one label.
+    ``catalog`` (item id → {"title", "object_type"}) fills those columns of the rows.
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    _check_folds(folds)  # before the minutes of feature extraction
+    catalog = catalog or {}
+    n_classes = len(dataset.classes)
+    feats = image_features(classifier, [s.path for s in dataset.samples], cache_dir=cache_dir)
+    readable = set(feats.paths)
+    samples = [s for s in dataset.samples if s.path in readable]
+    labels = np.array([s.label for s in samples])
+    groups = [s.item_id for s in samples]
+    probs = out_of_sample_probs(feats.values, labels, groups, folds, seed, n_classes=n_classes, C=C)
+    item_ids, item_probs = mean_by_group(probs, groups)
+    first = {}
+    for s in samples:
+        first.setdefault(s.item_id, s)
+    item_labels = np.array([first[i].label for i in item_ids])
+
+    def row(item_id: str, image: Path, p: np.ndarray, label: int | None) -> dict:
+        best = int(p.argmax())
+        info = catalog.get(item_id, {})
+        out = {"id": item_id, "image": image, "title": info.get("title", ""), "object_type": info.get("object_type", "")}
+        if label is not None:
+            out.update(naive_label=dataset.classes[label], label_quality=float(p[label]))
+        return {**out, "suggested": dataset.classes[best], "confidence": float(p[best])}
+
+    issues = [row(item_ids[i], first[item_ids[i]].path, item_probs[i], int(item_labels[i]))
+              for i in find_label_issues(item_labels, item_probs)]
+    skipped = [(str(p), why) for p, why in feats.skipped]
+    suggestions, n_unlabeled = [], 0
+    if unlabeled:
+        pairs = [(item_id, Path(p)) for item_id, paths in unlabeled.items() for p in paths]
+        u_feats = image_features(classifier, [p for _, p in pairs], cache_dir=cache_dir)
+        skipped += [(str(p), why) for p, why in u_feats.skipped]
+        readable = set(u_feats.paths)
+        pairs = [(item_id, p) for item_id, p in pairs if p in readable]  # the order of u_feats.values
+        if pairs:
+            u_probs = fit_predict_proba(feats.values, labels, u_feats.values, n_classes, C=C, seed=seed)
+            u_ids, u_item_probs = mean_by_group(u_probs, [item_id for item_id, _ in pairs])
+            n_unlabeled = len(u_ids)
+            first_image: dict[str, Path] = {}
+            for item_id, p in pairs:
+                first_image.setdefault(item_id, p)
+            suggestions = [row(u_ids[i], first_image[u_ids[i]], u_item_probs[i], None)
+                           for i in suggest_labels(u_item_probs, threshold)]
+    return LabelReview(
+        classes=list(dataset.classes), issues=issues, suggestions=suggestions, n_items=len(item_ids),
+        n_images=len(samples), n_unlabeled=n_unlabeled,
+        cv_accuracy=float((item_probs.argmax(1) == item_labels).mean()), threshold=threshold, skipped=skipped,
+    )
+
+
+def unlabeled_photos(store, project, labeled_ids) -> tuple[dict[str, dict[str, str]], dict[str, list[Path]]]:
+    """One pass over the store: (catalog fields of every item, usable photos of the items that
+    are not in ``labeled_ids``). Photos whose ML-size file is gone are left out."""
+    labeled = set(labeled_ids)
+    catalog, unlabeled = {}, {}
+    for item in store.items():
+        catalog[item.id] = catalog_entry(item)
+        if item.id in labeled:
+            continue
+        paths = [project.path(im.stored_path) for im in item.usable_images if im.stored_path]
+        paths = [p for p in paths if p.is_file()]
+        if paths:
+            unlabeled[item.id] = paths
+    return catalog, unlabeled

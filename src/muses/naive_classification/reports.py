@@ -141,3 +141,82 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequ
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def catalog_entry(item) -> dict[str, str]:
+    """What a reviewer reads of a store Item: title and object type (facets joined by " / ")."""
+    return {"title": item.title, "object_type": " / ".join(item.object_type or [])}
+
+
+def catalog_fields(store, ids) -> dict[str, dict[str, str]]:
+    """:func:`catalog_entry` of the items of ``ids`` found in the store, by id."""
+    return {item.id: catalog_entry(item) for item in store.items(ids)}
+
+
+MISTAKE_COLUMNS = ["id", "title", "object_type", "naive_label", "predicted", "probability", "p_naive_label"]
+
+
+def write_evaluation(
+    out_dir: str | Path,
+    prefix: str,
+    predictions,
+    evaluation,
+    class_names: Sequence[str],
+    catalog: Mapping[str, Mapping[str, str]],
+    *,
+    top_k: int = 50,
+) -> dict[str, Path]:
+    """The confusion-matrix PNG and the gallery of the ``top_k`` most confident mistakes
+    (with the most-confused pairs above it); returns ``{"confusion": path, "mistakes": path}``."""
+    from muses.naive_classification.evaluation import most_confused, top_losses
+
+    out_dir = Path(out_dir)
+    confusion = plot_confusion_matrix(evaluation.confusion, class_names, out_dir / f"{prefix}_confusion.png",
+                                      title=f"{prefix}: accuracy {evaluation.accuracy:.3f}, macro-F1 {evaluation.macro_f1:.3f}")
+    probs, labels = predictions.probs, predictions.labels
+    rows = []
+    for i in top_losses(labels, probs, k=top_k):
+        sample, pred = predictions.samples[i], int(probs[i].argmax())
+        info = catalog.get(sample.item_id, {})
+        rows.append({
+            "id": sample.item_id, "image": sample.path, "title": info.get("title", ""),
+            "object_type": info.get("object_type", ""), "naive_label": class_names[labels[i]],
+            "predicted": class_names[pred], "probability": float(probs[i, pred]), "p_naive_label": float(probs[i, labels[i]]),
+        })
+    n_wrong = int((probs.argmax(1) != labels).sum())
+    pairs = most_confused(evaluation.confusion, class_names)
+    mistakes = write_gallery(
+        out_dir / f"{prefix}_mistakes.html", f"{prefix}: the most confident mistakes", rows, MISTAKE_COLUMNS[1:],
+        notes=[f"{n_wrong} of {len(labels)} photos are predicted another class than their naive (catalog keyword) "
+               f"label; the {len(rows)} most confident are shown, worst first. Either the model or the label is wrong."],
+        tables=[("most confused: naive label → predicted", ["naive label", "predicted", "photos"], pairs)],
+    )
+    return {"confusion": confusion, "mistakes": mistakes}
+
+
+ISSUE_COLUMNS = ["id", "title", "object_type", "naive_label", "suggested", "confidence", "label_quality", "image"]
+SUGGESTION_COLUMNS = ["id", "title", "object_type", "suggested", "confidence", "image"]
+
+
+def write_label_review(out_dir: str | Path, prefix: str, review, *, gallery_size: int = 200) -> dict[str, Path]:
+    """CSV + HTML gallery of a :class:`~muses.naive_classification.label_issues.LabelReview`'s
+    label issues and suggested labels; returns their paths by name. The galleries show the
+    first ``gallery_size`` rows (thumbnails are embedded, so a page of thousands would be huge)."""
+    out_dir = Path(out_dir)
+    issues_note = (
+        f"{len(review.issues)} of {review.n_items} labeled records look mislabeled, the least likely label first "
+        f"(label_quality: the cross-validated probability of the naive label). Cross-validated agreement "
+        f"with the naive labels: {review.cv_accuracy:.1%}."
+    )
+    suggestions_note = (
+        f"{len(review.suggestions)} of {review.n_unlabeled} unlabeled records with photos get a suggested class "
+        f"(a linear head fitted on all labeled records gives it a probability of at least {review.threshold:g})."
+    )
+    return {
+        "issues_csv": write_csv(out_dir / f"{prefix}_label_issues.csv", review.issues, ISSUE_COLUMNS),
+        "issues_html": write_gallery(out_dir / f"{prefix}_label_issues.html", f"{prefix}: records whose label looks wrong",
+                                     review.issues[:gallery_size], ISSUE_COLUMNS[1:-1], notes=[issues_note]),
+        "suggestions_csv": write_csv(out_dir / f"{prefix}_suggested_labels.csv", review.suggestions, SUGGESTION_COLUMNS),
+        "suggestions_html": write_gallery(out_dir / f"{prefix}_suggested_labels.html", f"{prefix}: suggested labels",
+                                          review.suggestions[:gallery_size], SUGGESTION_COLUMNS[1:-1], notes=[suggestions_note]),
+    }

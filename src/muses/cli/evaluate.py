@@ -1,0 +1,218 @@
+"""`muses evaluate` and `muses label-issues`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from muses.cli import UsageError, command_parser, format_table
+from muses.config import find_project
+
+EVALUATE_EXAMPLES = """\
+  muses evaluate                               # the default model on datasets/naive, test split
+  muses evaluate --tta                         # also with test-time augmentation, side by side
+  muses evaluate --gold checked.csv            # also against hand-checked labels (CSV id,class)
+  muses evaluate --split val --json > val.json
+  muses evaluate --model models/v2.safetensors --dataset datasets/v2 --out plots/v2
+
+Writes MODEL_SPLIT_confusion.png (counts and row-normalized), MODEL_SPLIT_mistakes.html (the
+most confident mistakes with title, object type, naive label, prediction) and
+MODEL_SPLIT_evaluation.json into the plots folder (or --out). Metrics are per photo.
+"""
+
+LABEL_ISSUES_EXAMPLES = """\
+  muses label-issues                           # review the labels of datasets/naive
+  muses label-issues --folds 10 --seed 1 --threshold 0.95
+  muses label-issues --dataset datasets/v2 --model models/v2.safetensors --out review/
+
+Every labeled record gets a prediction from a linear head fitted on the other folds' records
+(cross-validation on the model's backbone features; an object's photos stay in one fold);
+cleanlab's confident learning then lists the records whose naive label looks wrong.
+Unlabeled records with photos get a suggested class where the head is at least --threshold sure.
+Writes MODEL_label_issues.csv/.html and MODEL_suggested_labels.csv/.html into the plots
+folder (or --out). Features are cached in cache/features, so a second run takes seconds.
+"""
+SHOWN = 15  # rows printed per list; the files hold them all
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    p = command_parser(subparsers, "evaluate", help="measure the model on a dataset split: metrics, confusion matrix, mistakes",
+                       examples=EVALUATE_EXAMPLES)
+    _common(p)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="dataset split (default test)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
+    p.add_argument("--tta", action="store_true", help="also with test-time augmentation (photo, mirror, centre zoom averaged)")
+    p.add_argument("--gold", type=Path, metavar="FILE", help="hand-checked CSV with columns id,class")
+    p.add_argument("--top-k", type=_positive_int, default=50, help="mistakes shown in the gallery (default 50)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="photos per batch (default 32)")
+    p.set_defaults(func=run_evaluate)
+
+    p = command_parser(subparsers, "label-issues", help="find records whose naive label looks wrong; suggest labels for unlabeled ones",
+                       examples=LABEL_ISSUES_EXAMPLES)
+    _common(p)
+    p.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds, >= 2 (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
+    p.add_argument("--threshold", type=_probability, default=0.9, help="least probability of a suggested label (default 0.9)")
+    p.add_argument("--gallery-size", type=_positive_int, default=200, help="records per HTML page; the CSVs hold all (default 200)")
+    p.set_defaults(func=run_label_issues)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
+    p.add_argument("--dataset", type=Path, metavar="DIR", help="dataset folder (default: datasets/naive)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the project's plots folder)")
+
+
+def _load(project, args):
+    """(project, classifier, dataset); a bad model or dataset is a usage error, a definitions
+    mismatch a warning on stderr (stdout may be JSON)."""
+    from muses.naive_classification.data import read_dataset
+    from muses.naive_classification.helpers import DefinitionsMismatchWarning, load_model
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DefinitionsMismatchWarning)
+            clf = load_model(args.model, project=project)
+        dataset = read_dataset(args.dataset or project.datasets_dir / "naive")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return clf, dataset
+
+
+def _print_skipped(skipped) -> None:
+    for image, why in skipped:
+        print(f"skipped {image}: {why}")
+
+
+def run_evaluate(args) -> int:
+    import numpy as np
+
+    from muses.collection.store import Store
+    from muses.exporters.naive.report import load_gold
+    from muses.naive_classification import evaluation as ev
+    from muses.naive_classification.label_issues import mean_by_group
+    from muses.naive_classification.reports import catalog_fields, write_evaluation
+
+    project = find_project(args.project)
+    clf, dataset = _load(project, args)
+    try:
+        gold = load_gold(args.gold) if args.gold else None
+        preds = ev.predict_split(clf, dataset, args.split, tta=args.tta, batch_size=args.batch_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    names = clf.class_names
+    plain = ev.evaluate_predictions(preds.labels, preds.probs, names)
+    tta = ev.evaluate_predictions(preds.labels, preds.probs_tta, names) if args.tta else None
+    catalog = catalog_fields(Store.for_project(project), {s.item_id for s in preds.samples})
+    prefix = f"{clf.name}_{args.split}"
+    out_dir = args.out or project.plots_dir
+    files = write_evaluation(out_dir, prefix, preds, plain, names, catalog, top_k=args.top_k)
+    agreement = None
+    if gold is not None:
+        ids, item_probs = mean_by_group(preds.probs, [s.item_id for s in preds.samples])
+        agreement = ev.gold_agreement({i: names[int(np.argmax(p))] for i, p in zip(ids, item_probs)}, gold, names)
+    report = {
+        "model": clf.name, "dataset": str(dataset.root), "split": args.split, "metrics": plain.to_dict(),
+        "tta": tta.to_dict() if tta else None,
+        "most_confused": [{"naive_label": t, "predicted": p, "count": c} for t, p, c in ev.most_confused(plain.confusion, names)],
+        "gold": agreement.to_dict() if agreement else None,
+        "skipped": [{"image": i, "why": w} for i, w in preds.skipped],
+    }
+    files["report"] = out_dir / f"{prefix}_evaluation.json"
+    report["files"] = {k: str(v) for k, v in files.items()}
+    files["report"].write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    _print_skipped(preds.skipped)
+    _print_metrics(plain, tta)
+    pairs = report["most_confused"][:SHOWN]
+    if pairs:
+        print("\nmost confused (naive label -> predicted):")
+        print(format_table(["naive label", "predicted", "photos"], [[d["naive_label"], d["predicted"], d["count"]] for d in pairs]))
+    if agreement is not None:
+        _print_gold(agreement)
+    print()
+    for name, path in files.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _print_metrics(plain, tta) -> None:
+    headers = ["class", "precision", "recall", "F1", "support"] + (["F1 with TTA"] if tta else [])
+    rows = []
+    for i, c in enumerate(plain.per_class):
+        rows.append([c.name, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", c.support]
+                    + ([f"{tta.per_class[i].f1:.3f}"] if tta else []))
+    print(format_table(headers, rows))
+    print()
+    summary = [["photos", plain.n] + ([tta.n] if tta else []),
+               ["accuracy", f"{plain.accuracy:.3f}"] + ([f"{tta.accuracy:.3f}"] if tta else []),
+               ["macro-F1", f"{plain.macro_f1:.3f}"] + ([f"{tta.macro_f1:.3f}"] if tta else [])]
+    print(format_table(["", "plain"] + (["TTA"] if tta else []), summary))
+
+
+def _print_gold(agreement) -> None:
+    print(f"\nagainst the gold labels ({agreement.n} items):")
+    if agreement.n:
+        print(format_table(["", "value"], [["accuracy", f"{agreement.accuracy:.3f}"], ["macro-F1", f"{agreement.macro_f1:.3f}"]]))
+    if agreement.unknown_ids:
+        more = f" ... and {len(agreement.unknown_ids) - SHOWN} more" if len(agreement.unknown_ids) > SHOWN else ""
+        print(f"gold ids not predicted in this split: {', '.join(agreement.unknown_ids[:SHOWN])}{more}")
+    for item_id, cls in list(agreement.unknown_classes.items())[:SHOWN]:
+        print(f"gold class {cls!r} of item {item_id} is not one of the model's classes")
+
+
+def run_label_issues(args) -> int:
+    from muses.collection.store import Store
+    from muses.naive_classification.features import CACHE_DIR
+    from muses.naive_classification.label_issues import review_labels, unlabeled_photos
+    from muses.naive_classification.reports import write_label_review
+
+    project = find_project(args.project)
+    clf, dataset = _load(project, args)
+    catalog, unlabeled = unlabeled_photos(Store.for_project(project), project, {s.item_id for s in dataset.samples})
+    try:
+        review = review_labels(clf, dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
+                               catalog=catalog, cache_dir=project.root / CACHE_DIR)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    files = write_label_review(args.out or project.plots_dir, clf.name, review, gallery_size=args.gallery_size)
+    _print_skipped(review.skipped)
+    for caption, rows, cols in (("records whose label looks wrong", review.issues, ["naive_label", "suggested"]),
+                                ("suggested labels for unlabeled records", review.suggestions, ["suggested"])):
+        if rows:
+            print(f"\n{caption} (first {min(SHOWN, len(rows))} of {len(rows)}):")
+            print(format_table(["id", "title", *cols, "confidence"],
+                               [[r["id"], r["title"][:45], *[r[c] for c in cols], f"{r['confidence']:.3f}"] for r in rows[:SHOWN]]))
+    print()
+    print(format_table(["", "count"], [
+        ["labeled records reviewed", review.n_items],
+        ["their photos", review.n_images],
+        ["cross-validated agreement", f"{review.cv_accuracy:.1%}"],
+        ["labels that look wrong", len(review.issues)],
+        ["unlabeled records with photos", review.n_unlabeled],
+        [f"suggested labels (p >= {args.threshold:g})", len(review.suggestions)],
+        ["photos skipped", len(review.skipped)],
+    ]))
+    for name, path in files.items():
+        print(f"{name}: {path}")
+    return 0
