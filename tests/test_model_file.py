@@ -50,6 +50,7 @@ def test_model_file_is_self_describing_and_not_pickled(fine_tuned):
         keys = set(fh.keys())
     assert "fc.weight" in keys and "backbone.conv_stem.weight" in keys
     assert not list(path.parent.glob("*.checkpoint.*"))  # the checkpoint goes once training ends
+    assert path.stat().st_mode == path.with_suffix(".json").stat().st_mode  # readable by a web server alike
 
 
 def test_model_loads_under_other_definitions_with_a_warning(fine_tuned, project):

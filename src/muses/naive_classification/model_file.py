@@ -68,10 +68,18 @@ def save_model(path: str | Path, state: dict[str, torch.Tensor], cfg: ModelCfg) 
     cfg.created = cfg.created or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     tmp_w, tmp_m = weights.with_suffix(".safetensors.tmp"), meta.with_suffix(".json.tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp_w))
+    _readable_like_other_files(tmp_w)
     tmp_m.write_text(json.dumps(asdict(cfg), indent=2), encoding="utf-8")
     os.replace(tmp_w, weights)
     os.replace(tmp_m, meta)
     return weights
+
+
+def _readable_like_other_files(path: Path) -> None:
+    # safetensors creates files owner-only; a web server running as another user must read models.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelCfg]:
