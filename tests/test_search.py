@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
@@ -136,6 +137,21 @@ def test_index_follows_store_changes_lazily(store):
     # nothing changed: nothing reindexed; explicit reindex of named ids
     assert engine.refresh() == 0
     assert index_items(store, ["b-head", "gone"]) == 1
+    # a partial reindex never hides other changes from the next search
+    with store.transaction() as s:
+        s.add(_item("later", "Amphora", ["Ceramics"], "", None, True))
+    assert index_items(store, ["b-head"]) == 1
+    assert "later" in ids(engine.search(query))
+
+
+def test_concurrent_searches_from_separate_engines(store):
+    """The web app's threads and a second process each have an engine; none may fail on a lock."""
+    with store.transaction() as s:
+        s.add_all(_item(f"n{i}", f"Vase {i}", ["Vases"], "", None, True) for i in range(50))
+    engines = [open_engine(Store(store.url)) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda e: ids(e.search([TextTerm(("vase",), {"title": 1.0})], limit=100)), engines))
+    assert all(len(r) == 51 for r in results)
 
 
 def test_non_sqlite_store_gets_a_clear_error():

@@ -10,6 +10,7 @@ items whose stamp changed found and reindexed. So imports, ``generate-images`` a
 """
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 
@@ -58,6 +59,9 @@ class FTS5Engine:
         if store.engine.dialect.name != "sqlite":
             raise ValueError(f"FTS5Engine needs an SQLite store, got {store.engine.dialect.name}")
         self.store = store
+        # The web app searches from several threads: one refresh at a time, or two of them
+        # would race to upgrade their read transactions to writes ("database is locked").
+        self._refreshing = threading.Lock()
         with store.engine.begin() as conn:
             for statement in _SCHEMA:
                 conn.execute(text(statement))
@@ -66,12 +70,23 @@ class FTS5Engine:
     def refresh(self, ids: Collection[str] | None = None) -> int:
         """Reindex ``ids``, or (default) every item changed since the last refresh; returns the
         number of items (re)indexed or dropped."""
-        with self.store.engine.begin() as conn:
-            fingerprint = conn.execute(text(_FINGERPRINT)).scalar_one()
+        with self._refreshing:
             if ids is None:
-                stored = conn.execute(text("SELECT value FROM search_meta WHERE key = 'fingerprint'")).scalar()
-                if stored == fingerprint:
-                    return 0
+                with self.store.engine.connect() as conn:
+                    if conn.execute(text(_FINGERPRINT)).scalar_one() == self._stored_fingerprint(conn):
+                        return 0
+            return self._reindex(ids)
+
+    @staticmethod
+    def _stored_fingerprint(conn: Connection) -> str | None:
+        return conn.execute(text("SELECT value FROM search_meta WHERE key = 'fingerprint'")).scalar()
+
+    def _reindex(self, ids: Collection[str] | None) -> int:
+        with self.store.engine.begin() as conn:
+            # A write first: it takes the database's write lock (waiting for another writer)
+            # before anything is read, so what is read below cannot be changed meanwhile.
+            conn.execute(text("DELETE FROM search_meta WHERE key = 'fingerprint'"))
+            fingerprint = conn.execute(text(_FINGERPRINT)).scalar_one()
             stamps = dict(conn.execute(text(_STAMPS)).all())
             indexed = dict(conn.execute(text("SELECT item_id, stamp FROM search_docs")).all())
             if ids is None:
@@ -83,10 +98,11 @@ class FTS5Engine:
                 gone = [i for i in wanted if i in indexed and i not in stamps]
             self._drop(conn, stale + gone)
             self._add(conn, self.store.items(stale), stamps)
-            conn.execute(
-                text("INSERT OR REPLACE INTO search_meta (key, value) VALUES ('fingerprint', :v)"),
-                {"v": fingerprint},
-            )
+            if ids is None:  # after a partial reindex, the next search compares every stamp
+                conn.execute(
+                    text("INSERT OR REPLACE INTO search_meta (key, value) VALUES ('fingerprint', :v)"),
+                    {"v": fingerprint},
+                )
         return len(stale) + len(gone)
 
     @staticmethod
