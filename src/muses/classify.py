@@ -129,7 +129,6 @@ def classify_collection(
                     stored = s.get(Item, item.id)
                     stored.classification = classification(
                         clf.class_names, rows, model=model_name, top_k=top_k, date=now.isoformat(timespec="seconds"))
-                    stored.updated_at = now.replace(tzinfo=None)  # the search index refreshes from this
                     done.append(item.id)
             report.classified += done
             bar.update(len(items))

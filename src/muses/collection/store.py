@@ -46,7 +46,10 @@ class Item(Base):
     # {"model": str, "date": iso str, "classes": [{"name": str, "probability": float}, ...]}
     classification: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime, default=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        DateTime,
+        default=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+        # every ORM update bumps it: the search index refreshes changed items from this stamp
+        onupdate=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
     )
 
     images: Mapped[list["Image"]] = relationship(
