@@ -12,7 +12,7 @@ import sys
 from muses import __version__
 
 # Data-flow order: this is also the order of `muses --help`.
-AREAS = ["project", "collection", "naive", "model", "evaluate", "classify", "web"]
+AREAS = ["project", "collection", "naive", "model", "speed", "evaluate", "classify", "web"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

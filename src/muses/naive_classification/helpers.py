@@ -22,7 +22,7 @@ from muses.naive_classification.features import CACHE_DIR
 from muses.naive_classification.model_file import ModelCfg
 from muses.naive_classification.model_file import paths as model_paths
 
-RUNTIMES = ("auto", "torch")
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 class DefinitionsMismatchWarning(UserWarning):
@@ -98,19 +98,44 @@ _CACHE: dict[tuple, Classifier] = {}
 
 
 def load_model(path: str | Path | None = None, runtime: str = "auto", *, project=None) -> Classifier:
-    """The model at ``path`` (default: muses.toml's model_path), cached until its files change."""
+    """The model at ``path`` (default: muses.toml's model_path), cached until its files change.
+
+    ``runtime``: "torch", "onnx" (ONNX Runtime; exports a missing or stale NAME.onnx first), or
+    "auto": ONNX where NAME.onnx exists beside the model (`muses export-onnx`), else torch.
+    """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     proj = _project(project)
     weights, meta = model_paths(path or proj.model_path)
     stamp = tuple(p.stat().st_mtime_ns if p.exists() else None for p in (weights, meta))
-    key = (str(weights.resolve()), stamp)
+    key = (str(weights.resolve()), stamp, runtime)
     if key not in _CACHE:
-        clf = Classifier.load(weights)
+        clf = _load_runtime(weights, runtime)
         check_definitions(clf.cfg, current_definitions_digest(proj))
         _CACHE.clear()  # one model in memory at a time: the web app reloads after retraining
         _CACHE[key] = clf
     return _CACHE[key]
+
+
+# -- runtime dispatch (the ONNX side lives in onnx_runtime.py) ---------------------------------
+def _load_runtime(weights: Path, runtime: str):
+    """A torch Classifier or an OnnxClassifier: both predict with the same interface."""
+    if runtime == "torch":
+        return Classifier.load(weights)
+    try:
+        from muses.naive_classification import onnx_runtime
+    except ImportError as exc:  # onnx / onnxruntime not installed
+        if runtime == "onnx":
+            raise ValueError(f"runtime 'onnx' needs onnx and onnxruntime ({exc}); pip install onnxruntime onnx") from exc
+        return Classifier.load(weights)
+    if runtime == "onnx":
+        return onnx_runtime.load_onnx(weights)
+    if onnx_runtime.onnx_path_for(weights).is_file():
+        try:
+            return onnx_runtime.load_onnx(weights)
+        except onnx_runtime.OnnxError as exc:
+            warnings.warn(f"{exc}; predicting with torch instead", stacklevel=3)
+    return Classifier.load(weights)
 
 
 def _ranked(classifier: Classifier, probabilities: np.ndarray) -> OrderedDict:

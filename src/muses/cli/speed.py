@@ -1,0 +1,52 @@
+"""`muses export-onnx`: the model as ONNX, for fast CPU inference with ONNX Runtime."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from muses.cli import UsageError, command_parser, format_table, positive
+from muses.config import find_project
+
+EXPORT_EXAMPLES = """\
+  muses export-onnx                                   # models/naive.onnx beside models/naive.safetensors
+  muses export-onnx --model models/vases.safetensors
+  muses export-onnx --out /srv/muses/naive.onnx --opset 20
+
+Once NAME.onnx exists beside the model, `muses classify`, `muses predict`, `muses similar`
+and `muses serve` predict with ONNX Runtime (the default --runtime auto); an ONNX file left
+from an earlier training run is detected by the model digest it records and exported again.
+"""
+
+
+def register(subparsers) -> None:
+    from muses.naive_classification.onnx_runtime import DEFAULT_OPSET
+
+    p = command_parser(subparsers, "export-onnx", help="export the trained model to ONNX for fast inference",
+                       examples=EXPORT_EXAMPLES)
+    p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="ONNX file to write (default: NAME.onnx beside the model)")
+    p.add_argument("--opset", type=positive(), default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="compare ONNX Runtime's and torch's predictions on a test input (default: yes)")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    from muses.naive_classification import onnx_runtime
+
+    project = find_project(args.project)
+    model = args.model or project.model_path
+    t0 = time.perf_counter()
+    try:
+        out = onnx_runtime.export_onnx(model, args.out, opset=args.opset)
+    except ValueError as exc:  # no model file, not a muses model, or the exporter refused it
+        raise UsageError(str(exc)) from exc
+    seconds = time.perf_counter() - t0
+    rows = [["model", str(model)], ["onnx file", str(out)], ["size", f"{out.stat().st_size / 1e6:.1f} MB"],
+            ["opset", args.opset], ["export seconds", f"{seconds:.1f}"]]
+    if args.check:
+        diff = onnx_runtime.check_export(model, out)
+        rows.append(["max |p_onnx - p_torch|", f"{diff:.2e}"])
+    print(format_table(["export", "value"], rows))
+    return 0

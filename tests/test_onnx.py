@@ -1,0 +1,137 @@
+"""ONNX export and the ONNX Runtime predictor (muses.naive_classification.onnx_runtime)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from muses.cli import main
+from muses.naive_classification import onnx_runtime
+from muses.naive_classification.classifier import Classifier
+from muses.naive_classification.helpers import load_model
+from muses.naive_classification.model_file import read_model, save_model
+from muses.naive_classification.onnx_runtime import OnnxClassifier, OnnxError, load_onnx
+from muses.naive_classification.preprocessing import open_image
+
+
+def _copy_model(src, dest_dir, name="m"):
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(src.with_suffix(suffix), dest_dir / f"{name}{suffix}")
+    return dest_dir / f"{name}.safetensors"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_model_path):
+    """A copy of the tiny model, exported once through `muses export-onnx` (the export takes
+    seconds; every test here shares it). Returns (model path, CLI output)."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("onnx")
+    model = _copy_model(tiny_model_path, root / "models")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["export-onnx", "--project", str(root), "--model", str(model)])
+    assert code == 0, out.getvalue()
+    return model, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def met_photos(met_sample):
+    return sorted((met_sample / "images").glob("*.jpg"))[:12]
+
+
+def test_export_writes_onnx_beside_the_model_and_reports(exported):
+    model, output = exported
+    onnx_file = model.with_suffix(".onnx")
+    assert onnx_file.is_file() and onnx_runtime.is_current(model)
+    assert str(onnx_file) in output and "max |p_onnx - p_torch|" in output
+    diff = float(output.split("max |p_onnx - p_torch|")[1].split()[0])
+    assert diff < 1e-4
+
+
+def test_onnx_predicts_like_torch_on_real_met_photos(exported, met_photos):
+    model, _ = exported
+    torch_clf = Classifier.load(model, device="cpu")
+    onnx_clf = load_onnx(model, reexport=False, workers=2)
+    assert onnx_clf.class_names == torch_clf.class_names and onnx_clf.cfg.preprocess == torch_clf.cfg.preprocess
+    expected, got = torch_clf.predict_new(met_photos), onnx_clf.predict_new(met_photos, batch_size=5)
+    diff = float(np.abs(got - expected).max())
+    print(f"largest probability difference onnx vs torch on {len(met_photos)} Met photos: {diff:.2e}")
+    assert got.shape == (len(met_photos), 3) and diff < 1e-3
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+    # uploads: PIL images give the same answer as their files
+    pil = [open_image(p, onnx_clf.cfg.input_size) for p in met_photos[:4]]
+    np.testing.assert_allclose(onnx_clf.predict_pil(pil, batch_size=3), got[:4], atol=1e-6)
+    feats = onnx_clf.extract_features(met_photos[:4])
+    assert feats.shape == (4, onnx_clf.cfg.num_features)
+    assert np.abs(feats - torch_clf.extract_features(met_photos[:4])).max() < 1e-3
+
+
+def test_unreadable_image_is_named(exported, tmp_path, met_photos):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really")
+    clf = load_onnx(exported[0], reexport=False)
+    with pytest.raises(ValueError, match="cannot read image .*bad.jpg"):
+        clf.predict_new([met_photos[0], bad])
+    assert clf.predict_new([]).shape == (0, 3) and clf.predict_pil([]).shape == (0, 3)
+
+
+def test_stale_onnx_file_is_detected_and_refused(exported, tmp_path):
+    model = _copy_model(exported[0], tmp_path)
+    shutil.copy(exported[0].with_suffix(".onnx"), tmp_path / "m.onnx")
+    assert onnx_runtime.is_current(model)
+    state, cfg = read_model(model)
+    state["fc.bias"] = state["fc.bias"] + 1.0  # a retrained model
+    save_model(model, state, cfg)
+    assert not onnx_runtime.is_current(model)
+    with pytest.raises(OnnxError, match="is stale .*muses export-onnx"):
+        load_onnx(model, reexport=False)
+    (tmp_path / "m.onnx").unlink()
+    with pytest.raises(OnnxError, match="does not exist"):
+        load_onnx(model, reexport=False)
+
+
+def test_load_model_runtime_dispatch(exported, tmp_path):
+    model, _ = exported
+    assert isinstance(load_model(model, runtime="auto", project=tmp_path), OnnxClassifier)  # NAME.onnx is there
+    assert isinstance(load_model(model, runtime="torch", project=tmp_path), Classifier)
+    assert isinstance(load_model(model, runtime="onnx", project=tmp_path), OnnxClassifier)
+    bare = _copy_model(model, tmp_path, "bare")  # never exported
+    assert isinstance(load_model(bare, runtime="auto", project=tmp_path), Classifier)
+    clf = load_model(model, project=tmp_path)
+    assert clf.history == clf.cfg.history and clf.name == "m"
+
+
+def test_export_errors_are_usage_errors(tmp_path, capsys, project):
+    assert main(["export-onnx", "--model", str(tmp_path / "nope.safetensors")]) == 2
+    assert "train one with `muses train-model`" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["export-onnx", "--opset", "0"])
+    assert exc.value.code == 2
+    with pytest.raises(OnnxError, match="opset must be an integer >= 18"):
+        onnx_runtime.export_onnx(tmp_path / "nope.safetensors", opset=11)
+
+
+def test_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["export-onnx", "--help"])
+    assert "muses export-onnx --model models/vases.safetensors" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_stale_onnx_file_is_exported_again(exported, tmp_path):
+    model = _copy_model(exported[0], tmp_path)
+    shutil.copy(exported[0].with_suffix(".onnx"), tmp_path / "m.onnx")
+    state, cfg = read_model(model)
+    state["fc.bias"] = state["fc.bias"] + 1.0
+    save_model(model, state, cfg)
+    clf = load_model(model, runtime="auto")
+    assert isinstance(clf, OnnxClassifier) and onnx_runtime.is_current(model)
+    img = Image.new("RGB", (64, 64), (250, 250, 250))
+    torch_probs = Classifier.load(model, device="cpu").predict_pil([img])
+    assert np.abs(clf.predict_pil([img]) - torch_probs).max() < 1e-4
