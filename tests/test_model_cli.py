@@ -62,6 +62,7 @@ def test_no_fine_tuning_spends_all_epochs_on_the_head_and_predict_uses_it(proj, 
     printed = capsys.readouterr()
     assert "other class definitions" in printed.err  # shapes, not the project's definitions.toml
     answer = json.loads(printed.out)
+    assert answer["model"] == str(proj.model_path)
     assert len(answer["answers"]) == 3 and all(len(a["classes"]) == 2 for a in answer["answers"])
     assert main(["predict", *map(str, squares), "--object", "--json"]) == 0
     (one,) = json.loads(capsys.readouterr().out)["answers"]

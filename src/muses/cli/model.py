@@ -135,6 +135,10 @@ def run_train(args) -> int:
         if n_fine:
             phases.append(Phase(n_fine, args.fine_tune_layers, args.fine_tune_lr, args.decay))
         history = clf.fit(phases, model_name=name, resume=args.resume)
+    except KeyboardInterrupt:
+        print("training interrupted; the last finished epoch is checkpointed: run the same command "
+              "with --resume to continue", file=sys.stderr)
+        raise
     except ValueError as exc:  # bad dataset, weights, settings or checkpoint: the message says what to do
         raise UsageError(str(exc)) from exc
     seconds = time.perf_counter() - t0
@@ -189,7 +193,7 @@ def run_predict(args) -> int:
         order = row.argsort()[::-1][: args.top_k]
         answers.append({"image": name, "classes": [{"name": clf.class_names[i], "probability": round(float(row[i]), 4)} for i in order]})
     if args.json:
-        print(json.dumps({"model": clf.name, "answers": answers, "skipped": skipped}, indent=2))
+        print(json.dumps({"model": str(args.model or project.model_path), "answers": answers, "skipped": skipped}, indent=2))
     else:
         rows = [[a["image"], *[f"{c['name']} {c['probability']:.3f}" for c in a["classes"]]] for a in answers]
         if rows:
