@@ -1,0 +1,210 @@
+"""`muses import`, `muses generate-images`, `muses items` and `muses stats`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from muses.cli import UsageError, command_parser, format_table, positive
+from muses.config import find_project
+
+IMPORT_EXAMPLES = """\
+  muses import records.jsonl --preset met-scrapi          # the Met's scrAPI records
+  muses import export.csv --map title=Title --map object_type=Classification --map image=Photo
+  muses import objects.json --format json --source "main catalog"
+
+Our fields: id, title, object_type, material, period, description, image. A key of the
+same name is used unless --map (or --preset) names another. Image paths are taken relative
+to the file; URLs are kept and fetched by generate-images only with [images] allow_network.
+Re-importing updates records by id. Bad lines are skipped and listed with their numbers.
+"""
+GENERATE_EXAMPLES = """\
+  muses generate-images                  # new and changed photos only; resumes after Ctrl-C
+  muses generate-images --workers 2 --max-side 384
+  muses generate-images --force          # check every photo again
+
+Writes images/<xx>/<sha256>-<side>.jpg and images/report.json. Problem photos (unreadable,
+empty, truncated, blank, too large, ...) are excluded from datasets and listed.
+"""
+ITEMS_EXAMPLES = """\
+  muses items                      # the first 50 items
+  muses items --problems --limit 0 # every item with a problem photo
+  muses items --json > items.json
+"""
+STATS_EXAMPLES = """\
+  muses stats
+  muses stats --json
+"""
+LISTED = 10  # problem lines printed; the report files hold them all
+
+
+def register(subparsers) -> None:
+    from muses.collection.importers import PRESETS, available_formats
+
+    p = command_parser(subparsers, "import", help="import (or update) catalog records from a CSV, JSON or JSON Lines export",
+                       examples=IMPORT_EXAMPLES)
+    p.add_argument("file", type=Path, help="the export file")
+    p.add_argument("--format", choices=available_formats(), help="file format (default: from the extension)")
+    p.add_argument("--map", action="append", default=[], metavar="OURS=THEIRS",
+                   help="take our field from the export's key THEIRS (repeatable)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="a known export's field mapping")
+    p.add_argument("--source", metavar="NAME", help="source name stored on each item (default: the file name)")
+    p.add_argument("--batch-size", type=positive(), default=500, help="records per transaction (default 500)")
+    p.set_defaults(func=run_import)
+
+    p = command_parser(subparsers, "generate-images",
+                       help="check every photo and write its ML-size copy (problems are listed and excluded)",
+                       examples=GENERATE_EXAMPLES)
+    p.add_argument("--force", action="store_true", help="check photos already done again")
+    p.add_argument("--workers", type=int, metavar="N", help="processes; 0 = one per CPU core (default: muses.toml)")
+    p.add_argument("--max-side", type=positive(), metavar="N", help="long side of the copies in pixels (default: muses.toml, 256)")
+    p.set_defaults(func=run_generate)
+
+    p = command_parser(subparsers, "items", help="list items with their photos' state and top class", examples=ITEMS_EXAMPLES)
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="items shown; 0 = all (default 50)")
+    p.add_argument("--problems", action="store_true", help="only items with a problem photo or no usable photo")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_items)
+
+    p = command_parser(subparsers, "stats", help="counts of items, photos by status and problems by category",
+                       examples=STATS_EXAMPLES)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=run_stats)
+
+
+def _progress_bar(total: int | None, desc: str, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def run_import(args) -> int:
+    from muses.collection.importers import ImportFormatError, build_mapping, guess_format, import_records
+    from muses.collection.store import Store
+
+    project = find_project(args.project)
+    try:
+        fmt = args.format or guess_format(args.file)
+        mapping = build_mapping(args.preset, args.map)
+    except ImportFormatError as exc:
+        raise UsageError(str(exc)) from exc
+    if not args.file.is_file():
+        raise UsageError(f"{args.file}: no such file")
+    store = Store.for_project(project)
+    total = None if fmt == "json" else _count_lines(args.file)
+    with _progress_bar(total, "import", "line") as bar:
+        try:
+            report = import_records(store, args.file, format=fmt, mapping=mapping, source=args.source,
+                                    batch_size=args.batch_size, progress=bar.update)
+        except ImportFormatError as exc:
+            raise UsageError(str(exc)) from exc
+    for note in report.skipped[:LISTED]:
+        print(f"  line {note.line}: skipped, {note.reason}")
+    for note in report.duplicates[:LISTED]:
+        print(f"  line {note.line}: {note.reason}")
+    hidden = max(0, len(report.skipped) - LISTED) + max(0, len(report.duplicates) - LISTED)
+    if hidden:
+        print(f"  ... {hidden} more lines: see import-report.json")
+    for ours, theirs in report.unmapped.items():
+        print(f"  warning: no record has the key {theirs!r}, so {ours} is empty; --map {ours}=KEY takes it from another")
+    out = project.root / "import-report.json"
+    out.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    rate = report.imported / report.seconds if report.seconds else 0
+    print(format_table(["records", "count"], [
+        ["new", report.new], ["updated", report.updated], ["skipped (bad lines)", len(report.skipped)],
+        ["duplicate ids in the file", len(report.duplicates)], ["photos added", report.images_added],
+    ]))
+    print(f"{report.imported} records in {report.seconds:.1f} s ({rate:,.0f}/s) from {args.file} ({fmt}); "
+          f"report: {out}\nnext: muses generate-images")
+    return 0
+
+
+def run_generate(args) -> int:
+    from muses.collection.images import generate_images
+
+    project = find_project(args.project)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _progress_bar(total, "generate-images", "image")
+        bar.update(1)
+
+    try:
+        report = generate_images(project, force=args.force, workers=args.workers, max_side=args.max_side,
+                                 progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for entry in [f for f in report.problem_files if f["status"] == "problem"][:LISTED]:
+        print(f"  {entry['original']}: {entry['problem']}")
+    rows = [["checked now", report.processed], ["unchanged (skipped)", report.unchanged]]
+    rows += [[f"  {status}", n] for status, n in sorted(report.by_status.items())]
+    rows += [[f"  problem: {category}", n] for category, n in report.problems.most_common()]
+    if report.waiting_for_network:
+        rows.append(["URLs waiting ([images] allow_network = false)", report.waiting_for_network])
+    print(format_table(["photos", "count"], rows))
+    rate = report.processed / report.seconds if report.seconds else 0
+    print(f"{report.seconds:.1f} s, {rate:.0f} photos/s on {report.workers} worker(s); report: {report.report_path}")
+    return 0
+
+
+def _item_row(item) -> dict:
+    top = (item.classification or {}).get("classes") or [{}]
+    usable = len(item.usable_images)
+    return {"id": item.id, "title": item.title, "object_type": item.primary_object_type,
+            "usable_images": usable, "problem_images": len(item.images) - usable,
+            "problems": [im.problem for im in item.images if im.status == "problem"],
+            "top_class": top[0].get("name"), "probability": top[0].get("probability")}
+
+
+def run_items(args) -> int:
+    from muses.collection.store import Store
+
+    if args.limit < 0:
+        raise UsageError(f"--limit must be 0 (all) or more, got {args.limit}")
+    store = Store.for_project(find_project(args.project))
+    rows, more = [], 0
+    for item in store.items():
+        row = _item_row(item)
+        if args.problems and row["problem_images"] == 0 and row["usable_images"] > 0:
+            continue
+        if args.limit and len(rows) >= args.limit:
+            more += 1
+            continue
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    table = [[r["id"], r["title"][:40], r["object_type"][:20], r["usable_images"], r["problem_images"],
+              r["top_class"] if r["top_class"] is None else f"{r['top_class']} {r['probability']:.2f}"]
+             for r in rows]
+    print(format_table(["id", "title", "object type", "usable", "problem", "top class"], table))
+    if more:
+        print(f"... {more} more (--limit 0 shows all)")
+    return 0
+
+
+def run_stats(args) -> int:
+    from muses.collection.store import Store
+
+    stats = Store.for_project(find_project(args.project)).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2, ensure_ascii=False))
+        return 0
+    print(format_table(["collection", "count"], [
+        ["items", stats["items"]], ["without photos", stats["items_without_images"]],
+        ["classified", stats["items_classified"]],
+    ]))
+    print()
+    print(format_table(["photos", "count"], [["all", stats["images"]]] + [
+        [status, n] for status, n in sorted(stats["images_by_status"].items())]))
+    if stats["problem_categories"]:
+        print()
+        print(format_table(["problem", "photos"], [[c, n] for c, n in stats["problem_categories"].items()]))
+    return 0

@@ -1,0 +1,122 @@
+import json
+
+import pytest
+
+from muses.cli import main
+from muses.collection.store import Store
+
+SOME_MET_IDS = ("10512", "10427", "248444", "12982", "156134")  # bust, miniature, blank, truncated, cropped
+
+
+@pytest.fixture
+def met_subset(met_sample, tmp_path):
+    """Five real Met records whose photos are named by absolute path (so they can live anywhere)."""
+    records = [json.loads(line) for line in (met_sample / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    chosen = [r | {"image": str(met_sample / r["image"])} for r in records if str(r["id"]) in SOME_MET_IDS]
+    path = tmp_path / "subset.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in chosen), encoding="utf-8")
+    return path
+
+
+def counts(out: str) -> dict[str, int]:
+    """The rows of the printed summary tables that end in a number: label → count."""
+    rows = (line.rsplit(None, 1) for line in out.splitlines())
+    return {row[0].strip(): int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit()}
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", ["import", "generate-images", "items", "stats"])
+def test_help_has_examples(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"muses {command}" in out
+
+
+def test_import_generate_items_stats(project, met_subset, capsys):
+    code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi")
+    assert code == 0
+    assert counts(out)["new"] == 5 and "next: muses generate-images" in out
+    report = json.loads((project.root / "import-report.json").read_text(encoding="utf-8"))
+    assert report["new"] == 5 and report["format"] == "jsonl"
+
+    code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi")
+    assert code == 0 and counts(out)["updated"] == 5
+
+    code, out, err = run(capsys, "generate-images", "--workers", "1")
+    assert code == 0
+    assert "12982_ap62.48.2.jpg: truncated: 74% grey fill" in out
+    assert "248444_DP114333.jpg: blank:" in out
+    assert counts(out) == {"checked now": 5, "unchanged (skipped)": 0, "cropped": 1, "ok": 2, "problem": 2,
+                           "problem: truncated": 1, "problem: blank": 1}
+    assert "generate-images" in err  # the progress bar
+
+    code, out, _ = run(capsys, "generate-images")
+    assert code == 0 and counts(out) == {"checked now": 0, "unchanged (skipped)": 5}
+
+    with Store.for_project(project).transaction() as s:
+        from muses.collection.store import Item
+
+        s.get(Item, "10512").classification = {"model": "m", "date": "2026-01-01",
+                                               "classes": [{"name": "bust", "probability": 0.91}]}
+    code, out, _ = run(capsys, "items", "--limit", "2")
+    assert code == 0 and "10427" in out and "bust 0.91" in out and "... 3 more" in out
+
+    code, out, _ = run(capsys, "items", "--problems", "--json")
+    rows = json.loads(out)
+    assert sorted(r["id"] for r in rows) == ["12982", "248444"]
+    assert rows[0]["problem_images"] == 1 and rows[0]["usable_images"] == 0 and rows[0]["problems"][0]
+
+    code, out, _ = run(capsys, "stats", "--json")
+    stats = json.loads(out)
+    assert stats["items"] == 5 and stats["images_by_status"] == {"ok": 2, "cropped": 1, "problem": 2}
+    assert stats["problem_categories"] == {"truncated": 1, "blank": 1}
+    code, out, _ = run(capsys, "stats")
+    assert code == 0
+    assert counts(out) == {"items": 5, "without photos": 0, "classified": 1, "all": 5, "cropped": 1, "ok": 2,
+                           "problem": 2, "truncated": 1, "blank": 1}
+
+
+def test_csv_import_with_map_and_warnings(project, tmp_path, capsys):
+    path = tmp_path / "export.csv"
+    path.write_text("Number,Name,Kind\n1,Bust of Homer,Sculpture\n2,Vase\n,No number,Vessel\n", encoding="utf-8")
+    code, out, _ = run(capsys, "import", str(path), "--map", "id=Number", "--map", "title=Name",
+                       "--map", "object_type=Kind", "--source", "main")
+    assert code == 0
+    assert "line 4: skipped, missing id" in out
+    assert "no record has the key 'image', so image is empty" in out
+    item = Store.for_project(project).get_item("1")
+    assert (item.title, item.object_type, item.source) == ("Bust of Homer", ["Sculpture"], "main")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--map", "colour=Colour"], "cannot map to 'colour'"),
+    (["--map", "title"], "our_field=their_field"),
+    ([], "no record has the id key 'id'"),
+])
+def test_import_bad_usage_exits_2(project, tmp_path, capsys, argv, message):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"ObjectID": 1}\n', encoding="utf-8")
+    code, _, err = run(capsys, "import", str(path), *argv)
+    assert code == 2 and message in err
+
+
+def test_import_missing_file_and_unknown_extension_exit_2(project, tmp_path, capsys):
+    code, _, err = run(capsys, "import", str(tmp_path / "nope.jsonl"))
+    assert code == 2 and "no such file" in err
+    (tmp_path / "r.xml").write_text("<records/>", encoding="utf-8")
+    code, _, err = run(capsys, "import", str(tmp_path / "r.xml"))
+    assert code == 2 and "pass --format" in err
+
+
+def test_generate_images_bad_flags_exit_2(project, capsys):
+    code, _, err = run(capsys, "generate-images", "--workers", "-1")
+    assert code == 2 and "workers must be 0" in err
+    code, _, err = run(capsys, "items", "--limit", "-3")
+    assert code == 2 and "--limit must be 0" in err
