@@ -112,3 +112,17 @@ def test_cli_bad_input_exits_2(met_project, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["classify", "--top-k", "0"])
     assert exc.value.code == 2
+
+
+@pytest.mark.slow  # exports the model to ONNX first
+def test_runtime_choice_reaches_the_model(met_project, tiny_model_path):
+    torch_report = classify_collection(met_project, model_path=tiny_model_path, runtime="torch", top_k=3)
+    store = Store.for_project(met_project)
+    by_torch = {i.id: i.classification["classes"] for i in store.items(torch_report.classified)}
+    onnx_report = classify_collection(met_project, model_path=tiny_model_path, runtime="onnx", top_k=3,
+                                      update_existing=True)
+    assert type(load_model(tiny_model_path, runtime="onnx")).__name__ == "OnnxClassifier"
+    for item in store.items(onnx_report.classified):
+        assert [c["name"] for c in item.classification["classes"]] == [c["name"] for c in by_torch[item.id]]
+        for a, b in zip(item.classification["classes"], by_torch[item.id]):
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-3)
