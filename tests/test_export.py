@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from sqlalchemy import select
-
 from muses.cli import main
+from muses.collection.images import generate_images
 from muses.collection.importers import import_records
 from muses.collection.store import OK, PROBLEM, Image, Item, Store
 from muses.exporters import UnknownExporterError, available_exporters, load_exporter
@@ -260,13 +259,7 @@ def test_cli_export_and_errors(hand_made, capsys):
 def test_met_sample_with_demo_definitions(project, met_sample):
     store = Store.for_project(project)
     assert import_records(store, met_sample / "records.jsonl", preset="met-scrapi").new == 304
-    # Stand-in for `muses generate-images` until it lands: the photos as ready ML-size copies.
-    (project.root / "images").mkdir()
-    with store.transaction() as session:
-        for image in session.scalars(select(Image)):
-            image.stored_path = f"images/{Path(image.original).name}"
-            shutil.copyfile(image.original, project.root / image.stored_path)
-            image.status = OK
+    generate_images(project, store=store, workers=1, max_side=64)  # small copies: the test is about labels
     result = NaiveExporter(definitions=REPO / "examples" / "definitions.toml", progress=False).export(project)
     s = result.report["summary"]
     assert (s["items"], s["labeled"], s["conflicts"], s["excluded"], s["unlabeled"]) == (304, 165, 2, 8, 129)
@@ -276,7 +269,8 @@ def test_met_sample_with_demo_definitions(project, met_sample):
     splits = {}
     for row in read_manifest(result.path):
         assert splits.setdefault(row["item_id"], row["split"]) == row["split"]
-    assert len(splits) == 165
+    # generate-images set aside 26 photos (placeholders, truncated downloads), 12 of them labeled.
+    assert (s["items_with_images"], s["labeled_with_images"], s["dataset_images"], len(splits)) == (278, 153, 153, 153)
     other = NaiveExporter(definitions=REPO / "examples" / "definitions.toml", seed=1, progress=False).export(
         project, out=project.root / "seed1")
     assert (other.path / "manifest.csv").read_bytes() != (result.path / "manifest.csv").read_bytes()
