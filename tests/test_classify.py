@@ -126,3 +126,31 @@ def test_runtime_choice_reaches_the_model(met_project, tiny_model_path):
         assert [c["name"] for c in item.classification["classes"]] == [c["name"] for c in by_torch[item.id]]
         for a, b in zip(item.classification["classes"], by_torch[item.id]):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-3)
+
+
+@pytest.mark.slow  # a real process, killed
+def test_killed_run_resumes(project, met_sample, tiny_model_path):
+    """`muses classify` killed (SIGKILL, like a crash or a power cut) after its first commit:
+    the store holds whole batches only, and the next run classifies exactly the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ids = add_met_items(project, met_sample, 80)
+    store = Store.for_project(project)
+    cmd = [sys.executable, "-m", "muses", "classify", "--model", str(tiny_model_path), "--batch-size", "1"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "MUSES_PROJECT": str(project.root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not store.stats()["items_classified"]:
+        assert proc.poll() is None and time.monotonic() < deadline, "classify ended before its first commit"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {i.id for i in store.items() if i.classification}
+    assert 0 < len(done) < len(ids)
+    report = classify_collection(project, model_path=tiny_model_path)
+    assert report.skipped_existing == len(done)
+    assert set(report.classified) == set(ids) - done
