@@ -11,16 +11,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import delete, insert, select, update
 
 from muses.collection.store import Image, Item, Store
 
@@ -178,8 +179,7 @@ def _resolve_image(ref: str, base_dir: Path) -> str:
         return ref
     if ref.lower().startswith("file://"):
         ref = ref[len("file://"):]
-    path = Path(ref).expanduser()
-    return str(path if path.is_absolute() else (base_dir / path).resolve())
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(ref)))  # join keeps an absolute ref
 
 
 @dataclass
@@ -237,30 +237,46 @@ class ImportReport:
 
 
 def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport) -> None:
-    """Insert or update one batch in a single transaction (one query for the existing items)."""
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    """Insert or update one batch in a single transaction, with bulk statements (no query per record).
+
+    A photo still listed keeps its checked state (status, checksum, ML-size copy); new ones
+    start pending; photos no longer listed are removed.
+    """
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # the search index refreshes from this
     with store.transaction() as s:
-        existing = {it.id: it for it in s.scalars(
-            select(Item).where(Item.id.in_(list(batch))).options(selectinload(Item.images)))}
+        existing = set(s.scalars(select(Item.id).where(Item.id.in_(list(batch)))))
+        rows = [{"id": item_id, **data.fields, "updated_at": now} for item_id, data in batch.items()]
+        new_rows = [row for row in rows if row["id"] not in existing]
+        if new_rows:
+            s.execute(insert(Item), new_rows)
+        if existing:
+            s.execute(update(Item), [row for row in rows if row["id"] in existing])
+        before: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for image_id, item_id, original in s.execute(
+                select(Image.id, Image.item_id, Image.original).where(Image.item_id.in_(list(existing)))
+                .order_by(Image.item_id, Image.position)):
+            before[item_id].append((image_id, original))
+        added, moved, removed = [], [], []
         for item_id, data in batch.items():
-            item = existing.get(item_id)
-            if item is None:
-                s.add(Item(id=item_id, **data.fields,
-                           images=[Image(position=p, original=o) for p, o in enumerate(data.images)]))
-                report.new += 1
-                report.images_added += len(data.images)
+            old = before.get(item_id, [])
+            if [original for _, original in old] == data.images:
                 continue
-            for name, value in data.fields.items():
-                setattr(item, name, value)
-            item.updated_at = now  # the search index refreshes items from this stamp
-            report.updated += 1
-            if [im.original for im in item.images] != data.images:
-                # Keep the checked state of photos still listed; new ones start pending.
-                kept = {im.original: im for im in item.images}
-                item.images = [kept.get(o) or Image(original=o) for o in data.images]
-                for position, image in enumerate(item.images):
-                    image.position = position
-                report.images_added += sum(o not in kept for o in data.images)
+            kept = {original: image_id for image_id, original in old}
+            removed += [image_id for image_id, original in old if original not in data.images]
+            for position, original in enumerate(data.images):
+                if original in kept:
+                    moved.append({"id": kept[original], "position": position})
+                else:
+                    added.append({"item_id": item_id, "position": position, "original": original})
+        if removed:
+            s.execute(delete(Image).where(Image.id.in_(removed)))
+        if moved:
+            s.execute(update(Image), moved)
+        if added:
+            s.execute(insert(Image), added)
+    report.new += len(new_rows)
+    report.updated += len(existing)
+    report.images_added += len(added)
 
 
 def import_records(store: Store, path: str | Path, *, format: str | None = None,
