@@ -253,3 +253,35 @@ def test_met_sample_defects_are_found(met_project):
     bust = images["10512"]
     assert max(PILImage.open(project.path(bust.stored_path)).size) == 256
     assert (bust.width, bust.height) == PILImage.open(bust.original).size
+
+
+def test_urls_are_fetched_only_when_allowed(project, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "site"
+    served.mkdir()
+    halves(RED, WHITE).save(served / "photo.jpg")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        path = tmp_path / "r.jsonl"
+        path.write_text(json.dumps({"id": "1", "image": [f"{base}/photo.jpg", f"{base}/gone.jpg"]}) + "\n",
+                        encoding="utf-8")
+        store = Store.for_project(project)
+        import_records(store, path)
+        assert generate_images(project, store=store, workers=1).waiting_for_network == 2
+        assert {im.status for im in store.images()} == {PENDING}
+
+        (project.root / "muses.toml").write_text("[images]\nallow_network = true\n", encoding="utf-8")
+        report = generate_images(Project.load(project.root), store=store, workers=1)
+        fetched, gone = store.get_item("1").images
+        assert fetched.status == OK and _near(_copy(project, fetched).getpixel((2, 10)), RED)
+        assert gone.status == PROBLEM and gone.problem.startswith("download-failed:") and "404" in gone.problem
+        assert report.problems == {"download-failed": 1}
+    finally:
+        server.shutdown()

@@ -167,6 +167,7 @@ def check_content(img: Image.Image, *, blank_std: float = 5.0, min_fill: float =
         return ContentCheck(img, "ok", None)
     if 1 - fraction < min_kept:
         raise ImageProblem("truncated", f"{fraction:.0%} grey fill at the bottom (interrupted download); "
-                                        f"less than {min_kept:.0%} of the picture left")
+                                        f"{1 - fraction:.0%} of the picture left, under the {min_kept:.0%} "
+                                        "needed to crop")
     return ContentCheck(img.crop((0, 0, img.width, height - fill)), "cropped",
                         f"truncated: {fraction:.0%} grey fill at the bottom cut off")
