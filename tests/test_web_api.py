@@ -98,6 +98,7 @@ def test_upload_page_renders_results_and_errors(client, web_project):
     r = client.post("/", files={"file": ("bust.jpg", jpeg_of(web_project, first_id(web_project)), "image/jpeg")})
     assert r.status_code == 200
     assert "Similar objects" in r.text and "<progress" in r.text and 'class="card"' in r.text
+    assert 'src="data:image/jpeg;base64,' in r.text  # the upload shown beside its classes
     r = client.post("/", files={"file": ("x.txt", b"hello", "text/plain")})
     assert r.status_code == 415 and 'class="error"' in r.text
     assert client.post("/").status_code == 400  # no file chosen
@@ -178,3 +179,19 @@ def test_without_a_model_browsing_works_and_predict_says_why(web_project, tmp_pa
     assert c.get("/api/items").status_code == 200
     r = c.post("/api/predict", files={"file": ("a.png", png(), "image/png")})
     assert r.status_code == 503 and "not found" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("command", ["serve", "classify", "similar"])
+def test_help_has_examples(command, capsys):
+    from muses.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0 and "examples:" in capsys.readouterr().out
+
+
+def test_serve_rejects_a_bad_port(project, capsys):
+    from muses.cli import main
+
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err

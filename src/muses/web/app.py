@@ -24,7 +24,7 @@ from muses.naive_classification.helpers import load_model
 from muses.search import Hit, UnsupportedStoreError, open_engine
 from muses.search.similar import similar_to_image, similar_to_items
 from muses.web import browse
-from muses.web.uploads import MAX_BYTES, MAX_PIXELS, UploadError, read_upload
+from muses.web.uploads import MAX_BYTES, MAX_PIXELS, UploadError, read_upload, thumbnail_data_url
 
 HERE = Path(__file__).parent
 TOP_K = 5
@@ -100,8 +100,10 @@ def create_app(
         return [{**view.summary(items[h.item_id]), "score": round(h.score, 4), "matched": list(h.matched)}
                 for h in hits if h.item_id in items]
 
-    def predict(data: bytes) -> dict[str, Any]:
-        image = read_upload(data, max_bytes=max_upload_bytes, max_pixels=max_pixels)
+    def upload(data: bytes):
+        return read_upload(data, max_bytes=max_upload_bytes, max_pixels=max_pixels)
+
+    def predict(image) -> dict[str, Any]:
         clf = classifier()
         result = similar_to_image(clf.predict_pil([image]), clf.class_names, search_engine(),
                                   definitions=definitions(), limit=similar_limit)
@@ -142,12 +144,15 @@ def create_app(
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def upload_form(request: Request, file: UploadFile | None = File(None)):
         try:
-            result = await run_in_threadpool(predict, await read_file(file))
+            image = await run_in_threadpool(upload, await read_file(file))
+            result = await run_in_threadpool(predict, image)
         except UploadError as exc:
             return templates.TemplateResponse(request, "upload.html", {"error": str(exc)}, status_code=exc.status)
         except HTTPException as exc:
             return templates.TemplateResponse(request, "upload.html", {"error": exc.detail}, status_code=exc.status_code)
-        return templates.TemplateResponse(request, "upload.html", {"result": result, "filename": file.filename})
+        return templates.TemplateResponse(request, "upload.html", {
+            "result": result, "filename": file.filename, "photo": thumbnail_data_url(image),
+        })
 
     @app.get("/items", response_class=HTMLResponse, include_in_schema=False)
     def items_page(request: Request, predicted: str = "", naive: str = "", disagree: bool = False,
@@ -179,7 +184,7 @@ def create_app(
     @app.post("/api/predict", tags=["api"], summary="Classes and similar objects for an uploaded photo")
     async def api_predict(file: UploadFile = File(..., description="a photo: JPEG, PNG, WebP, GIF, BMP or TIFF")):
         try:
-            return await run_in_threadpool(predict, await read_file(file))
+            return await run_in_threadpool(predict, await run_in_threadpool(upload, await read_file(file)))
         except UploadError as exc:
             raise HTTPException(exc.status, str(exc)) from exc
 

@@ -2,6 +2,7 @@
 anything decodes them in full."""
 from __future__ import annotations
 
+import base64
 import io
 import warnings
 
@@ -45,3 +46,12 @@ def read_upload(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MA
         raise UploadError(f"the image has too many pixels ({exc}); send a smaller photo", 413) from exc
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise UploadError(f"the image is corrupt or truncated ({exc}); send the photo again", 400) from exc
+
+
+def thumbnail_data_url(image: Image.Image, size: int = 240) -> str:
+    """A small JPEG of the upload as a data: URL, to show it beside its results (never stored)."""
+    thumb = image.copy()
+    thumb.thumbnail((size, size))
+    buf = io.BytesIO()
+    thumb.save(buf, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
