@@ -194,6 +194,27 @@ def test_rerun_skips_done_work_and_redoes_changed_originals(corpus_project, tmp_
     assert max(_copy(project, store.get_item("big").images[0]).size) == 32
 
 
+def test_an_interrupted_run_keeps_its_work_and_resumes(project, tmp_path):
+    files = make_corpus(tmp_path / "photos")
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps({"id": k, "image": f"photos/{n}"}) + "\n" for k, n in files.items()),
+                    encoding="utf-8")
+    store = Store.for_project(project)
+    import_records(store, path)
+
+    def ctrl_c_after_five(done, total):
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_images(project, store=store, workers=1, progress=ctrl_c_after_five)
+    statuses = [im.status for im in store.images()]
+    assert len(statuses) - statuses.count(PENDING) == 5
+    resumed = generate_images(project, store=store, workers=1)
+    assert (resumed.processed, resumed.unchanged) == (len(files) - 5, 5)  # the first five only re-hashed
+    assert PENDING not in {im.status for im in store.images()}
+
+
 def test_report_file_lists_problems(corpus_project):
     project, _, report, _ = corpus_project
     content = json.loads((project.images_dir / "report.json").read_text(encoding="utf-8"))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from muses.collection.store import CROPPED, OK
+
 _EXIF_ORIENTATION = 0x0112
 _T = Image.Transpose
 # EXIF orientation → the transpose that makes the picture upright (as in ImageOps.exif_transpose).
@@ -37,7 +39,6 @@ class Decoded:
     width: int  # full-size width and height as displayed, i.e. after the EXIF orientation
     height: int
     orientation: int
-    frames: int
 
 
 def _looks_like_text(data: bytes) -> bool:
@@ -80,7 +81,6 @@ def decode(data: bytes, *, max_pixels: int, min_side: int | None = None) -> Deco
     orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
-    frames = getattr(img, "n_frames", 1)
     try:
         if min_side and img.format == "JPEG":
             img.draft(None, (min_side, min_side))
@@ -92,7 +92,7 @@ def decode(data: bytes, *, max_pixels: int, min_side: int | None = None) -> Deco
         raise ImageProblem("unreadable", f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001
         raise ImageProblem("unreadable", f"{type(exc).__name__}: {exc}") from exc
-    return Decoded(to_rgb(img), width, height, orientation, frames)
+    return Decoded(to_rgb(img), width, height, orientation)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -143,7 +143,7 @@ def brightness_std(img: Image.Image) -> float:
 @dataclass
 class ContentCheck:
     image: Image.Image  # the part worth keeping
-    status: str  # "ok" | "cropped" (the caller stores the status words)
+    status: str  # OK or CROPPED
     problem: str | None
 
 
@@ -164,10 +164,10 @@ def check_content(img: Image.Image, *, blank_std: float = 5.0, min_fill: float =
     fill = grey_fill_rows(arr)
     fraction = fill / height
     if fraction < min_fill:
-        return ContentCheck(img, "ok", None)
+        return ContentCheck(img, OK, None)
     if 1 - fraction < min_kept:
         raise ImageProblem("truncated", f"{fraction:.0%} grey fill at the bottom (interrupted download); "
                                         f"{1 - fraction:.0%} of the picture left, under the {min_kept:.0%} "
                                         "needed to crop")
-    return ContentCheck(img.crop((0, 0, img.width, height - fill)), "cropped",
+    return ContentCheck(img.crop((0, 0, img.width, height - fill)), CROPPED,
                         f"truncated: {fraction:.0%} grey fill at the bottom cut off")

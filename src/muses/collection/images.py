@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 
 from muses.collection.image_checks import ImageProblem, check_content, decode, orient
 from muses.collection.importers import URL_SCHEMES
-from muses.collection.store import CROPPED, OK, PENDING, PROBLEM, USABLE_STATUSES, Image, Store, problem_category
+from muses.collection.store import PENDING, PROBLEM, USABLE_STATUSES, Image, Store, problem_category
 from muses.config import ConfigError, Project
 
 COMMIT_EVERY = 64  # results per transaction: bounds the work an interruption loses
@@ -65,7 +65,7 @@ class Result:
     seconds: float = 0.0
 
 
-def _read_original(original: str, settings: Settings) -> bytes:
+def _read_original(original: str) -> bytes:
     if original.lower().startswith(URL_SCHEMES):
         try:
             with urllib.request.urlopen(original, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 - user's URLs
@@ -90,7 +90,7 @@ def process_image(task: Task, settings: Settings, images_dir: str, project_root:
     start = time.perf_counter()
     result = Result(task.image_id, changed=True)
     try:
-        data = _read_original(task.original, settings)
+        data = _read_original(task.original)
         result.checksum = hashlib.sha256(data).hexdigest()
         if task.done and result.checksum == task.checksum:
             return Result(task.image_id, changed=False)
@@ -105,8 +105,7 @@ def process_image(task: Task, settings: Settings, images_dir: str, project_root:
         img.save(tmp, "JPEG", quality=settings.quality, optimize=True)
         os.replace(tmp, target)  # a killed run never leaves half a JPEG under the final name
         result.stored_path = os.path.relpath(target, project_root)
-        result.status = CROPPED if content.status == "cropped" else OK
-        result.problem = content.problem
+        result.status, result.problem = content.status, content.problem
     except ImageProblem as exc:
         result.status, result.problem = PROBLEM, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file must never abort the run
@@ -158,8 +157,7 @@ class GenerateReport:
 
     def to_dict(self) -> dict[str, Any]:
         # asdict() would rebuild the Counters from their items, counting the pairs instead
-        return {**{k: v for k, v in vars(self).items()},
-                "by_status": dict(self.by_status), "problems": dict(self.problems.most_common())}
+        return {**vars(self), "by_status": dict(self.by_status), "problems": dict(self.problems.most_common())}
 
 
 def _settings(project: Project, max_side: int | None) -> Settings:
