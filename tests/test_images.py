@@ -189,9 +189,13 @@ def test_rerun_skips_done_work_and_redoes_changed_originals(corpus_project, tmp_
     assert good.checksum != images["good"].checksum
     assert _near(_copy(project, good).getpixel((2, 10)), BLUE)
 
+    usable = sum(im.status in (OK, CROPPED) for im in store.images())
+    resized = generate_images(project, store=store, workers=1, max_side=32)  # new size: usable copies redone
+    assert (resized.processed, resized.unchanged) == (usable, 18 - usable)
+    assert max(_copy(project, store.get_item("big").images[0]).size) == 32
+
     forced = generate_images(project, store=store, workers=1, force=True, max_side=32)
     assert forced.processed == 18
-    assert max(_copy(project, store.get_item("big").images[0]).size) == 32
 
 
 def test_an_interrupted_run_keeps_its_work_and_resumes(project, tmp_path):

@@ -122,16 +122,17 @@ def _process_star(args: tuple) -> Result:
 _RETRIED = ("download-failed", "missing")  # problems that may go away without the file changing
 
 
-def _tasks(store: Store, project: Project, *, force: bool, allow_network: bool) -> tuple[list[Task], int]:
+def _tasks(store: Store, project: Project, settings: Settings, *, force: bool) -> tuple[list[Task], int]:
     """Images to (re)check, and how many URL images wait for ``allow_network``."""
     tasks, waiting = [], 0
     for image in store.images():
         is_url = image.original.lower().startswith(URL_SCHEMES)
-        if is_url and not allow_network:
+        if is_url and not settings.allow_network:
             waiting += image.status == PENDING or force
             continue
-        if image.status in USABLE_STATUSES:
-            done = bool(image.stored_path) and project.path(image.stored_path).is_file()
+        if image.status in USABLE_STATUSES:  # done if its copy exists at the size asked for now
+            expected = project.images_dir / stored_name(image.checksum or "", settings.max_side)
+            done = bool(image.stored_path) and project.path(image.stored_path) == expected and expected.is_file()
         else:
             done = image.status == PROBLEM and problem_category(image.problem) not in _RETRIED
         if force:
@@ -211,7 +212,7 @@ def generate_images(project: Project, *, store: Store | None = None, force: bool
     n_workers = resolve_workers(workers, project)
     store = store or Store.for_project(project)
     start = time.perf_counter()
-    tasks, waiting = _tasks(store, project, force=force, allow_network=settings.allow_network)
+    tasks, waiting = _tasks(store, project, settings, force=force)
     report = GenerateReport(waiting_for_network=waiting, workers=n_workers)
     originals = {t.image_id: t.original for t in tasks}
     pending: list[Result] = []
