@@ -72,6 +72,7 @@ def test_upload_a_photo_and_browse(server):
 
         page.goto(url + "/items?disagree=true")
         assert "catalog label disagrees" in page.content()
+        page.screenshot(path=str(ARTIFACTS / "web-items.png"), full_page=True)
         page.locator(".card").first.click()
         page.wait_for_selector("h2:has-text('Predicted classes')")
         assert page.locator(".bars progress").count() >= 1
