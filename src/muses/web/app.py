@@ -12,11 +12,12 @@ from typing import Any
 
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from muses import __version__
+from muses.classify import classify_collection
 from muses.collection.store import Image, Store
 from muses.config import Project, find_project
 from muses.naive_classification.definitions import Definitions, load_definitions
@@ -211,17 +212,11 @@ def create_app(
     def api_classify(item_id: str):
         if not allow_writes:
             raise HTTPException(403, "the server is read-only; start it with `muses serve --allow-writes`")
-        from muses.classify import classify_collection
-
         item_or_404(item_id)
         classifier()  # 503 if there is no model
         report = classify_collection(proj, model_path=model, ids=[item_id], update_existing=True)
         if item_id not in report.classified:
             raise HTTPException(422, f"item {item_id!r} has no readable usable image")
         return view.detail(store.get_item(item_id))
-
-    @app.get("/healthz", include_in_schema=False)
-    def health() -> Response:
-        return Response("ok", media_type="text/plain")
 
     return app
