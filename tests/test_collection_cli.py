@@ -120,3 +120,17 @@ def test_generate_images_bad_flags_exit_2(project, capsys):
     assert code == 2 and "workers must be 0" in err
     code, _, err = run(capsys, "items", "--limit", "-3")
     assert code == 2 and "--limit must be 0" in err
+
+
+def test_import_refused_by_the_store_exits_1_and_keeps_earlier_batches(project, tmp_path, capsys):
+    from sqlalchemy import text
+
+    store = Store.for_project(project)
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.id = '3' "
+                          "BEGIN SELECT RAISE(ABORT, 'disk quota'); END"))
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(5)), encoding="utf-8")
+    code, _, err = run(capsys, "import", str(path), "--batch-size", "2")
+    assert code == 1 and "lines 3-4" in err and "disk quota" in err and "import again" in err
+    assert [i.id for i in store.items()] == ["0", "1"]

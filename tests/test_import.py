@@ -5,6 +5,7 @@ from sqlalchemy import text
 
 from muses.collection.importers import (
     ImportFormatError,
+    ImportStopped,
     build_mapping,
     guess_format,
     import_records,
@@ -151,7 +152,7 @@ def test_a_failing_batch_rolls_back_alone(store, tmp_path):
         conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.id = 'r5' "
                           "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
     path = _write_jsonl(tmp_path / "r.jsonl", [{"id": f"r{i}", "title": f"t{i}", "image": f"{i}.jpg"} for i in range(8)])
-    with pytest.raises(Exception, match="refused by the database"):
+    with pytest.raises(ImportStopped, match="lines 4-6 .*refused by the database.* the 3 records before"):
         import_records(store, path, batch_size=3)
     assert [i.id for i in store.items()] == ["r0", "r1", "r2"]  # batch 1 kept, batch 2 (r3-r5) not started
     assert store.stats()["images"] == 3

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
@@ -83,7 +84,7 @@ def _count_lines(path: Path) -> int:
 
 
 def run_import(args) -> int:
-    from muses.collection.importers import ImportFormatError, build_mapping, guess_format, import_records
+    from muses.collection.importers import ImportFormatError, ImportStopped, build_mapping, guess_format, import_records
     from muses.collection.store import Store
 
     project = find_project(args.project)
@@ -102,6 +103,9 @@ def run_import(args) -> int:
                                     batch_size=args.batch_size, progress=bar.update)
         except ImportFormatError as exc:
             raise UsageError(str(exc)) from exc
+        except ImportStopped as exc:
+            print(f"muses import: {exc}", file=sys.stderr)
+            return 1
     for note in report.skipped[:LISTED]:
         print(f"  line {note.line}: skipped, {note.reason}")
     for note in report.duplicates[:LISTED]:

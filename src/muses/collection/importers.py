@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from muses.collection.store import Image, Item, Store
 
@@ -45,6 +46,10 @@ class ImportFormatError(ValueError):
 
 class RecordError(ValueError):
     """One record cannot be imported; the message says why."""
+
+
+class ImportStopped(RuntimeError):
+    """The store refused a batch: the batches before it are saved, this one is not."""
 
 
 Reader = Callable[[Path], Iterator[tuple[int, "dict[str, Any] | RecordError"]]]
@@ -324,7 +329,14 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
             first_lines.setdefault(data.id, line)
             batch[data.id] = data
         if batch:
-            _write_batch(store, batch, report)
+            try:
+                _write_batch(store, batch, report)
+            except SQLAlchemyError as exc:
+                raise ImportStopped(
+                    f"the store refused the records of lines {chunk[0][0]}-{chunk[-1][0]} "
+                    f"({getattr(exc, 'orig', None) or exc}); the {report.imported} records before them are saved. "
+                    "Fix the cause and import again: records already imported are updated, not duplicated."
+                ) from exc
         if progress is not None:
             progress(len(chunk))
     report.seconds = time.perf_counter() - start
