@@ -86,9 +86,10 @@ def test_evaluate_table_and_gallery_of_mistakes(eval_project, tiny_model_path, s
         writer.writeheader()
         writer.writerows(rows)
     code, out, _ = _run(capsys, "evaluate", "--model", str(tiny_model_path), "--dataset", str(dataset),
-                        "--out", str(tmp_path / "out"), "--top-k", "2")
+                        "--out", str(tmp_path / "out"), "--top-k", "2", "--tta")
     assert code == 0
-    assert "precision" in out and "macro-F1" in out and "most confused" in out
+    assert "precision" in out and "macro-F1" in out and "log loss" in out and "most confused" in out
+    assert "F1 with TTA" in out
     assert str(tmp_path / "out" / "tiny_test_mistakes.html") in out
     gallery = Gallery(tmp_path / "out" / "tiny_test_mistakes.html")
     assert len(gallery.ids) == 2 and set(gallery.ids) <= set(flipped)  # --top-k 2 of the 3

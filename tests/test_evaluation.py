@@ -35,6 +35,7 @@ def test_metrics_by_hand():
     assert got["vessel"] == pytest.approx((0.5, 1.0, 2 / 3, 1))
     assert e.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
     assert e.confusion.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert e.log_loss == pytest.approx(-np.log([0.9, 0.6, 0.2, 0.8, 0.15, 0.8]).mean())
     d = e.to_dict()
     assert d["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]] and d["per_class"][0]["name"] == "bust"
 
@@ -123,5 +124,6 @@ def test_gallery_html(tmp_path, met_sample):
     assert page.ids == ["1", "2"] and page.thumbnails == 1 and page.missing == 1
     assert "Bust of <Voltaire>" in page.text and "0.912" in page.text  # escaped, then parsed back
     assert "<Voltaire>" not in path.read_text(encoding="utf-8")
-    csv_path = write_csv(tmp_path / "g.csv", rows, ["id", "title"])
-    assert csv_path.read_text(encoding="utf-8").splitlines() == ["id,title", "1,Bust of <Voltaire>", "2,Medal"]
+    csv_path = write_csv(tmp_path / "g.csv", rows, ["id", "title", "probability"])
+    assert csv_path.read_text(encoding="utf-8").splitlines() == [
+        "id,title,probability", "1,Bust of <Voltaire>,0.9123", "2,Medal,0.5"]

@@ -157,17 +157,18 @@ def run_evaluate(args) -> int:
 
 
 def _print_metrics(plain, tta) -> None:
-    headers = ["class", "precision", "recall", "F1", "support"] + (["F1 with TTA"] if tta else [])
-    rows = []
-    for i, c in enumerate(plain.per_class):
-        rows.append([c.name, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", c.support]
-                    + ([f"{tta.per_class[i].f1:.3f}"] if tta else []))
-    print(format_table(headers, rows))
+    """Per-class table, then accuracy, macro-F1 and log loss; with TTA a column beside each."""
+    evals = [plain] + ([tta] if tta else [])
+    rows = [[c.name, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", c.support]
+            + [f"{e.per_class[i].f1:.3f}" for e in evals[1:]] for i, c in enumerate(plain.per_class)]
+    print(format_table(["class", "precision", "recall", "F1", "support"] + (["F1 with TTA"] if tta else []), rows))
     print()
-    summary = [["photos", plain.n] + ([tta.n] if tta else []),
-               ["accuracy", f"{plain.accuracy:.3f}"] + ([f"{tta.accuracy:.3f}"] if tta else []),
-               ["macro-F1", f"{plain.macro_f1:.3f}"] + ([f"{tta.macro_f1:.3f}"] if tta else [])]
-    print(format_table(["", "plain"] + (["TTA"] if tta else []), summary))
+    print(format_table(["", "plain"] + (["TTA"] if tta else []), [
+        ["photos", *[e.n for e in evals]],
+        ["accuracy", *[f"{e.accuracy:.3f}" for e in evals]],
+        ["macro-F1", *[f"{e.macro_f1:.3f}" for e in evals]],
+        ["log loss", *[f"{e.log_loss:.3f}" for e in evals]],
+    ]))
 
 
 def _print_gold(agreement) -> None:

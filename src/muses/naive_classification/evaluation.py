@@ -37,6 +37,7 @@ class Evaluation:
     n: int
     accuracy: float
     macro_f1: float  # mean F1 over the classes that occur in y_true or y_pred
+    log_loss: float  # mean -ln p(true class): shows calibration changes accuracy does not (e.g. TTA)
     per_class: list[ClassMetrics]
     confusion: np.ndarray  # rows: true class, columns: predicted class
 
@@ -45,6 +46,7 @@ class Evaluation:
             "n": self.n,
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
+            "log_loss": self.log_loss,
             "per_class": [asdict(c) for c in self.per_class],
             "confusion": self.confusion.tolist(),
         }
@@ -109,6 +111,7 @@ def evaluate_predictions(y_true, probs, class_names: Sequence[str]) -> Evaluatio
         n=len(y_true),
         accuracy=float((y_pred == y_true).mean()),
         macro_f1=macro_f1(y_true, y_pred),
+        log_loss=float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-15, 1)).mean()),
         per_class=per_class_metrics(y_true, y_pred, class_names),
         confusion=confusion_matrix(y_true, y_pred, len(class_names)),
     )

@@ -29,7 +29,10 @@ from muses.naive_classification import backbones, features
 from muses.naive_classification.data import DatasetFolder, file_digest
 from muses.naive_classification.reports import catalog_entry
 
-DEFAULT_C = 0.1  # inverse L2 strength: 1280 features and a few hundred photos overfit at C=1
+# Inverse L2 strength on standardized features. Strong: 1280 features, a few hundred photos.
+# On the Met sample with 10 % flipped labels (5 draws) C=0.01 found them with precision 0.66 /
+# recall 0.89, against 0.61 / 0.87 at C=0.1 and 0.55 / 0.91 at C=1.
+DEFAULT_C = 0.01
 
 
 def linear_head(C: float = DEFAULT_C, seed: int = 0) -> Pipeline:

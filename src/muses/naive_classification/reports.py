@@ -133,13 +133,14 @@ def write_gallery(
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
-    """A CSV with a header line of ``columns`` (other keys of the rows are left out)."""
+    """A CSV with a header line of ``columns`` (other keys of the rows are left out); floats
+    rounded to 4 decimals."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
     return path
 
 
