@@ -160,3 +160,18 @@ def test_a_failing_batch_rolls_back_alone(store, tmp_path):
         conn.execute(text("DROP TRIGGER refuse"))
     report = import_records(store, path, batch_size=3)  # re-running resumes
     assert (report.new, report.updated) == (5, 3) and store.stats()["items"] == 8
+
+
+def test_encoding_is_checked_before_anything_is_written(store, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("id,title\n1,Bust\n2,Büste eines Mannes\n".encode("cp1252"))
+    with pytest.raises(ImportFormatError, match="line 3 is not utf-8-sig text .*--encoding, e.g. cp1252"):
+        import_records(store, path)
+    assert store.stats()["items"] == 0
+    report = import_records(store, path, encoding="cp1252")
+    assert report.new == 2 and store.get_item("2").title == "Büste eines Mannes"
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "\u00e9", "title": "caf\u00e9"}, ensure_ascii=False).encode())
+    assert import_records(store, bom).new == 1 and store.get_item("é").title == "café"
+    with pytest.raises(ImportFormatError, match="unknown encoding"):
+        import_records(store, bom, encoding="klingon")

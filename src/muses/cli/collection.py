@@ -49,6 +49,8 @@ def register(subparsers) -> None:
                    help="take our field from the export's key THEIRS (repeatable)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a known export's field mapping")
     p.add_argument("--source", metavar="NAME", help="source name stored on each item (default: the file name)")
+    p.add_argument("--encoding", default="utf-8-sig", metavar="NAME",
+                   help="the file's text encoding, e.g. cp1252 (default: UTF-8, a byte-order mark skipped)")
     p.add_argument("--batch-size", type=positive(), default=500, help="records per transaction (default 500)")
     p.set_defaults(func=run_import)
 
@@ -100,7 +102,7 @@ def run_import(args) -> int:
     with _progress_bar(total, "import", "line") as bar:
         try:
             report = import_records(store, args.file, format=fmt, mapping=mapping, source=args.source,
-                                    batch_size=args.batch_size, progress=bar.update)
+                                    encoding=args.encoding, batch_size=args.batch_size, progress=bar.update)
         except ImportFormatError as exc:
             raise UsageError(str(exc)) from exc
         except ImportStopped as exc:

@@ -8,6 +8,7 @@ and the failing one not started, and re-importing the same file updates records 
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import json
@@ -52,13 +53,13 @@ class ImportStopped(RuntimeError):
     """The store refused a batch: the batches before it are saved, this one is not."""
 
 
-Reader = Callable[[Path], Iterator[tuple[int, "dict[str, Any] | RecordError"]]]
+Reader = Callable[[Path, str], Iterator[tuple[int, "dict[str, Any] | RecordError"]]]
 READERS: dict[str, Reader] = {}
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
 
 
 def register_reader(name: str) -> Callable[[Reader], Reader]:
-    """Add a reader for format ``name``: a function ``path -> iterator of (line, record)``."""
+    """Add a reader for format ``name``: a function ``(path, encoding) -> iterator of (line, record)``."""
 
     def add(reader: Reader) -> Reader:
         READERS[name] = reader
@@ -72,8 +73,8 @@ def available_formats() -> list[str]:
 
 
 @register_reader("jsonl")
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
-    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+def read_jsonl(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+    with path.open(encoding=encoding) as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -87,10 +88,10 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]
 
 
 @register_reader("json")
-def read_json(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+def read_json(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
     """A JSON array of objects (or ``{"records": [...]}``); 'line' is the record's position."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(path.read_text(encoding=encoding))
     except json.JSONDecodeError as exc:
         raise ImportFormatError(f"{path}: bad JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
     if isinstance(data, dict) and isinstance(data.get("records"), list):
@@ -103,10 +104,10 @@ def read_json(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
 
 
 @register_reader("csv")
-def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+def read_csv(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
     """CSV with a header row (TSV when the file ends in .tsv); 'line' is the file line."""
     csv.field_size_limit(sys.maxsize)  # museum descriptions can be long
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+    with path.open(encoding=encoding, newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         if not reader.fieldnames:
             raise ImportFormatError(f"{path}: empty CSV file (a header row is needed)")
@@ -124,6 +125,25 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
                                            f"the header has {len(reader.fieldnames)}")
                 continue
             yield line_no, row
+
+
+def check_encoding(path: Path, encoding: str) -> None:
+    """Refuse a file that is not text in ``encoding`` before anything is imported, naming the line."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+    except LookupError as exc:
+        raise ImportFormatError(f"unknown encoding {encoding!r}; e.g. utf-8, cp1252, latin-1") from exc
+    line = 1
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += exc.object.count(b"\n", 0, exc.start)
+                raise ImportFormatError(
+                    f"{path}: line {line} is not {encoding} text (byte 0x{exc.object[exc.start]:02x}); pass the "
+                    "file's encoding with --encoding, e.g. cp1252 for a CSV saved by Excel on Windows") from exc
+            line += chunk.count(b"\n")
 
 
 def guess_format(path: str | Path) -> str:
@@ -286,14 +306,14 @@ def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport)
 
 def import_records(store: Store, path: str | Path, *, format: str | None = None,
                    mapping: Mapping[str, str] | None = None, preset: str | None = None,
-                   source: str | None = None, batch_size: int = 500,
+                   source: str | None = None, encoding: str = "utf-8-sig", batch_size: int = 500,
                    progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import (or update, by id) every record of ``path`` into ``store``.
 
     ``format``: a registered reader name (see :func:`available_formats`), guessed from the
     extension when None. ``mapping``: our field → the export's key (see :func:`build_mapping`);
     ``preset`` is used when no mapping is given. ``source``: stored on every item (default: the
-    file name). Malformed records are listed in ``report.skipped`` with their line numbers.
+    file name). ``encoding``: of the file; the default, UTF-8, skips a byte-order mark. Malformed records are listed in ``report.skipped`` with their line numbers.
     ``progress(n)`` is called after each batch with the number of lines read in it.
     """
     path = Path(path)
@@ -305,11 +325,12 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     mapping = dict(mapping) if mapping is not None else build_mapping(preset)
+    check_encoding(path, encoding)
     base_dir = path.resolve().parent
     source = path.name if source is None else source
     report = ImportReport(path=str(path), format=fmt)
     start = time.perf_counter()
-    rows = READERS[fmt](path)
+    rows = READERS[fmt](path, encoding)
     first_lines: dict[str, int] = {}  # id → line where it first appeared in this file
     keys_seen: set[str] = set()
     while chunk := list(islice(rows, batch_size)):
