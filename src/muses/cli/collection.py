@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--source", metavar="NAME", help="source name stored on each item (default: the file name)")
     p.add_argument("--encoding", default="utf-8-sig", metavar="NAME",
                    help="the file's text encoding, e.g. cp1252 (default: UTF-8, a byte-order mark skipped)")
-    p.add_argument("--batch-size", type=positive(), default=500, help="records per transaction (default 500)")
+    p.add_argument("--batch-size", type=positive(), default=500, metavar="N", help="records per transaction (default 500)")
     p.set_defaults(func=run_import)
 
     p = command_parser(subparsers, "generate-images",
