@@ -147,6 +147,10 @@ def test_label_issues_cli(eval_project, tiny_model_path, shapes_dataset, capsys)
         assert csv.DictReader(fh).fieldnames[:5] == ["id", "title", "object_type", "naive_label", "suggested"]
     gallery = Gallery(plots / "tiny_suggested_labels.html")
     assert gallery.ids == list(suggested)
+    code, out, _ = _run(capsys, "label-issues", "--model", str(tiny_model_path), "--dataset", str(shapes_dataset),
+                        "--folds", "3", "--features", "pretrained", "--gallery-size", "1")
+    assert code == 0 and "labeled records reviewed" in out
+    assert len(Gallery(plots / "tiny_suggested_labels.html").ids) <= 1
 
 
 def test_label_issues_bad_input(eval_project, tiny_model_path, shapes_dataset, capsys):

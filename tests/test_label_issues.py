@@ -123,3 +123,14 @@ def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_pat
     assert review.n_items == 60 and review.n_unlabeled == 0
     assert recall >= 0.8 and precision >= 0.6
     assert all(r["suggested"] == truth[r["id"]] for r in review.issues if r["id"] in flipped)
+
+
+def test_pretrained_twin_has_the_original_weights(tiny_model_path, tmp_path):
+    from muses.naive_classification import backbones
+    from muses.naive_classification.helpers import load_model
+
+    clf = load_model(tiny_model_path, project=tmp_path)
+    twin = li.pretrained_twin(clf)
+    assert twin.cfg.preprocess == clf.cfg.preprocess and twin.class_names == clf.class_names
+    # the tiny model trained its head only, so its backbone still holds the pretrained weights
+    assert backbones.state_digest(twin.net.backbone) == backbones.state_digest(clf.net.backbone)

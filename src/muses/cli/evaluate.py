@@ -70,6 +70,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
     p.add_argument("--threshold", type=_probability, default=0.9, help="least probability of a suggested label (default 0.9)")
     p.add_argument("--gallery-size", type=_positive_int, default=200, help="records per HTML page; the CSVs hold all (default 200)")
+    p.add_argument("--features", choices=("model", "pretrained"), default="model",
+                   help="backbone weights for the features: the model's, or the pretrained ones it started from, "
+                        "which never saw a label (for a fine-tuned model; default model)")
     p.set_defaults(func=run_label_issues)
 
 
@@ -185,18 +188,22 @@ def _print_gold(agreement) -> None:
 def run_label_issues(args) -> int:
     from muses.collection.store import Store
     from muses.naive_classification.features import CACHE_DIR
-    from muses.naive_classification.label_issues import review_labels, unlabeled_photos
+    from muses.naive_classification.label_issues import pretrained_twin, review_labels, unlabeled_photos
     from muses.naive_classification.reports import write_label_review
 
     project = find_project(args.project)
     clf, dataset = _load(project, args)
     catalog, unlabeled = unlabeled_photos(Store.for_project(project), project, {s.item_id for s in dataset.samples})
     try:
-        review = review_labels(clf, dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
+        extractor = pretrained_twin(clf) if args.features == "pretrained" else clf
+        review = review_labels(extractor, dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
                                catalog=catalog, cache_dir=project.root / CACHE_DIR)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     files = write_label_review(args.out or project.plots_dir, clf.name, review, gallery_size=args.gallery_size)
+    if args.features == "model" and clf.cfg.unfrozen_blocks:
+        print(f"note: {clf.name} was fine-tuned, so its features have seen the training labels; "
+              "--features pretrained avoids that")
     _print_skipped(review.skipped)
     for caption, rows, cols in (("records whose label looks wrong", review.issues, ["naive_label", "suggested"]),
                                 ("suggested labels for unlabeled records", review.suggestions, ["suggested"])):

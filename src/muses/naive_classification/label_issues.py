@@ -171,6 +171,16 @@ def image_features(classifier, paths: Sequence[str | Path], *, cache_dir: Path |
     return Features(values, good, skipped)
 
 
+def pretrained_twin(classifier):
+    """A classifier with the model's backbone architecture and preprocessing but the original
+    pretrained weights: features that have never seen a label of this dataset (a fine-tuned
+    backbone has seen the training split's). Raises ``WeightsError`` where none are installed."""
+    from muses.naive_classification.classifier import new_classifier
+
+    cfg = classifier.cfg
+    return new_classifier(cfg.backbone, cfg.class_names, cfg.preprocess, pretrained=True, device=str(classifier.device))
+
+
 def _extract(classifier, chunk: list[Path], skipped: list[tuple[Path, str]]):
     """(path, features) for the chunk; on a bad image, one at a time to find and skip it."""
     try:
