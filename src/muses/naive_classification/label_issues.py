@@ -159,11 +159,13 @@ def image_features(classifier, paths: Sequence[str | Path], *, cache_dir: Path |
             skipped.append((p, f"cannot be read: {exc}"))
     todo = [p for p in paths if keys[p] is not None and keys[p] not in cache.entries]
     with tqdm(total=len(todo), desc="features", unit="image") as bar:
-        for start in range(0, len(todo), batch_size):
+        for b, start in enumerate(range(0, len(todo), batch_size)):
             chunk = todo[start : start + batch_size]
             for p, value in _extract(classifier, chunk, skipped):
                 cache.entries[keys[p]] = torch.from_numpy(np.asarray(value, dtype=np.float32)).half()
             bar.update(len(chunk))
+            if (b + 1) % features.SAVE_EVERY == 0:  # an interrupted run keeps what it computed
+                cache.save()
     cache.save()
     bad = {p for p, _ in skipped}
     good = [p for p in paths if p not in bad]
