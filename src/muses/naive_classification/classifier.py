@@ -180,14 +180,7 @@ class Classifier:
         train, val = self.dataset.split("train"), self.dataset.split("val")
         if self.early_stopping and not val:
             raise ValueError("early stopping needs a validation split; the dataset has no 'val' images")
-        y_train = np.array([s.label for s in train])
-        present = np.unique(y_train)
-        if weighted:
-            cw = np.ones(len(self.class_names), dtype=np.float32)
-            cw[present] = compute_class_weight("balanced", classes=present, y=y_train)
-            class_weights = torch.tensor(cw, dtype=torch.float32, device=self.device)
-        else:
-            class_weights = None
+        class_weights = self._class_weights(train) if weighted else None
         ckpt_path = self.output_dir() / f"{model_name}.checkpoint.safetensors"
         run_key = self._run_key(phases, weighted)
         state = self._resume_state(ckpt_path, run_key) if resume else None
@@ -251,6 +244,14 @@ class Classifier:
             self.save(self.output_dir() / model_name)
         ckpt_path.unlink(missing_ok=True)
         return run_history
+
+    def _class_weights(self, train: list[Sample]) -> torch.Tensor:
+        """'balanced' weights from the training split only (the original used the test split)."""
+        y = np.array([s.label for s in train])
+        present = np.unique(y)
+        weights = np.ones(len(self.class_names), dtype=np.float32)
+        weights[present] = compute_class_weight("balanced", classes=present, y=y)
+        return torch.tensor(weights, dtype=torch.float32, device=self.device)
 
     def output_dir(self) -> Path:
         """Where the model file and the checkpoint go: ``models_dir``, else the project's models folder."""
