@@ -116,13 +116,15 @@ def write_gallery(
 ) -> Path:
     """An HTML page with one card per row: the thumbnail of ``row["image"]`` and ``columns``.
 
-    ``row["id"]`` is written as the card's ``data-id``; floats are shown with 3 decimals.
+    ``row["id"]`` is written as the card's ``data-id``; floats are shown with 3 decimals and
+    column names with spaces for underscores.
     """
     cards = [
         {
             "id": row.get("id", ""),
             "thumbnail": thumbnail(row["image"]),
-            "fields": [(col, f"{row[col]:.3f}" if isinstance(row.get(col), float) else row.get(col, "")) for col in columns],
+            "fields": [(col.replace("_", " "), f"{row[col]:.3f}" if isinstance(row.get(col), float) else row.get(col, ""))
+                       for col in columns],
         }
         for row in rows
     ]
