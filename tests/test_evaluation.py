@@ -69,6 +69,11 @@ def test_gold_agreement_reports_unknowns():
     assert empty.n == 0 and empty.accuracy is None and empty.unknown_ids == ["zz"]
 
 
+def test_mean_by_group():
+    groups, means = ev.mean_by_group(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), ["b", "a", "b"])
+    assert groups == ["b", "a"] and means.tolist() == [[0.75, 0.25], [0.0, 1.0]]
+
+
 def test_tta_views():
     img = Image.new("RGB", (40, 20), "white")
     img.putpixel((0, 0), (255, 0, 0))

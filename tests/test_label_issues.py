@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from muses.naive_classification import label_issues as li
+from muses.naive_classification.evaluation import mean_by_group
 
 
 def _blobs(n_per_class=60, n_classes=3, dim=16, seed=0, photos_per_item=1):
@@ -34,7 +35,7 @@ def test_injected_label_errors_are_found(photos_per_item):
     noisy = item_noisy[items]  # an item's photos share its catalog label
     probs = li.out_of_sample_probs(x, noisy, groups=items, folds=5, seed=0)
     assert probs.shape == (len(x), 3) and np.allclose(probs.sum(1), 1)
-    _, item_probs = li.mean_by_group(probs, items)
+    _, item_probs = mean_by_group(probs, items)
     found = set(li.find_label_issues(item_noisy, item_probs).tolist())
     hits = len(found & flipped)
     precision, recall = hits / max(1, len(found)), hits / len(flipped)
@@ -86,11 +87,6 @@ def test_suggest_labels():
     probs = np.array([[0.5, 0.5], [0.95, 0.05], [0.02, 0.98], [0.89, 0.11]])
     assert li.suggest_labels(probs, 0.9).tolist() == [2, 1]
     assert li.suggest_labels(np.zeros((0, 2))).tolist() == []
-
-
-def test_mean_by_group():
-    groups, means = li.mean_by_group(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]), ["b", "a", "b"])
-    assert groups == ["b", "a"] and means.tolist() == [[0.75, 0.25], [0.0, 1.0]]
 
 
 def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_path):

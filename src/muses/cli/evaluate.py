@@ -106,12 +106,9 @@ def _print_skipped(skipped) -> None:
 
 
 def run_evaluate(args) -> int:
-    import numpy as np
-
     from muses.collection.store import Store
     from muses.exporters.naive.report import load_gold
     from muses.naive_classification import evaluation as ev
-    from muses.naive_classification.label_issues import mean_by_group
     from muses.naive_classification.reports import catalog_fields, write_evaluation
 
     project = find_project(args.project)
@@ -128,10 +125,7 @@ def run_evaluate(args) -> int:
     prefix = f"{clf.name}_{args.split}"
     out_dir = args.out or project.plots_dir
     files = write_evaluation(out_dir, prefix, preds, plain, names, catalog, top_k=args.top_k)
-    agreement = None
-    if gold is not None:
-        ids, item_probs = mean_by_group(preds.probs, [s.item_id for s in preds.samples])
-        agreement = ev.gold_agreement({i: names[int(np.argmax(p))] for i, p in zip(ids, item_probs)}, gold, names)
+    agreement = ev.gold_agreement(ev.item_classes(preds, names), gold, names) if gold is not None else None
     report = {
         "model": clf.name, "dataset": str(dataset.root), "split": args.split, "metrics": plain.to_dict(),
         "tta": tta.to_dict() if tta else None,

@@ -160,6 +160,16 @@ def gold_agreement(
     return GoldAgreement(len(ids), accuracy, macro_f1(truth, pred), unknown_ids, unknown_classes)
 
 
+def mean_by_group(values: np.ndarray, groups: Sequence) -> tuple[list, np.ndarray]:
+    """(unique groups in first-seen order, the mean row of each group)."""
+    order = list(dict.fromkeys(groups))
+    index = {g: i for i, g in enumerate(order)}
+    rows = np.array([index[g] for g in groups])
+    sums = np.zeros((len(order), values.shape[1]))
+    np.add.at(sums, rows, values)
+    return order, sums / np.bincount(rows, minlength=len(order))[:, None]
+
+
 def tta_views(image: Image.Image, zoom: float = TTA_ZOOM) -> list[Image.Image]:
     """The test-time augmentation views of a photo: as is, mirrored, and a centre zoom."""
     if not 0 < zoom <= 1:
@@ -221,3 +231,9 @@ def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False
         raise ValueError(f"none of the {len(samples)} images of split {split!r} could be read")
     labels = np.array([index[dataset.classes[s.label]] for s in kept])
     return SplitPredictions(kept, labels, np.concatenate(probs), np.concatenate(probs_tta) if tta else None, skipped)
+
+
+def item_classes(predictions: SplitPredictions, class_names: Sequence[str]) -> dict[str, str]:
+    """Item id → most likely class, the probabilities of the item's photos averaged."""
+    ids, probs = mean_by_group(predictions.probs, [s.item_id for s in predictions.samples])
+    return {item_id: class_names[int(p.argmax())] for item_id, p in zip(ids, probs)}

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from muses.naive_classification import backbones, features
 from muses.naive_classification.data import DatasetFolder, file_digest
+from muses.naive_classification.evaluation import mean_by_group
 from muses.naive_classification.reports import catalog_entry
 
 # Inverse L2 strength on standardized features. Strong: 1280 features, a few hundred photos.
@@ -122,16 +123,6 @@ def suggest_labels(pred_probs, threshold: float = 0.9) -> np.ndarray:
     return keep[np.argsort(-best[keep], kind="stable")]
 
 
-def mean_by_group(values: np.ndarray, groups: Sequence) -> tuple[list, np.ndarray]:
-    """(unique groups in first-seen order, the mean row of each group)."""
-    order = list(dict.fromkeys(groups))
-    index = {g: i for i, g in enumerate(order)}
-    rows = np.array([index[g] for g in groups])
-    sums = np.zeros((len(order), values.shape[1]))
-    np.add.at(sums, rows, values)
-    return order, sums / np.bincount(rows, minlength=len(order))[:, None]
-
-
 # -- features from a trained classifier ---------------------------------------------------------
 @dataclass
 class Features:
@@ -197,7 +188,6 @@ def _extract(classifier, chunk: list[Path], skipped: list[tuple[Path, str]]):
         return pairs
 
 
-
 # -- the review: a trained model's features + a dataset folder (+ the unlabeled records) ---------
 @dataclass
 class LabelReview:
@@ -233,28 +223,16 @@ def review_labels(
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     _check_folds(folds)  # before the minutes of feature extraction
-    catalog = catalog or {}
-    n_classes = len(dataset.classes)
+    row = _RowMaker(dataset.classes, catalog or {})
     feats = image_features(classifier, [s.path for s in dataset.samples], cache_dir=cache_dir)
     readable = set(feats.paths)
     samples = [s for s in dataset.samples if s.path in readable]
     labels = np.array([s.label for s in samples])
     groups = [s.item_id for s in samples]
-    probs = out_of_sample_probs(feats.values, labels, groups, folds, seed, n_classes=n_classes, C=C)
+    probs = out_of_sample_probs(feats.values, labels, groups, folds, seed, n_classes=len(dataset.classes), C=C)
     item_ids, item_probs = mean_by_group(probs, groups)
-    first = {}
-    for s in samples:
-        first.setdefault(s.item_id, s)
+    first = _first_by_group(groups, samples)
     item_labels = np.array([first[i].label for i in item_ids])
-
-    def row(item_id: str, image: Path, p: np.ndarray, label: int | None) -> dict:
-        best = int(p.argmax())
-        info = catalog.get(item_id, {})
-        out = {"id": item_id, "image": image, "title": info.get("title", ""), "object_type": info.get("object_type", "")}
-        if label is not None:
-            out.update(naive_label=dataset.classes[label], label_quality=float(p[label]))
-        return {**out, "suggested": dataset.classes[best], "confidence": float(p[best])}
-
     issues = [row(item_ids[i], first[item_ids[i]].path, item_probs[i], int(item_labels[i]))
               for i in find_label_issues(item_labels, item_probs)]
     skipped = [(str(p), why) for p, why in feats.skipped]
@@ -266,19 +244,40 @@ def review_labels(
         readable = set(u_feats.paths)
         pairs = [(item_id, p) for item_id, p in pairs if p in readable]  # the order of u_feats.values
         if pairs:
-            u_probs = fit_predict_proba(feats.values, labels, u_feats.values, n_classes, C=C, seed=seed)
-            u_ids, u_item_probs = mean_by_group(u_probs, [item_id for item_id, _ in pairs])
+            u_groups = [item_id for item_id, _ in pairs]
+            u_probs = fit_predict_proba(feats.values, labels, u_feats.values, len(dataset.classes), C=C, seed=seed)
+            u_ids, u_item_probs = mean_by_group(u_probs, u_groups)
             n_unlabeled = len(u_ids)
-            first_image: dict[str, Path] = {}
-            for item_id, p in pairs:
-                first_image.setdefault(item_id, p)
-            suggestions = [row(u_ids[i], first_image[u_ids[i]], u_item_probs[i], None)
-                           for i in suggest_labels(u_item_probs, threshold)]
+            u_first = _first_by_group(u_groups, [p for _, p in pairs])
+            suggestions = [row(u_ids[i], u_first[u_ids[i]], u_item_probs[i]) for i in suggest_labels(u_item_probs, threshold)]
     return LabelReview(
         classes=list(dataset.classes), issues=issues, suggestions=suggestions, n_items=len(item_ids),
         n_images=len(samples), n_unlabeled=n_unlabeled,
         cv_accuracy=float((item_probs.argmax(1) == item_labels).mean()), threshold=threshold, skipped=skipped,
     )
+
+
+def _first_by_group(groups: Sequence, values: Sequence) -> dict:
+    first: dict = {}
+    for g, v in zip(groups, values):
+        first.setdefault(g, v)
+    return first
+
+
+@dataclass
+class _RowMaker:
+    """One review row: the record, its naive label (if any) and the most likely class."""
+
+    classes: Sequence[str]
+    catalog: Mapping[str, Mapping[str, str]]
+
+    def __call__(self, item_id: str, image: Path, p: np.ndarray, label: int | None = None) -> dict:
+        best = int(p.argmax())
+        info = self.catalog.get(item_id, {})
+        out = {"id": item_id, "image": image, "title": info.get("title", ""), "object_type": info.get("object_type", "")}
+        if label is not None:
+            out.update(naive_label=self.classes[label], label_quality=float(p[label]))
+        return {**out, "suggested": self.classes[best], "confidence": float(p[best])}
 
 
 def unlabeled_photos(store, project, labeled_ids) -> tuple[dict[str, dict[str, str]], dict[str, list[Path]]]:
