@@ -11,7 +11,7 @@ import torch
 
 from muses.naive_classification import features
 from muses.naive_classification.classifier import Phase, resolve_device
-from muses.naive_classification.data import DatasetError, read_dataset
+from muses.naive_classification.data import DETERMINISTIC, AugmentCfg, DatasetError, ViewDataset, read_dataset
 from muses.naive_classification.helpers import load_model, predict_image_path_dict, predict_items, setup_classifier
 
 
@@ -183,3 +183,31 @@ def test_bad_arguments_are_refused(shapes_dataset, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_interrupted_feature_extraction_keeps_what_it_computed(shapes_dataset, tmp_path, monkeypatch):
+    clf = _setup(shapes_dataset, tmp_path, batch_size=8)
+    pairs = [(s, DETERMINISTIC) for s in clf.dataset.samples]
+
+    def make_dataset(todo):
+        return ViewDataset(todo, clf.cfg.preprocess, AugmentCfg(), seed=0)
+
+    backbone = clf.net.backbone.eval()
+    batches = []
+
+    def stop_at_third_batch(x):
+        batches.append(len(x))
+        if len(batches) == 3:
+            raise KeyboardInterrupt
+        return backbone(x)
+
+    monkeypatch.setattr(features, "SAVE_EVERY", 1)
+    cache = features.open_cache(tmp_path / "cache", "pooled", run="interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        features.fill_from_images(cache, stop_at_third_batch, pairs, make_dataset, batch_size=8, workers=0,
+                                  device=clf.device, desc="features")
+    reopened = features.open_cache(tmp_path / "cache", "pooled", run="interrupted")
+    assert len(reopened.entries) == 16  # the two finished batches were written
+    done = features.fill_from_images(reopened, backbone, pairs, make_dataset, batch_size=8, workers=0,
+                                     device=clf.device, desc="features")
+    assert done == len(pairs) - 16 and len(reopened.entries) == len(pairs)

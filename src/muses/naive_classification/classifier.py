@@ -289,6 +289,8 @@ class Classifier:
         self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         self.history = list(self.history) + meta["history"]
         torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         opt = None
         if meta["optimizer"] is not None:
             opt = {"param_groups": meta["optimizer"], "state": {}}
@@ -307,6 +309,8 @@ class Classifier:
     def _write_checkpoint(self, path, run_key, position, step, history, best, optimizer, generator, best_state) -> None:
         tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
         tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":  # dropout masks on the GPU come from its own generator
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors["rng.shuffle"] = generator.get_state()
         opt_meta = None
         if position[1] != 0:  # mid-phase: the optimizer carries on; a new phase starts a fresh one
