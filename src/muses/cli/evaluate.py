@@ -26,6 +26,7 @@ LABEL_ISSUES_EXAMPLES = """\
   muses label-issues                           # review the labels of datasets/naive
   muses label-issues --folds 10 --seed 1 --threshold 0.95
   muses label-issues --dataset datasets/v2 --model models/v2.safetensors --out review/
+  muses label-issues --features pretrained     # for a fine-tuned model: features that saw no label
 
 Every labeled record gets a prediction from a linear head fitted on the other folds' records
 (cross-validation on the model's backbone features; an object's photos stay in one fold);
@@ -59,17 +60,17 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--tta", action="store_true", help="also with test-time augmentation (photo, mirror, centre zoom averaged)")
     p.add_argument("--gold", type=Path, metavar="FILE", help="hand-checked CSV with columns id,class")
-    p.add_argument("--top-k", type=_positive_int, default=50, help="mistakes shown in the gallery (default 50)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="photos per batch (default 32)")
+    p.add_argument("--top-k", metavar="N", type=_positive_int, default=50, help="mistakes shown in the gallery (default 50)")
+    p.add_argument("--batch-size", metavar="N", type=_positive_int, default=32, help="photos per batch (default 32)")
     p.set_defaults(func=run_evaluate)
 
     p = command_parser(subparsers, "label-issues", help="find records whose naive label looks wrong; suggest labels for unlabeled ones",
                        examples=LABEL_ISSUES_EXAMPLES)
     _common(p)
-    p.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds, >= 2 (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
-    p.add_argument("--threshold", type=_probability, default=0.9, help="least probability of a suggested label (default 0.9)")
-    p.add_argument("--gallery-size", type=_positive_int, default=200, help="records per HTML page; the CSVs hold all (default 200)")
+    p.add_argument("--folds", metavar="K", type=_positive_int, default=5, help="cross-validation folds, >= 2 (default 5)")
+    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the fold assignment (default 0)")
+    p.add_argument("--threshold", metavar="P", type=_probability, default=0.9, help="least probability of a suggested label (default 0.9)")
+    p.add_argument("--gallery-size", metavar="N", type=_positive_int, default=200, help="records per HTML page; the CSVs hold all (default 200)")
     p.add_argument("--features", choices=("model", "pretrained"), default="model",
                    help="backbone weights for the features: the model's, or the pretrained ones it started from, "
                         "which never saw a label (for a fine-tuned model; default model)")
