@@ -132,3 +132,15 @@ def test_gallery_html(tmp_path, met_sample):
     csv_path = write_csv(tmp_path / "g.csv", rows, ["id", "title", "probability"])
     assert csv_path.read_text(encoding="utf-8").splitlines() == [
         "id,title,probability", "1,Bust of <Voltaire>,0.9123", "2,Medal,0.5"]
+
+
+def test_predict_views_plain_first(tiny_model_path, shapes_dataset, tmp_path):
+    from muses.naive_classification.helpers import load_model
+    from muses.naive_classification.preprocessing import open_image
+
+    clf = load_model(tiny_model_path, project=tmp_path)
+    images = [open_image(p) for p in sorted((shapes_dataset / "images").glob("*.png"))[:2]]
+    views = ev.predict_views(clf, images)
+    assert views.shape == (2, len(ev.TTA_VIEWS), 3)
+    assert np.allclose(views[:, 0], clf.predict_pil(images), atol=1e-5)
+    assert ev.predict_views(clf, []).shape == (0, len(ev.TTA_VIEWS), 3)

@@ -1,4 +1,5 @@
-"""How good a classifier is: metrics as plain functions on arrays, and test-time augmentation.
+"""How good a classifier is: metrics as plain functions on arrays, test-time augmentation,
+and a model's predictions for a dataset split.
 
 Labels are integer class ids (columns of ``probs``); ``class_names[i]`` names id ``i``.
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from muses.naive_classification.preprocessing import open_image
 
 TTA_ZOOM = 0.875  # the zoomed view keeps the central 87.5 % of the photo, as a centre crop would
+TTA_VIEWS = ("plain", "mirror", "zoom")  # what tta_views returns, in this order
 
 
 @dataclass
@@ -180,13 +182,12 @@ def tta_views(image: Image.Image, zoom: float = TTA_ZOOM) -> list[Image.Image]:
     return [image, ImageOps.mirror(image), image.crop((left, top, left + cw, top + ch))]
 
 
-def predict_tta(classifier, images: Sequence[Image.Image], batch_size: int = 32, zoom: float = TTA_ZOOM) -> np.ndarray:
-    """Class probabilities averaged over :func:`tta_views`; shape (n_images, n_classes)."""
-    if not images:
-        return classifier.predict_pil([], batch_size=batch_size)
+def predict_views(classifier, images: Sequence[Image.Image], batch_size: int = 32, zoom: float = TTA_ZOOM) -> np.ndarray:
+    """Class probabilities of every :func:`tta_views` view, shape (n_images, n_views, n_classes):
+    ``[:, 0]`` is the plain prediction, ``.mean(axis=1)`` the test-time-augmented one."""
     views = [v for im in images for v in tta_views(im, zoom)]
     probs = classifier.predict_pil(views, batch_size=batch_size)
-    return probs.reshape(len(images), len(views) // len(images), -1).mean(axis=1)
+    return probs.reshape(len(images), len(TTA_VIEWS), len(classifier.class_names))
 
 
 # -- a trained model on a dataset split ----------------------------------------------------------
@@ -223,9 +224,12 @@ def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False
                     kept.append(s)
                 except OSError as exc:
                     skipped.append((str(s.path), f"cannot be decoded: {exc}"))
-            probs.append(classifier.predict_pil(images, batch_size=batch_size))
-            if tta:
-                probs_tta.append(predict_tta(classifier, images, batch_size=batch_size))
+            if tta:  # the plain photo is the first view: predicted once for both
+                views = predict_views(classifier, images, batch_size=batch_size)
+                probs.append(views[:, 0])
+                probs_tta.append(views.mean(axis=1))
+            else:
+                probs.append(classifier.predict_pil(images, batch_size=batch_size))
             bar.update(min(batch_size, len(samples) - start))
     if not kept:
         raise ValueError(f"none of the {len(samples)} images of split {split!r} could be read")
