@@ -42,12 +42,19 @@ def _stop_after(n):
     return callback
 
 
-@pytest.mark.parametrize("stop_at", [2, 4])  # in the transfer phase, in the fine-tuning phase
-def test_interrupted_run_resumes_to_the_same_weights(shapes_dataset, tmp_path, stop_at):
-    phases = [Phase(3, 0, 3e-3), Phase(2, 2, 1e-4, decay=0.01)]
-    whole = _setup(shapes_dataset, tmp_path / "a")
-    whole.fit(phases, model_name="m")
+RESUME_PHASES = [Phase(3, 0, 3e-3), Phase(2, 2, 1e-4, decay=0.01)]
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(shapes_dataset, tmp_path_factory):
+    whole = _setup(shapes_dataset, tmp_path_factory.mktemp("whole"))
+    whole.fit(RESUME_PHASES, model_name="m")
+    return whole
+
+
+@pytest.mark.parametrize("stop_at", [2, 4])  # in the transfer phase, in the fine-tuning phase
+def test_interrupted_run_resumes_to_the_same_weights(shapes_dataset, tmp_path, stop_at, uninterrupted):
+    phases, whole = RESUME_PHASES, uninterrupted
     first = _setup(shapes_dataset, tmp_path / "b")
     with pytest.raises(Interrupt):
         first.fit(phases, model_name="m", callback=_stop_after(stop_at))
