@@ -123,10 +123,17 @@ def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_pat
 
 def test_pretrained_twin_has_the_original_weights(tiny_model_path, tmp_path):
     from muses.naive_classification import backbones
+    from muses.naive_classification.classifier import Classifier
     from muses.naive_classification.helpers import load_model
 
     clf = load_model(tiny_model_path, project=tmp_path)
-    twin = li.pretrained_twin(clf)
+    assert li.feature_extractor(clf, "auto") is clf and li.feature_extractor(clf, "model") is clf  # head-only model
+    twin = li.feature_extractor(clf, "pretrained")
     assert twin.cfg.preprocess == clf.cfg.preprocess and twin.class_names == clf.class_names
     # the tiny model trained its head only, so its backbone still holds the pretrained weights
     assert backbones.state_digest(twin.net.backbone) == backbones.state_digest(clf.net.backbone)
+    tuned = Classifier.load(tiny_model_path)  # an own copy: load_model's is shared by other tests
+    tuned.cfg.unfrozen_blocks = 2  # as if fine-tuned: auto now takes the pretrained twin
+    assert li.feature_extractor(tuned, "auto") is not tuned
+    with pytest.raises(ValueError, match="features must be one of"):
+        li.feature_extractor(clf, "imagenet")

@@ -26,10 +26,11 @@ LABEL_ISSUES_EXAMPLES = """\
   muses label-issues                           # review the labels of datasets/naive
   muses label-issues --folds 10 --seed 1 --threshold 0.95
   muses label-issues --dataset datasets/v2 --model models/v2.safetensors --out review/
-  muses label-issues --features pretrained     # for a fine-tuned model: features that saw no label
+  muses label-issues --features model          # the model's own (fine-tuned) features
 
 Every labeled record gets a prediction from a linear head fitted on the other folds' records
-(cross-validation on the model's backbone features; an object's photos stay in one fold);
+(cross-validation on backbone features: the model's, or for a fine-tuned model the pretrained
+weights it started from, which never saw a label; an object's photos stay in one fold);
 cleanlab's confident learning then lists the records whose naive label looks wrong.
 Unlabeled records with photos get a suggested class where the head is at least --threshold sure.
 Writes MODEL_label_issues.csv/.html and MODEL_suggested_labels.csv/.html into the plots
@@ -71,9 +72,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the fold assignment (default 0)")
     p.add_argument("--threshold", metavar="P", type=_probability, default=0.9, help="least probability of a suggested label (default 0.9)")
     p.add_argument("--gallery-size", metavar="N", type=_positive_int, default=200, help="records per HTML page; the CSVs hold all (default 200)")
-    p.add_argument("--features", choices=("model", "pretrained"), default="model",
+    p.add_argument("--features", choices=("auto", "model", "pretrained"), default="auto",
                    help="backbone weights for the features: the model's, or the pretrained ones it started from, "
-                        "which never saw a label (for a fine-tuned model; default model)")
+                        "which never saw a label; auto: pretrained for a fine-tuned model (default auto)")
     p.set_defaults(func=run_label_issues)
 
 
@@ -183,22 +184,21 @@ def _print_gold(agreement) -> None:
 def run_label_issues(args) -> int:
     from muses.collection.store import Store
     from muses.naive_classification.features import CACHE_DIR
-    from muses.naive_classification.label_issues import pretrained_twin, review_labels, unlabeled_photos
+    from muses.naive_classification.label_issues import feature_extractor, review_labels, unlabeled_photos
     from muses.naive_classification.reports import write_label_review
 
     project = find_project(args.project)
     clf, dataset = _load(project, args)
     catalog, unlabeled = unlabeled_photos(Store.for_project(project), project, {s.item_id for s in dataset.samples})
     try:
-        extractor = pretrained_twin(clf) if args.features == "pretrained" else clf
-        review = review_labels(extractor, dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
+        review = review_labels(feature_extractor(clf, args.features), dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
                                catalog=catalog, cache_dir=project.root / CACHE_DIR)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     files = write_label_review(args.out or project.plots_dir, clf.name, review, gallery_size=args.gallery_size)
     if args.features == "model" and clf.cfg.unfrozen_blocks:
-        print(f"note: {clf.name} was fine-tuned, so its features have seen the training labels; "
-              "--features pretrained avoids that")
+        print(f"note: {clf.name} was fine-tuned, so its features have seen the training labels and may "
+              "hide their mistakes; the default --features auto avoids that")
     _print_skipped(review.skipped)
     for caption, rows, cols in (("records whose label looks wrong", review.issues, ["naive_label", "suggested"]),
                                 ("suggested labels for unlabeled records", review.suggestions, ["suggested"])):

@@ -174,6 +174,20 @@ def pretrained_twin(classifier):
     return new_classifier(cfg.backbone, cfg.class_names, cfg.preprocess, pretrained=True, device=str(classifier.device))
 
 
+FEATURE_SOURCES = ("auto", "model", "pretrained")
+
+
+def feature_extractor(classifier, features: str = "auto"):
+    """What turns photos into features: the model itself (``model``), its :func:`pretrained_twin`
+    (``pretrained``), or ``auto``: the twin for a fine-tuned model, else the model (whose
+    backbone then still holds the pretrained weights)."""
+    if features not in FEATURE_SOURCES:
+        raise ValueError(f"features must be one of {FEATURE_SOURCES}, got {features!r}")
+    if features == "model" or (features == "auto" and not classifier.cfg.unfrozen_blocks):
+        return classifier
+    return pretrained_twin(classifier)
+
+
 def _extract(classifier, chunk: list[Path], skipped: list[tuple[Path, str]]):
     """(path, features) for the chunk; on a bad image, one at a time to find and skip it."""
     try:
