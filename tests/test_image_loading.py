@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muses.naive_classification.image_loading import iter_batches, load_images
+from muses.naive_classification.image_loading import iter_batches, load_images, preprocess_many
 from muses.naive_classification.preprocessing import PreprocessCfg, open_image, preprocess
 
 CFG = PreprocessCfg(input_size=64, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
@@ -72,3 +72,10 @@ def test_bad_arguments_say_what_to_do(photos):
         list(iter_batches(photos, CFG, batch_size=0))
     with pytest.raises(ValueError, match="workers must be >= 0"):
         load_images(photos, 64, workers=-1)
+
+
+def test_preprocess_many_matches_one_by_one(photos):
+    images, _, _ = load_images(photos, 64, workers=2)
+    x = preprocess_many(images, CFG, workers=2)
+    np.testing.assert_array_equal(x, np.stack([preprocess(im, CFG).numpy() for im in images]))
+    assert preprocess_many([], CFG).shape == (0, 3, 64, 64)

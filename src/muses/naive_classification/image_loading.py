@@ -12,7 +12,8 @@ photo decodes at 1/8 scale for a 224 px model, several times faster) by
         ...batch.indices...                    # positions in ``paths`` of batch.x's rows
         ...batch.failed...                     # (position, path, why) of unreadable images
 
-While the model runs on one batch the pool already decodes the next one.
+While the model runs on one batch the pool already decodes the next one. Images already
+decoded (uploads) go through :func:`preprocess_many`; :func:`load_images` only decodes.
 """
 from __future__ import annotations
 
@@ -77,9 +78,12 @@ def _split(items: list[tuple[int, Path]], results: list) -> tuple[list, list[int
 
 def _collect(chunk: list[tuple[int, Path]], results: list[np.ndarray | str], cfg: PreprocessCfg) -> Batch:
     rows, indices, failed = _split(chunk, results)
+    return Batch(_stack(rows, cfg), indices, failed)
+
+
+def _stack(rows: list[np.ndarray], cfg: PreprocessCfg) -> np.ndarray:
     size = cfg.input_size
-    x = np.stack(rows) if rows else np.zeros((0, 3, size, size), dtype=np.float32)
-    return Batch(x.astype(np.float32, copy=False), indices, failed)
+    return np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 3, size, size), dtype=np.float32)
 
 
 def iter_batches(
@@ -111,6 +115,13 @@ def iter_batches(
             yield _collect(chunk, [f.result() for f in current], cfg)
 
 
+def _map(fn, items: list, workers: int) -> list:
+    if workers == 0 or len(items) < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="muses-decode") as pool:
+        return list(pool.map(fn, items))
+
+
 def load_images(
     paths: Sequence[str | Path],
     input_size: int | None = None,
@@ -123,10 +134,11 @@ def load_images(
     """
     workers = _check(1, workers)
     items = [(i, Path(p)) for i, p in enumerate(paths)]
-    one = lambda path: _attempt(open_image, path, input_size)  # noqa: E731
-    if workers == 0:
-        results = [one(p) for _, p in items]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="muses-decode") as pool:
-            results = list(pool.map(one, [p for _, p in items]))
+    results = _map(lambda item: _attempt(open_image, item[1], input_size), items, workers)
     return _split(items, results)
+
+
+def preprocess_many(images: Sequence[Image.Image], cfg: PreprocessCfg, *, workers: int | None = None) -> np.ndarray:
+    """Already decoded images (uploads, a caller's own decoding) as one float32 batch,
+    resized and normalized in parallel."""
+    return _stack(_map(lambda im: preprocess(im, cfg).numpy(), list(images), _check(1, workers)), cfg)

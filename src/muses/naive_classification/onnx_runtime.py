@@ -31,10 +31,9 @@ from tqdm import tqdm
 
 from muses import __version__
 from muses.naive_classification.classifier import Classifier
-from muses.naive_classification.image_loading import iter_batches
+from muses.naive_classification.image_loading import iter_batches, preprocess_many
 from muses.naive_classification.model_file import ModelCfg, read_model
 from muses.naive_classification.model_file import paths as model_paths
-from muses.naive_classification.preprocessing import preprocess
 
 DEFAULT_OPSET = 18  # the lowest opset torch's exporter implements without a lossy conversion
 DIGEST_KEY = "muses.model_digest"
@@ -200,7 +199,7 @@ class OnnxClassifier:
         """Class probabilities, shape (n_images, n_classes), columns in ``class_names`` order."""
         images = list(images)
         batches = (
-            np.stack([preprocess(im, self.cfg.preprocess).numpy() for im in images[s : s + batch_size]])
+            preprocess_many(images[s : s + batch_size], self.cfg.preprocess, workers=self.workers)
             for s in range(0, len(images), batch_size)
         )
         return _softmax(self._batched(batches, "logits", len(self.class_names)))
