@@ -344,10 +344,27 @@ def section_classify(b: Bench) -> list[Row]:
         ]
         if batch == 32:
             rows.append(_channels_last_row(torch_clf.net, xt, n_model))
+    rows.append(_ml_copies_row(b, onnx_clf, len(photos)))
     for workers, label in ((None, f"{os.cpu_count()} threads"), (0, "1 thread")):
         seconds = timed(lambda: [None for _ in iter_batches(photos, torch_clf.cfg.preprocess, 32, workers=workers)], 2)
         rows.append(Row(f"  loading only (decode + preprocess), {label}", _rate(len(photos), seconds, "images")))
     return rows
+
+
+def _ml_copies_row(b: Bench, onnx_clf, n: int) -> Row:
+    """The same, from generate-images' ML-size copies (Image.stored_path): what `muses classify` reads."""
+    what = "classify end to end, ONNX, batch 32, ML-size copies"
+    try:
+        from muses.collection.store import USABLE_STATUSES, Store
+
+        project = b.met_project()
+    except (ImportError, Unavailable) as exc:
+        return Row(what, f"not available: {exc}")
+    copies = [project.path(im.stored_path) for im in Store.for_project(project).images(USABLE_STATUSES)]
+    copies = (copies * math.ceil(n / max(1, len(copies))))[:n]
+    seconds = timed(lambda: onnx_clf.predict_new(copies, batch_size=32))
+    side = project.config["images"]["max_side"]
+    return Row(f"{what} ({side} px)", _rate(len(copies), seconds, "images"))
 
 
 def _channels_last_row(net, x, n_model: int) -> Row:
