@@ -135,3 +135,14 @@ def test_stale_onnx_file_is_exported_again(exported, tmp_path):
     img = Image.new("RGB", (64, 64), (250, 250, 250))
     torch_probs = Classifier.load(model, device="cpu").predict_pil([img])
     assert np.abs(clf.predict_pil([img]) - torch_probs).max() < 1e-4
+
+
+def test_code_written_for_torch_internals_still_works(exported, met_photos, tmp_path):
+    """label-issues fingerprints the backbone through ``classifier.net``: with ONNX it loads on demand."""
+    from muses.naive_classification.label_issues import feature_extractor, image_features
+
+    clf = load_onnx(exported[0], reexport=False)
+    feats = image_features(feature_extractor(clf, "model"), met_photos[:3], cache_dir=tmp_path)
+    assert feats.values.shape == (3, clf.cfg.num_features) and not feats.skipped
+    torch_feats = Classifier.load(exported[0], device="cpu").extract_features(met_photos[:3])
+    assert np.abs(feats.values - torch_feats).max() < 1e-2  # the cache stores float16

@@ -13,6 +13,7 @@ preprocessing comes from the model's own metadata (``ModelCfg.preprocess``), as 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -166,15 +167,19 @@ def check_export(model_path: str | Path, onnx_path: str | Path, n: int = 4, seed
 class OnnxClassifier:
     """Predicts like :class:`~muses.naive_classification.classifier.Classifier`, with ONNX Runtime.
 
-    Prediction only: training and torch internals (``net``) stay with the torch Classifier;
-    code that needs them loads the model with ``runtime="torch"``.
+    Prediction only; training stays with the torch Classifier. Code written for the torch
+    Classifier that reaches for ``net`` (e.g. to fingerprint the weights) still works: the torch
+    network is loaded from the model file on first use.
     """
 
     runtime = "onnx"
+    device = torch.device("cpu")  # where ONNX Runtime's CPU provider runs; torch code may read it
 
-    def __init__(self, onnx_path: str | Path, cfg: ModelCfg, *, name: str = "", threads: int | None = None,
+    def __init__(self, onnx_path: str | Path, cfg: ModelCfg, *, model_path: str | Path, threads: int | None = None,
                  workers: int | None = None):
-        self.onnx_path, self.cfg, self.name, self.workers = Path(onnx_path), cfg, name, workers
+        self.onnx_path, self.cfg, self.workers = Path(onnx_path), cfg, workers
+        self.model_path = model_paths(model_path)[0]
+        self.name = self.model_path.stem
         try:
             self.session = ort.InferenceSession(str(onnx_path), session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -187,6 +192,10 @@ class OnnxClassifier:
     @property
     def history(self) -> list[dict]:
         return list(self.cfg.history)
+
+    @functools.cached_property
+    def net(self) -> torch.nn.Module:
+        return Classifier.load(self.model_path, device="cpu").net
 
     def _run(self, x: np.ndarray, output: str) -> np.ndarray:
         return self.session.run([output], {INPUT: x})[0]
@@ -245,4 +254,4 @@ def load_onnx(
             raise OnnxError(f"{onnx_path} {state}; run `muses export-onnx --model {model_path}`")
         tqdm.write(f"exporting {model_path} to {onnx_path} (once per trained model)", file=sys.stderr)
         export_onnx(model_path, onnx_path)
-    return OnnxClassifier(onnx_path, cfg, name=model_paths(model_path)[0].stem, threads=threads, workers=workers)
+    return OnnxClassifier(onnx_path, cfg, model_path=model_path, threads=threads, workers=workers)
