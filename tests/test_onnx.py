@@ -146,3 +146,20 @@ def test_code_written_for_torch_internals_still_works(exported, met_photos, tmp_
     assert feats.values.shape == (3, clf.cfg.num_features) and not feats.skipped
     torch_feats = Classifier.load(exported[0], device="cpu").extract_features(met_photos[:3])
     assert np.abs(feats.values - torch_feats).max() < 1e-2  # the cache stores float16
+
+
+def test_muses_classify_with_onnx_stores_torchs_answers(exported, project, met_sample, capsys):
+    from conftest import add_met_items
+
+    from muses.collection.store import Store
+
+    ids = add_met_items(project, met_sample, 5)
+    model = exported[0]
+    assert main(["classify", "--model", str(model), "--runtime", "onnx", "--top-k", "2"]) == 0
+    capsys.readouterr()
+    torch_clf = Classifier.load(model, device="cpu")
+    for item in Store.for_project(project).items(ids):
+        expected = torch_clf.predict_new([project.path(im.stored_path) for im in item.usable_images]).mean(axis=0)
+        top = item.classification["classes"][0]
+        assert top["name"] == torch_clf.class_names[int(expected.argmax())]
+        assert top["probability"] == pytest.approx(float(expected.max()), abs=1e-4)
