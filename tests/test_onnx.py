@@ -5,9 +5,11 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import add_met_items
 from PIL import Image
 
 from muses.cli import main
+from muses.collection.store import Store
 from muses.naive_classification import onnx_runtime
 from muses.naive_classification.classifier import Classifier
 from muses.naive_classification.helpers import load_model
@@ -149,10 +151,6 @@ def test_code_written_for_torch_internals_still_works(exported, met_photos, tmp_
 
 
 def test_muses_classify_with_onnx_stores_torchs_answers(exported, project, met_sample, capsys):
-    from conftest import add_met_items
-
-    from muses.collection.store import Store
-
     ids = add_met_items(project, met_sample, 5)
     model = exported[0]
     assert main(["classify", "--model", str(model), "--runtime", "onnx", "--top-k", "2"]) == 0

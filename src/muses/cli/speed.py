@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def run_export(args) -> int:
 
     project = find_project(args.project)
     model = args.model or project.model_path
+    print(f"exporting {model} to ONNX (10 to 30 seconds)...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
         out = onnx_runtime.export_onnx(model, args.out, opset=args.opset)
