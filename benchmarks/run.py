@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +130,8 @@ class Bench:
         from muses.naive_classification.classifier import new_classifier
 
         pre = default_preprocess("tf_efficientnet_lite0", self.settings.image_size)
-        clf = new_classifier("tf_efficientnet_lite0", [f"class{i}" for i in range(CLASS_COUNT)], pre, seed=0, device="cpu")
+        clf = new_classifier("tf_efficientnet_lite0", [f"class{i}" for i in range(CLASS_COUNT)], pre, seed=self.settings.seed,
+                             device="cpu")
         return clf.save(self.workdir / "models" / "bench")
 
     def met_photos(self, n: int) -> list[Path]:
@@ -613,14 +614,17 @@ def run(settings: Settings = FULL, *, only: list[str] | None = None, workdir: Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
-                                     epilog="sections: " + ", ".join(SECTIONS))
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
+        epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\nsections: " + ", ".join(SECTIONS),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small settings: a smoke run of every section")
     parser.add_argument("--only", nargs="+", metavar="SECTION", choices=list(SECTIONS), help="run these sections only")
     parser.add_argument("--results", type=Path, default=RESULTS, metavar="DIR",
                         help="where the table is written as DATE.md (default benchmarks/results)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the dataset split, training and test data (default 0)")
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    settings = replace(QUICK if args.quick else FULL, seed=args.seed)
     header = machine()
     started = time.perf_counter()
     rows = run(settings, only=args.only)
