@@ -368,6 +368,30 @@ def _ml_copies_row(b: Bench, onnx_clf, n: int) -> Row:
     return Row(f"{what} ({side} px)", _rate(len(copies), seconds, "images"))
 
 
+def section_classify_command(b: Bench) -> list[Row]:
+    """`muses classify` itself over the Met project: store reads and writes included."""
+    try:
+        from muses.classify import classify_collection
+    except ImportError as exc:
+        raise Unavailable(f"{exc.name} is not built yet") from exc
+    from muses.naive_classification.onnx_runtime import export_onnx, is_current
+
+    project = b.met_project()
+    model = b.lite0_model()
+    if not is_current(model):
+        export_onnx(model)
+    rows = []
+    for runtime in ("onnx", "torch"):
+        b.log(f"  muses classify --runtime {runtime}")
+        start = time.perf_counter()
+        report = classify_collection(project, model_path=model, runtime=runtime, update_existing=True)
+        seconds = time.perf_counter() - start
+        rows.append(Row(f"muses classify, {runtime} ({len(report.classified)} Met items, ML-size copies)",
+                        _rate(len(report.classified), seconds, "items"),
+                        note="classify_collection: store reads, decoding, model, one transaction per batch"))
+    return rows
+
+
 def _channels_last_row(net, x, n_model: int) -> Row:
     import copy
 
@@ -537,6 +561,7 @@ SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "train": section_train,
     "original": section_original,
     "classify": section_classify,
+    "classify-command": section_classify_command,
     "labeling": section_labeling,
     "import": section_import,
     "generate-images": section_generate_images,
