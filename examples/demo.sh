@@ -32,7 +32,8 @@ muses evaluate
 step "7. records whose catalog label looks wrong"
 muses label-issues
 
-step "8. classify the whole collection"
+step "8. export to ONNX (the fast CPU runtime) and classify the whole collection"
+muses export-onnx
 muses classify
 
 step "9. predict new photos (one object, two photos averaged)"

@@ -26,7 +26,7 @@ LISTED = 20  # ids printed per list; the report file holds them all
 
 
 def register(subparsers) -> None:
-    from muses.naive_classification.helpers import RUNTIMES
+    from muses.naive_classification import RUNTIMES
 
     p = command_parser(subparsers, "classify", help="store the model's top classes on every item of the collection",
                        examples=CLASSIFY_EXAMPLES)

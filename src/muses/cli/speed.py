@@ -21,7 +21,7 @@ from an earlier training run is detected by the model digest it records and expo
 
 
 def register(subparsers) -> None:
-    from muses.naive_classification.onnx_runtime import DEFAULT_OPSET
+    from muses.naive_classification import DEFAULT_OPSET
 
     p = command_parser(subparsers, "export-onnx", help="export the trained model to ONNX for fast inference",
                        examples=EXPORT_EXAMPLES)

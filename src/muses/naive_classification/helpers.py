@@ -22,7 +22,7 @@ from muses.naive_classification.features import CACHE_DIR
 from muses.naive_classification.model_file import ModelCfg
 from muses.naive_classification.model_file import paths as model_paths
 
-RUNTIMES = ("auto", "torch", "onnx")
+from muses.naive_classification import RUNTIMES  # noqa: E402  (re-exported)
 
 
 class DefinitionsMismatchWarning(UserWarning):

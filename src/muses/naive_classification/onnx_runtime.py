@@ -36,7 +36,7 @@ from muses.naive_classification.image_loading import iter_batches, preprocess_ma
 from muses.naive_classification.model_file import ModelCfg, read_model
 from muses.naive_classification.model_file import paths as model_paths
 
-DEFAULT_OPSET = 18  # the lowest opset torch's exporter implements without a lossy conversion
+from muses.naive_classification import DEFAULT_OPSET  # noqa: E402
 DIGEST_KEY = "muses.model_digest"
 INPUT, OUTPUTS = "image", ("logits", "features")
 
