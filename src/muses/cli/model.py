@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from muses.cli import UsageError, command_parser
+from muses.cli import UsageError, command_parser, format_table, positive
 from muses.config import find_project
 
 TRANSFER_SHARE = 0.6  # of --epochs, when fine-tuning follows
@@ -35,38 +35,28 @@ PREDICT_EXAMPLES = """\
 """
 
 
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
 def register(subparsers) -> None:
     p = command_parser(subparsers, "train-model", help="train the classifier on a dataset folder", examples=TRAIN_EXAMPLES)
     p.add_argument("--model-name", help="file name in the models folder (default: the stem of muses.toml's model_path)")
-    p.add_argument("--epochs", type=_positive(int), default=50, help="total epochs (default 50)")
+    p.add_argument("--epochs", type=positive(int), default=50, help="total epochs (default 50)")
     p.add_argument("--plot-performance", action="store_true", help="write plots/NAME_performance.png")
     p.add_argument("--fine-tuning", action=argparse.BooleanOptionalAction, default=True,
                    help="fine-tune the backbone tail after transfer learning (default: yes)")
-    p.add_argument("--fine-tune-layers", type=_positive(int), default=4, help="backbone units to fine-tune (default 4)")
-    p.add_argument("--fine-tune-lr", type=_positive(float), default=5e-5, help="learning rate when fine-tuning (default 5e-5)")
-    p.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate of transfer learning (default 1e-3)")
+    p.add_argument("--fine-tune-layers", type=positive(int), default=4, help="backbone units to fine-tune (default 4)")
+    p.add_argument("--fine-tune-lr", type=positive(float), default=5e-5, help="learning rate when fine-tuning (default 5e-5)")
+    p.add_argument("--lr", type=positive(float), default=1e-3, help="learning rate of transfer learning (default 1e-3)")
     p.add_argument("--decay", type=float, default=0.0, help="learning-rate decay per step, lr/(1+decay*step) (default 0)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the linear head (default 0.2)")
     p.add_argument("--backbone", help="any timm model name (default: muses.toml [training] backbone)")
     p.add_argument("--weights", type=Path, metavar="FILE", help="pretrained weights (.safetensors or .pth) for --backbone")
     p.add_argument("--no-pretrained", action="store_true", help="train from random weights, on purpose")
-    p.add_argument("--image-size", type=_positive(int), help="input size in pixels (default: muses.toml [training] image_size)")
+    p.add_argument("--image-size", type=positive(int), help="input size in pixels (default: muses.toml [training] image_size)")
     p.add_argument("--resize-mode", choices=("squash", "pad", "crop"), default="squash",
                    help="how photos become squares (default squash; pad keeps the whole object)")
     p.add_argument("--dataset", type=Path, metavar="DIR", help="dataset folder (default: datasets/naive)")
-    p.add_argument("--batch-size", type=_positive(int), default=32, help="default 32")
-    p.add_argument("--views", type=_positive(int), default=4, help="augmented views cached per training image (default 4)")
-    p.add_argument("--early-stopping", type=_positive(int), metavar="N",
+    p.add_argument("--batch-size", type=positive(int), default=32, help="default 32")
+    p.add_argument("--views", type=positive(int), default=4, help="augmented views cached per training image (default 4)")
+    p.add_argument("--early-stopping", type=positive(int), metavar="N",
                    help="stop a phase after N epochs without validation improvement, keeping its best epoch")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -77,18 +67,10 @@ def register(subparsers) -> None:
     p = command_parser(subparsers, "predict", help="classify new photos with a trained model", examples=PREDICT_EXAMPLES)
     p.add_argument("images", nargs="+", type=Path, metavar="IMG")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
-    p.add_argument("--top-k", type=_positive(int), default=5, help="classes shown per answer (default 5)")
+    p.add_argument("--top-k", type=positive(int), default=5, help="classes shown per answer (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--object", action="store_true", help="the photos show one object: average them into one answer")
     p.set_defaults(func=run_predict)
-
-
-def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [headers] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def split_epochs(epochs: int, fine_tuning: bool) -> tuple[int, int]:
@@ -152,7 +134,7 @@ def run_train(args) -> int:
                 f"{last['train_accuracy']:.3f}", f"{last.get('val_accuracy', float('nan')):.3f}",
                 f"{last.get('val_f1', float('nan')):.3f}", f"{sum(h['seconds'] for h in done):.1f}",
             ])
-    print(_table(["phase", "epochs", "train acc", "val acc", "val macro-F1", "seconds"], rows))
+    print(format_table(["phase", "epochs", "train acc", "val acc", "val macro-F1", "seconds"], rows))
     out = clf.output_dir() / f"{name}.safetensors"
     print(f"model: {out} (+ .json), {len(clf.class_names)} classes, {len(clf.dataset.samples)} images, {seconds:.0f} s in all")
     if args.plot_performance:
@@ -197,7 +179,7 @@ def run_predict(args) -> int:
     else:
         rows = [[a["image"], *[f"{c['name']} {c['probability']:.3f}" for c in a["classes"]]] for a in answers]
         if rows:
-            print(_table(["image"] + [f"#{i + 1}" for i in range(len(rows[0]) - 1)], rows))
+            print(format_table(["image"] + [f"#{i + 1}" for i in range(len(rows[0]) - 1)], rows))
         for s in skipped:
             print(f"skipped {s['image']}: {s['error']}")
     return 2 if skipped else 0
