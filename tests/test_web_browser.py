@@ -67,7 +67,11 @@ def test_upload_a_photo_and_browse(server):
         page.wait_for_selector(".result .card")
         assert page.locator(".bars li").count() == 3  # the tiny model's three classes
         assert page.locator(".result .card").count() >= 1
-        assert page.locator(".result .card img").first.evaluate("img => img.naturalWidth") > 0  # thumbnails load
+        # Thumbnails are loading="lazy": bring the first into view and let it finish before checking it decoded.
+        thumb = page.locator(".result .card img").first
+        thumb.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete", arg=thumb.element_handle(), timeout=15_000)
+        assert thumb.evaluate("img => img.naturalWidth") > 0  # thumbnails load
         page.screenshot(path=str(ARTIFACTS / "web-upload.png"), full_page=True)
 
         page.goto(url + "/items?disagree=true")
