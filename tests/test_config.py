@@ -1,6 +1,8 @@
 import pytest
 
-from muses.cli import main
+import argparse
+
+from muses.cli import build_parser, main
 from muses.config import CONFIG_NAME, ConfigError, Project, find_project, init_project
 
 
@@ -64,3 +66,16 @@ def test_cli_init_and_help(tmp_path, capsys):
         main(["--help"])
     assert exc.value.code == 0
     assert "init" in capsys.readouterr().out
+
+
+def _commands() -> list[str]:
+    (subparsers,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(subparsers.choices)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_help_has_examples(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"examples:\n  muses {command}" in capsys.readouterr().out

@@ -166,9 +166,3 @@ def test_label_issues_bad_input(eval_project, tiny_model_path, shapes_dataset, c
     assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("command", ["evaluate", "label-issues"])
-def test_help_has_examples(command, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([command, "--help"])
-    assert exc.value.code == 0
-    assert f"muses {command}" in capsys.readouterr().out

@@ -229,14 +229,6 @@ def test_exporter_registry():
         load_exporter("nope")
 
 
-@pytest.mark.parametrize("command", ["export-classification-data", "label-preview"])
-def test_cli_help_has_examples(command, capsys):
-    with pytest.raises(SystemExit) as info:
-        main([command, "--help"])
-    assert info.value.code == 0
-    assert f"examples:\n  muses {command}" in capsys.readouterr().out
-
-
 def test_cli_export_and_errors(hand_made, capsys):
     assert main(["export-classification-data", "--exporter", "naive", "--min-items", "3", "--seed", "2"]) == 0
     out = capsys.readouterr().out
