@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from muses.exporters.naive.matching import Matcher
-from muses.naive_classification.definitions import load_definitions
+from muses.labeling.matching import Matcher
+from muses.labeling.definitions import load_definitions
 
 DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "definitions.toml"
 

@@ -103,8 +103,8 @@ class Bench:
             from muses.collection.images import generate_images
             from muses.collection.importers import import_records
             from muses.collection.store import Store
-            from muses.config import Project, init_project
-            from muses.exporters import load_exporter
+            from muses.settings import Project, init_project
+            from muses.datasets.registry import load_exporter
         except ImportError as exc:
             raise Unavailable(f"{exc.name} is not built yet") from exc
         if not (MET_SAMPLE / "records.jsonl").is_file():
@@ -126,8 +126,8 @@ class Bench:
         return self.once("Lite0 model file", self._make_lite0_model)
 
     def _make_lite0_model(self) -> Path:
-        from muses.naive_classification.backbones import default_preprocess
-        from muses.naive_classification.classifier import new_classifier
+        from muses.model.backbones import default_preprocess
+        from muses.model.classifier import new_classifier
 
         pre = default_preprocess("tf_efficientnet_lite0", self.settings.image_size)
         clf = new_classifier("tf_efficientnet_lite0", [f"class{i}" for i in range(CLASS_COUNT)], pre, seed=self.settings.seed,
@@ -227,8 +227,8 @@ def _test_macro_f1(model: Path, dataset: Path) -> tuple[float, int]:
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from muses.naive_classification.classifier import Classifier
-    from muses.naive_classification.data import read_dataset
+    from muses.model.classifier import Classifier
+    from muses.datasets.folder import read_dataset
 
     test = read_dataset(dataset).split("test")
     probs = Classifier.load(model, device="cpu").predict_new([t.path for t in test])
@@ -246,7 +246,7 @@ def section_original(b: Bench) -> list[Row]:
     from torch import nn
     from torchvision.models import vgg19
 
-    from muses.naive_classification.data import read_dataset
+    from muses.datasets.folder import read_dataset
 
     project = b.met_project()
     s = b.settings
@@ -303,9 +303,9 @@ def section_classify(b: Bench) -> list[Row]:
     import numpy as np
     import torch
 
-    from muses.naive_classification.classifier import Classifier
-    from muses.naive_classification.image_loading import iter_batches
-    from muses.naive_classification.onnx_runtime import export_onnx, load_onnx
+    from muses.model.classifier import Classifier
+    from muses.model.image_loading import iter_batches
+    from muses.model.onnx import export_onnx, load_onnx
 
     s = b.settings
     model = b.lite0_model()
@@ -374,7 +374,7 @@ def section_classify_command(b: Bench) -> list[Row]:
         from muses.classify import classify_collection
     except ImportError as exc:
         raise Unavailable(f"{exc.name} is not built yet") from exc
-    from muses.naive_classification.onnx_runtime import export_onnx, is_current
+    from muses.model.onnx import export_onnx, is_current
 
     project = b.met_project()
     model = b.lite0_model()
@@ -432,7 +432,7 @@ def _write_jsonl(path: Path, records: list[dict]) -> Path:
 
 def _fresh_project(b: Bench, name: str):
     from muses.collection.store import Store
-    from muses.config import Project, init_project
+    from muses.settings import Project, init_project
 
     root = b.workdir / name
     init_project(root)
@@ -492,7 +492,7 @@ def section_generate_images(b: Bench) -> list[Row]:
         raise Unavailable(f"{exc.name} is not built yet") from exc
     from PIL import Image
 
-    from muses.naive_classification.preprocessing import open_image
+    from muses.model.preprocessing import open_image
 
     s = b.settings
     b.log(f"  generate-images: making {s.large_jpegs} JPEGs of {s.large_side} px")
@@ -528,9 +528,9 @@ def section_generate_images(b: Bench) -> list[Row]:
 def section_predict_memory(b: Bench) -> list[Row]:
     """Peak RSS of `muses predict` on a few photos, torch vs ONNX (auto picks ONNX when
     NAME.onnx is beside the model)."""
-    from muses.config import init_project
-    from muses.naive_classification.model_file import paths as model_paths
-    from muses.naive_classification.onnx_runtime import export_onnx, onnx_path_for
+    from muses.settings import init_project
+    from muses.model.files import paths as model_paths
+    from muses.model.onnx import export_onnx, onnx_path_for
 
     model = b.lite0_model()
     photos = [str(p) for p in b.met_photos(b.settings.predict_images)]

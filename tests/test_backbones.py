@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from muses.naive_classification.backbones import (
+from muses.model.backbones import (
     WeightsError,
     backbone_units,
     batchnorm_params,
@@ -15,9 +15,9 @@ from muses.naive_classification.backbones import (
     default_preprocess,
     split_backbone,
 )
-from muses.naive_classification.classifier import ClassifierNet, Classifier
-from muses.naive_classification.model_file import ModelCfg
-from muses.naive_classification.preprocessing import preprocess
+from muses.model.classifier import ClassifierNet, Classifier
+from muses.model.files import ModelCfg
+from muses.model.preprocessing import preprocess
 
 CAT_CLASSES = {281: "tabby", 282: "tiger cat", 283: "Persian", 284: "Siamese", 285: "Egyptian cat"}
 

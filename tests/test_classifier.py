@@ -9,10 +9,10 @@ import PIL.Image
 import pytest
 import torch
 
-from muses.naive_classification import features
-from muses.naive_classification.classifier import Phase, resolve_device
-from muses.naive_classification.data import DETERMINISTIC, AugmentCfg, DatasetError, ViewDataset, read_dataset
-from muses.naive_classification.helpers import load_model, predict_image_path_dict, predict_items, setup_classifier
+from muses.model import features
+from muses.model.classifier import Phase, resolve_device
+from muses.datasets.folder import DETERMINISTIC, AugmentCfg, DatasetError, ViewDataset, read_dataset
+from muses.model.loading import load_model, predict_image_path_dict, predict_items, setup_classifier
 
 
 def _setup(dataset, tmp_path, **kw):

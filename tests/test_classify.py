@@ -9,12 +9,12 @@ import pytest
 from muses.classify import classify_collection
 from muses.cli import main
 from muses.collection.store import Image, Item, Store
-from muses.naive_classification.helpers import load_model
+from muses.model.loading import load_model
 from muses.search import ClassTerm, open_engine
 from conftest import add_met_items
 
 # The tiny model knows shapes, not the project's definitions: that warning is expected here.
-pytestmark = pytest.mark.filterwarnings("ignore::muses.naive_classification.helpers.DefinitionsMismatchWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")
 
 
 @pytest.fixture

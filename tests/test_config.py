@@ -3,7 +3,7 @@ import pytest
 import argparse
 
 from muses.cli import build_parser, main
-from muses.config import CONFIG_NAME, ConfigError, Project, find_project, init_project
+from muses.settings import CONFIG_NAME, ConfigError, Project, find_project, init_project
 
 
 def test_init_writes_commented_config_and_definitions(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from muses.naive_classification import definitions as definitions_module
-from muses.naive_classification.definitions import (
+from muses.labeling.definitions import (
     DEFAULT_FIELDS,
     DefinitionsError,
     load_definitions,

@@ -99,7 +99,7 @@ def test_evaluate_table_and_gallery_of_mistakes(eval_project, tiny_model_path, s
 
 
 def test_evaluate_gold(eval_project, tiny_model_path, shapes_dataset, tmp_path, capsys):
-    from muses.naive_classification.helpers import load_model
+    from muses.model.loading import load_model
 
     test_rows = [r for r in _read_manifest(shapes_dataset) if r["split"] == "test"][:4]
     clf = load_model(tiny_model_path, project=eval_project)

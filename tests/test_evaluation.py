@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muses.naive_classification import evaluation as ev
-from muses.naive_classification.reports import plot_confusion_matrix, write_csv, write_gallery
+from muses.analysis import metrics as ev
+from muses.analysis.reports import plot_confusion_matrix, write_csv, write_gallery
 
 CLASSES = ["bust", "medal", "vessel"]
 # Six photos. true:  bust bust bust medal medal vessel
@@ -135,8 +135,8 @@ def test_gallery_html(tmp_path, met_sample):
 
 
 def test_predict_views_plain_first(tiny_model_path, shapes_dataset, tmp_path):
-    from muses.naive_classification.helpers import load_model
-    from muses.naive_classification.preprocessing import open_image
+    from muses.model.loading import load_model
+    from muses.model.preprocessing import open_image
 
     clf = load_model(tiny_model_path, project=tmp_path)
     images = [open_image(p) for p in sorted((shapes_dataset / "images").glob("*.png"))[:2]]

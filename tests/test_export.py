@@ -14,12 +14,12 @@ from muses.cli import main
 from muses.collection.images import generate_images
 from muses.collection.importers import import_records
 from muses.collection.store import OK, PROBLEM, Image, Item, Store
-from muses.exporters import UnknownExporterError, available_exporters, load_exporter
-from muses.exporters.naive import NaiveExporter, preview
-from muses.exporters.naive.matching import label_records
-from muses.exporters.naive.report import build_report
-from muses.exporters.naive.splitting import SplitError, parse_split, split_counts, stratified_split
-from muses.naive_classification.definitions import parse_definitions
+from muses.datasets.registry import UnknownExporterError, available_exporters, load_exporter
+from muses.datasets.naive import NaiveExporter, preview
+from muses.labeling.matching import label_records
+from muses.labeling.report import build_report
+from muses.datasets.splitting import SplitError, parse_split, split_counts, stratified_split
+from muses.labeling.definitions import parse_definitions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -185,7 +185,7 @@ def test_interrupted_export_leaves_no_half_dataset(hand_made, monkeypatch):
             raise KeyboardInterrupt
         copied.append(real_copyfile(src, dst, **kwargs))
 
-    monkeypatch.setattr("muses.exporters.naive.shutil.copyfile", copy_then_interrupt)
+    monkeypatch.setattr("muses.datasets.naive.shutil.copyfile", copy_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         NaiveExporter(min_items=3, seed=5, progress=False).export(hand_made)
     assert (out / "manifest.csv").read_bytes() == before

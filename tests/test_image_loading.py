@@ -1,12 +1,12 @@
-"""Parallel, batched image loading for inference (muses.naive_classification.image_loading)."""
+"""Parallel, batched image loading for inference (muses.model.image_loading)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from muses.naive_classification.image_loading import iter_batches, load_images, preprocess_many
-from muses.naive_classification.preprocessing import PreprocessCfg, open_image, preprocess
+from muses.model.image_loading import iter_batches, load_images, preprocess_many
+from muses.model.preprocessing import PreprocessCfg, open_image, preprocess
 
 CFG = PreprocessCfg(input_size=64, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 

@@ -11,7 +11,7 @@ from muses.collection.image_checks import ImageProblem, decode
 from muses.collection.images import generate_images
 from muses.collection.importers import import_records
 from muses.collection.store import CROPPED, OK, PENDING, PROBLEM, Store
-from muses.config import Project, init_project
+from muses.settings import Project, init_project
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
@@ -243,7 +243,7 @@ def test_decode_refuses_large_headers_before_decoding_and_reads_jpeg_drafts():
 
 
 def test_workers_must_be_sensible(project):
-    from muses.config import ConfigError
+    from muses.settings import ConfigError
 
     with pytest.raises(ConfigError, match="workers must be 0"):
         generate_images(project, workers=-1)

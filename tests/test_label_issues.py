@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from muses.naive_classification import label_issues as li
-from muses.naive_classification.evaluation import mean_by_group
+from muses.analysis import label_issues as li
+from muses.analysis.metrics import mean_by_group
 
 
 def _blobs(n_per_class=60, n_classes=3, dim=16, seed=0, photos_per_item=1):
@@ -94,8 +94,8 @@ def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_pat
     import csv
 
     from conftest import SHAPES, make_shapes_dataset
-    from muses.naive_classification.data import read_dataset
-    from muses.naive_classification.helpers import load_model
+    from muses.datasets.folder import read_dataset
+    from muses.model.loading import load_model
 
     root = make_shapes_dataset(tmp_path / "ds", per_class=20, seed=5)
     with (root / "manifest.csv").open(newline="", encoding="utf-8") as fh:
@@ -122,9 +122,9 @@ def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_pat
 
 
 def test_pretrained_twin_has_the_original_weights(tiny_model_path, tmp_path):
-    from muses.naive_classification import backbones
-    from muses.naive_classification.classifier import Classifier
-    from muses.naive_classification.helpers import load_model
+    from muses.model import backbones
+    from muses.model.classifier import Classifier
+    from muses.model.loading import load_model
 
     clf = load_model(tiny_model_path, project=tmp_path)
     assert li.feature_extractor(clf, "auto") is clf and li.feature_extractor(clf, "model") is clf  # head-only model

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from muses.exporters.naive.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Matcher, label_records
-from muses.naive_classification.definitions import parse_definitions
+from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Matcher, label_records
+from muses.labeling.definitions import parse_definitions
 
 
 def defs(*classes, **top):

@@ -8,9 +8,9 @@ import pytest
 from safetensors.torch import save_file
 
 from muses.cli import main
-from muses.naive_classification.backbones import create_backbone
-from muses.naive_classification.classifier import Phase
-from muses.naive_classification.helpers import setup_classifier
+from muses.model.backbones import create_backbone
+from muses.model.classifier import Phase
+from muses.model.loading import setup_classifier
 
 FAST = ["--image-size", "64", "--views", "2", "--workers", "0"]
 

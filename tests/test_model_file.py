@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from muses.naive_classification.classifier import Classifier, Phase
-from muses.naive_classification.data import read_dataset
-from muses.naive_classification.helpers import DefinitionsMismatchWarning, load_model, setup_classifier
-from muses.naive_classification.model_file import ModelCfg, ModelFileError, read_model
+from muses.model.classifier import Classifier, Phase
+from muses.datasets.folder import read_dataset
+from muses.model.loading import DefinitionsMismatchWarning, load_model, setup_classifier
+from muses.model.files import ModelCfg, ModelFileError, read_model
 
 
 @pytest.fixture(scope="module")

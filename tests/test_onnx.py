@@ -1,4 +1,4 @@
-"""ONNX export and the ONNX Runtime predictor (muses.naive_classification.onnx_runtime)."""
+"""ONNX export and the ONNX Runtime predictor (muses.model.onnx)."""
 from __future__ import annotations
 
 import shutil
@@ -10,12 +10,12 @@ from PIL import Image
 
 from muses.cli import main
 from muses.collection.store import Store
-from muses.naive_classification import onnx_runtime
-from muses.naive_classification.classifier import Classifier
-from muses.naive_classification.helpers import load_model
-from muses.naive_classification.model_file import read_model, save_model
-from muses.naive_classification.onnx_runtime import OnnxClassifier, OnnxError, load_onnx
-from muses.naive_classification.preprocessing import open_image
+from muses.model import onnx as onnx_runtime
+from muses.model.classifier import Classifier
+from muses.model.loading import load_model
+from muses.model.files import read_model, save_model
+from muses.model.onnx import OnnxClassifier, OnnxError, load_onnx
+from muses.model.preprocessing import open_image
 
 
 def _copy_model(src, dest_dir, name="m"):
@@ -141,7 +141,7 @@ def test_stale_onnx_file_is_exported_again(exported, tmp_path):
 
 def test_code_written_for_torch_internals_still_works(exported, met_photos, tmp_path):
     """label-issues fingerprints the backbone through ``classifier.net``: with ONNX it loads on demand."""
-    from muses.naive_classification.label_issues import feature_extractor, image_features
+    from muses.analysis.label_issues import feature_extractor, image_features
 
     clf = load_onnx(exported[0], reexport=False)
     feats = image_features(feature_extractor(clf, "model"), met_photos[:3], cache_dir=tmp_path)

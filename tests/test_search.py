@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from muses.collection.store import Image, Item, Store
-from muses.naive_classification.definitions import parse_definitions
+from muses.labeling.definitions import parse_definitions
 from muses.search import ClassTerm, Filters, TextTerm, UnsupportedStoreError, index_items, open_engine
 from muses.search.similar import class_query, similar_to_image, similar_to_items
 
@@ -162,8 +162,8 @@ def test_class_queries_on_the_real_met_sample_find_that_class(project, met_sampl
     """Each class's synonyms over its fields, on all 304 Met records: the hits carry that class's
     naive label (measured: precision@10 0.90; 'miniature' overlaps bust and medal records)."""
     from conftest import EXAMPLES, add_met_items
-    from muses.exporters.naive.matching import Matcher, record_fields
-    from muses.naive_classification.definitions import load_definitions
+    from muses.labeling.matching import Matcher, record_fields
+    from muses.labeling.definitions import load_definitions
 
     add_met_items(project, met_sample, 304)
     definitions = load_definitions(EXAMPLES / "definitions.toml")

@@ -10,11 +10,11 @@ from PIL import Image as PILImage
 from conftest import add_met_items
 from muses.classify import classify_collection
 from muses.collection.store import Image, Item, Store
-from muses.config import Project, init_project
+from muses.settings import Project, init_project
 from muses.web import create_app
 from muses.web.uploads import UploadError, read_upload
 
-pytestmark = pytest.mark.filterwarnings("ignore::muses.naive_classification.helpers.DefinitionsMismatchWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, add_met_items
 from muses.classify import classify_collection
-from muses.config import Project, init_project
+from muses.settings import Project, init_project
 from muses.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -20,7 +20,7 @@ ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore::muses.naive_classification.helpers.DefinitionsMismatchWarning"),
+    pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning"),
 ]
 
 

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
-from muses.config import Project
-from muses.naive_classification.helpers import load_model
-from muses.naive_classification.preprocessing import open_image
+from muses.settings import Project
+from muses.model.loading import load_model
+from muses.model.preprocessing import open_image
 
 
 @dataclass

@@ -83,7 +83,7 @@ def format_table(headers: list[str], rows: list[list]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from muses.config import ConfigError
+    from muses.settings import ConfigError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
-from muses.config import find_project
+from muses.settings import find_project
 
 CLASSIFY_EXAMPLES = """\
   muses classify                        # items not classified yet; resumes after Ctrl-C
@@ -26,7 +26,7 @@ LISTED = 20  # ids printed per list; the report file holds them all
 
 
 def register(subparsers) -> None:
-    from muses.naive_classification import RUNTIMES
+    from muses.model import RUNTIMES
 
     p = command_parser(subparsers, "classify", help="store the model's top classes on every item of the collection",
                        examples=CLASSIFY_EXAMPLES)
@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 
 def _load(loader, *args, **kwargs):
     """Run ``loader``, turning a missing/bad model or definitions file into a usage error."""
-    from muses.naive_classification.helpers import DefinitionsMismatchWarning
+    from muses.model.loading import DefinitionsMismatchWarning
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -70,7 +70,7 @@ def _ids(label: str, ids: list[str]) -> None:
 
 def run_classify(args) -> int:
     from muses.classify import classify_collection
-    from muses.naive_classification.helpers import load_model
+    from muses.model.loading import load_model
 
     project = find_project(args.project)
     _load(load_model, args.model or project.model_path, runtime=args.runtime, project=project)  # fail fast, once
@@ -98,9 +98,9 @@ def run_classify(args) -> int:
 
 def run_similar(args) -> int:
     from muses.collection.store import Store
-    from muses.naive_classification.definitions import load_definitions
-    from muses.naive_classification.helpers import load_model
-    from muses.naive_classification.preprocessing import open_image
+    from muses.labeling.definitions import load_definitions
+    from muses.model.loading import load_model
+    from muses.model.preprocessing import open_image
     from muses.search import open_engine
     from muses.search.similar import similar_to_image, similar_to_items
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
-from muses.config import find_project
+from muses.settings import find_project
 
 IMPORT_EXAMPLES = """\
   muses import records.jsonl --preset met-scrapi          # the Met's scrAPI records

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table
-from muses.config import find_project
+from muses.settings import find_project
 
 EVALUATE_EXAMPLES = """\
   muses evaluate                               # the default model on datasets/naive, test split
@@ -87,8 +87,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _load(project, args):
     """(project, classifier, dataset); a bad model or dataset is a usage error, a definitions
     mismatch a warning on stderr (stdout may be JSON)."""
-    from muses.naive_classification.data import read_dataset
-    from muses.naive_classification.helpers import DefinitionsMismatchWarning, load_model
+    from muses.datasets.folder import read_dataset
+    from muses.model.loading import DefinitionsMismatchWarning, load_model
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -109,9 +109,9 @@ def _print_skipped(skipped) -> None:
 
 def run_evaluate(args) -> int:
     from muses.collection.store import Store
-    from muses.exporters.naive.report import load_gold
-    from muses.naive_classification import evaluation as ev
-    from muses.naive_classification.reports import catalog_fields, write_evaluation
+    from muses.labeling.report import load_gold
+    from muses.analysis import metrics as ev
+    from muses.analysis.reports import catalog_fields, write_evaluation
 
     project = find_project(args.project)
     clf, dataset = _load(project, args)
@@ -183,9 +183,9 @@ def _print_gold(agreement) -> None:
 
 def run_label_issues(args) -> int:
     from muses.collection.store import Store
-    from muses.naive_classification.features import CACHE_DIR
-    from muses.naive_classification.label_issues import feature_extractor, review_labels, unlabeled_photos
-    from muses.naive_classification.reports import write_label_review
+    from muses.model.features import CACHE_DIR
+    from muses.analysis.label_issues import feature_extractor, review_labels, unlabeled_photos
+    from muses.analysis.reports import write_label_review
 
     project = find_project(args.project)
     clf, dataset = _load(project, args)

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
-from muses.config import find_project
+from muses.settings import find_project
 
 TRANSFER_SHARE = 0.6  # of --epochs, when fine-tuning follows
 
@@ -81,8 +81,8 @@ def split_epochs(epochs: int, fine_tuning: bool) -> tuple[int, int]:
 
 
 def run_train(args) -> int:
-    from muses.naive_classification.classifier import Phase
-    from muses.naive_classification.helpers import setup_classifier
+    from muses.model.classifier import Phase
+    from muses.model.loading import setup_classifier
 
     project = find_project(args.project)
     name = args.model_name or project.model_path.stem
@@ -148,8 +148,8 @@ def run_train(args) -> int:
 def run_predict(args) -> int:
     from PIL import UnidentifiedImageError
 
-    from muses.naive_classification.helpers import DefinitionsMismatchWarning, load_model
-    from muses.naive_classification.preprocessing import open_image
+    from muses.model.loading import DefinitionsMismatchWarning, load_model
+    from muses.model.preprocessing import open_image
 
     project = find_project(args.project)
     try:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from muses.cli import UsageError, command_parser, format_table
-from muses.config import find_project
+from muses.settings import find_project
 
 EXPORT_EXAMPLES = """\
   muses export-classification-data --exporter naive
@@ -57,16 +57,16 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
 
 
 def _bad_input() -> tuple[type[Exception], ...]:
-    from muses.exporters import UnknownExporterError
-    from muses.exporters.naive.report import GoldError
-    from muses.exporters.naive.splitting import SplitError
-    from muses.naive_classification.definitions import DefinitionsError
+    from muses.datasets.registry import UnknownExporterError
+    from muses.labeling.report import GoldError
+    from muses.datasets.splitting import SplitError
+    from muses.labeling.definitions import DefinitionsError
 
     return DefinitionsError, GoldError, SplitError, UnknownExporterError
 
 
 def run_export(args) -> int:
-    from muses.exporters import load_exporter
+    from muses.datasets.registry import load_exporter
 
     project = find_project(args.project)
     try:
@@ -84,7 +84,7 @@ def run_export(args) -> int:
 
 
 def run_preview(args) -> int:
-    from muses.exporters.naive import preview
+    from muses.datasets.naive import preview
 
     project = find_project(args.project)
     try:

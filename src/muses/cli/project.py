@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from muses.cli import command_parser
-from muses.config import CONFIG_NAME, init_project
+from muses.settings import CONFIG_NAME, init_project
 
 
 def register(subparsers) -> None:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
-from muses.config import find_project
+from muses.settings import find_project
 
 EXPORT_EXAMPLES = """\
   muses export-onnx                                   # models/naive.onnx beside models/naive.safetensors
@@ -21,7 +21,7 @@ from an earlier training run is detected by the model digest it records and expo
 
 
 def register(subparsers) -> None:
-    from muses.naive_classification import DEFAULT_OPSET
+    from muses.model import DEFAULT_OPSET
 
     p = command_parser(subparsers, "export-onnx", help="export the trained model to ONNX for fast inference",
                        examples=EXPORT_EXAMPLES)
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from muses.naive_classification import onnx_runtime
+    from muses.model import onnx as onnx_runtime
 
     project = find_project(args.project)
     model = args.model or project.model_path

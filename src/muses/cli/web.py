@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
-from muses.config import find_project
+from muses.settings import find_project
 
 SERVE_EXAMPLES = """\
   muses serve                                  # http://127.0.0.1:8000 (muses.toml [web])
@@ -33,7 +33,7 @@ def run_serve(args) -> int:
     import uvicorn
 
     from muses.collection.store import Store
-    from muses.naive_classification.model_file import paths as model_paths
+    from muses.model.files import paths as model_paths
     from muses.web import create_app
 
     project = find_project(args.project)

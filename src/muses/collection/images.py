@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from muses.collection.image_checks import ImageProblem, check_content, decode, orient
 from muses.collection.importers import URL_SCHEMES
 from muses.collection.store import PENDING, PROBLEM, USABLE_STATUSES, Image, Store, problem_category
-from muses.config import ConfigError, Project
+from muses.settings import ConfigError, Project
 
 COMMIT_EVERY = 64  # results per transaction: bounds the work an interruption loses
 DOWNLOAD_TIMEOUT_S = 30

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from muses.naive_classification.definitions import DEFAULT_FIELDS, Definitions, normalize, word_forms
+from muses.labeling.definitions import DEFAULT_FIELDS, Definitions
+from muses.labeling.text import normalize, word_forms
 from muses.search import ClassTerm, Filters, Hit, SearchEngine, Term, TextTerm
 
 TOP_CLASSES = 3

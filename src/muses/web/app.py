@@ -19,9 +19,9 @@ from fastapi.templating import Jinja2Templates
 from muses import __version__
 from muses.classify import classify_collection
 from muses.collection.store import Image, Store
-from muses.config import Project, find_project
-from muses.naive_classification.definitions import Definitions, load_definitions
-from muses.naive_classification.helpers import load_model
+from muses.settings import Project, find_project
+from muses.labeling.definitions import Definitions, load_definitions
+from muses.model.loading import load_model
 from muses.search import Hit, UnsupportedStoreError, open_engine
 from muses.search.similar import similar_to_image, similar_to_items
 from muses.web import browse

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from muses.collection.store import Item, Store
-from muses.config import Project
-from muses.exporters.naive.matching import Label, Matcher, record_fields
-from muses.naive_classification.definitions import load_definitions
+from muses.settings import Project
+from muses.labeling.matching import Label, Matcher, record_fields
+from muses.labeling.definitions import load_definitions
 
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)

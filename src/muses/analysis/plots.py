@@ -18,7 +18,7 @@ def plot_performance(history: list[dict], filepath: str | Path | None = None, *,
     if not history:
         raise ValueError("no training history to plot: train the model first")
     if filepath is None:
-        from muses.config import find_project
+        from muses.settings import find_project
 
         filepath = find_project().plots_dir / f"{name}_performance.png"
     filepath = Path(filepath)

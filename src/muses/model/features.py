@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from muses.naive_classification.data import Sample, ViewDataset
+from muses.datasets.folder import Sample, ViewDataset
 
 CACHE_DIR = Path("cache") / "features"
 SAVE_EVERY = 20  # batches between cache writes, so an interrupted extraction resumes

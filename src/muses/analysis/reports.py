@@ -171,7 +171,7 @@ def write_evaluation(
 ) -> dict[str, Path]:
     """The confusion-matrix PNG and the gallery of the ``top_k`` most confident mistakes
     (with the most-confused pairs above it); returns ``{"confusion": path, "mistakes": path}``."""
-    from muses.naive_classification.evaluation import most_confused, top_losses
+    from muses.analysis.metrics import most_confused, top_losses
 
     out_dir = Path(out_dir)
     confusion = plot_confusion_matrix(evaluation.confusion, class_names, out_dir / f"{prefix}_confusion.png",
@@ -202,7 +202,7 @@ SUGGESTION_COLUMNS = ["id", "title", "object_type", "suggested", "confidence", "
 
 
 def write_label_review(out_dir: str | Path, prefix: str, review, *, gallery_size: int = 200) -> dict[str, Path]:
-    """CSV + HTML gallery of a :class:`~muses.naive_classification.label_issues.LabelReview`'s
+    """CSV + HTML gallery of a :class:`~muses.analysis.label_issues.LabelReview`'s
     label issues and suggested labels; returns their paths by name. The galleries show the
     first ``gallery_size`` rows (thumbnails are embedded, so a page of thousands would be huge)."""
     out_dir = Path(out_dir)

@@ -24,11 +24,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from muses.naive_classification import backbones, features
-from muses.naive_classification.data import DETERMINISTIC, AugmentCfg, DatasetFolder, Sample, ViewDataset
-from muses.naive_classification.model_file import ModelCfg, read_checkpoint, read_model, save_checkpoint, save_model
-from muses.naive_classification.model_file import paths as model_paths
-from muses.naive_classification.preprocessing import PreprocessCfg, open_image, preprocess
+from muses.model import backbones, features
+from muses.datasets.folder import DETERMINISTIC, AugmentCfg, DatasetFolder, Sample, ViewDataset
+from muses.model.files import ModelCfg, read_checkpoint, read_model, save_checkpoint, save_model
+from muses.model.files import paths as model_paths
+from muses.model.preprocessing import PreprocessCfg, open_image, preprocess
 
 
 class ClassifierNet(nn.Module):
@@ -68,7 +68,7 @@ def _autocast(device: torch.device):
 
 
 class Classifier:
-    """A trainable image classifier. Make one with :func:`muses.naive_classification.helpers.setup_classifier`."""
+    """A trainable image classifier. Make one with :func:`muses.model.loading.setup_classifier`."""
 
     def __init__(
         self,
@@ -151,7 +151,7 @@ class Classifier:
 
     def plot_performance(self, filepath: str | Path | None = None) -> Path:
         """PNG of train vs validation accuracy and loss; default ``plots/<model>_performance.png``."""
-        from muses.naive_classification.plots import plot_performance
+        from muses.analysis.plots import plot_performance
 
         return plot_performance(self.history, filepath, name=self.name)
 
@@ -256,7 +256,7 @@ class Classifier:
     def output_dir(self) -> Path:
         """Where the model file and the checkpoint go: ``models_dir``, else the project's models folder."""
         if self.models_dir is None:
-            from muses.config import find_project
+            from muses.settings import find_project
 
             self.models_dir = find_project().models_dir
         return Path(self.models_dir)

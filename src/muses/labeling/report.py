@@ -10,9 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from muses.exporters.naive.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
-from muses.exporters.naive.splitting import SPLITS
-from muses.naive_classification.definitions import Definitions
+from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
+from muses.datasets.splitting import SPLITS
+from muses.labeling.definitions import Definitions
 
 N_EXAMPLES = 10  # conflict examples shown in the table and the HTML page
 
@@ -168,6 +168,6 @@ def write_report(report: Mapping[str, Any], folder: str | Path) -> None:
 
     folder = Path(folder)
     (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    source = (resources.files("muses.exporters.naive") / "report.html.j2").read_text(encoding="utf-8")
+    source = (resources.files("muses.labeling") / "report.html.j2").read_text(encoding="utf-8")
     template = Environment(autoescape=True).from_string(source)
     (folder / "report.html").write_text(template.render(r=report, splits=SPLITS), encoding="utf-8")

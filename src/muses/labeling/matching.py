@@ -11,7 +11,8 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from muses.naive_classification.definitions import Definitions, fold, normalize, word_forms
+from muses.labeling.definitions import Definitions
+from muses.labeling.text import fold, normalize, word_forms
 
 _FACET_FIELDS = ("object_type", "primary_object_type")  # both read the object-type facets
 LABELED, CONFLICT, UNLABELED, EXCLUDED = "labeled", "conflict", "unlabeled", "excluded"

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from muses import __version__
-from muses.naive_classification.preprocessing import PreprocessCfg
+from muses.model.preprocessing import PreprocessCfg
 
 
 class ModelFileError(ValueError):

@@ -4,8 +4,8 @@ Decoding a JPEG and resizing it take most of the time of classifying a photo on 
 Pillow releases the GIL while it does both, so a thread pool scales them over the cores with
 no process start-up and no pickling. JPEGs are decoded in draft mode (DCT scaling: a 3000 px
 photo decodes at 1/8 scale for a 224 px model, several times faster) by
-:func:`~muses.naive_classification.preprocessing.open_image`; the arithmetic stays in
-:func:`~muses.naive_classification.preprocessing.preprocess`, the one preprocessing definition.
+:func:`~muses.model.preprocessing.open_image`; the arithmetic stays in
+:func:`~muses.model.preprocessing.preprocess`, the one preprocessing definition.
 
     for batch in iter_batches(paths, cfg, batch_size=32):
         probs = model(batch.x)                 # batch.x: float32 (n, 3, size, size)
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from muses.naive_classification.preprocessing import PreprocessCfg, open_image, preprocess
+from muses.model.preprocessing import PreprocessCfg, open_image, preprocess
 
 
 @dataclass

@@ -23,9 +23,9 @@ from typing import Any
 from tqdm import tqdm
 
 from muses.collection.store import Store
-from muses.exporters.naive.matching import LABELED, Label, Matcher, record_fields
-from muses.exporters.naive.report import build_report, load_gold, write_report
-from muses.exporters.naive.splitting import (
+from muses.labeling.matching import LABELED, Label, Matcher, record_fields
+from muses.labeling.report import build_report, load_gold, write_report
+from muses.datasets.splitting import (
     DEFAULT_SPLIT,
     SplitError,
     min_items_for,
@@ -34,7 +34,7 @@ from muses.exporters.naive.splitting import (
     split_counts,
     stratified_split,
 )
-from muses.naive_classification.definitions import Definitions, load_definitions
+from muses.labeling.definitions import Definitions, load_definitions
 
 __all__ = ["ExportResult", "NaiveExporter", "preview"]
 

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from muses.naive_classification.preprocessing import PreprocessCfg
+from muses.model.preprocessing import PreprocessCfg
 
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 

@@ -19,7 +19,7 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from tqdm import tqdm
 
-from muses.naive_classification.preprocessing import open_image
+from muses.model.preprocessing import open_image
 
 TTA_ZOOM = 0.875  # the zoomed view keeps the central 87.5 % of the photo, as a centre crop would
 TTA_VIEWS = ("plain", "mirror", "zoom")  # what tta_views returns, in this order
@@ -203,7 +203,7 @@ class SplitPredictions:
 
 
 def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False, batch_size: int = 32) -> SplitPredictions:
-    """Predict every photo of ``split`` of a :class:`~muses.naive_classification.data.DatasetFolder`."""
+    """Predict every photo of ``split`` of a :class:`~muses.datasets.folder.DatasetFolder`."""
     index = {name: i for i, name in enumerate(classifier.class_names)}
     unknown = sorted(set(dataset.classes) - set(index))
     if unknown:

@@ -25,10 +25,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from muses.naive_classification import backbones, features
-from muses.naive_classification.data import DatasetFolder, file_digest
-from muses.naive_classification.evaluation import mean_by_group
-from muses.naive_classification.reports import catalog_entry
+from muses.model import backbones, features
+from muses.datasets.folder import DatasetFolder, file_digest
+from muses.analysis.metrics import mean_by_group
+from muses.analysis.reports import catalog_entry
 
 # Inverse L2 strength on standardized features. Strong: 1280 features, a few hundred photos.
 # On the Met sample with 10 % flipped labels (5 draws) C=0.01 found them with precision 0.66 /
@@ -168,7 +168,7 @@ def pretrained_twin(classifier):
     """A classifier with the model's backbone architecture and preprocessing but the original
     pretrained weights: features that have never seen a label of this dataset (a fine-tuned
     backbone has seen the training split's). Raises ``WeightsError`` where none are installed."""
-    from muses.naive_classification.classifier import new_classifier
+    from muses.model.classifier import new_classifier
 
     cfg = classifier.cfg
     return new_classifier(cfg.backbone, cfg.class_names, cfg.preprocess, pretrained=True, device=str(classifier.device))

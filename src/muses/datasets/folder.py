@@ -19,7 +19,7 @@ from PIL import UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from muses.naive_classification.preprocessing import PAD_FILL, PreprocessCfg, open_image, resize, to_tensor
+from muses.model.preprocessing import PAD_FILL, PreprocessCfg, open_image, resize, to_tensor
 
 SPLITS = ("train", "val", "test")
 DETERMINISTIC = -1

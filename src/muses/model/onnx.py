@@ -31,12 +31,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from muses import __version__
-from muses.naive_classification.classifier import Classifier
-from muses.naive_classification.image_loading import iter_batches, preprocess_many
-from muses.naive_classification.model_file import ModelCfg, read_model
-from muses.naive_classification.model_file import paths as model_paths
+from muses.model.classifier import Classifier
+from muses.model.image_loading import iter_batches, preprocess_many
+from muses.model.files import ModelCfg, read_model
+from muses.model.files import paths as model_paths
 
-from muses.naive_classification import DEFAULT_OPSET  # noqa: E402
+from muses.model import DEFAULT_OPSET  # noqa: E402
 DIGEST_KEY = "muses.model_digest"
 INPUT, OUTPUTS = "image", ("logits", "features")
 
@@ -165,7 +165,7 @@ def check_export(model_path: str | Path, onnx_path: str | Path, n: int = 4, seed
 
 
 class OnnxClassifier:
-    """Predicts like :class:`~muses.naive_classification.classifier.Classifier`, with ONNX Runtime.
+    """Predicts like :class:`~muses.model.classifier.Classifier`, with ONNX Runtime.
 
     Prediction only; training stays with the torch Classifier. Code written for the torch
     Classifier that reaches for ``net`` (e.g. to fingerprint the weights) still works: the torch
