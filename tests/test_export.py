@@ -14,6 +14,7 @@ from muses.cli import main
 from muses.collection.images import generate_images
 from muses.collection.importers import import_records
 from muses.collection.store import OK, PROBLEM, Image, Item, Store
+from muses.errors import MusesError
 from muses.datasets.registry import UnknownExporterError, available_exporters, load_exporter
 from muses.datasets.naive import NaiveExporter, preview
 from muses.labeling.matching import label_records
@@ -145,7 +146,7 @@ def test_gold_file_adds_precision(hand_made, tmp_path):
 def test_bad_gold_file(hand_made, tmp_path):
     gold = tmp_path / "gold.csv"
     gold.write_text("item,label\nb1,bust\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="columns id,class"):
+    with pytest.raises(MusesError, match="columns id,class"):
         NaiveExporter(min_items=3, gold=gold, progress=False).export(hand_made)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from muses.errors import MusesError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(MusesError):
     """muses.toml is missing a value or holds a wrong one."""
 
 

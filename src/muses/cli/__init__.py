@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from muses import __version__
+from muses.errors import MusesError
 
 # Data-flow order: this is also the order of `muses --help`.
 AREAS = ["project", "collection", "naive", "model", "speed", "evaluate", "classify", "web"]
@@ -17,8 +18,8 @@ AREAS = ["project", "collection", "naive", "model", "speed", "evaluate", "classi
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
-    """Bad usage or bad input: exit code 2 with the message, no traceback."""
+class UsageError(MusesError):
+    """Bad usage or bad input found by the command line itself: exit code 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,8 +84,6 @@ def format_table(headers: list[str], rows: list[list]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from muses.settings import ConfigError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -92,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         result = args.func(args)
-    except (UsageError, ConfigError, FileNotFoundError) as exc:
+    except MusesError as exc:
         print(f"muses {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"muses {args.command}: interrupted; run the command again to resume.", file=sys.stderr)
         return EXIT_FAILURE

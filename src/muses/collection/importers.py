@@ -26,6 +26,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from muses.collection.store import Image, Item, Store
+from muses.errors import MusesError, RunFailed
 
 #: Our fields: what a mapping may name on its left-hand side.
 FIELDS = ("id", "title", "object_type", "material", "period", "description", "image")
@@ -41,15 +42,15 @@ PRESETS: dict[str, dict[str, str]] = {
 URL_SCHEMES = ("http://", "https://", "ftp://")
 
 
-class ImportFormatError(ValueError):
+class ImportFormatError(MusesError):
     """The file, its format or the field mapping cannot be used at all (nothing was imported)."""
 
 
-class RecordError(ValueError):
+class RecordError(MusesError):
     """One record cannot be imported; the message says why."""
 
 
-class ImportStopped(RuntimeError):
+class ImportStopped(RunFailed):
     """The store refused a batch: the batches before it are saved, this one is not."""
 
 

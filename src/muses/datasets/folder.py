@@ -20,13 +20,14 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from muses.model.preprocessing import PAD_FILL, PreprocessCfg, open_image, resize, to_tensor
+from muses.errors import MusesError
 
 SPLITS = ("train", "val", "test")
 DETERMINISTIC = -1
 MANIFEST_COLUMNS = ("item_id", "image", "class", "split")
 
 
-class DatasetError(ValueError):
+class DatasetError(MusesError):
     """The dataset folder is missing or malformed."""
 
 

@@ -6,11 +6,12 @@ They are plugins: any installed package can add one under the Python entry-point
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from muses.errors import MusesError
 
 GROUP = "muses.exporters"
 
 
-class UnknownExporterError(ValueError):
+class UnknownExporterError(MusesError):
     """No exporter of that name is installed."""
 
 

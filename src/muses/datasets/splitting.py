@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from muses.errors import MusesError
 
 SPLITS = ("train", "val", "test")
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
 
-class SplitError(ValueError):
+class SplitError(MusesError):
     """A split cannot be made: bad fractions, or a class with too few items."""
 
 

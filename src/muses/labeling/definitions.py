@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from muses.labeling.text import normalize, word_forms
+from muses.errors import MusesError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,7 +29,7 @@ _TOP_KEYS = {"conflict_policy", "plurals", "default_fields", "class"}
 _CLASS_KEYS = {"name", "synonyms", "exclude", "fields"}
 
 
-class DefinitionsError(ValueError):
+class DefinitionsError(MusesError):
     """definitions.toml is malformed; the message names the file, the class and the fix."""
 
 

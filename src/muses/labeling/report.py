@@ -13,11 +13,12 @@ from typing import Any
 from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
 from muses.datasets.splitting import SPLITS
 from muses.labeling.definitions import Definitions
+from muses.errors import MusesError
 
 N_EXAMPLES = 10  # conflict examples shown in the table and the HTML page
 
 
-class GoldError(ValueError):
+class GoldError(MusesError):
     """The gold file is unreadable or not a CSV with columns id,class."""
 
 

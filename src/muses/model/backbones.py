@@ -19,11 +19,12 @@ from safetensors.torch import load_file
 from torch import nn
 
 from muses.model.preprocessing import PreprocessCfg
+from muses.errors import MusesError
 
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 
 
-class WeightsError(ValueError):
+class WeightsError(MusesError):
     """Pretrained weights are missing or do not fit the backbone."""
 
 

@@ -17,9 +17,10 @@ from safetensors.torch import load_file, save_file
 
 from muses import __version__
 from muses.model.preprocessing import PreprocessCfg
+from muses.errors import MusesError
 
 
-class ModelFileError(ValueError):
+class ModelFileError(MusesError):
     """A model file is missing, incomplete or not a muses model."""
 
 

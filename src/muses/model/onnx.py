@@ -37,11 +37,13 @@ from muses.model.files import ModelCfg, read_model
 from muses.model.files import paths as model_paths
 
 from muses.model import DEFAULT_OPSET  # noqa: E402
+from muses.errors import MusesError
+
 DIGEST_KEY = "muses.model_digest"
 INPUT, OUTPUTS = "image", ("logits", "features")
 
 
-class OnnxError(ValueError):
+class OnnxError(MusesError):
     """An ONNX file is missing, stale, or cannot be written or run."""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from muses.errors import MusesError
 
 # Fields a TextTerm may name. `predicted` holds the names of the item's stored top-k classes.
 FIELDS = ("title", "object_type", "primary_object_type", "material", "period", "description", "predicted")
@@ -72,7 +73,7 @@ class SearchEngine(Protocol):
         ...
 
 
-class UnsupportedStoreError(ValueError):
+class UnsupportedStoreError(MusesError):
     """No search engine for this store's database."""
 
 

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from muses import __version__
 from muses.classify import classify_collection
 from muses.collection.store import Image, Store
+from muses.errors import MusesError
 from muses.settings import Project, find_project
 from muses.labeling.definitions import Definitions, load_definitions
 from muses.model.loading import load_model
@@ -88,7 +89,7 @@ def create_app(
     def classifier():
         try:
             return load_model(model, project=proj)
-        except ValueError as exc:  # no model file yet, or not a muses model
+        except MusesError as exc:  # no model file yet, or not a muses model
             raise HTTPException(503, f"no model to classify with: {exc}") from exc
 
     def search_engine():

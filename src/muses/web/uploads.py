@@ -7,6 +7,7 @@ import io
 import warnings
 
 from PIL import Image, UnidentifiedImageError
+from muses.errors import MusesError
 
 # Formats Pillow may try; the file name and the client's Content-Type are never trusted.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -14,7 +15,7 @@ MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel camera photo; beyond is a mistake or a decompression bomb
 
 
-class UploadError(ValueError):
+class UploadError(MusesError):
     """A rejected upload; ``status`` is the HTTP status to answer with."""
 
     def __init__(self, message: str, status: int = 400):
