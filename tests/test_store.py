@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from muses.collection.store import CROPPED, OK, PROBLEM, Image, Item, Store
@@ -126,3 +127,14 @@ def test_a_store_that_cannot_be_opened_is_a_failed_run(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(RunFailed, match="unable to open database file"):
         Store(f"sqlite:///{tmp_path / 'file' / 'm.sqlite'}")  # a file stands where its folder should be
+
+
+def test_a_full_disk_stops_the_run_with_a_message(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    store.engine.dispose()
+    # SQLite's own page limit gives the very error a full disk gives (SQLITE_FULL)
+    event.listen(store.engine, "connect", lambda conn, _: conn.execute("PRAGMA max_page_count = 8"))
+    with pytest.raises(RunFailed, match=r"m.sqlite: database or disk is full\. Check that the disk has free space"):
+        with store.transaction() as s:
+            s.add(_item(1, description="x" * 200_000))
+    assert store.stats()["items"] == 0
