@@ -62,8 +62,10 @@ def test_missing_project_folder_is_a_usage_error(tmp_path, capsys):
 def test_a_folder_without_muses_toml_is_not_a_project(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MUSES_PROJECT", raising=False)
+    project = find_project()  # a plain folder gives the defaults, enough to read a model file
+    assert project.settings == Settings()
     with pytest.raises(ConfigError, match=r"no muses.toml.*muses init .*--project DIR or \$MUSES_PROJECT"):
-        find_project()
+        project.require_config()
     assert main(["stats"]) == 2
     assert "is not a muses project" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no muses.sqlite left behind

@@ -100,7 +100,7 @@ def _open_store(path, barrier):
 
 def test_first_runs_at_once_all_create_the_schema(tmp_path):
     ctx = multiprocessing.get_context("fork")
-    for attempt in range(4):  # the race is a matter of timing: try it a few times
+    for attempt in range(8):  # the race is a matter of timing: try it a few times
         path = tmp_path / f"m{attempt}.sqlite"
         barrier = ctx.Barrier(4)
         procs = [ctx.Process(target=_open_store, args=(path, barrier)) for _ in range(4)]

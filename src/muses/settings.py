@@ -217,6 +217,15 @@ class Project:
         new code reads the typed :attr:`settings` instead."""
         return self.settings.as_mapping()
 
+    def require_config(self) -> None:
+        """Refuse a folder that is not a project (no muses.toml), rather than fill it with a
+        new store: the user has most likely run the command in the wrong folder."""
+        if not (self.root / CONFIG_NAME).is_file():
+            raise ConfigError(
+                f"{self.root} is not a muses project (it has no {CONFIG_NAME}); create one with "
+                f"`muses init {self.root}`, or name an existing project with --project DIR or ${ENV_PROJECT}"
+            )
+
     def path(self, value: str | os.PathLike) -> Path:
         """A path from the configuration, relative paths taken from the project folder."""
         p = Path(value).expanduser()
@@ -257,15 +266,12 @@ class Project:
 
 
 def find_project(project: str | os.PathLike | None = None) -> Project:
-    """``--project DIR``, else ``$MUSES_PROJECT``, else the current directory; it must hold a
-    muses.toml, so that no command writes a store into a folder that is not a project."""
+    """``--project DIR``, else ``$MUSES_PROJECT``, else the current directory. A folder with no
+    muses.toml gets the defaults, enough to read a model or a dataset; the store asks for a
+    real project (:meth:`Project.require_config`)."""
     root = Path(project or os.environ.get(ENV_PROJECT) or os.getcwd())
-    if not (root / CONFIG_NAME).is_file():
-        what = "does not exist" if not root.exists() else f"is not a muses project (it has no {CONFIG_NAME})"
-        raise ConfigError(
-            f"project folder {root} {what}; create one with `muses init {root}`, "
-            f"or name an existing project with --project DIR or ${ENV_PROJECT}"
-        )
+    if not root.is_dir():
+        raise ConfigError(f"project folder {root} does not exist; create it with `muses init {root}`")
     return Project.load(root)
 
 

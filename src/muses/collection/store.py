@@ -6,6 +6,8 @@ leaves the store exactly as it was before that batch.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -91,13 +93,6 @@ class Image(Base):
         return f"Image(item_id={self.item_id!r}, original={self.original!r}, status={self.status!r})"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")  # readers (the web app) never block a writer
-    cur.close()
-
-
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; [store] busy_timeout
 _SCHEMA_ATTEMPTS = 2 * len(Base.metadata.tables) + 4  # one "already exists" per table or index at most
 
@@ -121,12 +116,15 @@ class Store:
         sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine: Engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout} if sqlite else {})
         if sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", self._sqlite_pragmas)
         event.listen(self.engine, "handle_error", self._environment_error)
         self._create_schema()
 
     @classmethod
     def for_project(cls, project) -> "Store":
+        """The project's store; a folder without muses.toml is refused, so no command creates
+        a store where the user did not make a project."""
+        project.require_config()
         return cls(project.store_url, busy_timeout=project.settings.store.busy_timeout)
 
     @property
@@ -135,22 +133,44 @@ class Store:
         url = self.engine.url
         return url.database if url.get_backend_name() == "sqlite" and url.database else url.render_as_string()
 
+    def _sqlite_pragmas(self, dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        # WAL: readers (the web app) never block a writer. Switching to it takes an exclusive
+        # lock that SQLite does not wait for (waiting could deadlock), so a first run that
+        # races another tries again until the busy timeout.
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if not any(words in str(exc) for words in _LOCKED):
+                    raise
+                if time.monotonic() > deadline:
+                    raise RunFailed(self._locked_message()) from exc
+                time.sleep(0.05)
+        cur.close()
+
     def _environment_error(self, context) -> None:
         """Turn a lock held too long, an unwritable store or a full disk into a RunFailed;
         anything else stays what it is (a bug, shown with its traceback)."""
         text = str(context.original_exception).lower()
         if any(words in text for words in _LOCKED):
-            raise RunFailed(
-                f"the collection store {self.name} is locked: another muses command (or another program) "
-                f"has been writing to it for more than {self.busy_timeout:g} s. Let it finish, then run this "
-                "command again; raise [store] busy_timeout in muses.toml to wait longer."
-            ) from context.original_exception
+            raise RunFailed(self._locked_message()) from context.original_exception
         if any(words in text for words in _UNWRITABLE):
             raise RunFailed(
                 f"cannot use the collection store {self.name}: {context.original_exception}. Check that the "
                 "disk has free space and that the project folder and the file may be written (SQLite also "
                 "writes its -wal and -shm files beside it)."
             ) from context.original_exception
+
+    def _locked_message(self) -> str:
+        return (
+            f"the collection store {self.name} is locked: another muses command (or another program) "
+            f"has been writing to it for more than {self.busy_timeout:g} s. Let it finish, then run this "
+            "command again; raise [store] busy_timeout in muses.toml to wait longer."
+        )
 
     def _create_schema(self) -> None:
         """Create the tables and indexes that are missing. Two first runs at once may both see
