@@ -1,4 +1,4 @@
-"""definitions.toml: the format, its validation messages, the digest and the module attributes."""
+"""definitions.toml: the format, its validation messages, the digest, the cached loader and the module attributes."""
 from __future__ import annotations
 
 import os
@@ -13,8 +13,6 @@ from muses.labeling.definitions import (
     DefinitionsError,
     load_definitions,
     load_definitions_cached,
-    normalize,
-    word_forms,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,32 +104,6 @@ def test_validation_errors_name_file_class_and_fix(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(DefinitionsError, match="not found; create it"):
         load_definitions(tmp_path / "nope.toml")
-
-
-def test_normalize_folds_case_accents_and_spaces():
-    assert normalize("Büste") == "buste"
-    assert normalize("CAFÉ") == "cafe"
-    assert normalize("  Albumen   silver\tprints ") == "albumen silver prints"
-    assert normalize("ﬁbula") == "fibula"  # NFKD splits the ligature
-
-
-@pytest.mark.parametrize(
-    ("word", "forms"),
-    [
-        ("bust", ["bust", "busts"]),
-        ("busts", ["busts", "bust"]),
-        ("vase", ["vase", "vases"]),
-        ("statuette", ["statuette", "statuettes"]),
-        ("glass", ["glass", "glasses"]),
-        ("glasses", ["glasses", "glass"]),
-        ("reliquary", ["reliquary", "reliquaries"]),
-        ("reliquaries", ["reliquaries", "reliquary"]),
-        ("albumen silver print", ["albumen silver print", "albumen silver prints"]),
-    ],
-)
-def test_word_forms(word, forms):
-    assert word_forms(word) == forms
-    assert word_forms(word, plurals=False) == [word]
 
 
 def test_module_attributes_follow_the_current_project(project):
