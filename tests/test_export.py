@@ -309,3 +309,12 @@ def test_the_manifest_has_the_contracts_columns(hand_made):
 
     out = NaiveExporter(min_items=3, progress=False).export(hand_made).path
     assert tuple(read_manifest(out)[0]) == MANIFEST_COLUMNS == ("item_id", "image", "class", "split", "keyword", "field")
+
+
+def test_a_relative_out_folder_is_taken_from_the_project(hand_made, tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["export-classification-data", "--min-items", "3", "--out", "datasets/v2"]) == 0
+    assert (hand_made.root / "datasets" / "v2" / "manifest.csv").is_file()
+    assert list(elsewhere.iterdir()) == []

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                    help="train,val,test fractions per class, per object (default: 0.7,0.15,0.15)")
     p.add_argument("--min-items", type=int, default=10, metavar="N",
                    help="fail if a class has fewer labeled items with images (default: 10)")
-    p.add_argument("--out", metavar="DIR", help="dataset folder (default: datasets/naive in the project)")
+    p.add_argument("--out", metavar="DIR", help="dataset folder, relative to the project folder (default: datasets/naive)")
     p.set_defaults(func=run_export)
 
     p = command_parser(

@@ -157,11 +157,12 @@ class NaiveExporter:
         self.progress = progress
 
     def export(self, project, out: str | os.PathLike | None = None) -> ExportResult:
-        """Write the dataset folder (default ``datasets/naive`` in the project); returns its path
-        and report. Nothing is replaced unless the whole new dataset was written."""
+        """Write the dataset folder (default ``datasets/naive`` in the project; a relative ``out``
+        is taken from the project folder too); returns its path and report. Nothing is replaced
+        unless the whole new dataset was written."""
         defs = load_definitions(self.definitions or project.definitions_path)
         gold = load_gold(self.gold) if self.gold else None
-        out = Path(out) if out else project.datasets_dir / self.name
+        out = project.path(out) if out else project.datasets_dir / self.name
 
         labeled = _label_store(project, defs, progress=self.progress)
         labels, images = labeled.labels, labeled.images
