@@ -1,3 +1,4 @@
+import importlib.util
 import multiprocessing
 import sqlite3
 import threading
@@ -9,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from muses.collection.store import CROPPED, OK, PROBLEM, Image, Item, Store
 from muses.errors import RunFailed
-from muses.settings import CONFIG_NAME, Project
+from muses.settings import CONFIG_NAME, ConfigError, Project
 
 
 def _item(i, **kw):
@@ -138,3 +139,21 @@ def test_a_full_disk_stops_the_run_with_a_message(tmp_path):
         with store.transaction() as s:
             s.add(_item(1, description="x" * 200_000))
     assert store.stats()["items"] == 0
+
+
+@pytest.mark.parametrize("url, message", [
+    ("not a url", r"is not one SQLAlchemy can use \(Could not parse"),
+    ("nosuchdb://host/muses", r"is not one SQLAlchemy can use \(Can't load plugin"),
+    ("postgresql+nosuchdriver://user:secret@localhost/muses", r"Can't load plugin"),
+])
+def test_a_store_url_that_cannot_work_is_a_settings_error(url, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        Store(url)
+    assert "secret" not in str(info.value)
+
+
+def test_a_missing_database_driver_is_named():
+    if importlib.util.find_spec("psycopg"):
+        pytest.skip("psycopg is installed here, so it cannot be missing")
+    with pytest.raises(ConfigError, match=r"needs the database driver 'psycopg', which is not installed; install it"):
+        Store("postgresql+psycopg://user:secret@localhost/muses")

@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
 
 from muses.errors import RunFailed
+from muses.settings import ConfigError
 
 # Image status values. Only USABLE_STATUSES reach datasets, classification and search.
 PENDING = "pending"  # imported, not yet checked by generate-images
@@ -103,6 +104,24 @@ _RACE = ("already exists", "pg_type_typname_nsp_index")
 _UNWRITABLE = ("readonly database", "unable to open database file", "disk i/o error", "database or disk is full")
 
 
+def _engine(url: str, *, echo: bool, busy_timeout: float) -> Engine:
+    """The engine for ``url``; a URL that cannot work is the user's to fix (never echoed: it
+    may hold a password)."""
+    try:
+        sqlite = make_url(url).get_backend_name() == "sqlite"
+        return create_engine(url, echo=echo, connect_args={"timeout": busy_timeout} if sqlite else {})
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"the store URL ([store] url in muses.toml) is not one SQLAlchemy can use ({exc}); give one like "
+            "postgresql+psycopg://user@host/muses, or leave it empty for the SQLite file muses.sqlite"
+        ) from exc
+    except ImportError as exc:
+        raise ConfigError(
+            f"the store URL ([store] url in muses.toml) needs the database driver {exc.name!r}, which is not "
+            f"installed; install it (pip install {exc.name}), or leave url empty for the SQLite file muses.sqlite"
+        ) from exc
+
+
 class Store:
     """Open (and create) the collection store at a SQLAlchemy URL.
 
@@ -113,8 +132,8 @@ class Store:
     def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
         self.url = url
         self.busy_timeout = busy_timeout
-        sqlite = make_url(url).get_backend_name() == "sqlite"
-        self.engine: Engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout} if sqlite else {})
+        self.engine: Engine = _engine(url, echo=echo, busy_timeout=busy_timeout)
+        sqlite = self.engine.dialect.name == "sqlite"
         if sqlite:
             event.listen(self.engine, "connect", self._sqlite_pragmas)
         event.listen(self.engine, "handle_error", self._environment_error)
