@@ -1,6 +1,7 @@
-"""definitions.toml: the format, its validation messages, the digest and the module attributes."""
+"""definitions.toml: the format, its validation messages, the digest, the cached loader and the module attributes."""
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -11,8 +12,7 @@ from muses.labeling.definitions import (
     DEFAULT_FIELDS,
     DefinitionsError,
     load_definitions,
-    normalize,
-    word_forms,
+    load_definitions_cached,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,32 +106,6 @@ def test_missing_file(tmp_path):
         load_definitions(tmp_path / "nope.toml")
 
 
-def test_normalize_folds_case_accents_and_spaces():
-    assert normalize("Büste") == "buste"
-    assert normalize("CAFÉ") == "cafe"
-    assert normalize("  Albumen   silver\tprints ") == "albumen silver prints"
-    assert normalize("ﬁbula") == "fibula"  # NFKD splits the ligature
-
-
-@pytest.mark.parametrize(
-    ("word", "forms"),
-    [
-        ("bust", ["bust", "busts"]),
-        ("busts", ["busts", "bust"]),
-        ("vase", ["vase", "vases"]),
-        ("statuette", ["statuette", "statuettes"]),
-        ("glass", ["glass", "glasses"]),
-        ("glasses", ["glasses", "glass"]),
-        ("reliquary", ["reliquary", "reliquaries"]),
-        ("reliquaries", ["reliquaries", "reliquary"]),
-        ("albumen silver print", ["albumen silver print", "albumen silver prints"]),
-    ],
-)
-def test_word_forms(word, forms):
-    assert word_forms(word) == forms
-    assert word_forms(word, plurals=False) == [word]
-
-
 def test_module_attributes_follow_the_current_project(project):
     # `project` comes from `muses init`, whose definitions.toml is the template.
     template = load_definitions(project.definitions_path)
@@ -141,3 +115,20 @@ def test_module_attributes_follow_the_current_project(project):
     assert list(definitions_module.classes.values()) == ["coin"]
     with pytest.raises(AttributeError):
         definitions_module.no_such_thing  # noqa: B018
+
+
+def test_cached_loader_parses_each_version_of_the_file_once(tmp_path):
+    path = write(tmp_path, GOOD)
+    first = load_definitions_cached(path)
+    assert load_definitions_cached(str(path)) is first  # unchanged: no second parse
+    path.write_text(GOOD.replace('"Amphora"', '"Krater"'), encoding="utf-8")  # same size
+    later = path.stat().st_mtime_ns + 10**9  # a coarse clock could give the old time
+    os.utime(path, ns=(later, later))
+    second = load_definitions_cached(path)
+    assert second is not first and second.synonyms_extended["vase"]["synonyms"] == ["vase", "Krater"]
+    path.write_text("[[class]]\nname = 'x'\n", encoding="utf-8")
+    with pytest.raises(DefinitionsError, match="class 'x': synonyms"):
+        load_definitions_cached(path)
+    path.unlink()
+    with pytest.raises(DefinitionsError, match="not found; create it"):
+        load_definitions_cached(path)

@@ -5,6 +5,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -278,3 +280,41 @@ def test_report_counts_a_vetoed_class_as_vetoed_not_overridden():
     keywords = {k["keyword"]: k for k in report["keywords"]}
     assert (keywords["scarab"]["vetoed"], keywords["scarab"]["overridden"], keywords["seal"]["decided"]) == (1, 0, 1)
     assert report["summary"]["coverage"] == 1.0
+
+
+def test_an_unwritable_dataset_folder_is_a_failed_run_and_keeps_the_old_dataset(hand_made, capsys):
+    out = NaiveExporter(min_items=3, progress=False).export(hand_made).path
+    before = (out / "manifest.csv").read_bytes()
+    blocker = hand_made.root / "not-a-folder"
+    blocker.write_text("a file where the dataset's folder should go", encoding="utf-8")
+    assert main(["export-classification-data", "--min-items", "3", "--out", str(blocker / "naive")]) == 1
+    err = capsys.readouterr().err
+    assert f"error: cannot write the dataset folder {blocker / 'naive'}: " in err and "Traceback" not in err
+    assert (out / "manifest.csv").read_bytes() == before
+
+
+def test_report_names_its_splits_and_labeling_needs_no_dataset_code(hand_made):
+    out = NaiveExporter(min_items=3, progress=False).export(hand_made).path
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["splits"] == ["train", "val", "test"]
+    assert "train items / images" in (out / "report.html").read_text(encoding="utf-8")
+    code = ("import sys, muses.labeling.report, muses.labeling.matching; "
+            "print(sorted(m for m in sys.modules if m.startswith(('muses.datasets', 'muses.collection', 'torch'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_manifest_has_the_contracts_columns(hand_made):
+    from muses.datasets.folder import MANIFEST_COLUMNS
+
+    out = NaiveExporter(min_items=3, progress=False).export(hand_made).path
+    assert tuple(read_manifest(out)[0]) == MANIFEST_COLUMNS == ("item_id", "image", "class", "split", "keyword", "field")
+
+
+def test_a_relative_out_folder_is_taken_from_the_project(hand_made, tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["export-classification-data", "--min-items", "3", "--out", "datasets/v2"]) == 0
+    assert (hand_made.root / "datasets" / "v2" / "manifest.csv").is_file()
+    assert list(elsewhere.iterdir()) == []

@@ -1,7 +1,16 @@
+import importlib.util
+import multiprocessing
+import sqlite3
+import threading
+import time
+
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from muses.collection.store import CROPPED, OK, PROBLEM, Image, Item, Store
+from muses.errors import RunFailed
+from muses.settings import CONFIG_NAME, ConfigError, Project
 
 
 def _item(i, **kw):
@@ -50,3 +59,101 @@ def test_stats_counts_statuses_and_problems(tmp_path):
     assert stats["items"] == 3 and stats["images"] == 3
     assert stats["items_without_images"] == 1 and stats["items_classified"] == 1
     assert stats["images_by_status"] == {OK: 1, CROPPED: 1, PROBLEM: 1}
+
+
+# -- locks, races and unwritable stores (issue 11) --------------------------------------------
+def _hold_write_lock(path):
+    """A second, real SQLite connection holding the write lock, as another program would."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_lock_held_past_the_busy_timeout_stops_the_run_with_a_message(project):
+    (project.root / CONFIG_NAME).write_text("[store]\nbusy_timeout = 0.3\n")
+    store = Store.for_project(Project.load(project.root))
+    holder = _hold_write_lock(project.root / "muses.sqlite")
+    started = time.monotonic()
+    with pytest.raises(RunFailed, match=r"muses.sqlite is locked: another muses command \(or another program\) "
+                                        r"has been writing to it for more than 0.3 s.*busy_timeout"):
+        with store.transaction() as s:
+            s.add(_item(1))
+    assert 0.3 <= time.monotonic() - started < 3  # the setting, not SQLite's own 5 s
+    holder.rollback()
+    with store.transaction() as s:  # the lock gone, the same store writes again
+        s.add(_item(1))
+    assert store.get_item("1") is not None
+
+
+def test_a_write_waits_for_a_short_lock(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}", busy_timeout=10)
+    holder = _hold_write_lock(tmp_path / "m.sqlite")
+    threading.Timer(0.3, holder.rollback).start()
+    with store.transaction() as s:
+        s.add(_item(1))
+    assert store.get_item("1") is not None
+
+
+def _open_store(path, barrier):
+    barrier.wait()
+    Store(f"sqlite:///{path}")
+
+
+def test_first_runs_at_once_all_create_the_schema(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(8):  # the race is a matter of timing: try it a few times
+        path = tmp_path / f"m{attempt}.sqlite"
+        barrier = ctx.Barrier(4)
+        procs = [ctx.Process(target=_open_store, args=(path, barrier)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+        assert Store(f"sqlite:///{path}").stats()["items"] == 0
+
+
+def test_a_read_only_store_refuses_writes_with_a_message(tmp_path):
+    path = tmp_path / "m.sqlite"
+    with Store(f"sqlite:///{path}").transaction() as s:
+        s.add(_item(1))
+    read_only = Store(f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert read_only.get_item("1") is not None
+    with pytest.raises(RunFailed, match=rf"cannot use the collection store .*m.sqlite: .*readonly.*may be written"):
+        with read_only.transaction() as s:
+            s.add(_item(2))
+
+
+def test_a_store_that_cannot_be_opened_is_a_failed_run(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunFailed, match="unable to open database file"):
+        Store(f"sqlite:///{tmp_path / 'file' / 'm.sqlite'}")  # a file stands where its folder should be
+
+
+def test_a_full_disk_stops_the_run_with_a_message(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    store.engine.dispose()
+    # SQLite's own page limit gives the very error a full disk gives (SQLITE_FULL)
+    event.listen(store.engine, "connect", lambda conn, _: conn.execute("PRAGMA max_page_count = 8"))
+    with pytest.raises(RunFailed, match=r"m.sqlite: database or disk is full\. Check that the disk has free space"):
+        with store.transaction() as s:
+            s.add(_item(1, description="x" * 200_000))
+    assert store.stats()["items"] == 0
+
+
+@pytest.mark.parametrize("url, message", [
+    ("not a url", r"is not one SQLAlchemy can use \(Could not parse"),
+    ("nosuchdb://host/muses", r"is not one SQLAlchemy can use \(Can't load plugin"),
+    ("postgresql+nosuchdriver://user:secret@localhost/muses", r"Can't load plugin"),
+])
+def test_a_store_url_that_cannot_work_is_a_settings_error(url, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        Store(url)
+    assert "secret" not in str(info.value)
+
+
+def test_a_missing_database_driver_is_named():
+    if importlib.util.find_spec("psycopg"):
+        pytest.skip("psycopg is installed here, so it cannot be missing")
+    with pytest.raises(ConfigError, match=r"needs the database driver 'psycopg', which is not installed; install it"):
+        Store("postgresql+psycopg://user:secret@localhost/muses")

@@ -1,17 +1,24 @@
-"""The project folder and its ``muses.toml``.
+"""The project folder and its ``muses.toml``, read into typed, validated settings.
 
 A project folder holds everything muses writes: the configuration, the collection store,
 generated images, datasets, models and plots. Nothing is ever written inside the package.
+Every key of ``muses.toml`` is optional; an unknown key or a value of the wrong type is
+refused with the valid keys listed, so a typo never silently falls back to a default.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import sys
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
-from muses.errors import MusesError
+
+from muses.errors import MusesError, RunFailed
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,57 +28,203 @@ else:  # pragma: no cover
 CONFIG_NAME = "muses.toml"
 ENV_PROJECT = "MUSES_PROJECT"
 
-# Defaults for every key a command reads; muses.toml overrides them section by section.
-DEFAULTS: dict[str, Any] = {
-    "store": {"url": ""},
-    "images": {
-        "dir": "images",
-        "max_side": 256,
-        "quality": 90,
-        "max_pixels": 89_478_485,  # Pillow's own decompression-bomb threshold
-        "allow_network": False,
-        "workers": 0,  # 0: one per CPU core
-    },
-    "naive": {"definitions": "definitions.toml", "datasets_dir": "datasets"},
-    "classification": {"naive_classification": {"model_path": "models/naive.safetensors"}},
-    "training": {"backbone": "tf_efficientnet_lite0", "image_size": 224},
-    "plots": {"dir": "plots"},
-    "web": {"host": "127.0.0.1", "port": 8000},
-}
-
 
 class ConfigError(MusesError):
     """muses.toml is missing a value or holds a wrong one."""
 
 
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+def _bounded(default, *, low=None, high=None):
+    """A dataclass field whose value must lie in [low, high]; checked when muses.toml is read."""
+    return field(default=default, metadata={"low": low, "high": high})
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    url: str = ""  # SQLAlchemy URL; empty: the SQLite file muses.sqlite in the project
+    busy_timeout: float = _bounded(30.0, low=0.1)  # seconds to wait for another writer's lock
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    dir: str = "images"
+    max_side: int = _bounded(256, low=16)
+    quality: int = _bounded(90, low=1, high=100)
+    max_pixels: int = _bounded(89_478_485, low=1)  # Pillow's own decompression-bomb threshold
+    allow_network: bool = False
+    workers: int = _bounded(0, low=0)  # 0: one per CPU core
+    roots: tuple[str, ...] = ()  # extra folders image references may point into
+
+
+@dataclass(frozen=True)
+class NaiveSettings:
+    definitions: str = "definitions.toml"
+    datasets_dir: str = "datasets"
+
+
+@dataclass(frozen=True)
+class NaiveClassificationSettings:
+    model_path: str = "models/naive.safetensors"
+
+
+@dataclass(frozen=True)
+class ClassificationSettings:
+    naive_classification: NaiveClassificationSettings = field(default_factory=NaiveClassificationSettings)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    backbone: str = "tf_efficientnet_lite0"
+    image_size: int = _bounded(224, low=32, high=1024)
+
+
+@dataclass(frozen=True)
+class PlotSettings:
+    dir: str = "plots"
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = _bounded(8000, low=1, high=65535)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything muses.toml can say; each table is one dataclass."""
+
+    store: StoreSettings = field(default_factory=StoreSettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
+    naive: NaiveSettings = field(default_factory=NaiveSettings)
+    classification: ClassificationSettings = field(default_factory=ClassificationSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    plots: PlotSettings = field(default_factory=PlotSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+
+    def as_mapping(self) -> MappingProxyType:
+        """The settings as a read-only nested mapping with muses.toml's keys."""
+        return _freeze(dataclasses.asdict(self))
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    return list(value) if isinstance(value, tuple) else value
+
+
+# -- reading muses.toml -----------------------------------------------------------------------
+_TYPE_WORDS = {str: "a string in quotes", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+class _Source:
+    """The file being read, to name the line of a bad key."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def where(self, table: str, key: str) -> str:
+        """``muses.toml line N, [table] key`` (the line when it can be found)."""
+        name = f"[{table}] {key}" if table else f"[{key}]"
+        line = self._line(table, key)
+        return f"{self.path}{f' line {line}' if line else ''}, {name}"
+
+    def _line(self, table: str, key: str) -> int | None:
+        current = ""
+        for number, text in enumerate(self.lines, start=1):
+            header = re.match(r"\s*\[+\s*([^\]]+?)\s*\]+", text)
+            if header:
+                current = header.group(1).replace(" ", "")
+                if current == (f"{table}.{key}" if table else key):
+                    return number
+            elif current == table and re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", text):
+                return number
+        return None
+
+
+def _parse(cls: type, data: Any, source: _Source, table: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source.path}: [{table}] must be a table of keys, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = [key for key in data if key not in fields]
+    if unknown:
+        valid = ", ".join(fields)
+        raise ConfigError(
+            f"{source.where(table, unknown[0])}: unknown key; valid keys in "
+            f"{f'[{table}]' if table else 'muses.toml'}: {valid}. Fix the spelling or delete the line."
+        )
+    values = {}
+    for key, value in data.items():
+        child = f"{table}.{key}" if table else key
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            values[key] = _parse(kind, value, source, child)
         else:
-            out[key] = value
-    return out
+            values[key] = _check_value(value, kind, fields[key].metadata, lambda: source.where(table, key))
+    return cls(**values)
 
 
+def _check_value(value: Any, kind: Any, bounds: typing.Mapping, where) -> Any:
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where()}: expected a list of strings in quotes, got {value!r}")
+        return tuple(value)
+    fits = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        fits, value = True, float(value)
+    if not fits:
+        raise ConfigError(f"{where()}: expected {_TYPE_WORDS[kind]}, got {value!r}")
+    low, high = bounds.get("low"), bounds.get("high")
+    if (low is not None and value < low) or (high is not None and value > high):
+        limits = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{where()}: must be {limits}, got {value!r}")
+    return value
+
+
+def read_settings(path: str | os.PathLike) -> Settings:
+    """The settings in ``path``; defaults when the file does not exist."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise RunFailed(f"cannot read {path}: {exc.strerror or exc}; check the file's permissions") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}. Fix the file or delete it and run `muses init`.") from exc
+    return _parse(Settings, data, _Source(path, text), "")
+
+
+# -- the project folder -----------------------------------------------------------------------
 @dataclass
 class Project:
-    """A muses project folder and its merged configuration."""
+    """A muses project folder and its settings."""
 
     root: Path
-    config: dict[str, Any] = field(default_factory=lambda: _merge(DEFAULTS, {}))
+    settings: Settings = field(default_factory=Settings)
 
     @classmethod
     def load(cls, root: str | os.PathLike) -> "Project":
         root = Path(root).resolve()
-        path = root / CONFIG_NAME
-        user: dict[str, Any] = {}
-        if path.exists():
-            try:
-                user = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"{path}: {exc}. Fix the file or delete it and run `muses init`.") from exc
-        return cls(root=root, config=_merge(DEFAULTS, user))
+        return cls(root=root, settings=read_settings(root / CONFIG_NAME))
+
+    @property
+    def config(self) -> MappingProxyType:
+        """The settings as a read-only mapping with muses.toml's keys (``config["images"]["workers"]``);
+        new code reads the typed :attr:`settings` instead."""
+        return self.settings.as_mapping()
+
+    def require_config(self) -> None:
+        """Refuse a folder that is not a project (no muses.toml), rather than fill it with a
+        new store: the user has most likely run the command in the wrong folder."""
+        if not (self.root / CONFIG_NAME).is_file():
+            raise ConfigError(
+                f"{self.root} is not a muses project (it has no {CONFIG_NAME}); create one with "
+                f"`muses init {self.root}`, or name an existing project with --project DIR or ${ENV_PROJECT}"
+            )
 
     def path(self, value: str | os.PathLike) -> Path:
         """A path from the configuration, relative paths taken from the project folder."""
@@ -80,24 +233,28 @@ class Project:
 
     @property
     def store_url(self) -> str:
-        url = self.config["store"]["url"]
-        return url or f"sqlite:///{self.root / 'muses.sqlite'}"
+        return self.settings.store.url or f"sqlite:///{self.root / 'muses.sqlite'}"
 
     @property
     def images_dir(self) -> Path:
-        return self.path(self.config["images"]["dir"])
+        return self.path(self.settings.images.dir)
+
+    @property
+    def image_roots(self) -> list[Path]:
+        """The extra folders of ``[images] roots``, relative ones taken from the project folder."""
+        return [self.path(root) for root in self.settings.images.roots]
 
     @property
     def definitions_path(self) -> Path:
-        return self.path(self.config["naive"]["definitions"])
+        return self.path(self.settings.naive.definitions)
 
     @property
     def datasets_dir(self) -> Path:
-        return self.path(self.config["naive"]["datasets_dir"])
+        return self.path(self.settings.naive.datasets_dir)
 
     @property
     def model_path(self) -> Path:
-        return self.path(self.config["classification"]["naive_classification"]["model_path"])
+        return self.path(self.settings.classification.naive_classification.model_path)
 
     @property
     def models_dir(self) -> Path:
@@ -105,16 +262,17 @@ class Project:
 
     @property
     def plots_dir(self) -> Path:
-        return self.path(self.config["plots"]["dir"])
+        return self.path(self.settings.plots.dir)
 
 
 def find_project(project: str | os.PathLike | None = None) -> Project:
-    """``--project DIR``, else ``$MUSES_PROJECT``, else the current directory."""
-    root = project or os.environ.get(ENV_PROJECT) or os.getcwd()
-    root_path = Path(root)
-    if not root_path.is_dir():
-        raise ConfigError(f"project folder {root_path} does not exist; create it with `muses init {root_path}`")
-    return Project.load(root_path)
+    """``--project DIR``, else ``$MUSES_PROJECT``, else the current directory. A folder with no
+    muses.toml gets the defaults, enough to read a model or a dataset; the store asks for a
+    real project (:meth:`Project.require_config`)."""
+    root = Path(project or os.environ.get(ENV_PROJECT) or os.getcwd())
+    if not root.is_dir():
+        raise ConfigError(f"project folder {root} does not exist; create it with `muses init {root}`")
+    return Project.load(root)
 
 
 def init_project(root: str | os.PathLike, *, force: bool = False) -> list[Path]:
@@ -123,13 +281,19 @@ def init_project(root: str | os.PathLike, *, force: bool = False) -> list[Path]:
     Existing files are kept unless ``force`` is set, so ``init`` never destroys a user's work.
     """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     written = []
     templates = resources.files("muses") / "templates"
-    for name in (CONFIG_NAME, "definitions.toml"):
-        target = root / name
-        if target.exists() and not force:
-            continue
-        target.write_text((templates / name).read_text(encoding="utf-8"), encoding="utf-8")
-        written.append(target)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for name in (CONFIG_NAME, "definitions.toml"):
+            target = root / name
+            if target.exists() and not force:
+                continue
+            target.write_text((templates / name).read_text(encoding="utf-8"), encoding="utf-8")
+            written.append(target)
+    except OSError as exc:
+        raise RunFailed(
+            f"cannot write the project files in {root}: {exc.strerror or exc}; "
+            "free some disk space or choose a folder you may write to"
+        ) from exc
     return written

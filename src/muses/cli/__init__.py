@@ -89,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Call ``args.func``. A :class:`MusesError` (a user's mistake, or a run the environment
+    stopped) becomes one message line and its exit code; any other exception is a bug and
+    keeps its traceback."""
     try:
         result = args.func(args)
     except MusesError as exc:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from muses.cli import UsageError, command_parser, format_table
+from muses.cli import command_parser, format_table
 from muses.settings import find_project
 
 EXPORT_EXAMPLES = """\
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                    help="train,val,test fractions per class, per object (default: 0.7,0.15,0.15)")
     p.add_argument("--min-items", type=int, default=10, metavar="N",
                    help="fail if a class has fewer labeled items with images (default: 10)")
-    p.add_argument("--out", metavar="DIR", help="dataset folder (default: datasets/naive in the project)")
+    p.add_argument("--out", metavar="DIR", help="dataset folder, relative to the project folder (default: datasets/naive)")
     p.set_defaults(func=run_export)
 
     p = command_parser(
@@ -56,27 +56,15 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gold", metavar="FILE", help="hand-checked CSV with columns id,class: adds precision")
 
 
-def _bad_input() -> tuple[type[Exception], ...]:
-    from muses.datasets.registry import UnknownExporterError
-    from muses.labeling.report import GoldError
-    from muses.datasets.splitting import SplitError
-    from muses.labeling.definitions import DefinitionsError
-
-    return DefinitionsError, GoldError, SplitError, UnknownExporterError
-
-
 def run_export(args) -> int:
     from muses.datasets.registry import load_exporter
 
     project = find_project(args.project)
-    try:
-        exporter = load_exporter(args.exporter)(
-            definitions=args.definitions, max_images=args.max_images, seed=args.seed, split=args.split,
-            min_items=args.min_items, gold=args.gold,
-        )
-        result = exporter.export(project, out=args.out)
-    except _bad_input() as exc:
-        raise UsageError(str(exc)) from exc
+    exporter = load_exporter(args.exporter)(
+        definitions=args.definitions, max_images=args.max_images, seed=args.seed, split=args.split,
+        min_items=args.min_items, gold=args.gold,
+    )
+    result = exporter.export(project, out=args.out)
     print(_format_report(result.report))
     s = result.report["summary"]
     print(f"\nwrote {result.path}: {s['dataset_items']} items, {s['dataset_images']} images")
@@ -87,10 +75,7 @@ def run_preview(args) -> int:
     from muses.datasets.naive import preview
 
     project = find_project(args.project)
-    try:
-        report = preview(project, definitions=args.definitions, gold=args.gold)
-    except _bad_input() as exc:
-        raise UsageError(str(exc)) from exc
+    report = preview(project, definitions=args.definitions, gold=args.gold)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else _format_report(report))
     return 0
 

@@ -6,14 +6,20 @@ leaves the store exactly as it was before that batch.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
+
+from muses.errors import RunFailed
+from muses.settings import ConfigError
 
 # Image status values. Only USABLE_STATUSES reach datasets, classification and search.
 PENDING = "pending"  # imported, not yet checked by generate-images
@@ -88,26 +94,114 @@ class Image(Base):
         return f"Image(item_id={self.item_id!r}, original={self.original!r}, status={self.status!r})"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")  # readers (the web app) never block a writer
-    cur.close()
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; [store] busy_timeout
+_SCHEMA_ATTEMPTS = 2 * len(Base.metadata.tables) + 4  # one "already exists" per table or index at most
+
+# SQLite's words for a lock held too long, and for a file or disk that cannot be written
+_LOCKED = ("database is locked", "database table is locked")
+# ... and SQLite's and PostgreSQL's for a table another run created first
+_RACE = ("already exists", "pg_type_typname_nsp_index")
+_UNWRITABLE = ("readonly database", "unable to open database file", "disk i/o error", "database or disk is full")
+
+
+def _engine(url: str, *, echo: bool, busy_timeout: float) -> Engine:
+    """The engine for ``url``; a URL that cannot work is the user's to fix (never echoed: it
+    may hold a password)."""
+    try:
+        sqlite = make_url(url).get_backend_name() == "sqlite"
+        return create_engine(url, echo=echo, connect_args={"timeout": busy_timeout} if sqlite else {})
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"the store URL ([store] url in muses.toml) is not one SQLAlchemy can use ({exc}); give one like "
+            "postgresql+psycopg://user@host/muses, or leave it empty for the SQLite file muses.sqlite"
+        ) from exc
+    except ImportError as exc:
+        raise ConfigError(
+            f"the store URL ([store] url in muses.toml) needs the database driver {exc.name!r}, which is not "
+            f"installed; install it (pip install {exc.name}), or leave url empty for the SQLite file muses.sqlite"
+        ) from exc
 
 
 class Store:
-    """Open (and create) the collection store at a SQLAlchemy URL."""
+    """Open (and create) the collection store at a SQLAlchemy URL.
 
-    def __init__(self, url: str, *, echo: bool = False):
+    A write waits up to ``busy_timeout`` seconds for another writer's lock (SQLite); a lock
+    still held then, an unwritable file or a full disk stop the run with :class:`RunFailed`.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
         self.url = url
-        self.engine: Engine = create_engine(url, echo=echo)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        self.busy_timeout = busy_timeout
+        self.engine: Engine = _engine(url, echo=echo, busy_timeout=busy_timeout)
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite:
+            event.listen(self.engine, "connect", self._sqlite_pragmas)
+        event.listen(self.engine, "handle_error", self._environment_error)
+        self._create_schema()
 
     @classmethod
     def for_project(cls, project) -> "Store":
-        return cls(project.store_url)
+        """The project's store; a folder without muses.toml is refused, so no command creates
+        a store where the user did not make a project."""
+        project.require_config()
+        return cls(project.store_url, busy_timeout=project.settings.store.busy_timeout)
+
+    @property
+    def name(self) -> str:
+        """The database file (SQLite), else the URL without its password: how messages name the store."""
+        url = self.engine.url
+        return url.database if url.get_backend_name() == "sqlite" and url.database else url.render_as_string()
+
+    def _sqlite_pragmas(self, dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        # WAL: readers (the web app) never block a writer. Switching to it takes an exclusive
+        # lock that SQLite does not wait for (waiting could deadlock), so a first run that
+        # races another tries again until the busy timeout.
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if not any(words in str(exc) for words in _LOCKED):
+                    raise
+                if time.monotonic() > deadline:
+                    raise RunFailed(self._locked_message()) from exc
+                time.sleep(0.05)
+        cur.close()
+
+    def _environment_error(self, context) -> None:
+        """Turn a lock held too long, an unwritable store or a full disk into a RunFailed;
+        anything else stays what it is (a bug, shown with its traceback)."""
+        text = str(context.original_exception).lower()
+        if any(words in text for words in _LOCKED):
+            raise RunFailed(self._locked_message()) from context.original_exception
+        if any(words in text for words in _UNWRITABLE):
+            raise RunFailed(
+                f"cannot use the collection store {self.name}: {context.original_exception}. Check that the "
+                "disk has free space and that the project folder and the file may be written (SQLite also "
+                "writes its -wal and -shm files beside it)."
+            ) from context.original_exception
+
+    def _locked_message(self) -> str:
+        return (
+            f"the collection store {self.name} is locked: another muses command (or another program) "
+            f"has been writing to it for more than {self.busy_timeout:g} s. Let it finish, then run this "
+            "command again; raise [store] busy_timeout in muses.toml to wait longer."
+        )
+
+    def _create_schema(self) -> None:
+        """Create the tables and indexes that are missing. Two first runs at once may both see
+        one missing and both create it; the slower one's "already exists" only means the other
+        got there first, so it checks again."""
+        for attempt in range(_SCHEMA_ATTEMPTS):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except DatabaseError as exc:
+                if not any(words in str(exc.orig) for words in _RACE) or attempt == _SCHEMA_ATTEMPTS - 1:
+                    raise
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

@@ -24,7 +24,7 @@ from muses.errors import MusesError
 
 SPLITS = ("train", "val", "test")
 DETERMINISTIC = -1
-MANIFEST_COLUMNS = ("item_id", "image", "class", "split")
+MANIFEST_COLUMNS = ("item_id", "image", "class", "split", "keyword", "field")
 
 
 class DatasetError(MusesError):

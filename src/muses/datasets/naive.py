@@ -25,6 +25,7 @@ from tqdm import tqdm
 from muses.collection.store import Store
 from muses.labeling.matching import LABELED, Label, Matcher, record_fields
 from muses.labeling.report import build_report, load_gold, write_report
+from muses.datasets.folder import MANIFEST_COLUMNS, SPLITS
 from muses.datasets.splitting import (
     DEFAULT_SPLIT,
     SplitError,
@@ -34,11 +35,11 @@ from muses.datasets.splitting import (
     split_counts,
     stratified_split,
 )
+from muses.errors import RunFailed
 from muses.labeling.definitions import Definitions, load_definitions
 
 __all__ = ["ExportResult", "NaiveExporter", "preview"]
 
-MANIFEST_COLUMNS = ("item_id", "image", "class", "split", "keyword", "field")
 FEW_TEST_ITEMS = 5  # below this a class's test metrics are too noisy to trust; warn
 
 
@@ -117,7 +118,7 @@ def preview(project, *, definitions: str | os.PathLike | None = None, gold: str 
     """The labeling report for the project's store, without writing a dataset."""
     defs = load_definitions(definitions or project.definitions_path)
     labeled = _label_store(project, defs, progress=progress)
-    return build_report(labeled.labels, defs, titles=labeled.titles, with_images=labeled.with_images,
+    return build_report(labeled.labels, defs, splits=SPLITS, titles=labeled.titles, with_images=labeled.with_images,
                         skipped=labeled.skipped, gold=load_gold(gold) if gold else None)
 
 
@@ -156,11 +157,12 @@ class NaiveExporter:
         self.progress = progress
 
     def export(self, project, out: str | os.PathLike | None = None) -> ExportResult:
-        """Write the dataset folder (default ``datasets/naive`` in the project); returns its path
-        and report. Nothing is replaced unless the whole new dataset was written."""
+        """Write the dataset folder (default ``datasets/naive`` in the project; a relative ``out``
+        is taken from the project folder too); returns its path and report. Nothing is replaced
+        unless the whole new dataset was written."""
         defs = load_definitions(self.definitions or project.definitions_path)
         gold = load_gold(self.gold) if self.gold else None
-        out = Path(out) if out else project.datasets_dir / self.name
+        out = project.path(out) if out else project.datasets_dir / self.name
 
         labeled = _label_store(project, defs, progress=self.progress)
         labels, images = labeled.labels, labeled.images
@@ -188,7 +190,7 @@ class NaiveExporter:
                     "_source": path,
                 })
         report = build_report(
-            labels, defs, titles=labeled.titles, with_images=labeled.with_images, rows=rows,
+            labels, defs, splits=SPLITS, titles=labeled.titles, with_images=labeled.with_images, rows=rows,
             skipped=labeled.skipped, warnings=warnings, gold=gold,
         )
         meta = {
@@ -220,6 +222,16 @@ class NaiveExporter:
         return warnings
 
     def _write(self, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], report: dict[str, Any]) -> None:
+        try:
+            self._write_folder(out, rows, meta, report)
+        except OSError as exc:
+            raise RunFailed(
+                f"cannot write the dataset folder {out}: {exc.strerror or exc}"
+                f"{f' ({exc.filename})' if exc.filename else ''}. Free some disk space or make the folder "
+                "writable, then run the export again; any earlier dataset there is unchanged."
+            ) from exc
+
+    def _write_folder(self, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], report: dict[str, Any]) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         # Everything goes into a temporary sibling first, then one rename makes it visible, so
         # an interrupted export never leaves a half dataset that looks complete.
@@ -241,8 +253,8 @@ class NaiveExporter:
                 old = out.parent / f".{out.name}.old-{os.getpid()}"
                 out.rename(old)
             tmp.rename(out)
-            if old is not None:
-                shutil.rmtree(old)
+            if old is not None:  # what is left if this fails goes with the next export's clean-up
+                shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

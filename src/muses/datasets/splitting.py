@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from muses.datasets.folder import SPLITS
 from muses.errors import MusesError
 
-SPLITS = ("train", "val", "test")
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
 

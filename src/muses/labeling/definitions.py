@@ -1,6 +1,8 @@
 """Naive-label definitions: which catalog words make an item a member of a class.
 
-``load_definitions(path)`` reads and validates a ``definitions.toml``. The original's module
+``load_definitions(path)`` reads and validates a ``definitions.toml``;
+``load_definitions_cached(path)`` does so once per version of the file (for the web app, which
+needs them on every request). The original's module
 attributes ``classes`` and ``synonyms_extended`` live in :mod:`muses.naive_classification.definitions`.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import sys
 from collections import OrderedDict
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,3 +160,19 @@ def load_definitions(path: str | os.PathLike) -> Definitions:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DefinitionsError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
     return parse_definitions(data, path)
+
+
+def load_definitions_cached(path: str | os.PathLike) -> Definitions:
+    """:func:`load_definitions`, parsed again only when the file changes (path, modification
+    time and size). The result is shared between callers: treat it as read-only."""
+    path = Path(path).resolve()
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_definitions(path)  # its own message for a missing or unreadable file
+    return _load_version(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load_version(path: Path, _mtime_ns: int, _size: int) -> Definitions:
+    return load_definitions(path)

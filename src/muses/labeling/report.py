@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
-from muses.datasets.splitting import SPLITS
 from muses.labeling.definitions import Definitions
 from muses.errors import MusesError
 
@@ -49,6 +48,7 @@ def build_report(
     labels: Sequence[Label],
     definitions: Definitions,
     *,
+    splits: Sequence[str] = (),
     titles: Mapping[str, str],
     with_images: Iterable[str],
     rows: Iterable[Mapping[str, str]] = (),
@@ -56,7 +56,8 @@ def build_report(
     warnings: Sequence[str] = (),
     gold: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """All the report's numbers as plain JSON-ready data; ``rows`` are the manifest rows."""
+    """All the report's numbers as plain JSON-ready data; ``rows`` are the manifest rows and
+    ``splits`` the dataset's split names (labeling knows nothing of datasets, so they are given)."""
     with_images = set(with_images)
     status = Counter(label.status for label in labels)
     labeled = [label for label in labels if label.status == LABELED]
@@ -78,8 +79,8 @@ def build_report(
             "name": name,
             "labeled": len(mine),
             "labeled_with_images": sum(1 for label in mine if label.item_id in with_images),
-            "items": {s: len(split_items[name][s]) for s in SPLITS},
-            "images": {s: split_images[name][s] for s in SPLITS},
+            "items": {s: len(split_items[name][s]) for s in splits},
+            "images": {s: split_images[name][s] for s in splits},
         }
         if gold is not None:
             checked = [label for label in mine if label.item_id in gold]
@@ -123,6 +124,7 @@ def build_report(
         "definitions": str(definitions.path) if definitions.path else None,
         "definitions_digest": definitions.digest,
         "conflict_policy": definitions.conflict_policy,
+        "splits": list(splits),
         "summary": {
             "items": n_items,
             "items_with_images": len(with_images),
@@ -171,4 +173,4 @@ def write_report(report: Mapping[str, Any], folder: str | Path) -> None:
     (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     source = (resources.files("muses.labeling") / "report.html.j2").read_text(encoding="utf-8")
     template = Environment(autoescape=True).from_string(source)
-    (folder / "report.html").write_text(template.render(r=report, splits=SPLITS), encoding="utf-8")
+    (folder / "report.html").write_text(template.render(r=report, splits=report["splits"]), encoding="utf-8")
