@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from muses.cli import main
 from muses.collection.image_checks import decode
-from muses.collection.images import CopyNotWritten, StoreBusy, generate_images
+from muses.collection.images import WriteFailed, StoreBusy, generate_images
 from muses.collection.importers import import_records
 from muses.collection.store import OK, PENDING, PROBLEM, Store
 from muses.settings import Project
@@ -283,11 +283,22 @@ def test_an_unwritable_images_folder_stops_the_run_and_leaves_photos_pending(pro
     project.images_dir.parent.mkdir(parents=True, exist_ok=True)
     project.images_dir.write_text("not a folder")  # every copy's folder fails to be made
     code, _, err = run(capsys, "generate-images", "--workers", "1")
-    assert code == 1 and "cannot write the ML-size copy" in err and "stay pending" in err
+    assert code == 1 and "cannot write " in err and "stay pending" in err and "make the images folder writable" in err
     assert {im.status for im in store.images()} == {PENDING}
     project.images_dir.unlink()
     code, _, _ = run(capsys, "generate-images", "--workers", "1")
     assert code == 0 and {im.status for im in store.images()} == {OK}
+
+
+def test_a_report_that_cannot_be_written_is_a_message_and_the_results_are_kept(project, store, tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "empty.jpg").write_bytes(b"")  # a problem photo: no copy to write
+    import_records(store, write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "1", "image": "photos/empty.jpg"})]))
+    project.images_dir.parent.mkdir(parents=True, exist_ok=True)
+    project.images_dir.write_text("not a folder")
+    code, _, err = run(capsys, "generate-images", "--workers", "1")
+    assert code == 1 and "report.json" in err and "results are saved" in err
+    assert [im.problem for im in store.images()] == ["empty: zero-byte file"]
 
 
 @pytest.fixture
@@ -316,7 +327,7 @@ def test_disk_full_stops_the_run_and_never_marks_photos_bad(project, store, tmp_
     (project.root / "muses.toml").write_text(f'[images]\ndir = "{tiny_disk / "images"}"\n', encoding="utf-8")
     project = Project.load(project.root)
     for workers in (1, 2):
-        with pytest.raises(CopyNotWritten, match="No space left on device.*free some disk space"):
+        with pytest.raises(WriteFailed, match="No space left on device.*free some disk space"):
             generate_images(project, store=store, workers=workers, max_side=512)
         assert {im.status for im in store.images()} == {PENDING}
     (tiny_disk / "filler").unlink()

@@ -48,9 +48,9 @@ class Settings:
     limits: ReadLimits = ReadLimits()
 
 
-class CopyNotWritten(RunFailed):
-    """An ML-size copy could not be written (disk full, no permission): the run stops and the
-    photo stays pending, since the photo itself is fine."""
+class WriteFailed(RunFailed):
+    """A file under the images folder could not be written (disk full, no permission): the run
+    stops and the photo stays pending, since the photo itself is fine."""
 
 
 class StoreBusy(RunFailed):
@@ -111,30 +111,31 @@ def _check(task: Task, settings: Settings) -> tuple[Result, bytes | None]:
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
 
 
-def _write_copy(jpeg: bytes, target: Path) -> None:
-    """Write a copy under its final name atomically; any failure here is the machine's, not the photo's."""
+def _write_atomically(data: bytes, target: Path, *, state: str) -> None:
+    """Write ``target`` under its final name at once (a killed run never leaves half a file there).
+    Any failure here is the machine's, not the photo's: :class:`WriteFailed`, ``state`` saying
+    what was kept."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(jpeg)
-        os.replace(tmp, target)  # a killed run never leaves half a JPEG under the final name
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        todo = "free some disk space" if exc.errno in _FULL else f"make {target.parent.parent} writable"
-        raise CopyNotWritten(f"cannot write the ML-size copy {target}: {exc.strerror or exc}. The run stopped; "
-                             f"photos not done yet stay pending: {todo}, then run `muses generate-images` "
-                             "again to continue") from exc
+        todo = "free some disk space" if exc.errno in _FULL else "make the images folder writable"
+        raise WriteFailed(f"cannot write {target}: {exc.strerror or exc}. {state}: {todo}, then run "
+                          "`muses generate-images` again") from exc
 
 
 def process_image(task: Task, settings: Settings, images_dir: str, project_root: str) -> Result:
     """Check one photo and write its ML-size copy. A problem of the photo becomes the result;
-    a failure to write the copy raises :class:`CopyNotWritten`."""
+    a failure to write the copy raises :class:`WriteFailed`."""
     start = time.perf_counter()
     result, jpeg = _check(task, settings)
     if jpeg is not None:
         target = Path(images_dir) / stored_name(result.checksum or "", settings.max_side)
-        _write_copy(jpeg, target)
+        _write_atomically(jpeg, target, state="The run stopped; photos not done yet stay pending")
         result.stored_path = os.path.relpath(target, project_root)
     result.seconds = time.perf_counter() - start
     return result
@@ -308,12 +309,10 @@ def collection_problems(store: Store) -> dict[str, Any]:
 def write_report(project: Project, store: Store, run: GenerateReport, settings: Settings) -> Path:
     """``images/report.json``: this run's counts, and every problem or cropped image in the store."""
     path = project.images_dir / REPORT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "settings": asdict(settings),
                "run": {k: v for k, v in run.to_dict().items() if k not in ("problem_files", "report_path")},
                "collection": collection_problems(store)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    _write_atomically(json.dumps(content, indent=2, default=str).encode("utf-8"), path,
+                      state="The photos' results are saved; only this report is missing")
     return path
