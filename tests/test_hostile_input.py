@@ -212,7 +212,7 @@ def test_a_lone_surrogate_and_deep_nesting_skip_their_lines_only(project, store,
     assert "line 2: skipped, 'title': the text holds an invalid character (a lone UTF-16 surrogate" in out
     assert "line 3: skipped, " in out and "invalid character" in out
     assert "line 4: skipped, nested too deeply" in out
-    assert "line 5: skipped, 'raw': nested more than 32 levels deep" in out
+    assert "line 5: skipped, nested more than 32 levels deep" in out
     assert [item.id for item in store.items()] == ["1", "2", "3", "4"]
     report = json.loads((project.root / "import-report.json").read_text(encoding="utf-8"))
     assert [note["line"] for note in report["skipped"]] == [2, 3, 4, 5]

@@ -64,8 +64,11 @@ def test_references_leaving_the_allowed_folders_are_refused(export_dir, ref, rea
 
 def test_a_symlink_leading_out_is_refused_and_an_extra_root_admits_absolute_paths(export_dir, tmp_path):
     (export_dir / "shadow.jpg").symlink_to("/etc/passwd")
-    with pytest.raises(Refused, match="a symbolic link leading outside"):
-        admit("shadow.jpg", base_dir=export_dir, roots=Roots.of([export_dir]))
+    (export_dir / "etc").symlink_to("/etc")  # a folder on the way that leads out
+    roots = Roots.of([export_dir])
+    for ref in ("shadow.jpg", "etc/passwd", "photos/../etc/passwd"):
+        with pytest.raises(Refused, match="a symbolic link leading outside"):
+            admit(ref, base_dir=export_dir, roots=roots)
     elsewhere = tmp_path / "nas"
     elsewhere.mkdir()
     (elsewhere / "b.jpg").write_bytes(b"jpeg")

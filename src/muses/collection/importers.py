@@ -238,28 +238,36 @@ def _texts(name: str, value: Any) -> list[str]:
     return [t for t in (_text(name, v) for v in items) if t]
 
 
-def _has_surrogate(text: str) -> bool:
-    return any("\ud800" <= ch <= "\udfff" for ch in text)
+def _depth_ok(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` nests at most :data:`MAX_DEPTH` levels: level by level, containers only,
+    without recursion (so no record can exhaust the stack)."""
+    level: list[Any] = [record]
+    for _ in range(MAX_DEPTH):
+        level = [child for value in level for child in (value.values() if isinstance(value, dict) else value)
+                 if isinstance(child, dict | list)]
+        if not level:
+            return True
+    return False
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_structure(record: Mapping[str, Any]) -> None:
-    """Refuse what the store cannot hold: text with a lone UTF-16 surrogate (JSON allows
-    ``"\\ud800"``; UTF-8 does not) and nesting deeper than :data:`MAX_DEPTH`. Walks without
-    recursion, so no record can exhaust the stack."""
-    stack: list[tuple[Any, int, str]] = [(record, 1, "")]
-    while stack:
-        value, depth, key = stack.pop()
-        where = ascii(key) if key else "the record"  # ascii(): a message must not carry the bad text
-        if isinstance(value, str) and _has_surrogate(value):
-            raise RecordError(f"{where}: the text holds an invalid character (a lone UTF-16 surrogate "
-                              "such as \\ud800); fix it in the export")
-        if isinstance(value, dict | list) and depth > MAX_DEPTH:
-            raise RecordError(f"{where}: nested more than {MAX_DEPTH} levels deep")
-        if isinstance(value, dict):
-            for name, child in value.items():
-                stack += [(name, depth, key), (child, depth + 1, str(name))]
-        elif isinstance(value, list):
-            stack += [(child, depth + 1, key) for child in value]
+    """Refuse what the store cannot hold: nesting deeper than :data:`MAX_DEPTH`, and text with a
+    lone UTF-16 surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    if not _depth_ok(record):
+        raise RecordError(f"nested more than {MAX_DEPTH} levels deep")
+    if not _encodable(record):
+        where = next((ascii(key) for key, value in record.items() if not _encodable([key, value])), "a key")
+        # ascii(): the message must not carry the bad character itself
+        raise RecordError(f"{where}: the text holds an invalid character (a lone UTF-16 surrogate such as "
+                          "\\ud800); fix it in the export")
 
 
 def record_id(value: Any, key: str) -> str:

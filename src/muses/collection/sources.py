@@ -22,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from muses.collection.image_checks import ImageProblem
@@ -46,6 +46,7 @@ class Roots:
     """The folders image references may point into, as real paths."""
 
     folders: tuple[str, ...]
+    _real_folders: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, folders: Iterable[str | os.PathLike]) -> "Roots":
@@ -62,6 +63,15 @@ class Roots:
 
     def __str__(self) -> str:
         return ", ".join(self.folders)
+
+    def realpath(self, path: str) -> str:
+        """``os.path.realpath``, folders' real paths remembered: an import names thousands of
+        photos in a few folders, and resolving each folder again costs a system call per part."""
+        folder, name = os.path.split(path)
+        if folder not in self._real_folders:
+            self._real_folders[folder] = os.path.realpath(folder)
+        joined = os.path.join(self._real_folders[folder], name)
+        return os.path.realpath(joined) if os.path.islink(joined) else joined
 
 
 def _refuse(ref: str, reason: str, roots: Roots) -> Refused:
@@ -91,7 +101,7 @@ def admit(ref: str, *, base_dir: str | os.PathLike, roots: Roots) -> str:
     if not roots.contain(path):
         why = "an absolute path outside the allowed folders" if os.path.isabs(ref) else "'..' leads outside the allowed folders"
         raise _refuse(ref, why, roots)
-    real = os.path.realpath(path)
+    real = roots.realpath(path)
     if not roots.contain(real):
         raise _refuse(ref, "a symbolic link leading outside the allowed folders", roots)
     return real
