@@ -39,14 +39,14 @@ def test_help_has_examples(capsys, command):
     assert "examples:" in out and f"muses {command}" in out
 
 
-def test_import_generate_items_stats(project, met_subset, capsys):
-    code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi")
+def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
+    code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi", "--image-root", str(met_sample))
     assert code == 0
     assert counts(out)["new"] == 5 and "next: muses generate-images" in out
     report = json.loads((project.root / "import-report.json").read_text(encoding="utf-8"))
     assert report["new"] == 5 and report["format"] == "jsonl"
 
-    code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi")
+    code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi", "--image-root", str(met_sample))
     assert code == 0 and counts(out)["updated"] == 5
 
     code, out, err = run(capsys, "generate-images", "--workers", "1")

@@ -302,7 +302,10 @@ def test_urls_are_fetched_only_when_allowed(project, tmp_path):
         assert {im.status for im in store.images()} == {PENDING}
 
         (project.root / "muses.toml").write_text("[images]\nallow_network = true\n", encoding="utf-8")
-        report = generate_images(Project.load(project.root), store=store, workers=1)
+        refused = generate_images(Project.load(project.root), store=store, workers=1)
+        assert refused.problems == {"refused": 2}  # 127.0.0.1 is loopback: not fetched unless allowed
+        assert "loopback address" in store.get_item("1").images[0].problem
+        report = generate_images(Project.load(project.root), store=store, workers=1, allow_private_urls=True)
         fetched, gone = store.get_item("1").images
         assert fetched.status == OK and _near(_copy(project, fetched).getpixel((2, 10)), RED)
         assert gone.status == PROBLEM and gone.problem.startswith("download-failed:") and "404" in gone.problem

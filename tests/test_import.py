@@ -117,7 +117,7 @@ def test_mapping_and_format_errors_say_what_to_do(store, tmp_path):
     with pytest.raises(ImportFormatError, match="'ObjectID', 'Title'.*--map id=KEY"):
         import_records(store, path)
     assert store.stats()["items"] == 0
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ImportFormatError, match="no such file"):
         import_records(store, tmp_path / "missing.jsonl")
 
 

@@ -12,16 +12,21 @@ IMPORT_EXAMPLES = """\
   muses import records.jsonl --preset met-scrapi          # the Met's scrAPI records
   muses import export.csv --map title=Title --map object_type=Classification --map image=Photo
   muses import objects.json --format json --source "main catalog"
+  muses import export.csv --image-root /srv/photos   # photos named by absolute paths there
 
 Our fields: id, title, object_type, material, period, description, image. A key of the
 same name is used unless --map (or --preset) names another. Image paths are taken relative
-to the file; URLs are kept and fetched by generate-images only with [images] allow_network.
-Re-importing updates records by id. Bad lines are skipped and listed with their numbers.
+to the file and must lie inside its folder, an --image-root or [images] roots in muses.toml;
+others are refused and listed (the record imports without them). http(s) URLs are kept and
+fetched by generate-images only with [images] allow_network. Re-importing updates records by
+id. Bad lines are skipped and listed with their numbers; the command fails (exit 1) when
+fewer than half of the records could be imported.
 """
 GENERATE_EXAMPLES = """\
   muses generate-images                  # new and changed photos only; resumes after Ctrl-C
   muses generate-images --workers 2 --max-side 384
   muses generate-images --force          # check every photo again
+  muses generate-images --allow-private-urls   # photos served on your own network
 
 Writes images/<xx>/<sha256>-<side>.jpg and images/report.json. Problem photos (unreadable,
 empty, truncated, blank, too large, ...) are excluded from datasets and listed.
@@ -52,6 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--encoding", default="utf-8-sig", metavar="NAME",
                    help="the file's text encoding, e.g. cp1252 (default: UTF-8, a byte-order mark skipped)")
     p.add_argument("--batch-size", type=positive(), default=500, metavar="N", help="records per transaction (default 500)")
+    p.add_argument("--image-root", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder image paths may point into, besides the file's own (repeatable)")
     p.set_defaults(func=run_import)
 
     p = command_parser(subparsers, "generate-images",
@@ -60,6 +67,8 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="check photos already done again")
     p.add_argument("--workers", type=int, metavar="N", help="processes; 0 = one per CPU core (default: muses.toml)")
     p.add_argument("--max-side", type=positive(), metavar="N", help="long side of the copies in pixels (default: muses.toml, 256)")
+    p.add_argument("--allow-private-urls", action="store_true",
+                   help="also fetch photo URLs on loopback, link-local and private addresses")
     p.set_defaults(func=run_generate)
 
     p = command_parser(subparsers, "items", help="list items with their photos' state and top class", examples=ITEMS_EXAMPLES)
@@ -85,36 +94,50 @@ def _count_lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
+def _image_roots(args, project) -> list[Path]:
+    """--image-root folders (from the current folder) and [images] roots (from the project folder)."""
+    configured = project.config.get("images", {}).get("roots", [])
+    return [*args.image_root, *(project.path(root) for root in configured)]
+
+
+def _print_notes(report) -> None:
+    hidden = 0
+    for notes, template in ((report.skipped, "  line {}: skipped, {}"), (report.refused_images, "  line {}: {}"),
+                            (report.warnings, "  line {}: warning: {}"), (report.duplicates, "  line {}: {}")):
+        for note in notes[:LISTED]:
+            print(template.format(note.line, note.reason))
+        hidden += max(0, len(notes) - LISTED)
+    if hidden:
+        print(f"  ... {hidden} more lines: see import-report.json")
+
+
+def _import_failed(report) -> str:
+    """Why an import counts as failed (nothing, or under half of the records, imported), or ""."""
+    read = report.imported + len(report.skipped)
+    if report.imported == 0:
+        return f"nothing imported: all {read} records were skipped" if read else "the file holds no records"
+    if report.imported < read / 2:
+        return (f"only {report.imported} of {read} records imported (fewer than half); the rest were skipped: "
+                "check the field mapping (--map, --preset) and the skipped lines above")
+    return ""
+
+
 def run_import(args) -> int:
-    from muses.collection.importers import ImportFormatError, ImportStopped, build_mapping, guess_format, import_records
+    from muses.collection.importers import ImportFormatError, build_mapping, guess_format, import_records
     from muses.collection.store import Store
 
     project = find_project(args.project)
-    try:
-        fmt = args.format or guess_format(args.file)
-        mapping = build_mapping(args.preset, args.map)
-    except ImportFormatError as exc:
-        raise UsageError(str(exc)) from exc
+    fmt = args.format or guess_format(args.file)
+    mapping = build_mapping(args.preset, args.map)
     if not args.file.is_file():
-        raise UsageError(f"{args.file}: no such file")
+        raise ImportFormatError(f"{args.file}: no such file")
     store = Store.for_project(project)
     total = None if fmt == "json" else _count_lines(args.file)
     with _progress_bar(total, "import", "line") as bar:
-        try:
-            report = import_records(store, args.file, format=fmt, mapping=mapping, source=args.source,
-                                    encoding=args.encoding, batch_size=args.batch_size, progress=bar.update)
-        except ImportFormatError as exc:
-            raise UsageError(str(exc)) from exc
-        except ImportStopped as exc:
-            print(f"muses import: {exc}", file=sys.stderr)
-            return 1
-    for note in report.skipped[:LISTED]:
-        print(f"  line {note.line}: skipped, {note.reason}")
-    for note in report.duplicates[:LISTED]:
-        print(f"  line {note.line}: {note.reason}")
-    hidden = max(0, len(report.skipped) - LISTED) + max(0, len(report.duplicates) - LISTED)
-    if hidden:
-        print(f"  ... {hidden} more lines: see import-report.json")
+        report = import_records(store, args.file, format=fmt, mapping=mapping, source=args.source,
+                                encoding=args.encoding, batch_size=args.batch_size,
+                                roots=_image_roots(args, project), progress=bar.update)
+    _print_notes(report)
     for ours, theirs in report.unmapped.items():
         print(f"  warning: no record has the key {theirs!r}, so {ours} is empty; --map {ours}=KEY takes it from another")
     out = project.root / "import-report.json"
@@ -123,9 +146,14 @@ def run_import(args) -> int:
     print(format_table(["records", "count"], [
         ["new", report.new], ["updated", report.updated], ["skipped (bad lines)", len(report.skipped)],
         ["duplicate ids in the file", len(report.duplicates)], ["photos added", report.images_added],
+        ["photos refused (outside the image folders)", len(report.refused_images)],
     ]))
     print(f"{report.imported} records in {report.seconds:.1f} s ({rate:,.0f}/s) from {args.file} ({fmt}); "
-          f"report: {out}\nnext: muses generate-images")
+          f"report: {out}")
+    if failed := _import_failed(report):
+        print(f"muses import: {failed}", file=sys.stderr)
+        return 1
+    print("next: muses generate-images")
     return 0
 
 
@@ -143,7 +171,7 @@ def run_generate(args) -> int:
 
     try:
         report = generate_images(project, force=args.force, workers=args.workers, max_side=args.max_side,
-                                 progress=progress)
+                                 allow_private_urls=args.allow_private_urls, progress=progress)
     finally:
         if bar is not None:
             bar.close()

@@ -7,6 +7,7 @@ whose text starts with a short category word (``empty``, ``not-an-image``, ``unr
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -65,19 +66,20 @@ def decode(data: bytes, *, max_pixels: int, min_side: int | None = None) -> Deco
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageProblem("too-large", str(exc)) from exc
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's own text also names its limit
+        raise _too_large(f"{int(found[1]):,} pixels" if found else "more pixels", max_pixels) from exc
     except UnidentifiedImageError as exc:
+        # Never quote the file: a reference may have named a file the viewer must not read.
         if _looks_like_text(data):
-            start = data[:40].decode("utf-8", "replace").strip().splitlines()[0] if data.strip() else ""
-            raise ImageProblem("not-an-image", f"the file is text ({start!r}...)") from exc
+            raise ImageProblem("not-an-image", "the file is text (an error page or a document?)") from exc
         raise ImageProblem("unreadable", "not a known image format") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure on a header is the file's fault
-        raise ImageProblem("unreadable", f"{type(exc).__name__}: {exc}") from exc
+        # The type only: some decoders quote the header bytes they choked on.
+        raise ImageProblem("unreadable", f"the image header is damaged ({type(exc).__name__})") from exc
 
     width, height = img.size
     if width * height > max_pixels:
-        raise ImageProblem("too-large", f"{width}x{height} = {width * height:,} pixels, over the limit of "
-                                        f"{max_pixels:,} ([images] max_pixels in muses.toml)")
+        raise _too_large(f"{width}x{height} = {width * height:,} pixels", max_pixels)
     orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
@@ -95,12 +97,19 @@ def decode(data: bytes, *, max_pixels: int, min_side: int | None = None) -> Deco
     return Decoded(to_rgb(img), width, height, orientation)
 
 
+def _too_large(size: str, max_pixels: int) -> ImageProblem:
+    return ImageProblem("too-large", f"{size}, over the limit of {max_pixels:,} ([images] max_pixels in muses.toml)")
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """RGB with the right colours: 16-bit scaled down, transparency composited onto white."""
+    """RGB with the right colours: 16-bit scaled down, floats (0-1) scaled up, transparency
+    composited onto white."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
         if arr.max(initial=0) > 255:  # 16-bit data, whatever container mode PIL chose
             arr = arr / 257.0
+        elif img.mode == "F" and arr.max(initial=0) <= 1.0:  # scientific TIFFs store 0-1 intensities
+            arr = arr * 255.0
         img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")

@@ -9,12 +9,14 @@ where it stopped; one bad file never stops the run. ``images/report.json`` lists
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import hashlib
+import io
 import json
 import os
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,14 +26,15 @@ from typing import Any
 
 from PIL import Image as PILImage
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from muses.collection.image_checks import ImageProblem, check_content, decode, orient
-from muses.collection.importers import URL_SCHEMES
+from muses.collection.sources import ReadLimits, is_url, read_original
 from muses.collection.store import PENDING, PROBLEM, USABLE_STATUSES, Image, Store, problem_category
+from muses.errors import RunFailed
 from muses.settings import ConfigError, Project
 
 COMMIT_EVERY = 64  # results per transaction: bounds the work an interruption loses
-DOWNLOAD_TIMEOUT_S = 30
 REPORT_NAME = "report.json"
 LISTED_PROBLEMS = 200  # problem images listed in report.json beyond the counts
 
@@ -42,6 +45,16 @@ class Settings:
     quality: int
     max_pixels: int
     allow_network: bool
+    limits: ReadLimits = ReadLimits()
+
+
+class WriteFailed(RunFailed):
+    """A file under the images folder could not be written (disk full, no permission): the run
+    stops and the photo stays pending, since the photo itself is fine."""
+
+
+class StoreBusy(RunFailed):
+    """The store could not save this run's results (locked by another program, or read-only)."""
 
 
 @dataclass(frozen=True)
@@ -65,51 +78,65 @@ class Result:
     seconds: float = 0.0
 
 
-def _read_original(original: str) -> bytes:
-    if original.lower().startswith(URL_SCHEMES):
-        try:
-            with urllib.request.urlopen(original, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 - user's URLs
-                return response.read()
-        except OSError as exc:
-            raise ImageProblem("download-failed", f"{original}: {exc}") from exc
-    try:
-        return Path(original).read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageProblem("missing", f"no file at {original}") from exc
-    except OSError as exc:
-        raise ImageProblem("unreadable", f"{original}: {exc.strerror or exc}") from exc
-
-
 def stored_name(checksum: str, max_side: int) -> str:
     """Relative path of an ML-size copy: by content, so two records sharing a photo share it."""
     return f"{checksum[:2]}/{checksum}-{max_side}.jpg"
 
 
-def process_image(task: Task, settings: Settings, images_dir: str, project_root: str) -> Result:
-    """Check one photo and write its ML-size copy. Never raises: failures become the result."""
-    start = time.perf_counter()
+def _check(task: Task, settings: Settings) -> tuple[Result, bytes | None]:
+    """Read and check one photo: its result, and the JPEG bytes of its copy when usable.
+    Never raises: a failure of the photo becomes its result."""
     result = Result(task.image_id, changed=True)
     try:
-        data = _read_original(task.original)
+        data = read_original(task.original, settings.limits)
         result.checksum = hashlib.sha256(data).hexdigest()
         if task.done and result.checksum == task.checksum:
-            return Result(task.image_id, changed=False)
+            return Result(task.image_id, changed=False), None
         decoded = decode(data, max_pixels=settings.max_pixels, min_side=settings.max_side)
         result.width, result.height = decoded.width, decoded.height
         content = check_content(decoded.image)
         img = orient(content.image, decoded.orientation)
         img.thumbnail((settings.max_side, settings.max_side), PILImage.Resampling.BICUBIC)
-        target = Path(images_dir) / stored_name(result.checksum, settings.max_side)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        img.save(tmp, "JPEG", quality=settings.quality, optimize=True)
-        os.replace(tmp, target)  # a killed run never leaves half a JPEG under the final name
-        result.stored_path = os.path.relpath(target, project_root)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=settings.quality, optimize=True)
         result.status, result.problem = content.status, content.problem
+        return result, buf.getvalue()
     except ImageProblem as exc:
         result.status, result.problem = PROBLEM, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file must never abort the run
         result.status, result.problem = PROBLEM, f"unreadable: {type(exc).__name__}: {exc}"
+    return result, None
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+
+
+def _write_atomically(data: bytes, target: Path, *, state: str) -> None:
+    """Write ``target`` under its final name at once (a killed run never leaves half a file there).
+    Any failure here is the machine's, not the photo's: :class:`WriteFailed`, ``state`` saying
+    what was kept."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        todo = "free some disk space" if exc.errno in _FULL else "make the images folder writable"
+        raise WriteFailed(f"cannot write {target}: {exc.strerror or exc}. {state}: {todo}, then run "
+                          "`muses generate-images` again") from exc
+
+
+def process_image(task: Task, settings: Settings, images_dir: str, project_root: str) -> Result:
+    """Check one photo and write its ML-size copy. A problem of the photo becomes the result;
+    a failure to write the copy raises :class:`WriteFailed`."""
+    start = time.perf_counter()
+    result, jpeg = _check(task, settings)
+    if jpeg is not None:
+        target = Path(images_dir) / stored_name(result.checksum or "", settings.max_side)
+        _write_atomically(jpeg, target, state="The run stopped; photos not done yet stay pending")
+        result.stored_path = os.path.relpath(target, project_root)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -119,15 +146,17 @@ def _process_star(args: tuple) -> Result:
 
 
 # -- choosing the work ----------------------------------------------------------------------
-_RETRIED = ("download-failed", "missing")  # problems that may go away without the file changing
+# Problems that may go away without the file changing (a network back, a file put in place, a
+# reference fixed by importing again).
+_RETRIED = ("download-failed", "missing", "too-slow", "refused", "not-a-file")
 
 
 def _tasks(store: Store, project: Project, settings: Settings, *, force: bool) -> tuple[list[Task], int]:
     """Images to (re)check, and how many URL images wait for ``allow_network``."""
     tasks, waiting = [], 0
     for image in store.images():
-        is_url = image.original.lower().startswith(URL_SCHEMES)
-        if is_url and not settings.allow_network:
+        url = is_url(image.original)
+        if url and not settings.allow_network:
             waiting += image.status == PENDING or force
             continue
         if image.status in USABLE_STATUSES:  # done if its copy exists at the size asked for now
@@ -137,7 +166,7 @@ def _tasks(store: Store, project: Project, settings: Settings, *, force: bool) -
             done = image.status == PROBLEM and problem_category(image.problem) not in _RETRIED
         if force:
             done = False
-        if is_url and done:
+        if url and done:
             continue  # a URL is fetched once; --force fetches it again
         tasks.append(Task(image.id, image.original, image.checksum, done))
     return tasks, waiting
@@ -161,11 +190,20 @@ class GenerateReport:
         return {**vars(self), "by_status": dict(self.by_status), "problems": dict(self.problems.most_common())}
 
 
-def _settings(project: Project, max_side: int | None) -> Settings:
+def _limits(cfg: dict[str, Any], allow_private_urls: bool) -> ReadLimits:
+    limits = ReadLimits(max_bytes=int(float(cfg.get("max_original_mb", 100)) * 1_000_000),
+                        timeout_s=float(cfg.get("read_timeout_s", 60)),
+                        allow_private_urls=allow_private_urls or bool(cfg.get("allow_private_urls", False)))
+    if limits.max_bytes < 1 or limits.timeout_s <= 0:
+        raise ConfigError("[images] max_original_mb and read_timeout_s must be positive")
+    return limits
+
+
+def _settings(project: Project, max_side: int | None, allow_private_urls: bool = False) -> Settings:
     cfg = project.config["images"]
     settings = Settings(max_side=int(max_side if max_side is not None else cfg["max_side"]),
                         quality=int(cfg["quality"]), max_pixels=int(cfg["max_pixels"]),
-                        allow_network=bool(cfg["allow_network"]))
+                        allow_network=bool(cfg["allow_network"]), limits=_limits(cfg, allow_private_urls))
     if settings.max_side < 16:
         raise ConfigError(f"max_side must be at least 16 pixels, got {settings.max_side}")
     if not 1 <= settings.quality <= 100:
@@ -187,28 +225,42 @@ def _run(tasks: list[Task], settings: Settings, project: Project, workers: int) 
     if workers == 1 or len(tasks) < 2:
         yield from map(_process_star, args)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)))
+    try:
         yield from pool.map(_process_star, args, chunksize=max(1, min(16, len(tasks) // (workers * 4))))
+    except BaseException:
+        # Ctrl-C or a stopped run: drop the queued photos instead of waiting for them.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _save(store: Store, results: list[Result]) -> None:
     rows = [{"id": r.image_id, "status": r.status, "problem": r.problem, "checksum": r.checksum,
              "width": r.width, "height": r.height, "stored_path": r.stored_path} for r in results]
-    with store.transaction() as s:
-        s.execute(update(Image), rows)
+    try:
+        with store.transaction() as s:
+            s.execute(update(Image), rows)
+    except OperationalError as exc:
+        raise StoreBusy(f"cannot save the results of {len(rows)} photos: {exc.orig or exc}. Another program may "
+                        "be writing to the store (wait for it to finish), or the project folder is read-only; "
+                        "then run `muses generate-images` again: those photos are still pending") from exc
 
 
 def generate_images(project: Project, *, store: Store | None = None, force: bool = False,
-                    workers: int | None = None, max_side: int | None = None,
+                    workers: int | None = None, max_side: int | None = None, allow_private_urls: bool = False,
                     progress: Callable[[int, int], Any] | None = None) -> GenerateReport:
     """Check every image that needs it and write its ML-size copy; returns this run's report.
 
     ``force``: check every image again. ``workers``: processes (None: muses.toml's
     ``[images] workers``; 0: one per CPU core). ``max_side``: long side of the copies (None:
-    ``[images] max_side``). ``progress(done, total)`` is called after each image.
+    ``[images] max_side``). ``allow_private_urls``: fetch URLs on loopback, link-local and private
+    addresses too. ``progress(done, total)`` is called after each image. A copy that cannot be
+    written (disk full, no permission) or results the store cannot save stop the run with a
+    :class:`~muses.errors.RunFailed`; the photos not done stay pending.
     Also writes ``images/report.json`` (see :func:`write_report`).
     """
-    settings = _settings(project, max_side)
+    settings = _settings(project, max_side, allow_private_urls)
     n_workers = resolve_workers(workers, project)
     store = store or Store.for_project(project)
     start = time.perf_counter()
@@ -257,12 +309,10 @@ def collection_problems(store: Store) -> dict[str, Any]:
 def write_report(project: Project, store: Store, run: GenerateReport, settings: Settings) -> Path:
     """``images/report.json``: this run's counts, and every problem or cropped image in the store."""
     path = project.images_dir / REPORT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "settings": asdict(settings),
                "run": {k: v for k, v in run.to_dict().items() if k not in ("problem_files", "report_path")},
                "collection": collection_problems(store)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    _write_atomically(json.dumps(content, indent=2, default=str).encode("utf-8"), path,
+                      state="The photos' results are saved; only this report is missing")
     return path

@@ -12,7 +12,6 @@ import codecs
 import csv
 import datetime as dt
 import json
-import os
 import sys
 import time
 from collections import defaultdict
@@ -25,6 +24,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from muses.collection.sources import Refused, Roots, admit
 from muses.collection.store import Image, Item, Store
 from muses.errors import MusesError, RunFailed
 
@@ -39,7 +39,8 @@ PRESETS: dict[str, dict[str, str]] = {
         "period": "date", "description": "description", "image": "image",
     },
 }
-URL_SCHEMES = ("http://", "https://", "ftp://")
+MAX_DEPTH = 32  # nesting levels a record may have; real exports use two or three
+MISSING_IDS = ("nan", "null", "none", "undefined")  # what spreadsheets and dataframes write for "no value"
 
 
 class ImportFormatError(MusesError):
@@ -54,7 +55,15 @@ class ImportStopped(RunFailed):
     """The store refused a batch: the batches before it are saved, this one is not."""
 
 
-Reader = Callable[[Path, str], Iterator[tuple[int, "dict[str, Any] | RecordError"]]]
+@dataclass
+class LineWarning:
+    """Something a reader noticed that does not stop a line from importing."""
+
+    text: str
+
+
+Row = "dict[str, Any] | RecordError | LineWarning"
+Reader = Callable[[Path, str], Iterator[tuple[int, Row]]]
 READERS: dict[str, Reader] = {}
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
 
@@ -74,7 +83,7 @@ def available_formats() -> list[str]:
 
 
 @register_reader("jsonl")
-def read_jsonl(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+def read_jsonl(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
     with path.open(encoding=encoding) as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -84,17 +93,22 @@ def read_jsonl(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] 
             except json.JSONDecodeError as exc:
                 yield line_no, RecordError(f"bad JSON: {exc.msg} at column {exc.colno}")
                 continue
+            except RecursionError:
+                yield line_no, RecordError(f"nested too deeply (more than {MAX_DEPTH} levels)")
+                continue
             yield line_no, record if isinstance(record, dict) else RecordError(
                 f"expected a JSON object, got {type(record).__name__}")
 
 
 @register_reader("json")
-def read_json(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+def read_json(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
     """A JSON array of objects (or ``{"records": [...]}``); 'line' is the record's position."""
     try:
         data = json.loads(path.read_text(encoding=encoding))
     except json.JSONDecodeError as exc:
         raise ImportFormatError(f"{path}: bad JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise ImportFormatError(f"{path}: nested too deeply to read (more than {MAX_DEPTH} levels per record)") from exc
     if isinstance(data, dict) and isinstance(data.get("records"), list):
         data = data["records"]
     if not isinstance(data, list):
@@ -105,13 +119,16 @@ def read_json(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] |
 
 
 @register_reader("csv")
-def read_csv(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | RecordError]]:
+def read_csv(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
     """CSV with a header row (TSV when the file ends in .tsv); 'line' is the file line."""
     csv.field_size_limit(sys.maxsize)  # museum descriptions can be long
     with path.open(encoding=encoding, newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         if not reader.fieldnames:
             raise ImportFormatError(f"{path}: empty CSV file (a header row is needed)")
+        if duplicated := _duplicate_columns(reader.fieldnames):
+            yield 1, LineWarning(f"the header repeats the column(s) {', '.join(map(repr, duplicated))}; "
+                                 "the last column of each name is used, the earlier ones are ignored")
         while True:
             line_no = reader.line_num + 1
             try:
@@ -125,7 +142,28 @@ def read_csv(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | 
                 yield line_no, RecordError(f"{len(reader.fieldnames) + len(row[None])} cells, "
                                            f"the header has {len(reader.fieldnames)}")
                 continue
+            if swallowed := _swallowed_lines(row, reader, line_no):
+                yield line_no, LineWarning(swallowed)
             yield line_no, row
+
+
+def _duplicate_columns(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return list(dict.fromkeys(name for name in names if name in seen or seen.add(name)))
+
+
+def _swallowed_lines(row: dict[str, Any], reader: csv.DictReader, line_no: int) -> str:
+    """A warning when a quoted cell holds lines that look like records of their own: a quote that
+    was never closed takes every following line into one cell."""
+    delimiter = reader.reader.dialect.delimiter
+    columns = len(reader.fieldnames or ())
+    for name, value in row.items():
+        lines = value.splitlines()[1:] if isinstance(value, str) else []
+        if columns > 1 and sum(line.count(delimiter) >= columns - 1 for line in lines) >= 1:
+            return (f"the cell {name!r} runs over lines {line_no}-{reader.line_num} and holds lines that look "
+                    "like records: is a quote (\") left open on this line? Those records were not imported "
+                    "on their own")
+    return ""
 
 
 def check_encoding(path: Path, encoding: str) -> None:
@@ -200,12 +238,49 @@ def _texts(name: str, value: Any) -> list[str]:
     return [t for t in (_text(name, v) for v in items) if t]
 
 
-def _resolve_image(ref: str, base_dir: Path) -> str:
-    if ref.lower().startswith(URL_SCHEMES):
-        return ref
-    if ref.lower().startswith("file://"):
-        ref = ref[len("file://"):]
-    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(ref)))  # join keeps an absolute ref
+def _depth_ok(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` nests at most :data:`MAX_DEPTH` levels: level by level, containers only,
+    without recursion (so no record can exhaust the stack)."""
+    level: list[Any] = [record]
+    for _ in range(MAX_DEPTH):
+        level = [child for value in level for child in (value.values() if isinstance(value, dict) else value)
+                 if isinstance(child, dict | list)]
+        if not level:
+            return True
+    return False
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_structure(record: Mapping[str, Any]) -> None:
+    """Refuse what the store cannot hold: nesting deeper than :data:`MAX_DEPTH`, and text with a
+    lone UTF-16 surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    if not _depth_ok(record):
+        raise RecordError(f"nested more than {MAX_DEPTH} levels deep")
+    if not _encodable(record):
+        where = next((ascii(key) for key, value in record.items() if not _encodable([key, value])), "a key")
+        # ascii(): the message must not carry the bad character itself
+        raise RecordError(f"{where}: the text holds an invalid character (a lone UTF-16 surrogate such as "
+                          "\\ud800); fix it in the export")
+
+
+def record_id(value: Any, key: str) -> str:
+    """An object number: text or a whole number; never empty, a truth value, a float or a list."""
+    hint = f"(key {key!r}; map another key with --map id=KEY)"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RecordError(f"missing id {hint}")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordError(f"id {json.dumps(value)[:40]} is not an object number (text or a whole number) {hint}")
+    text = str(value).strip()
+    if text.lower() in MISSING_IDS:
+        raise RecordError(f"id {text!r} means 'no value', not an object number {hint}")
+    return text
 
 
 @dataclass
@@ -215,21 +290,35 @@ class ItemData:
     id: str
     fields: dict[str, Any]
     images: list[str]
+    refused: list[str] = field(default_factory=list)  # image references not admitted, with the reason
+
+
+def _admit_images(refs: list[str], base_dir: Path, roots: Roots) -> tuple[list[str], list[str]]:
+    admitted, refused = [], []
+    for ref in refs:
+        try:
+            admitted.append(admit(ref, base_dir=base_dir, roots=roots))
+        except Refused as exc:
+            refused.append(str(exc))
+    return list(dict.fromkeys(admitted)), refused  # the same photo named twice is one image
 
 
 def convert_record(record: Mapping[str, Any], mapping: Mapping[str, str], *, base_dir: Path,
-                   source: str = "") -> ItemData:
-    """Map one export record to our fields; raises RecordError when it cannot be imported."""
-    item_id = _text("id", record.get(mapping["id"]))
-    if not item_id:
-        raise RecordError(f"missing id (key {mapping['id']!r}; map another key with --map id=KEY)")
+                   roots: Roots | None = None, source: str = "") -> ItemData:
+    """Map one export record to our fields; raises RecordError when it cannot be imported.
+
+    Image references outside ``roots`` (default: ``base_dir`` alone) are left out and listed in
+    ``refused``; the record itself still imports, its text being worth keeping.
+    """
+    check_structure(record)
+    item_id = record_id(record.get(mapping["id"]), mapping["id"])
     fields: dict[str, Any] = {name: _text(name, record.get(mapping[name])) for name in TEXT_FIELDS}
     fields["object_type"] = _texts("object_type", record.get(mapping["object_type"]))
     fields["source"] = source
     fields["raw"] = dict(record)
-    images = list(dict.fromkeys(  # the same photo named twice is one image
-        _resolve_image(ref, base_dir) for ref in _texts("image", record.get(mapping["image"]))))
-    return ItemData(item_id, fields, images)
+    images, refused = _admit_images(_texts("image", record.get(mapping["image"])), base_dir,
+                                    roots or Roots.of([base_dir]))
+    return ItemData(item_id, fields, images, refused)
 
 
 # -- the import -----------------------------------------------------------------------------
@@ -246,6 +335,8 @@ class ImportReport:
     new: int = 0
     updated: int = 0
     skipped: list[LineNote] = field(default_factory=list)  # not imported
+    refused_images: list[LineNote] = field(default_factory=list)  # imported without these photos
+    warnings: list[LineNote] = field(default_factory=list)  # imported, but look at these lines
     duplicates: list[LineNote] = field(default_factory=list)  # an id seen earlier in the file: replaces it
     images_added: int = 0
     seconds: float = 0.0
@@ -259,6 +350,7 @@ class ImportReport:
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "new": self.new, "updated": self.updated,
                 "skipped": [vars(s) for s in self.skipped], "duplicates": [vars(d) for d in self.duplicates],
+                "refused_images": [vars(r) for r in self.refused_images], "warnings": [vars(w) for w in self.warnings],
                 "images_added": self.images_added, "seconds": round(self.seconds, 3), "unmapped": self.unmapped}
 
 
@@ -308,18 +400,22 @@ def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport)
 def import_records(store: Store, path: str | Path, *, format: str | None = None,
                    mapping: Mapping[str, str] | None = None, preset: str | None = None,
                    source: str | None = None, encoding: str = "utf-8-sig", batch_size: int = 500,
+                   roots: Iterable[str | Path] = (),
                    progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import (or update, by id) every record of ``path`` into ``store``.
 
     ``format``: a registered reader name (see :func:`available_formats`), guessed from the
     extension when None. ``mapping``: our field → the export's key (see :func:`build_mapping`);
     ``preset`` is used when no mapping is given. ``source``: stored on every item (default: the
-    file name). ``encoding``: of the file; the default, UTF-8, skips a byte-order mark. Malformed records are listed in ``report.skipped`` with their line numbers.
+    file name). ``encoding``: of the file; the default, UTF-8, skips a byte-order mark. ``roots``:
+    folders image references may point into besides the file's own folder; other references are
+    left out and listed in ``report.refused_images``. Malformed records are listed in
+    ``report.skipped`` with their line numbers, and lines worth a look in ``report.warnings``.
     ``progress(n)`` is called after each batch with the number of lines read in it.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise ImportFormatError(f"{path}: no such file")
     fmt = format or guess_format(path)
     if fmt not in READERS:
         raise ImportFormatError(f"unknown format {fmt!r}; available: {', '.join(available_formats())}")
@@ -328,6 +424,10 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     mapping = dict(mapping) if mapping is not None else build_mapping(preset)
     check_encoding(path, encoding)
     base_dir = path.resolve().parent
+    try:
+        allowed = Roots.of([base_dir, *roots])
+    except Refused as exc:
+        raise ImportFormatError(f"{exc}; pass an existing folder to --image-root") from exc
     source = path.name if source is None else source
     report = ImportReport(path=str(path), format=fmt)
     start = time.perf_counter()
@@ -337,14 +437,18 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     while chunk := list(islice(rows, batch_size)):
         batch: dict[str, ItemData] = {}
         for line, record in chunk:
+            if isinstance(record, LineWarning):
+                report.warnings.append(LineNote(line, record.text))
+                continue
             try:
                 if isinstance(record, RecordError):
                     raise record
                 keys_seen.update(record)
-                data = convert_record(record, mapping, base_dir=base_dir, source=source)
+                data = convert_record(record, mapping, base_dir=base_dir, roots=allowed, source=source)
             except RecordError as exc:
                 report.skipped.append(LineNote(line, str(exc)))
                 continue
+            report.refused_images += [LineNote(line, reason) for reason in data.refused]
             if data.id in first_lines:
                 report.duplicates.append(LineNote(line, f"id {data.id!r} also on line {first_lines[data.id]}; "
                                                          "this later record replaces it"))
@@ -366,6 +470,6 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     if keys_seen and "id" in report.unmapped:
         # Nothing was written: every record lacked its id, which means a wrong mapping.
         raise ImportFormatError(f"{path}: no record has the id key {mapping['id']!r}; the records' keys are "
-                                f"{', '.join(map(repr, sorted(keys_seen)))}. Map them with --map id=KEY "
+                                f"{', '.join(map(ascii, sorted(keys_seen)))}. Map them with --map id=KEY "
                                 "(and title=KEY, object_type=KEY, image=KEY, ...) or use --preset.")
     return report

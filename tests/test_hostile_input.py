@@ -1,0 +1,370 @@
+"""A hostile or unlucky catalog, photo or machine: what each may do, and what it must never do."""
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import text
+
+from muses.cli import main
+from muses.collection.image_checks import decode
+from muses.collection.images import WriteFailed, StoreBusy, generate_images
+from muses.collection.importers import import_records
+from muses.collection.store import OK, PENDING, PROBLEM, Store
+from muses.settings import Project
+from test_sources import deadline  # a sibling test module (tests/ is on the path)
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def photo(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(path, quality=90)
+    return path
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def store(project):
+    return Store.for_project(project)
+
+
+# -- confinement ------------------------------------------------------------------------------
+def test_references_outside_the_export_folder_are_refused_at_import_and_never_read(project, store, tmp_path, capsys):
+    export = tmp_path / "export"
+    photo(export / "photos" / "ok.jpg")
+    (export / "photos" / "link.jpg").symlink_to("/etc/passwd")
+    path = write_lines(export / "records.jsonl", [
+        json.dumps({"id": "good", "image": "photos/ok.jpg"}),
+        json.dumps({"id": "abs1", "title": "Vase", "image": "/etc/passwd"}),
+        json.dumps({"id": "up", "image": "../../../../../../etc/passwd"}),
+        json.dumps({"id": "home", "image": "~/.bashrc"}),
+        json.dumps({"id": "file", "image": "file:///etc/hostname"}),
+        json.dumps({"id": "link", "image": ["photos/link.jpg", "photos/ok.jpg"]}),
+    ])
+    code, out, _ = run(capsys, "import", path)
+    assert code == 0
+    for line, reason in [(2, "an absolute path outside"), (3, "'..' leads outside"), (4, "home-folder paths"),
+                         (5, "file: URLs are not read"), (6, "a symbolic link leading outside")]:
+        assert f"line {line}: image " in out and reason in out
+    assert re.search(r"photos refused \(outside the image folders\) +5\n", out)
+    # The records keep their text; only the refused photos are left out.
+    assert store.get_item("abs1").title == "Vase" and store.get_item("abs1").images == []
+    assert [im.original for im in store.get_item("link").images] == [str((export / "photos" / "ok.jpg").resolve())]
+    report = json.loads((project.root / "import-report.json").read_text(encoding="utf-8"))
+    assert [r["line"] for r in report["refused_images"]] == [2, 3, 4, 5, 6]
+
+    generate_images(project, store=store, workers=1)
+    assert {im.original: im.status for im in store.images()} == {str((export / "photos" / "ok.jpg").resolve()): OK}
+
+
+def test_image_root_flag_admits_another_folder(project, store, tmp_path, capsys):
+    nas = tmp_path / "nas"
+    photo(nas / "a.jpg")
+    (tmp_path / "export").mkdir()
+    path = write_lines(tmp_path / "export" / "r.jsonl", [json.dumps({"id": "1", "image": str(nas / "a.jpg")})])
+    code, out, _ = run(capsys, "import", path)
+    assert code == 0 and "an absolute path outside" in out and store.get_item("1").images == []
+    code, out, _ = run(capsys, "import", path, "--image-root", nas)
+    assert code == 0 and [im.original for im in store.get_item("1").images] == [str((nas / "a.jpg").resolve())]
+    code, _, err = run(capsys, "import", path, "--image-root", tmp_path / "nowhere")
+    assert code == 2 and "does not exist or is not a folder" in err and "--image-root" in err
+
+
+def test_image_roots_from_muses_toml_are_taken_from_the_project_folder(project, store, tmp_path, capsys):
+    photo(project.root / "shared" / "a.jpg")
+    (tmp_path / "export").mkdir()
+    path = write_lines(tmp_path / "export" / "r.jsonl",
+                       [json.dumps({"id": "1", "image": str(project.root / "shared" / "a.jpg")})])
+    code, out, _ = run(capsys, "import", path)
+    assert code == 0 and store.get_item("1").images == [] and "an absolute path outside" in out
+    (project.root / "muses.toml").write_text('[images]\nroots = ["shared"]\n', encoding="utf-8")
+    code, out, _ = run(capsys, "import", path)
+    assert code == 0 and len(store.get_item("1").images) == 1, out
+
+
+def test_a_photo_swapped_for_a_link_after_import_is_refused_when_generating(project, store, tmp_path):
+    ok = photo(tmp_path / "photos" / "a.jpg")
+    import_records(store, write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "1", "image": "photos/a.jpg"})]))
+    ok.unlink()
+    ok.symlink_to("/etc/passwd")
+    generate_images(project, store=store, workers=1)
+    (image,) = store.images()
+    assert image.status == PROBLEM and image.problem.startswith("refused:") and "root:" not in image.problem
+
+
+def test_problem_texts_never_quote_the_file(project, store, tmp_path):
+    secret = tmp_path / "photos" / "notes.jpg"
+    secret.parent.mkdir()
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\n", encoding="utf-8")
+    import_records(store, write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "1", "image": "photos/notes.jpg"})]))
+    generate_images(project, store=store, workers=1)
+    (image,) = store.images()
+    assert image.problem == "not-an-image: the file is text (an error page or a document?)"
+    ppm = b"P6\n" + b"SECRETTOKEN" * 3  # a decoder that quotes the header it choked on
+    with pytest.raises(Exception) as exc:
+        decode(ppm, max_pixels=10**6)
+    assert "SECRET" not in str(exc.value)
+
+
+# -- bounded reads ------------------------------------------------------------------------------
+def test_fifo_and_dev_zero_are_listed_problems_not_hangs(project, store, tmp_path, capsys):
+    photo(tmp_path / "photos" / "good.jpg")
+    os.mkfifo(tmp_path / "photos" / "pipe.jpg")
+    path = write_lines(tmp_path / "r.jsonl", [
+        json.dumps({"id": "good", "image": "photos/good.jpg"}),
+        json.dumps({"id": "pipe", "image": "photos/pipe.jpg"}),
+        json.dumps({"id": "zero", "image": "/dev/zero"}),
+    ])
+    code, _, _ = run(capsys, "import", path, "--image-root", "/dev")
+    assert code == 0
+    with deadline(60):
+        code, out, _ = run(capsys, "generate-images", "--workers", "2")
+    assert code == 0
+    problems = {im.item_id: im.problem for im in store.images()}
+    assert problems["good"] is None
+    assert problems["pipe"].startswith("not-a-file:") and "a named pipe (FIFO)" in problems["pipe"]
+    assert problems["zero"] == "not-a-file: /dev/zero is a device, not a regular file"
+
+
+def test_originals_over_max_original_mb_are_too_large(project, store, tmp_path):
+    photo(tmp_path / "photos" / "a.jpg")
+    (project.root / "muses.toml").write_text("[images]\nmax_original_mb = 0.001\n", encoding="utf-8")
+    import_records(store, write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "1", "image": "photos/a.jpg"})]))
+    generate_images(Project.load(project.root), store=store, workers=1)
+    (image,) = store.images()
+    assert image.problem.startswith("too-large:") and "over 0.001 MB ([images] max_original_mb" in image.problem
+
+
+def test_ctrl_c_ends_a_run_whose_workers_are_waiting(project, store, tmp_path):
+    """Both workers wait on a server that never answers; Ctrl-C (SIGINT to the process group)
+    must end the run at once, not after the read time limit."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(2)], daemon=True).start()
+    port = listener.getsockname()[1]
+    import_records(store, write_lines(tmp_path / "r.jsonl", [
+        json.dumps({"id": str(i), "image": f"http://127.0.0.1:{port}/{i}.jpg"}) for i in range(2)]))
+    (project.root / "muses.toml").write_text("[images]\nallow_network = true\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "MUSES_PROJECT": str(project.root)}
+    proc = subprocess.Popen([sys.executable, "-m", "muses.cli", "generate-images", "--workers", "2",
+                             "--allow-private-urls"], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            if len(accepted) == 2:
+                break
+            time.sleep(0.1)
+        assert len(accepted) == 2, "the workers never connected"
+        start = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert time.monotonic() - start < 15
+        assert proc.returncode == 1 and b"interrupted" in err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        listener.close()
+    assert {im.status for im in store.images()} == {PENDING}
+
+
+# -- bad lines never abort the import -------------------------------------------------------------
+def test_a_lone_surrogate_and_deep_nesting_skip_their_lines_only(project, store, tmp_path, capsys):
+    deep = '{"id": "deep", "raw": ' + "[" * 1000 + "]" * 1000 + "}"
+    deepish = '{"id": "deepish", "raw": ' + "[" * 600 + "]" * 600 + "}"
+    good = [json.dumps({"id": str(i), "title": f"record {i}"}) for i in range(1, 5)]
+    path = write_lines(tmp_path / "r.jsonl", [
+        good[0],
+        '{"id": "bad", "title": "broken \\ud800 text"}',
+        '{"id": "badkey", "\\udfff": "x"}',
+        deep,
+        deepish,
+        *good[1:],
+    ])
+    code, out, _ = run(capsys, "import", path)
+    assert code == 0
+    assert "line 2: skipped, 'title': the text holds an invalid character (a lone UTF-16 surrogate" in out
+    assert "line 3: skipped, " in out and "invalid character" in out
+    assert "line 4: skipped, nested too deeply" in out
+    assert "line 5: skipped, nested more than 32 levels deep" in out
+    assert [item.id for item in store.items()] == ["1", "2", "3", "4"]
+    report = json.loads((project.root / "import-report.json").read_text(encoding="utf-8"))
+    assert [note["line"] for note in report["skipped"]] == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("record, reason", [
+    ('{"id": NaN}', "id NaN is not an object number"),
+    ('{"id": true}', "id true is not an object number"),
+    ('{"id": 1.5}', "id 1.5 is not an object number"),
+    ('{"id": ["1"]}', 'id ["1"] is not an object number'),
+    ('{"id": {"n": 1}}', 'id {"n": 1} is not an object number'),
+    ('{"id": "  "}', "missing id"),
+    ('{"id": "nan"}', "id 'nan' means 'no value'"),
+])
+def test_ids_that_are_not_object_numbers_are_refused_with_the_line(store, tmp_path, capsys, record, reason):
+    path = write_lines(tmp_path / "r.jsonl", ['{"id": 7}', '{"id": "A-1"}', record])
+    code, out, _ = run(capsys, "import", path)
+    assert code == 0 and f"line 3: skipped, {reason}" in out
+    assert [item.id for item in store.items()] == ["7", "A-1"]
+
+
+def import_csv(capsys, path: Path, content: str):
+    path.write_text(content, encoding="utf-8")
+    return run(capsys, "import", path)
+
+
+def test_csv_duplicate_columns_are_warned(store, tmp_path, capsys):
+    code, out, _ = import_csv(capsys, tmp_path / "r.csv", "id,title,kind,title\n1,Bust,Sculpture,Busts\n")
+    assert code == 0
+    assert "line 1: warning: the header repeats the column(s) 'title'; the last column of each name is used" in out
+    assert store.get_item("1").title == "Busts"
+
+
+def test_csv_unterminated_quote_is_warned_with_its_line(store, tmp_path, capsys):
+    code, out, _ = import_csv(capsys, tmp_path / "r.csv", 'id,title,kind\n1,Bust,x\n2,"Vase,x\n3,Bowl,y\n4,Cup,z\n')
+    assert code == 0
+    assert "line 3: warning: the cell 'title' runs over lines 3-5 and holds lines that look like records" in out
+    assert "is a quote (\") left open on this line?" in out
+    # a real multi-line description is no warning
+    code, out, _ = import_csv(capsys, tmp_path / "ok.csv", 'id,title,kind\n1,"A bust\nof Homer",x\n')
+    assert code == 0 and "warning: the cell" not in out
+
+
+def test_an_import_where_everything_is_skipped_fails(store, tmp_path, capsys):
+    path = write_lines(tmp_path / "r.jsonl", ['{"id": true}', '{"id": null, "title": "x"}', '[1]'])
+    code, out, err = run(capsys, "import", path)
+    assert code == 1 and "nothing imported: all 3 records were skipped" in err
+    assert "next: muses generate-images" not in out
+
+
+def test_an_import_where_under_half_is_imported_fails_but_keeps_them(store, tmp_path, capsys):
+    path = write_lines(tmp_path / "r.jsonl", ['{"id": 1}', '{"id": true}', '{"id": false}', '[1]'])
+    code, out, err = run(capsys, "import", path)
+    assert code == 1 and "only 1 of 4 records imported (fewer than half)" in err
+    assert "next:" not in out and [item.id for item in store.items()] == ["1"]
+
+
+# -- environmental errors stop the run and leave the photo pending ---------------------------------
+def _two_photos(store, tmp_path):
+    for i in range(2):
+        photo(tmp_path / "photos" / f"{i}.jpg", seed=i)
+    import_records(store, write_lines(tmp_path / "r.jsonl", [
+        json.dumps({"id": str(i), "image": f"photos/{i}.jpg"}) for i in range(2)]))
+
+
+def test_an_unwritable_images_folder_stops_the_run_and_leaves_photos_pending(project, store, tmp_path, capsys):
+    _two_photos(store, tmp_path)
+    project.images_dir.parent.mkdir(parents=True, exist_ok=True)
+    project.images_dir.write_text("not a folder")  # every copy's folder fails to be made
+    code, _, err = run(capsys, "generate-images", "--workers", "1")
+    assert code == 1 and "cannot write " in err and "stay pending" in err and "make the images folder writable" in err
+    assert {im.status for im in store.images()} == {PENDING}
+    project.images_dir.unlink()
+    code, _, _ = run(capsys, "generate-images", "--workers", "1")
+    assert code == 0 and {im.status for im in store.images()} == {OK}
+
+
+def test_a_report_that_cannot_be_written_is_a_message_and_the_results_are_kept(project, store, tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "empty.jpg").write_bytes(b"")  # a problem photo: no copy to write
+    import_records(store, write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "1", "image": "photos/empty.jpg"})]))
+    project.images_dir.parent.mkdir(parents=True, exist_ok=True)
+    project.images_dir.write_text("not a folder")
+    code, _, err = run(capsys, "generate-images", "--workers", "1")
+    assert code == 1 and "report.json" in err and "results are saved" in err
+    assert [im.problem for im in store.images()] == ["empty: zero-byte file"]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KB tmpfs: a disk that really fills up (needs root; skipped where mount is not allowed)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode(errors='replace').strip()}); "
+                    "test_an_unwritable_images_folder_stops_the_run covers the same path")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def fill(disk: Path) -> None:
+    with contextlib.suppress(OSError), (disk / "filler").open("wb", buffering=0) as fh:
+        while True:
+            fh.write(b"\0" * 1024)
+
+
+def test_disk_full_stops_the_run_and_never_marks_photos_bad(project, store, tmp_path, tiny_disk):
+    _two_photos(store, tmp_path)
+    (tiny_disk / "images").mkdir()
+    fill(tiny_disk)
+    (project.root / "muses.toml").write_text(f'[images]\ndir = "{tiny_disk / "images"}"\n', encoding="utf-8")
+    project = Project.load(project.root)
+    for workers in (1, 2):
+        with pytest.raises(WriteFailed, match="No space left on device.*free some disk space"):
+            generate_images(project, store=store, workers=workers, max_side=512)
+        assert {im.status for im in store.images()} == {PENDING}
+    (tiny_disk / "filler").unlink()
+    report = generate_images(project, store=store, workers=1)
+    assert report.by_status == {OK: 2}
+
+
+def test_a_locked_store_stops_the_run_with_a_message(project, tmp_path):
+    db = project.root / "locked.sqlite"
+    store = Store(f"sqlite:///{db}?timeout=0.2")
+    _two_photos(store, tmp_path)
+    holder = Store(f"sqlite:///{db}").engine.connect()
+    holder.exec_driver_sql("BEGIN IMMEDIATE")  # another program holding the write lock
+    try:
+        with pytest.raises(StoreBusy, match="database is locked.*Another program may be writing"):
+            generate_images(project, store=store, workers=1)
+    finally:
+        holder.rollback()
+        holder.close()
+    with store.session() as s:
+        assert set(s.execute(text("SELECT status FROM images")).scalars()) == {PENDING}
+
+
+# -- messages that mislead -----------------------------------------------------------------------------
+def test_a_float_tiff_with_values_from_0_to_1_is_not_blank():
+    arr = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
+    buf = io.BytesIO()
+    PILImage.fromarray(arr, "F").save(buf, "TIFF")
+    decoded = decode(buf.getvalue(), max_pixels=10**6)
+    grey = np.asarray(decoded.image.convert("L"))
+    assert grey[:, 0].max() < 5 and grey[:, -1].min() > 250
+
+
+def test_the_too_large_message_names_our_limit_not_pillows():
+    from test_images import png_header_only
+
+    for size in (30000, 2000):  # over Pillow's own refusal threshold, and under it
+        with pytest.raises(Exception, match=rf"too-large: .*{size * size:,} pixels, over the limit of 1,000,000 "
+                                            r"\(\[images\] max_pixels"):
+            decode(png_header_only(size, size), max_pixels=1_000_000)
