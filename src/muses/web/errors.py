@@ -1,0 +1,64 @@
+"""What a visitor sees when a request fails: a page for the pages, JSON ({"detail": ...}) for
+the API and its docs. Every failure says what happened; none is a bare 500."""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from muses.errors import MusesError
+from muses.web.guard import DOC_PATHS
+from muses.web.templating import templates
+
+log = logging.getLogger(__name__)
+# Starlette's words when a body passes max_body_size; we say which limit instead.
+BODY_LIMIT_DETAIL = "Content Too Large"
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", *DOC_PATHS))
+
+
+def _answer(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status, headers=headers)
+    return templates.TemplateResponse(request, "error.html", {
+        "status": status, "reason": HTTPStatus(status).phrase, "message": message,
+    }, status_code=status, headers=headers)
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    message = exc.detail
+    if exc.status_code == 413 and message == BODY_LIMIT_DETAIL:
+        limit = request.app.state.muses.limits.max_upload_bytes
+        message = f"the upload is larger than {limit / 1e6:.1f} MB; send a smaller photo"
+    return _answer(request, exc.status_code, str(message), exc.headers)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    if _wants_json(request):
+        return await request_validation_exception_handler(request, exc)
+    problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
+    return _answer(request, 422, f"the address has a bad value ({problems})")
+
+
+async def muses_error(request: Request, exc: MusesError) -> Response:
+    # Raised by the project's own files (a broken definitions.toml, say), not by the visitor.
+    return _answer(request, 503, f"the server cannot answer: {exc}")
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _answer(request, 500, "muses failed on this request (a bug); the server's log has the details")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(MusesError, muses_error)
+    app.add_exception_handler(Exception, unexpected_error)
