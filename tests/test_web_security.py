@@ -88,7 +88,7 @@ def test_a_chunked_upload_stops_at_the_limit(proj, path):
     status, text, read = run_asgi(app, path, [(b"content-type", b"multipart/form-data; boundary=x")], body())
     assert status == 413
     assert read <= 4, f"read {read} chunks of 64 kB past a 164 kB limit"
-    assert b"larger than 0.1 MB" in text
+    assert b"the upload is larger than 98 kB" in text
 
 
 def test_a_chunked_upload_through_the_client_gets_the_message(proj):
@@ -100,7 +100,17 @@ def test_a_chunked_upload_through_the_client_gets_the_message(proj):
         yield b"\xff" * limit  # the form's bytes pass the limit by one
 
     r = client.post("/api/predict", content=body(), headers={"content-type": "multipart/form-data; boundary=x"})
-    assert r.status_code == 413 and "the upload is larger than 0.0 MB" in r.json()["detail"]
+    assert r.status_code == 413 and r.json()["detail"] == "the upload is larger than 1 kB; send a smaller photo"
+
+
+def test_a_declared_oversize_upload_is_refused_with_a_message_in_kind(proj):
+    client = TestClient(create_app(proj))  # the default limit: 10 MB as --max-upload-mb counts
+    big = {"file": ("a.png", b"\xff" * (10 * 2**20 + 70_000), "image/png")}
+    r = client.post("/api/predict", files=big)
+    assert r.status_code == 413 and r.json()["detail"] == "the upload is larger than 10.0 MB; send a smaller photo"
+    page = client.post("/", files=big)
+    assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+    assert "the upload is larger than 10.0 MB" in page.text
 
 
 # -- writes only from our own pages -----------------------------------------------------------------
@@ -198,7 +208,7 @@ def test_pages_fail_with_a_page_and_the_api_with_json(proj):
     for path in ("/items/nope", "/nowhere", "/item?id=nope"):
         r = client.get(path)
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), path
-        assert "<h1>Not Found" in r.text and "Browse the collection" in r.text
+        assert "<h1>Not found" in r.text and "Browse the collection" in r.text
     assert "no item with id &#39;nope&#39;" in client.get("/items/nope").text
     r = client.get("/items", params={"page": "abc"})
     assert r.status_code == 422 and "page" in r.text and r.headers["content-type"].startswith("text/html")

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from muses import __version__
 from muses.settings import Project, find_project
 from muses.web import api, errors, pages
-from muses.web.guard import SecurityHeaders, same_origin
+from muses.web.guard import BodyLimit, SecurityHeaders, same_origin
 from muses.web.state import AppState, Limits
 from muses.web.templating import HERE
 from muses.web.uploads import MAX_BYTES, MAX_PIXELS
@@ -42,11 +42,10 @@ def create_app(
         version=__version__,
         description="Classify a photo against the museum's model and find similar objects; browse the "
                     "collection with its naive labels and predicted classes.",
-        # Counted while the body is read, chunked or not: a huge upload never reaches the disk.
-        max_body_size=max_upload_bytes + FORM_OVERHEAD,
         dependencies=[Depends(same_origin)],
     )
     app.state.muses = AppState(proj, Path(model_path) if model_path else proj.model_path, limits, allow_writes)
+    app.add_middleware(BodyLimit, max_upload_bytes=max_upload_bytes, overhead=FORM_OVERHEAD)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)

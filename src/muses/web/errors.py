@@ -16,8 +16,9 @@ from muses.web.guard import DOC_PATHS
 from muses.web.templating import templates
 
 log = logging.getLogger(__name__)
-# Starlette's words when a body passes max_body_size; we say which limit instead.
-BODY_LIMIT_DETAIL = "Content Too Large"
+# Page titles in plain words; other statuses use the standard reason phrase.
+TITLES = {403: "Not allowed", 404: "Not found", 413: "Too large", 422: "Bad address",
+          500: "Something went wrong", 503: "Not available"}
 
 
 def _wants_json(request: Request) -> bool:
@@ -28,16 +29,12 @@ def _answer(request: Request, status: int, message: str, headers: dict | None = 
     if _wants_json(request):
         return JSONResponse({"detail": message}, status, headers=headers)
     return templates.TemplateResponse(request, "error.html", {
-        "status": status, "reason": HTTPStatus(status).phrase, "message": message,
+        "status": status, "title": TITLES.get(status) or HTTPStatus(status).phrase, "message": message,
     }, status_code=status, headers=headers)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
-    message = exc.detail
-    if exc.status_code == 413 and message == BODY_LIMIT_DETAIL:
-        limit = request.app.state.muses.limits.max_upload_bytes
-        message = f"the upload is larger than {limit / 1e6:.1f} MB; send a smaller photo"
-    return _answer(request, exc.status_code, str(message), exc.headers)
+    return _answer(request, exc.status_code, str(exc.detail), exc.headers)
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -1,11 +1,14 @@
-"""Protection every request gets: no state change from another site's page, security headers.
-(The request body is bounded by FastAPI's ``max_body_size``, counted while it is read.)"""
+"""Protection every request gets: a bounded body, no state change from another site's page,
+security headers."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
-from starlette.datastructures import MutableHeaders
+
+from muses.web.uploads import size_text
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -28,6 +31,54 @@ def same_origin(request: Request) -> None:
     if urlsplit(sender).netloc.lower() != host.lower():
         raise HTTPException(403, f"refused: this request came from another site's page ({sender}), not from "
                                  f"{host}; use the muses pages or call the API without a browser")
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, max_upload_bytes: int):
+        super().__init__(413, f"the upload is larger than {size_text(max_upload_bytes)}; send a smaller photo")
+
+
+class BodyLimit:
+    """Stops reading a request body past ``max_upload_bytes + overhead``: counted while it is read,
+    so a chunked body (no Content-Length) is cut off too, and never spooled to disk in full.
+
+    The error is raised from ``receive``, inside the route that reads the body, so the app's
+    error handlers answer it (a page for pages, JSON for the API)."""
+
+    def __init__(self, app: ASGIApp, *, max_upload_bytes: int, overhead: int):
+        self.app = app
+        self.max_upload_bytes = max_upload_bytes
+        self.max_body = max_upload_bytes + overhead
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = Headers(scope=scope).get("content-length", "")
+        too_large = declared.isdigit() and int(declared) > self.max_body
+        received = 0
+        started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            if too_large:  # refused before a byte of the body is read
+                raise BodyTooLarge(self.max_upload_bytes)
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise BodyTooLarge(self.max_upload_bytes)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, watched_send)
+        except BodyTooLarge as exc:  # read outside a route (a middleware): answer here
+            if started:
+                raise
+            await JSONResponse({"detail": exc.detail}, exc.status_code)(scope, receive, send)
 
 
 class SecurityHeaders:
