@@ -124,6 +124,7 @@ def writer(proj, tiny_model_path) -> TestClient:
     {"Referer": "http://evil.example/page.html"},
     {"Origin": "null"},
     {"Origin": "http://testserver.evil.example"},
+    {"Origin": "http://evil.example", "X-Forwarded-Host": "muses.museum.example"},
 ])
 def test_a_cross_site_post_changes_nothing(writer, proj, headers):
     r = writer.post("/api/items/vase-1/classify", data={"any": "thing"}, headers=headers)
@@ -131,7 +132,10 @@ def test_a_cross_site_post_changes_nothing(writer, proj, headers):
     assert classification_of(proj, "vase-1") is None
 
 
-@pytest.mark.parametrize("headers", [{}, {"Origin": "http://testserver"}, {"Referer": "http://testserver/items/vase-1"}])
+@pytest.mark.parametrize("headers", [
+    {}, {"Origin": "http://testserver"}, {"Referer": "http://testserver/items/vase-1"},
+    {"Origin": "https://muses.museum.example", "X-Forwarded-Host": "muses.museum.example"},  # behind a proxy
+])
 def test_same_origin_and_non_browser_writes_work(writer, proj, headers):
     r = writer.post("/api/items/vase-1/classify", headers={"Content-Type": "application/json", **headers})
     assert r.status_code == 200, r.text
@@ -193,6 +197,11 @@ def test_odd_ids_get_links_that_lead_to_their_own_page(proj):
     for item_id in ODD_IDS:
         page = client.get(item_url(item_id))
         assert page.status_code == 200 and f"<td>{html.escape(item_id)}</td>" in page.text, item_id
+
+
+def test_similar_takes_a_bounded_number_of_ids(proj):
+    r = TestClient(create_app(proj)).get("/api/similar", params={"ids": ",".join(map(str, range(101)))})
+    assert r.status_code == 422 and "1 to 100 item ids" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("item_id", ["a/b", "a b#c?d", ".."])

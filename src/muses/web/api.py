@@ -11,6 +11,7 @@ from muses.web.state import AppState, get_state
 from muses.web.uploads import UploadError
 
 router = APIRouter(prefix="/api", tags=["api"])
+MAX_SIMILAR_IDS = 100
 
 
 @router.post("/predict", summary="Classes and similar objects for an uploaded photo")
@@ -38,11 +39,11 @@ def api_item(item_id: str, state: AppState = Depends(get_state)):
 
 
 @router.get("/similar", summary="Items similar to the given ones (comma-separated ids)")
-def api_similar(ids: str = Query(..., description="item ids, comma-separated"), limit: int = Query(20, ge=1, le=100),
+def api_similar(ids: str = Query(..., description=f"item ids, comma-separated (at most {MAX_SIMILAR_IDS})"), limit: int = Query(20, ge=1, le=100),
                 state: AppState = Depends(get_state)):
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
-    if not wanted:
-        raise HTTPException(422, "give at least one item id: /api/similar?ids=ID1,ID2")
+    if not 1 <= len(wanted) <= MAX_SIMILAR_IDS:
+        raise HTTPException(422, f"give 1 to {MAX_SIMILAR_IDS} item ids: /api/similar?ids=ID1,ID2")
     return {"similar": state.similar_items(wanted, limit)}
 
 

@@ -26,11 +26,15 @@ def same_origin(request: Request) -> None:
     sender = request.headers.get("origin") or request.headers.get("referer")
     if sender is None:
         return
-    host = request.headers.get("host", "")
+    # Behind a reverse proxy that rewrites Host, the proxy names the original in X-Forwarded-Host.
+    # A page of another site cannot set that header on a request a browser sends without asking.
+    ours = {h.strip().lower() for h in (request.headers.get("host", ""),
+                                        request.headers.get("x-forwarded-host", "").split(",")[0]) if h.strip()}
     # "null" (a sandboxed or privacy-sensitive page) has no host and is refused too.
-    if urlsplit(sender).netloc.lower() != host.lower():
+    if urlsplit(sender).netloc.lower() not in ours:
         raise HTTPException(403, f"refused: this request came from another site's page ({sender}), not from "
-                                 f"{host}; use the muses pages or call the API without a browser")
+                                 f"{request.headers.get('host', '')}; use the muses pages or call the API without "
+                                 "a browser (behind a reverse proxy, pass the Host or X-Forwarded-Host header on)")
 
 
 class BodyTooLarge(HTTPException):
