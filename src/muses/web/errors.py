@@ -2,7 +2,6 @@
 the API and its docs. Every failure says what happened; none is a bare 500."""
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -15,7 +14,6 @@ from muses.errors import MusesError
 from muses.web.guard import DOC_PATHS
 from muses.web.templating import templates
 
-log = logging.getLogger(__name__)
 # Page titles in plain words; other statuses use the standard reason phrase.
 TITLES = {403: "Not allowed", 404: "Not found", 413: "Too large", 422: "Bad address",
           500: "Something went wrong", 503: "Not available"}
@@ -50,7 +48,7 @@ async def muses_error(request: Request, exc: MusesError) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    # Starlette raises the exception again after this answer: the server logs its traceback.
     return _answer(request, 500, "muses failed on this request (a bug); the server's log has the details")
 
 

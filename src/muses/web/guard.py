@@ -5,11 +5,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
-
-from muses.web.uploads import size_text
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from muses.web.uploads import size_text
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Our pages load only their own CSS, JS and images; /docs loads Swagger UI from a CDN.
