@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO, add_met_items
 from muses.classify import classify_collection
+from muses.collection.store import Item, Store
 from muses.settings import Project, init_project
 from muses.web import create_app
 
@@ -17,6 +18,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO / "test-artifacts"
+ODD_IDS = ("..", ".", "a/b", "a b#c?d")
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,6 +39,8 @@ def server(tmp_path_factory, met_sample, tiny_model_path):
     project = Project.load(init_project(tmp_path_factory.mktemp("browser") / "proj")[0].parent)
     ids = add_met_items(project, met_sample, 24)
     classify_collection(project, model_path=tiny_model_path)
+    with Store.for_project(project).transaction() as s:  # ids a browser would normalise away in a path
+        s.add_all(Item(id=item_id, title=f"Odd id {item_id}", object_type=["Odds"]) for item_id in ODD_IDS)
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(project, tiny_model_path), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -81,4 +85,19 @@ def test_upload_a_photo_and_browse(server):
         page.wait_for_selector("h2:has-text('Predicted classes')")
         assert page.locator(".bars progress").count() >= 1
         page.screenshot(path=str(ARTIFACTS / "web-item.png"), full_page=True)
+        browser.close()
+
+
+def test_odd_ids_lead_to_their_own_page(server):
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page()
+        for item_id in ODD_IDS:
+            page.goto(url + "/items?naive=(none)&per_page=100")
+            page.get_by_text(f"Odd id {item_id}", exact=True).click()
+            page.wait_for_selector("h1")
+            assert page.locator("h1").inner_text() == f"Odd id {item_id}", page.url
         browser.close()

@@ -16,6 +16,7 @@ import numpy as np
 from muses.labeling.definitions import DEFAULT_FIELDS, Definitions
 from muses.labeling.text import normalize, word_forms
 from muses.search import ClassTerm, Filters, Hit, SearchEngine, Term, TextTerm
+from muses.search.classification import stored_classes
 
 TOP_CLASSES = 3
 PREDICTION_BOOST = 8.0
@@ -87,8 +88,8 @@ def similar_to_items(
     materials: list[str] = []
     facets: list[str] = []
     for item in items:
-        for c in (item.classification or {}).get("classes", []):
-            weight[c["name"]] += float(c["probability"])
+        for name, probability in stored_classes(item.classification):
+            weight[name] += probability
         materials += _words(item.material or "")
         facets += [normalize(f) for f in item.object_type or [] if f.strip()]
     ranked = sorted(weight, key=lambda name: (-weight[name], name))[:top]

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from muses.collection.store import Item, Store
-from muses.settings import Project
 from muses.labeling.matching import Label, Matcher, record_fields
-from muses.labeling.definitions import load_definitions
+from muses.search.classification import stored_top_class
+from muses.web.cache import DefinitionsCache
 
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
@@ -32,35 +32,29 @@ class Query:
             raise ValueError(f"per_page must be between 1 and {MAX_PER_PAGE}, got {self.per_page}")
 
 
-def top_class(item: Item) -> str | None:
-    classes = (item.classification or {}).get("classes") or []
-    return classes[0]["name"] if classes else None
-
-
 class CollectionView:
     """Read-only view of a project's store for browsing. Naive labels are computed once per
     state of the store and of definitions.toml (cheap: the matcher labels ~100,000 records/s)."""
 
-    def __init__(self, project: Project, store: Store):
-        self.project = project
+    def __init__(self, store: Store, definitions: DefinitionsCache):
         self.store = store
+        self.definitions = definitions
         self._labels_key: tuple | None = None
         self._labels: dict[str, Label] = {}
 
-    def _state(self) -> tuple:
-        path = self.project.definitions_path
-        with self.store.session() as s:
-            count, latest = s.execute(select(func.count(), func.max(Item.updated_at))).one()
-        return (path.stat().st_mtime_ns if path.is_file() else None, count, latest)
-
     def naive_labels(self) -> dict[str, Label]:
         """Item id → naive label; empty when the project has no definitions.toml."""
-        state = self._state()
+        definitions = self.definitions.get()
+        with self.store.session() as s:
+            count, latest = s.execute(select(func.count(), func.max(Item.updated_at))).one()
+        # The cache hands out the same Definitions object until the file changes, and a tuple
+        # compares identical members without calling __eq__: this check is cheap.
+        state = (definitions, count, latest)
         if state != self._labels_key:
-            if state[0] is None:
+            if definitions is None:
                 self._labels = {}
             else:
-                matcher = Matcher(load_definitions(self.project.definitions_path))
+                matcher = Matcher(definitions)
                 self._labels = {item.id: matcher.label(record_fields(item)) for item in self.store.items()}
             self._labels_key = state
         return self._labels
@@ -73,7 +67,7 @@ class CollectionView:
         """The values the browser's filters offer."""
         with self.store.session() as s:
             rows = s.execute(select(Item.classification).where(Item.classification.is_not(None))).scalars()
-            predicted = sorted({c["classes"][0]["name"] for c in rows if c.get("classes")})
+            predicted = sorted({top for top in map(stored_top_class, rows) if top})
         naive = sorted({label.cls for label in self.naive_labels().values() if label.cls})
         return {"predicted": predicted, "naive": naive + [NO_LABEL]}
 
@@ -83,8 +77,7 @@ class CollectionView:
             rows = s.execute(select(Item.id, Item.classification).order_by(Item.id)).all()
         wanted = []
         for item_id, classification in rows:
-            classes = (classification or {}).get("classes") or []
-            predicted = classes[0]["name"] if classes else None
+            predicted = stored_top_class(classification)
             label = labels.get(item_id)
             naive = label.cls if label else None
             if query.predicted is not None and predicted != query.predicted:
@@ -114,7 +107,7 @@ class CollectionView:
             "material": item.material,
             "period": item.period,
             "naive_label": self.naive_label(item.id),
-            "predicted": top_class(item),
+            "predicted": stored_top_class(item.classification),
             "image_ids": [im.id for im in usable],
             "thumbnail": f"/images/{usable[0].id}" if usable else None,
         }

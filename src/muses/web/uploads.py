@@ -23,12 +23,17 @@ class UploadError(MusesError):
         self.status = status
 
 
+def size_text(n_bytes: int) -> str:
+    """A size the way `muses serve --max-upload-mb` counts it (1 MB = 1024 × 1024 bytes)."""
+    return f"{n_bytes / 2**20:.1f} MB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.0f} kB"
+
+
 def read_upload(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """The uploaded bytes as an RGB image, or :class:`UploadError` saying what is wrong."""
     if not data:
         raise UploadError("the uploaded file is empty; choose a photo (JPEG, PNG, WebP, ...)")
     if len(data) > max_bytes:
-        raise UploadError(f"the file is larger than {max_bytes / 1e6:.1f} MB; send a smaller photo", 413)
+        raise UploadError(f"the file is larger than {size_text(max_bytes)}; send a smaller photo", 413)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

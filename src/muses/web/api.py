@@ -1,0 +1,59 @@
+"""The JSON API under /api, documented at /docs."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from muses.classify import classify_collection
+from muses.web import browse
+from muses.web.forms import listing_query, read_file
+from muses.web.state import AppState, get_state
+from muses.web.uploads import UploadError
+
+router = APIRouter(prefix="/api", tags=["api"])
+MAX_SIMILAR_IDS = 100
+
+
+@router.post("/predict", summary="Classes and similar objects for an uploaded photo")
+async def api_predict(file: UploadFile = File(..., description="a photo: JPEG, PNG, WebP, GIF, BMP or TIFF"),
+                      state: AppState = Depends(get_state)):
+    try:
+        image = await run_in_threadpool(state.read_upload, await read_file(state, file))
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    return await run_in_threadpool(state.predict, image)
+
+
+@router.get("/items", summary="Items, filtered and paginated")
+def api_items(predicted: str = Query("", description="stored top class"),
+              naive: str = Query("", description=f"naive label class, or {browse.NO_LABEL!r}"),
+              disagree: bool = Query(False, description="naive label and predicted class differ"),
+              page: int = 1, per_page: int = Query(24, description=f"1 to {browse.MAX_PER_PAGE}"),
+              state: AppState = Depends(get_state)):
+    return state.view.page(listing_query(predicted, naive, disagree, page, per_page))
+
+
+@router.get("/items/{item_id:path}", summary="One item: catalog fields, images, labels")
+def api_item(item_id: str, state: AppState = Depends(get_state)):
+    return state.view.detail(state.item(item_id))
+
+
+@router.get("/similar", summary="Items similar to the given ones (comma-separated ids)")
+def api_similar(ids: str = Query(..., description=f"item ids, comma-separated (at most {MAX_SIMILAR_IDS})"), limit: int = Query(20, ge=1, le=100),
+                state: AppState = Depends(get_state)):
+    wanted = [i.strip() for i in ids.split(",") if i.strip()]
+    if not 1 <= len(wanted) <= MAX_SIMILAR_IDS:
+        raise HTTPException(422, f"give 1 to {MAX_SIMILAR_IDS} item ids: /api/similar?ids=ID1,ID2")
+    return {"similar": state.similar_items(wanted, limit)}
+
+
+@router.post("/items/{item_id:path}/classify", summary="Classify one item again and store the result (needs --allow-writes)")
+def api_classify(item_id: str, state: AppState = Depends(get_state)):
+    if not state.allow_writes:
+        raise HTTPException(403, "the server is read-only; start it with `muses serve --allow-writes`")
+    state.item(item_id)
+    state.classifier()  # 503 if there is no model
+    report = classify_collection(state.project, model_path=state.model_path, ids=[item_id], update_existing=True)
+    if item_id not in report.classified:
+        raise HTTPException(422, f"item {item_id!r} has no readable usable image")
+    return state.view.detail(state.store.get_item(item_id))

@@ -1,0 +1,19 @@
+"""Request parts that pages and API read the same way."""
+from __future__ import annotations
+
+from fastapi import HTTPException, UploadFile
+
+from muses.web import browse
+from muses.web.state import AppState
+
+
+def listing_query(predicted: str, naive: str, disagree: bool, page: int, per_page: int) -> browse.Query:
+    try:
+        return browse.Query(predicted or None, naive or None, disagree, page, per_page)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+
+
+async def read_file(state: AppState, file: UploadFile | None) -> bytes:
+    # One byte more than allowed is enough to know the upload is too large.
+    return await file.read(state.limits.max_upload_bytes + 1) if file is not None else b""

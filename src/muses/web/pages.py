@@ -1,0 +1,83 @@
+"""The HTML pages: upload a photo (/), the collection (/items) and one item (/items/ID)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse
+
+from muses.collection.store import Image
+from muses.web.forms import listing_query, read_file
+from muses.web.state import AppState, get_state
+from muses.web.templating import templates
+from muses.web.uploads import UploadError, thumbnail_data_url
+
+router = APIRouter(include_in_schema=False)
+MAX_IMAGE_ID = 2**63 - 1  # SQLite's largest integer key
+
+
+@router.get("/", response_class=HTMLResponse)
+def upload_page(request: Request):
+    return templates.TemplateResponse(request, "upload.html", {})
+
+
+@router.post("/", response_class=HTMLResponse)
+async def upload_form(request: Request, file: UploadFile | None = File(None), state: AppState = Depends(get_state)):
+    try:
+        image = await run_in_threadpool(state.read_upload, await read_file(state, file))
+        result = await run_in_threadpool(state.predict, image)
+    except UploadError as exc:
+        return templates.TemplateResponse(request, "upload.html", {"error": str(exc)}, status_code=exc.status)
+    except HTTPException as exc:
+        return templates.TemplateResponse(request, "upload.html", {"error": exc.detail}, status_code=exc.status_code)
+    return templates.TemplateResponse(request, "upload.html", {
+        "result": result, "filename": file.filename, "photo": thumbnail_data_url(image),
+    })
+
+
+@router.get("/items", response_class=HTMLResponse)
+def items_page(request: Request, predicted: str = "", naive: str = "", disagree: bool = False,
+               page: int = 1, per_page: int = 24, state: AppState = Depends(get_state)):
+    q = listing_query(predicted, naive, disagree, page, per_page)
+    return templates.TemplateResponse(request, "items.html", {
+        "listing": state.view.page(q), "query": q, "options": state.view.options(),
+    })
+
+
+def _item_page(request: Request, state: AppState, item_id: str):
+    item = state.item(item_id)
+    similar = state.similar_items([item.id], state.limits.similar_limit) if item.usable_images and state.has_engine() else []
+    return templates.TemplateResponse(request, "item.html", {"item": state.view.detail(item), "similar": similar})
+
+
+@router.get("/items/{item_id:path}", response_class=HTMLResponse)
+def item_page(request: Request, item_id: str, state: AppState = Depends(get_state)):
+    return _item_page(request, state, item_id)
+
+
+@router.get("/item", response_class=HTMLResponse)
+def item_page_by_query(request: Request, id: str = Query(...), state: AppState = Depends(get_state)):
+    """For the ids '.' and '..', which cannot be a path segment (see templating.item_url)."""
+    return _item_page(request, state, id)
+
+
+def _image_number(text: str) -> int | None:
+    # Checked here: a number past SQLite's integers would fail inside the database driver.
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IMAGE_ID:
+        return None
+    return int(text)
+
+
+@router.get("/images/{image_id}")
+def image(image_id: str, state: AppState = Depends(get_state)):
+    number = _image_number(image_id)
+    if number is None:
+        raise HTTPException(404, f"no stored image with id {image_id}")
+    with state.store.session() as s:
+        im = s.get(Image, number)
+    if im is None or not im.stored_path:
+        raise HTTPException(404, f"no stored image with id {number}")
+    root = state.project.root.resolve()
+    path = state.project.path(im.stored_path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():  # a store edited by hand
+        raise HTTPException(404, f"image {number} is not in the project folder")
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})

@@ -1,0 +1,120 @@
+"""What every request of one app shares: the project, its store and search engine, the model,
+the limits. Kept on ``app.state.muses``; routes get it with ``Depends(get_state)``."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, Request
+from PIL import Image as PILImage
+
+from muses.collection.store import Item, Store
+from muses.errors import MusesError
+from muses.model.loading import load_model
+from muses.search import Hit, SearchEngine, UnsupportedStoreError, open_engine
+from muses.search.similar import similar_to_image, similar_to_items
+from muses.settings import Project
+from muses.web.browse import CollectionView
+from muses.web.cache import DefinitionsCache
+from muses.web.uploads import MAX_BYTES, MAX_PIXELS, read_upload
+
+log = logging.getLogger(__name__)
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int = MAX_BYTES
+    max_pixels: int = MAX_PIXELS
+    similar_limit: int = 12
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1 or self.max_pixels < 1 or self.similar_limit < 1:
+            raise ValueError("max_upload_bytes, max_pixels and similar_limit must be >= 1")
+
+
+@dataclass
+class AppState:
+    project: Project
+    model_path: Path
+    limits: Limits = field(default_factory=Limits)
+    allow_writes: bool = False
+    store: Store = field(init=False)
+    definitions: DefinitionsCache = field(init=False)
+    view: CollectionView = field(init=False)
+    _engine: SearchEngine | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.store = Store.for_project(self.project)
+        self.definitions = DefinitionsCache(self.project.definitions_path)
+        self.view = CollectionView(self.store, self.definitions)
+
+    # -- the parts, each failing with the HTTP answer a visitor should get ------------------------
+    def engine(self) -> SearchEngine:
+        """The search engine, opened on first use (a PostgreSQL store has none: 503)."""
+        if self._engine is None:
+            try:
+                self._engine = open_engine(self.store)
+            except UnsupportedStoreError as exc:
+                raise HTTPException(503, str(exc)) from exc
+        return self._engine
+
+    def has_engine(self) -> bool:
+        try:
+            self.engine()
+        except HTTPException:
+            return False
+        return True
+
+    def classifier(self):
+        """The model, loaded on first use and again when its files change; 503 when there is none
+        or it cannot be loaded, so browsing keeps working without a model."""
+        try:
+            return load_model(self.model_path, project=self.project)
+        except MusesError as exc:  # no model file yet, or not a muses model
+            raise HTTPException(503, f"no model to classify with: {exc}") from exc
+        except Exception as exc:
+            # A damaged model file fails deep inside safetensors, json or torch with errors of
+            # every kind; the visitor gets the reason, the log gets the traceback.
+            log.exception("loading the model %s failed", self.model_path)
+            raise HTTPException(503, f"the model {self.model_path.name} could not be loaded "
+                                     f"({type(exc).__name__}: {exc}); train it again or serve another "
+                                     "model with `muses serve --model PATH`") from exc
+
+    def item(self, item_id: str) -> Item:
+        item = self.store.get_item(item_id)
+        if item is None:
+            raise HTTPException(404, f"no item with id {item_id!r}")
+        return item
+
+    # -- what pages and API answer --------------------------------------------------------------
+    def read_upload(self, data: bytes) -> PILImage.Image:
+        return read_upload(data, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_pixels)
+
+    def hits_json(self, hits: list[Hit]) -> list[dict[str, Any]]:
+        items = {item.id: item for item in self.store.items([h.item_id for h in hits])}
+        return [{**self.view.summary(items[h.item_id]), "score": round(h.score, 4), "matched": list(h.matched)}
+                for h in hits if h.item_id in items]
+
+    def predict(self, image: PILImage.Image) -> dict[str, Any]:
+        clf = self.classifier()
+        result = similar_to_image(clf.predict_pil([image]), clf.class_names, self.engine(),
+                                  definitions=self.definitions.get(), limit=self.limits.similar_limit)
+        return {
+            "model": getattr(clf, "name", self.model_path.stem),
+            "classes": [{"name": n, "probability": round(p, 6)} for n, p in result.classes[:TOP_K]],
+            "similar": self.hits_json(result.hits),
+        }
+
+    def similar_items(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
+        items = list(self.store.items(ids))
+        missing = sorted(set(ids) - {i.id for i in items})
+        if missing:
+            raise HTTPException(404, f"no item with id {', '.join(missing)}")
+        return self.hits_json(similar_to_items(items, self.engine(), definitions=self.definitions.get(), limit=limit))
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.muses

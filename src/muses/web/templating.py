@@ -1,0 +1,29 @@
+"""The Jinja2 environment of the pages: templates/, the app's globals and URL filters."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+
+from muses import __version__
+
+HERE = Path(__file__).parent
+
+
+def item_url(item_id: str) -> str:
+    """The page of an item. The id is one percent-encoded path segment ('/' too), except the ids
+    '.' and '..': browsers drop those path segments even when encoded, so they go in the query."""
+    if item_id in (".", ".."):
+        return "/item?" + urlencode({"id": item_id})
+    return "/items/" + quote(item_id, safe="")
+
+
+def _app_globals(request: Request) -> dict:
+    return {"allow_writes": request.app.state.muses.allow_writes}
+
+
+templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_app_globals])
+templates.env.globals["version"] = __version__
+templates.env.filters["item_url"] = item_url
