@@ -456,7 +456,7 @@ def section_import(b: Bench) -> list[Row]:
     path = _write_jsonl(b.workdir / "import.jsonl", records)
     project, store = _fresh_project(b, "import-project")
     b.log(f"  import: {n:,} records")
-    seconds = timed(lambda: import_records(store, path, preset="met-scrapi"))
+    seconds = timed(lambda: import_records(store, path, preset="met-scrapi", roots=[MET_SAMPLE]))
     return [Row(f"import ({n:,} Met records, JSONL, SQLite)", _rate(n, seconds, "records"),
                 note="the Met sample replicated under new ids, through the real importer")]
 

@@ -342,7 +342,7 @@ def test_a_locked_store_stops_the_run_with_a_message(project, tmp_path):
     holder = Store(f"sqlite:///{db}").engine.connect()
     holder.exec_driver_sql("BEGIN IMMEDIATE")  # another program holding the write lock
     try:
-        with pytest.raises(StoreBusy, match="database is locked.*Another program may be writing"):
+        with pytest.raises(StoreBusy, match="is locked.*stay pending"):
             generate_images(project, store=store, workers=1)
     finally:
         holder.rollback()

@@ -53,6 +53,9 @@ class ImageSettings:
     allow_network: bool = False
     workers: int = _bounded(0, low=0)  # 0: one per CPU core
     roots: tuple[str, ...] = ()  # extra folders image references may point into
+    max_original_mb: float = _bounded(100.0, low=0.001)  # an original larger than this is a listed problem
+    read_timeout_s: float = _bounded(60.0, low=0.001)  # reading one original may take this long
+    allow_private_urls: bool = False  # fetch URLs on loopback, link-local and private addresses too
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,7 @@ def _count_lines(path: Path) -> int:
 
 def _image_roots(args, project) -> list[Path]:
     """--image-root folders (from the current folder) and [images] roots (from the project folder)."""
-    configured = project.config.get("images", {}).get("roots", [])
-    return [*args.image_root, *(project.path(root) for root in configured)]
+    return [*args.image_root, *project.image_roots]
 
 
 def _print_notes(report) -> None:

@@ -190,31 +190,20 @@ class GenerateReport:
         return {**vars(self), "by_status": dict(self.by_status), "problems": dict(self.problems.most_common())}
 
 
-def _limits(cfg: dict[str, Any], allow_private_urls: bool) -> ReadLimits:
-    limits = ReadLimits(max_bytes=int(float(cfg.get("max_original_mb", 100)) * 1_000_000),
-                        timeout_s=float(cfg.get("read_timeout_s", 60)),
-                        allow_private_urls=allow_private_urls or bool(cfg.get("allow_private_urls", False)))
-    if limits.max_bytes < 1 or limits.timeout_s <= 0:
-        raise ConfigError("[images] max_original_mb and read_timeout_s must be positive")
-    return limits
-
-
 def _settings(project: Project, max_side: int | None, allow_private_urls: bool = False) -> Settings:
-    cfg = project.config["images"]
-    settings = Settings(max_side=int(max_side if max_side is not None else cfg["max_side"]),
-                        quality=int(cfg["quality"]), max_pixels=int(cfg["max_pixels"]),
-                        allow_network=bool(cfg["allow_network"]), limits=_limits(cfg, allow_private_urls))
+    # muses.toml's values were range-checked when it was read; only the command's own --max-side is new here.
+    cfg = project.settings.images
+    limits = ReadLimits(max_bytes=int(cfg.max_original_mb * 1_000_000), timeout_s=cfg.read_timeout_s,
+                        allow_private_urls=allow_private_urls or cfg.allow_private_urls)
+    settings = Settings(max_side=int(max_side if max_side is not None else cfg.max_side), quality=cfg.quality,
+                        max_pixels=cfg.max_pixels, allow_network=cfg.allow_network, limits=limits)
     if settings.max_side < 16:
         raise ConfigError(f"max_side must be at least 16 pixels, got {settings.max_side}")
-    if not 1 <= settings.quality <= 100:
-        raise ConfigError(f"[images] quality must be between 1 and 100, got {settings.quality}")
-    if settings.max_pixels < 1:
-        raise ConfigError(f"[images] max_pixels must be positive, got {settings.max_pixels}")
     return settings
 
 
 def resolve_workers(workers: int | None, project: Project) -> int:
-    n = int(project.config["images"]["workers"] if workers is None else workers)
+    n = int(project.settings.images.workers if workers is None else workers)
     if n < 0:
         raise ConfigError(f"workers must be 0 (one per CPU core) or more, got {n}")
     return n or os.cpu_count() or 1
@@ -241,6 +230,8 @@ def _save(store: Store, results: list[Result]) -> None:
     try:
         with store.transaction() as s:
             s.execute(update(Image), rows)
+    except RunFailed as exc:  # the store's own message names the lock or the full disk and what to do
+        raise StoreBusy(f"{exc} The results of {len(rows)} photos were not saved: they stay pending.") from exc
     except OperationalError as exc:
         raise StoreBusy(f"cannot save the results of {len(rows)} photos: {exc.orig or exc}. Another program may "
                         "be writing to the store (wait for it to finish), or the project folder is read-only; "

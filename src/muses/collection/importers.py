@@ -457,7 +457,7 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
         if batch:
             try:
                 _write_batch(store, batch, report)
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, RunFailed) as exc:
                 raise ImportStopped(
                     f"the store refused the records of lines {chunk[0][0]}-{chunk[-1][0]} "
                     f"({getattr(exc, 'orig', None) or exc}); the {report.imported} records before them are saved. "
