@@ -33,32 +33,42 @@ class DiskFull:
         save_file(tensors, filename, metadata=metadata)
 
 
-def _setup(shapes_dataset, tmp_path):
-    return setup_classifier(64, dataset=shapes_dataset, project=tmp_path, seed=0, views=1, workers=0,
-                            cache_dir=tmp_path / "cache", models_dir=tmp_path / "models")
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One feature cache for the module's runs: they differ in where they write, not in what they see."""
+    return tmp_path_factory.mktemp("features")
+
+
+@pytest.fixture
+def fresh(shapes_dataset, tmp_path, cache_dir):
+    """Makes a new classifier for the same run, as a second command would."""
+    def make():
+        return setup_classifier(64, dataset=shapes_dataset, project=tmp_path, seed=0, views=1, workers=0,
+                                cache_dir=cache_dir, models_dir=tmp_path / "models")
+    return make
 
 
 PHASES = [Phase(3, 0, 3e-3)]
 
 
-def test_disk_full_while_checkpointing_stops_the_run_and_resume_continues(shapes_dataset, tmp_path):
+def test_disk_full_while_checkpointing_stops_the_run_and_resume_continues(fresh, tmp_path):
     full_on_second_epoch = DiskFull(lambda n, name: n == 2)
     with pytest.raises(RunFailed, match=r"disk full while writing .*m\.checkpoint\.safetensors; free space .*--resume"):
-        _setup(shapes_dataset, tmp_path).fit(PHASES, model_name="m", save_tensors=full_on_second_epoch)
+        fresh().fit(PHASES, model_name="m", save_tensors=full_on_second_epoch)
     models = tmp_path / "models"
     assert sorted(p.name for p in models.iterdir()) == ["m.checkpoint.safetensors"]  # epoch 1's, no half file
-    history = _setup(shapes_dataset, tmp_path).fit(PHASES, model_name="m", resume=True)
+    history = fresh().fit(PHASES, model_name="m", resume=True)
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert (models / "m.safetensors").is_file() and not (models / "m.checkpoint.safetensors").exists()
 
 
-def test_disk_full_while_writing_the_model_keeps_the_checkpoint(shapes_dataset, tmp_path):
+def test_disk_full_while_writing_the_model_keeps_the_checkpoint(fresh, tmp_path):
     full_for_the_model = DiskFull(lambda n, name: name.endswith("m.safetensors.tmp"))
     with pytest.raises(RunFailed, match=r"disk full while writing .*models/m\.safetensors;"):
-        _setup(shapes_dataset, tmp_path).fit(PHASES, model_name="m", save_tensors=full_for_the_model)
+        fresh().fit(PHASES, model_name="m", save_tensors=full_for_the_model)
     models = tmp_path / "models"
     assert sorted(p.name for p in models.iterdir()) == ["m.checkpoint.safetensors"]
-    resumed = _setup(shapes_dataset, tmp_path)
+    resumed = fresh()
     history = resumed.fit(PHASES, model_name="m", resume=True, callback=lambda record: pytest.fail("trained again"))
     assert [h["epoch"] for h in history] == [1, 2, 3]  # the run's epochs, from the checkpoint
     assert (models / "m.safetensors").is_file() and (models / "m.json").is_file()

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from muses.datasets.folder import Sample
+from muses.model.files import writing
 from muses.model.predictor import autocast
 from muses.model.views import ViewDataset
 
@@ -47,10 +48,11 @@ class FeatureCache:
     def save(self) -> None:
         if self.path is None or not self.entries:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        save_file(self.entries, str(tmp))
-        os.replace(tmp, self.path)
+        with writing(self.path, tmp):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(self.entries, str(tmp))
+            os.replace(tmp, self.path)
 
     def stack(self, keys: Sequence[str]) -> torch.Tensor:
         return torch.stack([self.entries[k] for k in keys]).float()
