@@ -1,6 +1,8 @@
 """The one decode function: every file fault is an UnreadableImage, the pixel limit is ours."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from PIL import Image
 
@@ -45,3 +47,13 @@ def test_the_pixel_limit_is_a_parameter_checked_before_decoding(tmp_path):
     bomb = png_header_only(tmp_path / "bomb.png", 20_000, 20_000)  # over Pillow's own global limit too
     assert "max_pixels" in try_open(bomb)
     assert Image.MAX_IMAGE_PIXELS == MAX_PIXELS  # Pillow's global was left alone
+
+
+@pytest.mark.parametrize("make", [lambda p: os.mkfifo(p), lambda p: p.mkdir()], ids=["fifo", "folder"])
+def test_only_regular_files_are_opened(tmp_path, make):
+    """A FIFO named .jpg would block the open forever; a device such as /dev/zero never ends."""
+    path = tmp_path / "photo.jpg"
+    make(path)
+    with pytest.raises(UnreadableImage, match="not a regular file"):
+        open_image(path)
+    assert "not a regular file" in try_open("/dev/zero")

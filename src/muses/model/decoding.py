@@ -11,6 +11,7 @@ No torch here: the dataset reader (``muses.datasets.folder``) decodes through th
 """
 from __future__ import annotations
 
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -45,6 +46,7 @@ def open_image(path: str | Path, input_size: int | None = None, *, max_pixels: i
     pixels a side are enough. Raises :class:`UnreadableImage` saying why it cannot."""
     _check_max_pixels(max_pixels)
     try:
+        _check_regular_file(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels below is the limit
             with Image.open(path) as img:
@@ -59,6 +61,13 @@ def open_image(path: str | Path, input_size: int | None = None, *, max_pixels: i
         raise UnreadableImage(path, f"over max_pixels ({max_pixels:,}): {exc}") from exc
     except DECODE_ERRORS as exc:
         raise UnreadableImage(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_regular_file(path: str | Path) -> None:
+    # A FIFO would block the open forever and a device (/dev/zero) never ends: photos are plain files.
+    mode = Path(path).stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise UnreadableImage(path, "not a regular file (a folder, a pipe or a device); name a photo file")
 
 
 def try_open(path: str | Path, input_size: int | None = None, *, max_pixels: int = MAX_PIXELS) -> Image.Image | str:
