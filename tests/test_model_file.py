@@ -104,3 +104,28 @@ def test_plot_performance_writes_a_png(fine_tuned, project):
     chosen = clf.plot_performance(project.root / "x" / "curves.png")
     for png in (default, chosen):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+GOOD = {"backbone": "tf_efficientnet_lite0", "class_names": ["bowl", "vase"]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"input_size": 100_000}, "input_size must be an integer from 16 to 1024"),
+    ({"input_size": 8}, "input_size must be an integer from 16 to 1024"),
+    ({"input_size": 224.0}, "input_size must be an integer"),
+    ({"mean": [0.5, 0.5]}, "mean must be 3 numbers"),
+    ({"std": [0.5, 0.0, 0.5]}, "std must be 3 numbers"),
+    ({"mean": [0.5, float("nan"), 0.5]}, "mean must be 3 numbers"),
+    ({"class_names": ["vase"]}, "at least 2 non-empty names"),
+    ({"class_names": ["vase", ""]}, "at least 2 non-empty names"),
+    ({"class_names": ["vase", "vase", "bowl"]}, "duplicates: \\['vase'\\]"),
+    ({"backbone": "no_such_net"}, "backbone 'no_such_net' is not a model"),
+    ({"interpolation": "lanczos9"}, "interpolation must be one of"),
+    ({"resize_mode": "stretch"}, "resize_mode must be one of"),
+    ({"dropout": 1.5}, "dropout must be in"),
+    ({"unfrozen_blocks": -1}, "unfrozen_blocks must be an integer >= 0"),
+])
+def test_model_description_is_checked_against_sane_bounds(change, message):
+    with pytest.raises(ValueError, match=message):
+        ModelCfg.from_dict({**GOOD, **change})
+    assert ModelCfg.from_dict(GOOD).input_size == 224

@@ -89,6 +89,8 @@ class ModelCfg:
             raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if type(self.unfrozen_blocks) is not int or self.unfrozen_blocks < 0:
+            raise ValueError(f"unfrozen_blocks must be an integer >= 0, got {self.unfrozen_blocks!r}")
 
 
 def _triple(name: str, value: Any, bounds: tuple[float, float]) -> tuple[float, float, float]:
