@@ -37,7 +37,8 @@ def exported(tmp_path_factory, tiny_model_path):
     model = _copy_model(tiny_model_path, root / "models")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["export-onnx", "--project", str(root), "--model", str(model)])
+        # a relative --out is taken from the project folder, not from the current one
+        code = main(["export-onnx", "--project", str(root), "--model", str(model), "--out", "models/m.onnx"])
     assert code == 0, out.getvalue()
     return model, out.getvalue()
 
