@@ -24,8 +24,6 @@ from muses.model.predictor import Predictor
 from muses.predictions import ranked
 from muses.settings import Project, find_project
 
-__all__ = ["RUNTIMES", "setup_classifier", "load_model", "open_model", "predict_image_path_dict", "predict_items"]
-
 
 class LoadError(MusesError):
     """A bad argument to one of the loading calls (mode, runtime, no images)."""
@@ -131,13 +129,14 @@ def open_model(path: str | Path | None = None, runtime: str = "auto", *, project
     """:func:`load_model` for a command: (the predictor, the warnings to show the user, e.g.
     that it was trained under other class definitions). Errors raise, as MusesError."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DefinitionsMismatchWarning)
+        for shown in (DefinitionsMismatchWarning, RuntimeFallbackWarning):
+            warnings.simplefilter("always", shown)
         predictor = load_model(path, runtime, project=project)
     return predictor, [str(w.message) for w in caught
                        if issubclass(w.category, (DefinitionsMismatchWarning, RuntimeFallbackWarning))]
 
 
-# -- runtime dispatch (the ONNX side lives in onnx_runtime.py) ---------------------------------
+# -- runtime dispatch (the ONNX side lives in model/onnx.py) ------------------------------------
 def _load_runtime(weights: Path, runtime: str) -> Predictor:
     """A torch Classifier or an OnnxPredictor: both are Predictors."""
     if runtime == "torch":
