@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from muses.predictions import ClassProbability, classification, mean_probabilities, ranked, stored_classes
+from muses.predictions import ClassProbability, classification, mean_probabilities, ranked, stored_classes, top_class
 
 NAMES = ["bowl", "cup", "vase", "jug"]
 
@@ -30,6 +30,7 @@ def test_stored_classification_round_trips():
                       "classes": [{"name": "vase", "probability": 0.6}, {"name": "cup", "probability": 0.2}]}
     assert stored_classes(stored) == [ClassProbability("vase", 0.6), ClassProbability("cup", 0.2)]
     assert stored_classes(None) == [] and stored_classes({"classes": ["junk", {"probability": 1}]}) == []
+    assert top_class(stored) == "vase" and top_class(None) is None and top_class({"classes": []}) is None
 
 
 def test_a_row_that_does_not_fit_the_classes_is_refused():

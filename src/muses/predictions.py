@@ -60,3 +60,9 @@ def stored_classes(stored: Mapping[str, Any] | None) -> list[ClassProbability]:
     classes = (stored or {}).get("classes") or []
     return [ClassProbability(str(c["name"]), float(c.get("probability", 0.0)))
             for c in classes if isinstance(c, Mapping) and "name" in c]
+
+
+def top_class(stored: Mapping[str, Any] | None) -> str | None:
+    """The most likely class of a stored classification (None for an unclassified item)."""
+    classes = stored_classes(stored)
+    return classes[0].name if classes else None
