@@ -292,9 +292,10 @@ def section_original(b: Bench) -> list[Row]:
 
 
 def _epochs(s: Settings) -> tuple[int, int]:
-    from muses.cli.model import split_epochs
+    from muses.model.training import default_phases
 
-    return split_epochs(s.epochs, True)
+    transfer, *fine = default_phases(s.epochs)
+    return transfer.epochs, sum(p.epochs for p in fine)
 
 
 def section_classify(b: Bench) -> list[Row]:
@@ -364,7 +365,7 @@ def _ml_copies_row(b: Bench, onnx_clf, n: int) -> Row:
     copies = [project.path(im.stored_path) for im in Store.for_project(project).images(USABLE_STATUSES)]
     copies = (copies * math.ceil(n / max(1, len(copies))))[:n]
     seconds = timed(lambda: onnx_clf.predict_new(copies, batch_size=32))
-    side = project.config["images"]["max_side"]
+    side = project.settings.images.max_side
     return Row(f"{what} ({side} px)", _rate(len(copies), seconds, "images"))
 
 
@@ -492,7 +493,7 @@ def section_generate_images(b: Bench) -> list[Row]:
         raise Unavailable(f"{exc.name} is not built yet") from exc
     from PIL import Image
 
-    from muses.model.preprocessing import open_image
+    from muses.model.decoding import open_image
 
     s = b.settings
     b.log(f"  generate-images: making {s.large_jpegs} JPEGs of {s.large_side} px")
@@ -503,7 +504,7 @@ def section_generate_images(b: Bench) -> list[Row]:
     report = generate_images(project, store=store, workers=0)
     if report.processed != len(paths):
         raise Unavailable(f"generate-images processed {report.processed} of {len(paths)} images")
-    max_side = int(project.config["images"]["max_side"])
+    max_side = project.settings.images.max_side
 
     def full_decode():
         for p in paths:

@@ -9,13 +9,15 @@ from safetensors.torch import save_file
 
 from muses.model.backbones import (
     WeightsError,
-    backbone_units,
+    backbone_blocks,
     batchnorm_params,
     create_backbone,
     default_preprocess,
     split_backbone,
 )
-from muses.model.classifier import ClassifierNet, Classifier
+from muses.model.classifier import Classifier
+from muses.model.predictor import ClassifierNet
+from muses.model.training import TrainingError
 from muses.model.files import ModelCfg
 from muses.model.preprocessing import preprocess
 
@@ -86,7 +88,7 @@ def test_unfreeze_layers_trains_strictly_more_and_never_batchnorm():
     print("trainable parameters for 0, 1, 4 units:", counts)
     assert counts[0] == sum(p.numel() for p in clf.net.fc.parameters())
     assert counts[0] < counts[1] < counts[2]
-    with pytest.raises(ValueError, match="between 0 and 8"):
+    with pytest.raises(TrainingError, match="between 0 and 8"):
         clf.unfreeze_layers(9)
 
 
@@ -100,7 +102,7 @@ def test_only_unfrozen_parameters_get_gradients():
 
 def test_units_of_a_generic_timm_model():
     model = create_backbone("resnet18", pretrained=False)
-    units = backbone_units(model)
+    units = backbone_blocks(model)
     assert len(units) >= 4
     assert sum(len(u) for u in units) == len(list(model.parameters()))
 

@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from muses.model import features
-from muses.model.classifier import Phase, resolve_device
-from muses.datasets.folder import DETERMINISTIC, AugmentCfg, DatasetError, ViewDataset, read_dataset
+from muses.datasets.folder import DatasetError, read_dataset
+from muses.errors import MusesError
+from muses.model.decoding import open_image
 from muses.model.loading import load_model, predict_image_path_dict, predict_items, setup_classifier
+from muses.model.predictor import resolve_device
+from muses.model.training import Phase, TrainingError
+from muses.model.views import DETERMINISTIC, AugmentCfg, ViewDataset
 
 
 def _setup(dataset, tmp_path, **kw):
@@ -73,7 +77,7 @@ def test_resume_refuses_a_checkpoint_from_other_settings(shapes_dataset, tmp_pat
     with pytest.raises(Interrupt):
         clf.fit([Phase(3, 0, 3e-3)], model_name="m", callback=_stop_after(1))
     other = _setup(shapes_dataset, tmp_path, batch_size=8)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(TrainingError, match="other settings"):
         other.fit([Phase(3, 0, 3e-3)], model_name="m", resume=True)
 
 
@@ -139,7 +143,7 @@ def test_predicting_a_list_averages(tiny_model_path, shapes_dataset):
     mean = per_image.mean(0)
     for name, p in ranked.items():
         assert p == pytest.approx(mean[clf.class_names.index(name)], abs=1e-6)
-    features_ = clf.extract_features(paths)
+    features_ = clf.extract_features([open_image(p) for p in paths])
     assert features_.shape == (3, clf.cfg.num_features)
 
 
@@ -160,7 +164,7 @@ def test_predict_items_uses_the_stored_images(tiny_model_path, shapes_dataset, p
     ranked = predict_items([store.get_item("t1")], model_path=tiny_model_path)
     assert next(iter(ranked)) == "triangle"
     assert ranked == predict_image_path_dict([project.root / "images" / p.name for p in images], tiny_model_path)
-    with pytest.raises(ValueError, match="usable image"):
+    with pytest.raises(MusesError, match="usable image"):
         predict_items([Item(id="x", title="none")], model_path=tiny_model_path)
 
 
@@ -180,15 +184,15 @@ def test_dataset_errors_name_the_line_and_corrupt_images_are_listed(shapes_datas
 
 
 def test_bad_arguments_are_refused(shapes_dataset, tmp_path):
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(MusesError, match="mode"):
         setup_classifier(64, mode="fit", dataset=shapes_dataset, project=tmp_path)
-    with pytest.raises(ValueError, match="views"):
+    with pytest.raises(MusesError, match="views"):
         _setup(shapes_dataset, tmp_path, views=0)
     clf = _setup(shapes_dataset, tmp_path)
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(MusesError, match="lr"):
         clf.set_optimizer(0)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA"):
+        with pytest.raises(MusesError, match="no CUDA"):
             resolve_device("cuda")
 
 

@@ -121,7 +121,7 @@ def test_runtime_choice_reaches_the_model(met_project, tiny_model_path):
     by_torch = {i.id: i.classification["classes"] for i in store.items(torch_report.classified)}
     onnx_report = classify_collection(met_project, model_path=tiny_model_path, runtime="onnx", top_k=3,
                                       update_existing=True)
-    assert type(load_model(tiny_model_path, runtime="onnx")).__name__ == "OnnxClassifier"
+    assert type(load_model(tiny_model_path, runtime="onnx")).__name__ == "OnnxPredictor"
     for item in store.items(onnx_report.classified):
         assert [c["name"] for c in item.classification["classes"]] == [c["name"] for c in by_torch[item.id]]
         for a, b in zip(item.classification["classes"], by_torch[item.id]):

@@ -12,6 +12,7 @@ from PIL import ImageDraw
 
 from muses.cli import main
 from muses.collection.store import Image, Item, Store
+from test_decoding import png_header_only
 from test_evaluation import Gallery
 
 
@@ -166,3 +167,22 @@ def test_label_issues_bad_input(eval_project, tiny_model_path, shapes_dataset, c
     assert exc.value.code == 2
 
 
+
+
+def test_evaluate_lists_a_decompression_bomb_and_writes_a_relative_out_in_the_project(
+        eval_project, tiny_model_path, shapes_dataset, tmp_path, monkeypatch, capsys):
+    dataset = shutil.copytree(shapes_dataset, tmp_path / "ds")
+    bomb = next(r for r in _read_manifest(dataset) if r["split"] == "test")["image"]
+    png_header_only(dataset / bomb, 20_000, 20_000)  # 400 megapixels announced, a few bytes of data
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = _run(capsys, "evaluate", "--model", str(tiny_model_path), "--dataset", str(dataset), "--json",
+                        "--out", "review")
+    assert code == 0
+    report = json.loads(out)
+    assert report["metrics"]["n"] == 8  # the other test photos
+    (skipped,) = report["skipped"]
+    assert skipped["image"] == bomb and "max_pixels" in skipped["why"]
+    assert (eval_project.root / "review" / "tiny_test_evaluation.json").is_file()  # --out is relative to the project
+    assert not (elsewhere / "review").exists()

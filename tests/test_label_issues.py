@@ -73,13 +73,13 @@ def test_same_seed_same_probs_and_missing_classes():
 
 def test_bad_arguments():
     x, truth, items = _blobs(n_per_class=2)
-    with pytest.raises(ValueError, match="at least 10 objects"):
+    with pytest.raises(li.ReviewError, match="at least 10 objects"):
         li.out_of_sample_probs(x, truth, items, folds=10)
-    with pytest.raises(ValueError, match="folds must be"):
+    with pytest.raises(li.ReviewError, match="folds must be"):
         li.out_of_sample_probs(x, truth, items, folds=1)
     with pytest.raises(ValueError, match="features must be"):
         li.out_of_sample_probs(x[:3], truth, items)
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(li.ReviewError, match="threshold"):
         li.suggest_labels(np.ones((1, 2)) / 2, threshold=0)
 
 
@@ -135,5 +135,5 @@ def test_pretrained_twin_has_the_original_weights(tiny_model_path, tmp_path):
     tuned = Classifier.load(tiny_model_path)  # an own copy: load_model's is shared by other tests
     tuned.cfg.unfrozen_blocks = 2  # as if fine-tuned: auto now takes the pretrained twin
     assert li.feature_extractor(tuned, "auto") is not tuned
-    with pytest.raises(ValueError, match="features must be one of"):
+    with pytest.raises(li.ReviewError, match="features must be one of"):
         li.feature_extractor(clf, "imagenet")

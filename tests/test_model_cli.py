@@ -8,8 +8,9 @@ import pytest
 from safetensors.torch import save_file
 
 from muses.cli import main
+from test_decoding import png_header_only
 from muses.model.backbones import create_backbone
-from muses.model.classifier import Phase
+from muses.model.training import Phase
 from muses.model.loading import setup_classifier
 
 FAST = ["--image-size", "64", "--views", "2", "--workers", "0"]
@@ -37,17 +38,17 @@ def test_help_has_examples(capsys):
 
 def test_train_with_fine_tuning_every_training_flag(proj, capsys):
     rc = main(["train-model", "--model-name", "shapes", "--epochs", "5", "--plot-performance", "--fine-tuning",
-               "--fine-tune-layers", "2", "--fine-tune-lr", "1e-4", "--lr", "3e-3", "--decay", "0.01", "--dropout", "0.3",
+               "--unfrozen-blocks", "2", "--fine-tune-lr", "1e-4", "--lr", "3e-3", "--decay", "0.01", "--dropout", "0.3",
                "--resize-mode", "pad", "--batch-size", "16", "--seed", "7", "--device", "cpu", *FAST])
     out = capsys.readouterr().out
     assert rc == 0, out
     meta = _meta(proj, "shapes")
-    assert [h["unfrozen"] for h in meta["history"]] == [0, 0, 0, 2, 2]  # 60/40 split
+    assert [h["unfrozen_blocks"] for h in meta["history"]] == [0, 0, 0, 2, 2]  # 60/40 split
     assert [h["lr"] for h in meta["history"]][0] < 3e-3  # decay applied
     assert (meta["unfrozen_blocks"], meta["seed"], meta["dropout"], meta["input_size"], meta["resize_mode"]) == (2, 7, 0.3, 64, "pad")
     assert meta["dataset"] == str(proj.datasets_dir / "naive")
     assert (proj.plots_dir / "shapes_performance.png").is_file()
-    assert "fine-tune (2 units)" in out and "val macro-F1" in out
+    assert "fine-tune (2 blocks)" in out and "val macro-F1" in out
     assert 'model_path = "models/shapes.safetensors"' in out  # muses.toml still names models/naive
 
 
@@ -55,7 +56,7 @@ def test_no_fine_tuning_spends_all_epochs_on_the_head_and_predict_uses_it(proj, 
     assert main(["train-model", "--epochs", "8", "--no-fine-tuning", "--lr", "3e-3", *FAST]) == 0
     out = capsys.readouterr().out
     meta = _meta(proj, "naive")  # the default name: the stem of muses.toml's model_path
-    assert {h["unfrozen"] for h in meta["history"]} == {0} and len(meta["history"]) == 8
+    assert {h["unfrozen_blocks"] for h in meta["history"]} == {0} and len(meta["history"]) == 8
     assert "model_path =" not in out and "plot:" not in out
     squares = sorted((shapes_dataset / "images").glob("square_*.png"))[:3]
     assert main(["predict", *map(str, squares), "--top-k", "2", "--json"]) == 0
@@ -110,7 +111,7 @@ def test_other_backbones_weights_and_no_pretrained(proj, tmp_path, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--device", "tpu"], "device"),
-    (["--fine-tune-layers", "99"], "has 8 units"),
+    (["--unfrozen-blocks", "99"], "has 8 blocks"),
     (["--model-name", "../x"], "plain file name"),
     (["--dataset", "nowhere"], "not a dataset folder"),
 ])
@@ -129,3 +130,59 @@ def test_predict_reports_unreadable_images_and_missing_models(project, tiny_mode
     assert "warning: the model was trained under other class definitions" in printed.err
     assert main(["predict", str(good)]) == 2  # the project has no model yet
     assert "muses train-model" in capsys.readouterr().err
+
+
+def test_predict_skips_a_400_megapixel_png_and_answers_the_other_photos(project, tiny_model_path, shapes_dataset, tmp_path, capsys):
+    huge = png_header_only(tmp_path / "huge.png", 20_000, 20_000)
+    good = [shapes_dataset / "images" / "circle_000.png", shapes_dataset / "images" / "square_000.png"]
+    assert main(["predict", str(good[0]), str(huge), str(good[1]), "--model", str(tiny_model_path), "--json"]) == 2
+    answer = json.loads(capsys.readouterr().out)
+    assert [a["image"] for a in answer["answers"]] == [str(p) for p in good]
+    (skipped,) = answer["skipped"]
+    assert skipped["image"] == str(huge) and "max_pixels" in skipped["error"]
+    # the limit is a parameter: a smaller one refuses the 64x64 shapes too, saying so
+    assert main(["predict", str(good[0]), "--model", str(tiny_model_path), "--max-pixels", "1000"]) == 2
+    assert "4,096 pixels, over max_pixels (1,000)" in capsys.readouterr().out
+
+
+def _broken_copy(tiny_model_path, folder, how):
+    folder.mkdir()
+    weights, meta = folder / "m.safetensors", folder / "m.json"
+    shutil.copy(tiny_model_path, weights)
+    shutil.copy(tiny_model_path.with_suffix(".json"), meta)
+    if how == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "empty":
+        weights.write_bytes(b"")
+    elif how == "garbage json":
+        meta.write_text("\x00\x01 garbage", encoding="latin-1")
+    elif how == "other model's json":
+        other = json.loads(meta.read_text())
+        other["class_names"] = ["a", "b", "c", "d"]
+        meta.write_text(json.dumps(other))
+    elif how == "input_size 100000":
+        other = json.loads(meta.read_text())
+        other["input_size"] = 100_000
+        meta.write_text(json.dumps(other))
+    return weights
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", "not a complete safetensors file"),
+    ("empty", "not a complete safetensors file"),
+    ("garbage json", "not a muses model description"),
+    ("other model's json", "head for 3 classes but"),
+    ("input_size 100000", "input_size must be an integer from 16 to 1024"),
+])
+@pytest.mark.parametrize("command", [["predict", "photo.png"], ["classify"], ["evaluate"]])
+def test_broken_model_files_are_a_message_not_a_traceback(project, tiny_model_path, tmp_path, capsys, how, message, command):
+    weights = _broken_copy(tiny_model_path, tmp_path / "model", how)
+    assert main([*command, "--model", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert str(tmp_path / "model") in err and "muses train-model" in err  # the file, and what to do
+
+
+def test_model_flag_naming_a_folder_says_so(project, tmp_path, capsys):
+    assert main(["predict", "photo.png", "--model", str(tmp_path)]) == 2
+    assert "--model must name a .safetensors file (or the model name), not a folder" in capsys.readouterr().err

@@ -11,7 +11,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from muses.model.classifier import Classifier, Phase
+from muses.model.classifier import Classifier
+from muses.model.decoding import open_image
+from muses.model.training import Phase
 from muses.datasets.folder import read_dataset
 from muses.model.loading import DefinitionsMismatchWarning, load_model, setup_classifier
 from muses.model.files import ModelCfg, ModelFileError, read_model
@@ -32,7 +34,8 @@ def test_save_then_load_predicts_identically(fine_tuned, shapes_dataset):
     paths = [s.path for s in read_dataset(shapes_dataset).samples[:6]]
     loaded = Classifier.load(path)
     assert np.array_equal(clf.predict_new(paths), loaded.predict_new(paths))
-    assert np.array_equal(clf.extract_features(paths), loaded.extract_features(paths))
+    images = [open_image(p) for p in paths]
+    assert np.array_equal(clf.extract_features(images), loaded.extract_features(images))
     for (k, a), b in zip(clf.net.state_dict().items(), loaded.net.state_dict().values()):
         assert torch.equal(a, b), k
 
@@ -45,7 +48,7 @@ def test_model_file_is_self_describing_and_not_pickled(fine_tuned):
     assert (meta["input_size"], meta["mean"], meta["resize_mode"]) == (64, [0.5] * 3, "pad")
     assert meta["unfrozen_blocks"] == 3 and meta["seed"] == 3
     assert meta["definitions_digest"] == "shapes-digest"
-    assert [h["unfrozen"] for h in meta["history"]] == [0, 0, 3]
+    assert [h["unfrozen_blocks"] for h in meta["history"]] == [0, 0, 3]
     with safe_open(str(path), framework="pt") as fh:  # a plain safetensors file: tensors only
         keys = set(fh.keys())
     assert "fc.weight" in keys and "backbone.conv_stem.weight" in keys
@@ -90,7 +93,7 @@ def test_missing_or_broken_files_say_what_to_do(fine_tuned, tmp_path):
 
 
 def test_unknown_metadata_keys_are_ignored():
-    cfg = ModelCfg.from_dict({"backbone": "b", "class_names": ["x", "y"], "added_in_a_later_version": 1})
+    cfg = ModelCfg.from_dict({"backbone": "tf_efficientnet_lite0", "class_names": ["x", "y"], "added_in_a_later_version": 1})
     assert cfg.class_names == ["x", "y"] and cfg.mean == (0.5, 0.5, 0.5)
 
 
@@ -101,3 +104,28 @@ def test_plot_performance_writes_a_png(fine_tuned, project):
     chosen = clf.plot_performance(project.root / "x" / "curves.png")
     for png in (default, chosen):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+GOOD = {"backbone": "tf_efficientnet_lite0", "class_names": ["bowl", "vase"]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"input_size": 100_000}, "input_size must be an integer from 16 to 1024"),
+    ({"input_size": 8}, "input_size must be an integer from 16 to 1024"),
+    ({"input_size": 224.0}, "input_size must be an integer"),
+    ({"mean": [0.5, 0.5]}, "mean must be 3 numbers"),
+    ({"std": [0.5, 0.0, 0.5]}, "std must be 3 numbers"),
+    ({"mean": [0.5, float("nan"), 0.5]}, "mean must be 3 numbers"),
+    ({"class_names": ["vase"]}, "at least 2 non-empty names"),
+    ({"class_names": ["vase", ""]}, "at least 2 non-empty names"),
+    ({"class_names": ["vase", "vase", "bowl"]}, "duplicates: \\['vase'\\]"),
+    ({"backbone": "no_such_net"}, "backbone 'no_such_net' is not a model"),
+    ({"interpolation": "lanczos9"}, "interpolation must be one of"),
+    ({"resize_mode": "stretch"}, "resize_mode must be one of"),
+    ({"dropout": 1.5}, "dropout must be in"),
+    ({"unfrozen_blocks": -1}, "unfrozen_blocks must be an integer >= 0"),
+])
+def test_model_description_is_checked_against_sane_bounds(change, message):
+    with pytest.raises(ValueError, match=message):
+        ModelCfg.from_dict({**GOOD, **change})
+    assert ModelCfg.from_dict(GOOD).input_size == 224

@@ -14,8 +14,9 @@ from muses.model import onnx as onnx_runtime
 from muses.model.classifier import Classifier
 from muses.model.loading import load_model
 from muses.model.files import read_model, save_model
-from muses.model.onnx import OnnxClassifier, OnnxError, load_onnx
-from muses.model.preprocessing import open_image
+from muses.model.decoding import UnreadableImage, open_image
+from muses.model.onnx import OnnxError, OnnxPredictor, load_onnx
+from muses.model.predictor import Predictor
 
 
 def _copy_model(src, dest_dir, name="m"):
@@ -36,7 +37,8 @@ def exported(tmp_path_factory, tiny_model_path):
     model = _copy_model(tiny_model_path, root / "models")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["export-onnx", "--project", str(root), "--model", str(model)])
+        # a relative --out is taken from the project folder, not from the current one
+        code = main(["export-onnx", "--project", str(root), "--model", str(model), "--out", "models/m.onnx"])
     assert code == 0, out.getvalue()
     return model, out.getvalue()
 
@@ -69,16 +71,16 @@ def test_onnx_predicts_like_torch_on_real_met_photos(exported, met_photos):
     # uploads: PIL images give the same answer as their files
     pil = [open_image(p, onnx_clf.cfg.input_size) for p in met_photos[:4]]
     np.testing.assert_allclose(onnx_clf.predict_pil(pil, batch_size=3), got[:4], atol=1e-6)
-    feats = onnx_clf.extract_features(met_photos[:4])
+    feats = onnx_clf.extract_features(pil)
     assert feats.shape == (4, onnx_clf.cfg.num_features)
-    assert np.abs(feats - torch_clf.extract_features(met_photos[:4])).max() < 1e-3
+    assert np.abs(feats - torch_clf.extract_features(pil)).max() < 1e-3
 
 
 def test_unreadable_image_is_named(exported, tmp_path, met_photos):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff not really")
     clf = load_onnx(exported[0], reexport=False)
-    with pytest.raises(ValueError, match="cannot read image .*bad.jpg"):
+    with pytest.raises(UnreadableImage, match="cannot read image .*bad.jpg"):
         clf.predict_new([met_photos[0], bad])
     assert clf.predict_new([]).shape == (0, 3) and clf.predict_pil([]).shape == (0, 3)
 
@@ -100,13 +102,13 @@ def test_stale_onnx_file_is_detected_and_refused(exported, tmp_path):
 
 def test_load_model_runtime_dispatch(exported, tmp_path):
     model, _ = exported
-    assert isinstance(load_model(model, runtime="auto", project=tmp_path), OnnxClassifier)  # NAME.onnx is there
+    assert isinstance(load_model(model, runtime="auto", project=tmp_path), OnnxPredictor)  # NAME.onnx is there
     assert isinstance(load_model(model, runtime="torch", project=tmp_path), Classifier)
-    assert isinstance(load_model(model, runtime="onnx", project=tmp_path), OnnxClassifier)
+    assert isinstance(load_model(model, runtime="onnx", project=tmp_path), OnnxPredictor)
     bare = _copy_model(model, tmp_path, "bare")  # never exported
     assert isinstance(load_model(bare, runtime="auto", project=tmp_path), Classifier)
     clf = load_model(model, project=tmp_path)
-    assert clf.history == clf.cfg.history and clf.name == "m"
+    assert clf.cfg.history and clf.name == "m"
 
 
 def test_export_errors_are_usage_errors(tmp_path, capsys, project):
@@ -133,20 +135,24 @@ def test_stale_onnx_file_is_exported_again(exported, tmp_path):
     state["fc.bias"] = state["fc.bias"] + 1.0
     save_model(model, state, cfg)
     clf = load_model(model, runtime="auto")
-    assert isinstance(clf, OnnxClassifier) and onnx_runtime.is_current(model)
+    assert isinstance(clf, OnnxPredictor) and onnx_runtime.is_current(model)
     img = Image.new("RGB", (64, 64), (250, 250, 250))
     torch_probs = Classifier.load(model, device="cpu").predict_pil([img])
     assert np.abs(clf.predict_pil([img]) - torch_probs).max() < 1e-4
 
 
-def test_code_written_for_torch_internals_still_works(exported, met_photos, tmp_path):
-    """label-issues fingerprints the backbone through ``classifier.net``: with ONNX it loads on demand."""
+def test_both_runtimes_are_predictors_and_label_review_takes_either(exported, met_photos, tmp_path):
+    """label-issues asks the Predictor protocol only (features and their cache key): no torch
+    internals, so the ONNX predictor needs no torch network."""
     from muses.analysis.label_issues import feature_extractor, image_features
 
     clf = load_onnx(exported[0], reexport=False)
+    assert isinstance(clf, Predictor) and isinstance(Classifier.load(exported[0], device="cpu"), Predictor)
+    assert not hasattr(clf, "net") and not hasattr(clf, "device")
     feats = image_features(feature_extractor(clf, "model"), met_photos[:3], cache_dir=tmp_path)
     assert feats.values.shape == (3, clf.cfg.num_features) and not feats.skipped
-    torch_feats = Classifier.load(exported[0], device="cpu").extract_features(met_photos[:3])
+    images = [open_image(p, clf.cfg.input_size) for p in met_photos[:3]]
+    torch_feats = Classifier.load(exported[0], device="cpu").extract_features(images)
     assert np.abs(feats.values - torch_feats).max() < 1e-2  # the cache stores float16
 
 

@@ -179,13 +179,3 @@ def test_class_queries_on_the_real_met_sample_find_that_class(project, met_sampl
         total += len(labels)
     assert correct / total >= 0.85
 
-
-def test_stored_classification_is_read_in_one_place():
-    from muses.search.classification import stored_classes, stored_top_class
-
-    stored = {"model": "m", "date": "2026-01-01T00:00:00",
-              "classes": [{"name": "bust", "probability": 0.7}, {"name": "vessel", "probability": "0.2"}]}
-    assert stored_classes(stored) == [("bust", 0.7), ("vessel", 0.2)]
-    assert stored_top_class(stored) == "bust"
-    for unclassified in (None, {}, {"model": "m", "classes": []}, {"model": "m", "classes": None}):
-        assert stored_classes(unclassified) == [] and stored_top_class(unclassified) is None

@@ -43,8 +43,8 @@ def test_user_config_overrides_defaults_key_by_key(tmp_path):
         "[images]\nmax_side = 128\n[classification.naive_classification]\nmodel_path = '/m/x.safetensors'\n"
     )
     project = Project.load(tmp_path)
-    assert project.config["images"]["max_side"] == 128
-    assert project.config["images"]["quality"] == 90  # default kept
+    assert project.settings.images.max_side == 128
+    assert project.settings.images.quality == 90  # default kept
     assert str(project.model_path) == "/m/x.safetensors"
 
 
@@ -109,13 +109,6 @@ def test_settings_are_typed(tmp_path):
 def test_bad_settings_are_refused_with_what_was_expected(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         _settings_from(tmp_path, text)
-
-
-def test_config_mapping_is_a_read_only_view_of_the_settings(tmp_path):
-    project = Project.load(tmp_path)
-    assert project.config["images"]["roots"] == [] and project.config["web"]["port"] == 8000
-    with pytest.raises(TypeError):
-        project.config["images"]["workers"] = 3
 
 
 def test_init_reports_a_full_disk_without_a_traceback(tmp_path, capsys):

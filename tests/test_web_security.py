@@ -228,7 +228,7 @@ def test_pages_fail_with_a_page_and_the_api_with_json(proj):
 
 def test_an_unexpected_failure_is_a_sentence_not_a_bare_500(proj):
     with Store.for_project(proj).transaction() as s:  # a store edited by hand
-        s.get(Item, "vase-1").classification = {"model": "m", "classes": [{"nom": "vase"}]}
+        s.get(Item, "vase-1").classification = {"model": "m", "classes": [{"name": "vase", "probability": "high"}]}
     client = TestClient(create_app(proj), raise_server_exceptions=False)
     page = client.get("/items/vase-1")
     assert page.status_code == 500 and "the server&#39;s log has the details" in page.text

@@ -7,19 +7,28 @@ from there (items already classified are skipped unless ``update_existing``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Sequence
+import json
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image as PILImage
 from sqlalchemy import select
 from tqdm import tqdm
 
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
-from muses.settings import Project
+from muses.errors import MusesError
+from muses.model.decoding import MAX_PIXELS
+from muses.model.image_loading import load_images
 from muses.model.loading import load_model
-from muses.model.preprocessing import open_image
+from muses.predictions import classification
+from muses.settings import Project
+
+REPORT_NAME = "classify-report.json"
+
+
+class ClassifyError(MusesError):
+    """A bad classify setting (batch size, top-k)."""
 
 
 @dataclass
@@ -31,18 +40,17 @@ class ClassifyReport:
     failed: dict[str, str] = field(default_factory=dict)  # item id -> why none of its images could be read
     unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # (item id, image path, why)
 
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model, "classified": len(self.classified), "skipped_existing": self.skipped_existing,
+            "without_images": self.without_images, "failed": self.failed,
+            "unreadable_images": [{"item_id": i, "path": p, "error": e} for i, p, e in self.unreadable],
+        }
 
-def classification(class_names: Sequence[str], probabilities: np.ndarray, *, model: str, top_k: int = 5,
-                   date: str | None = None) -> dict:
-    """The stored form of one object's prediction: top-k classes, probabilities averaged over
-    its photos (rows of ``probabilities``)."""
-    mean = np.atleast_2d(probabilities).mean(axis=0)
-    order = np.argsort(-mean, kind="stable")[:top_k]
-    return {
-        "model": model,
-        "date": date or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "classes": [{"name": class_names[i], "probability": round(float(mean[i]), 6)} for i in order],
-    }
+    def write(self, path: Path) -> Path:
+        """The report as JSON: every item left out, and why."""
+        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        return path
 
 
 def _plan(store: Store, update_existing: bool, ids: Collection[str] | None) -> tuple[list[str], int, list[str]]:
@@ -89,35 +97,31 @@ def classify_collection(
     ids: Collection[str] | None = None,
     progress: bool = False,
     on_batch: Callable[[list[str]], None] | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> ClassifyReport:
     """Predict every item with usable images that has no classification yet (all of them with
     ``update_existing``; only those among ``ids`` if given) and store on it
     ``{"model", "date", "classes": [{"name", "probability"}, ...]}``. ``on_batch`` is called
-    with the ids of each committed batch."""
+    with the ids of each committed batch. Photos that cannot be read (or are over
+    ``max_pixels``) are listed in the report."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ClassifyError(f"batch_size must be >= 1, got {batch_size}")
     if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise ClassifyError(f"top_k must be >= 1, got {top_k}")
     clf = load_model(model_path or project.model_path, runtime=runtime, project=project)
-    model_name = getattr(clf, "name", "") or Path(model_path or project.model_path).stem
+    model_name = clf.name
     store = Store.for_project(project)
     todo, skipped, without = _plan(store, update_existing, ids)
     report = ClassifyReport(model=model_name, skipped_existing=skipped, without_images=without)
     bar = tqdm(total=len(todo), desc="classify", unit="item", disable=not progress)
     try:
         for items in _batches(todo, store, batch_size):
-            images: list[PILImage.Image] = []
-            owners: list[int] = []  # index into items, per decoded image
-            for n, item in enumerate(items):
-                for im in item.usable_images:
-                    path = project.path(im.stored_path or im.original)
-                    try:
-                        images.append(open_image(path, clf.cfg.input_size))
-                        owners.append(n)
-                    except (OSError, ValueError) as exc:  # missing, truncated or not an image
-                        report.unreadable.append((item.id, str(path), str(exc)))
+            photos = [(n, project.path(im.stored_path or im.original))
+                      for n, item in enumerate(items) for im in item.usable_images]
+            images, kept, failed = load_images([p for _, p in photos], clf.cfg.input_size, max_pixels=max_pixels)
+            report.unreadable += [(items[photos[i][0]].id, str(path), why) for i, path, why in failed]
             probs = clf.predict_pil(images, batch_size=batch_size) if images else np.zeros((0, 0))
-            owner = np.asarray(owners)
+            owner = np.asarray([photos[i][0] for i in kept])
             now = dt.datetime.now(dt.timezone.utc)
             done = []
             with store.transaction() as s:

@@ -15,7 +15,6 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from muses.errors import MusesError, RunFailed
@@ -102,16 +101,6 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     plots: PlotSettings = field(default_factory=PlotSettings)
     web: WebSettings = field(default_factory=WebSettings)
-
-    def as_mapping(self) -> MappingProxyType:
-        """The settings as a read-only nested mapping with muses.toml's keys."""
-        return _freeze(dataclasses.asdict(self))
-
-
-def _freeze(value):
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    return list(value) if isinstance(value, tuple) else value
 
 
 # -- reading muses.toml -----------------------------------------------------------------------
@@ -213,12 +202,6 @@ class Project:
     def load(cls, root: str | os.PathLike) -> "Project":
         root = Path(root).resolve()
         return cls(root=root, settings=read_settings(root / CONFIG_NAME))
-
-    @property
-    def config(self) -> MappingProxyType:
-        """The settings as a read-only mapping with muses.toml's keys (``config["images"]["workers"]``);
-        new code reads the typed :attr:`settings` instead."""
-        return self.settings.as_mapping()
 
     def require_config(self) -> None:
         """Refuse a folder that is not a project (no muses.toml), rather than fill it with a

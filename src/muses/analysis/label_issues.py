@@ -25,15 +25,23 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from muses.model import backbones, features
-from muses.datasets.folder import DatasetFolder, file_digest
 from muses.analysis.metrics import mean_by_group
 from muses.analysis.reports import catalog_entry
+from muses.datasets.folder import DatasetFolder, file_digest
+from muses.errors import MusesError
+from muses.model import features
+from muses.model.decoding import MAX_PIXELS
+from muses.model.image_loading import load_images
+from muses.model.predictor import Predictor
 
 # Inverse L2 strength on standardized features. Strong: 1280 features, a few hundred photos.
 # On the Met sample with 10 % flipped labels (5 draws) C=0.01 found them with precision 0.66 /
 # recall 0.89, against 0.61 / 0.87 at C=0.1 and 0.55 / 0.91 at C=1.
 DEFAULT_C = 0.01
+
+
+class ReviewError(MusesError):
+    """Review settings that cannot work on this dataset (folds, threshold, feature source)."""
 
 
 def linear_head(C: float = DEFAULT_C, seed: int = 0) -> Pipeline:
@@ -76,7 +84,7 @@ def out_of_sample_probs(
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     n_groups = len(np.unique(groups))
     if n_groups < folds:
-        raise ValueError(f"{folds} folds need at least {folds} objects, got {n_groups}; use fewer --folds")
+        raise ReviewError(f"{folds} folds need at least {folds} objects, got {n_groups}; use fewer --folds")
     n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
     out = np.zeros((len(labels), n_classes))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -92,7 +100,7 @@ def out_of_sample_probs(
 
 def _check_folds(folds: int) -> None:
     if not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+        raise ReviewError(f"folds must be an integer >= 2, got {folds!r}")
 
 
 def find_label_issues(labels, pred_probs, *, filter_by: str = "prune_by_noise_rate") -> np.ndarray:
@@ -114,7 +122,7 @@ def find_label_issues(labels, pred_probs, *, filter_by: str = "prune_by_noise_ra
 def suggest_labels(pred_probs, threshold: float = 0.9) -> np.ndarray:
     """Indices of rows whose most likely class has probability ≥ ``threshold``, most confident first."""
     if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        raise ReviewError(f"threshold must be in (0, 1], got {threshold}")
     pred_probs = np.asarray(pred_probs, dtype=float)
     if len(pred_probs) == 0:
         return np.zeros(0, dtype=int)
@@ -131,13 +139,13 @@ class Features:
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (image, why)
 
 
-def image_features(classifier, paths: Sequence[str | Path], *, cache_dir: Path | None = None, batch_size: int = 32) -> Features:
-    """Pooled backbone features of ``paths`` via ``classifier.extract_features``, cached per
-    image content and backbone weights; unreadable images are skipped and listed."""
+def image_features(predictor: Predictor, paths: Sequence[str | Path], *, cache_dir: Path | None = None,
+                   batch_size: int = 32, max_pixels: int = MAX_PIXELS) -> Features:
+    """Pooled backbone features of ``paths`` via ``predictor.extract_features``, cached per
+    image content and the predictor's ``features_key``; unreadable images are skipped and listed."""
     cache = features.open_cache(
         cache_dir, "pooled-review",
-        backbone=classifier.cfg.backbone, weights=backbones.state_digest(classifier.net.backbone),
-        preprocess=classifier.cfg.preprocess.to_dict(),
+        backbone=predictor.cfg.backbone, weights=predictor.features_key, preprocess=predictor.cfg.preprocess.to_dict(),
     )
     paths = [Path(p) for p in paths]
     keys: dict[Path, str | None] = {}
@@ -152,8 +160,10 @@ def image_features(classifier, paths: Sequence[str | Path], *, cache_dir: Path |
     with tqdm(total=len(todo), desc="features", unit="image") as bar:
         for b, start in enumerate(range(0, len(todo), batch_size)):
             chunk = todo[start : start + batch_size]
-            for p, value in _extract(classifier, chunk, skipped):
-                cache.entries[keys[p]] = torch.from_numpy(np.asarray(value, dtype=np.float32)).half()
+            images, readable, failed = load_images(chunk, predictor.cfg.input_size, max_pixels=max_pixels)
+            skipped += [(path, why) for _, path, why in failed]
+            for i, value in zip(readable, predictor.extract_features(images, batch_size)):
+                cache.entries[keys[chunk[i]]] = torch.from_numpy(np.asarray(value, dtype=np.float32)).half()
             bar.update(len(chunk))
             if (b + 1) % features.SAVE_EVERY == 0:  # an interrupted run keeps what it computed
                 cache.save()
@@ -164,42 +174,29 @@ def image_features(classifier, paths: Sequence[str | Path], *, cache_dir: Path |
     return Features(values, good, skipped)
 
 
-def pretrained_twin(classifier):
-    """A classifier with the model's backbone architecture and preprocessing but the original
-    pretrained weights: features that have never seen a label of this dataset (a fine-tuned
-    backbone has seen the training split's). Raises ``WeightsError`` where none are installed."""
+def pretrained_twin(predictor: Predictor, *, device: str = "auto") -> Predictor:
+    """A torch predictor with the model's backbone architecture and preprocessing but the
+    original pretrained weights: features that have never seen a label of this dataset (a
+    fine-tuned backbone has seen the training split's). Raises ``WeightsError`` where none are
+    installed."""
     from muses.model.classifier import new_classifier
 
-    cfg = classifier.cfg
-    return new_classifier(cfg.backbone, cfg.class_names, cfg.preprocess, pretrained=True, device=str(classifier.device))
+    cfg = predictor.cfg
+    return new_classifier(cfg.backbone, cfg.class_names, cfg.preprocess, pretrained=True, device=device)
 
 
 FEATURE_SOURCES = ("auto", "model", "pretrained")
 
 
-def feature_extractor(classifier, features: str = "auto"):
+def feature_extractor(predictor: Predictor, features: str = "auto", *, device: str = "auto") -> Predictor:
     """What turns photos into features: the model itself (``model``), its :func:`pretrained_twin`
     (``pretrained``), or ``auto``: the twin for a fine-tuned model, else the model (whose
     backbone then still holds the pretrained weights)."""
     if features not in FEATURE_SOURCES:
-        raise ValueError(f"features must be one of {FEATURE_SOURCES}, got {features!r}")
-    if features == "model" or (features == "auto" and not classifier.cfg.unfrozen_blocks):
-        return classifier
-    return pretrained_twin(classifier)
-
-
-def _extract(classifier, chunk: list[Path], skipped: list[tuple[Path, str]]):
-    """(path, features) for the chunk; on a bad image, one at a time to find and skip it."""
-    try:
-        return list(zip(chunk, classifier.extract_features(chunk)))
-    except ValueError:
-        pairs = []
-        for p in chunk:
-            try:
-                pairs.append((p, classifier.extract_features([p])[0]))
-            except ValueError as exc:
-                skipped.append((p, str(exc)))
-        return pairs
+        raise ReviewError(f"features must be one of {FEATURE_SOURCES}, got {features!r}")
+    if features == "model" or (features == "auto" and not predictor.cfg.unfrozen_blocks):
+        return predictor
+    return pretrained_twin(predictor, device=device)
 
 
 # -- the review: a trained model's features + a dataset folder (+ the unlabeled records) ---------
@@ -235,7 +232,7 @@ def review_labels(
     ``catalog`` (item id → {"title", "object_type"}) fills those columns of the rows.
     """
     if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        raise ReviewError(f"threshold must be in (0, 1], got {threshold}")
     _check_folds(folds)  # before the minutes of feature extraction
     row = _RowMaker(dataset.classes, catalog or {})
     feats = image_features(classifier, [s.path for s in dataset.samples], cache_dir=cache_dir)

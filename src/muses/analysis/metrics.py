@@ -19,10 +19,16 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from tqdm import tqdm
 
-from muses.model.preprocessing import open_image
+from muses.errors import MusesError
+from muses.model.decoding import MAX_PIXELS
+from muses.model.image_loading import load_images
 
 TTA_ZOOM = 0.875  # the zoomed view keeps the central 87.5 % of the photo, as a centre crop would
 TTA_VIEWS = ("plain", "mirror", "zoom")  # what tta_views returns, in this order
+
+
+class EvaluationError(MusesError):
+    """A model and a dataset that cannot be evaluated together."""
 
 
 @dataclass
@@ -202,28 +208,28 @@ class SplitPredictions:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, why)
 
 
-def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False, batch_size: int = 32) -> SplitPredictions:
-    """Predict every photo of ``split`` of a :class:`~muses.datasets.folder.DatasetFolder`."""
+def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False, batch_size: int = 32,
+                  max_pixels: int = MAX_PIXELS) -> SplitPredictions:
+    """Predict every photo of ``split`` of a :class:`~muses.datasets.folder.DatasetFolder` with a
+    :class:`~muses.model.predictor.Predictor`; unreadable photos are listed in ``skipped``."""
     index = {name: i for i, name in enumerate(classifier.class_names)}
     unknown = sorted(set(dataset.classes) - set(index))
     if unknown:
-        raise ValueError(
+        raise EvaluationError(
             f"the dataset has classes the model does not know: {unknown} (model classes: {classifier.class_names}); "
             "evaluate the model on the dataset it was trained on, or retrain"
         )
     samples = dataset.split(split)
     if not samples:
-        raise ValueError(f"the dataset {dataset.root} has no images in split {split!r}")
+        raise EvaluationError(f"the dataset {dataset.root} has no images in split {split!r}")
     kept, skipped, probs, probs_tta = [], list(dataset.skipped), [], []
     with tqdm(total=len(samples), desc=f"predicting {split}", unit="image") as bar:
         for start in range(0, len(samples), batch_size):
-            images = []
-            for s in samples[start : start + batch_size]:
-                try:
-                    images.append(open_image(s.path, classifier.cfg.input_size))
-                    kept.append(s)
-                except OSError as exc:
-                    skipped.append((str(s.path), f"cannot be decoded: {exc}"))
+            chunk = samples[start : start + batch_size]
+            images, readable, failed = load_images([s.path for s in chunk], classifier.cfg.input_size,
+                                                   max_pixels=max_pixels)
+            kept += [chunk[i] for i in readable]
+            skipped += [(str(path), f"cannot be decoded: {why}") for _, path, why in failed]
             if tta:  # the plain photo is the first view: predicted once for both
                 views = predict_views(classifier, images, batch_size=batch_size)
                 probs.append(views[:, 0])
@@ -232,7 +238,7 @@ def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False
                 probs.append(classifier.predict_pil(images, batch_size=batch_size))
             bar.update(min(batch_size, len(samples) - start))
     if not kept:
-        raise ValueError(f"none of the {len(samples)} images of split {split!r} could be read")
+        raise EvaluationError(f"none of the {len(samples)} images of split {split!r} could be read")
     labels = np.array([index[dataset.classes[s.label]] for s in kept])
     return SplitPredictions(kept, labels, np.concatenate(probs), np.concatenate(probs_tta) if tta else None, skipped)
 

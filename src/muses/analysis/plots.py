@@ -1,12 +1,20 @@
-"""Training curves: train vs validation accuracy and loss, as a PNG (matplotlib Agg)."""
+"""Training curves: train vs validation accuracy and loss, as a PNG."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
+from muses.errors import MusesError
+
+
+class PlotError(MusesError):
+    """Nothing to plot."""
+
+
+def unfrozen_blocks(record: dict) -> int:
+    # Model files written before the rename call it "unfrozen".
+    return record.get("unfrozen_blocks", record.get("unfrozen", 0))
 
 
 def plot_performance(history: list[dict], filepath: str | Path | None = None, *, name: str = "model") -> Path:
@@ -16,7 +24,7 @@ def plot_performance(history: list[dict], filepath: str | Path | None = None, *,
     where fine-tuning starts.
     """
     if not history:
-        raise ValueError("no training history to plot: train the model first")
+        raise PlotError("no training history to plot: train the model first")
     if filepath is None:
         from muses.settings import find_project
 
@@ -24,13 +32,14 @@ def plot_performance(history: list[dict], filepath: str | Path | None = None, *,
     filepath = Path(filepath)
     filepath.parent.mkdir(parents=True, exist_ok=True)
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))  # a bare Figure, not pyplot: no global backend or figure state
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("accuracy", "loss")):
         for split, style in (("train", "-"), ("val", "--")):
             values = [h.get(f"{split}_{metric}") for h in history]
             if any(v is not None for v in values):
                 ax.plot(epochs, values, style, marker=".", label=split)
-        starts = [h["epoch"] for prev, h in zip(history, history[1:]) if h["unfrozen"] != prev["unfrozen"]]
+        starts = [h["epoch"] for prev, h in zip(history, history[1:]) if unfrozen_blocks(h) != unfrozen_blocks(prev)]
         for x in starts:
             ax.axvline(x - 0.5, color="grey", linestyle=":", label="fine-tuning starts")
         ax.set_xlabel("epoch")
@@ -39,5 +48,4 @@ def plot_performance(history: list[dict], filepath: str | Path | None = None, *,
         ax.legend()
     fig.tight_layout()
     fig.savefig(filepath, dpi=100)
-    plt.close(fig)
     return filepath

@@ -8,17 +8,16 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 from jinja2 import Environment
-from PIL import Image, UnidentifiedImageError
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
+from muses.model.decoding import try_open
 
 THUMBNAIL_SIZE = 160
 
@@ -68,7 +67,9 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
     totals = confusion.sum(axis=1, keepdims=True)
     normalized = np.divide(confusion, totals, out=np.zeros(confusion.shape, dtype=float), where=totals > 0)
     side = max(4.0, 0.55 * n + 2.5)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side))
+    # A bare Figure, not pyplot: no global backend or figure state, safe in threads and servers.
+    fig = Figure(figsize=(2 * side + 1, side))
+    axes = fig.subplots(1, 2)
     for ax, values, label, fmt in ((axes[0], confusion, "counts", "d"), (axes[1], normalized, "row-normalized", ".2f")):
         image = ax.imshow(values, cmap="Blues", vmin=0, vmax=values.max() or 1)
         ax.set_xticks(range(n), class_names, rotation=45, ha="right")
@@ -88,18 +89,15 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def thumbnail(path: str | Path, size: int = THUMBNAIL_SIZE) -> str | None:
     """A base64 JPEG thumbnail, or None when the file is missing or cannot be decoded."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            img.thumbnail((size, size))
-    except (OSError, UnidentifiedImageError):
+    img = try_open(path, size)
+    if isinstance(img, str):
         return None
+    img.thumbnail((size, size))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -195,6 +193,28 @@ def write_evaluation(
         tables=[("most confused: naive label → predicted", ["naive label", "predicted", "photos"], pairs)],
     )
     return {"confusion": confusion, "mistakes": mistakes}
+
+
+def write_evaluation_report(path: str | Path, *, model: str, dataset, split: str, plain, tta=None, agreement=None,
+                            skipped: Sequence[tuple[str, str]] = (), files: Mapping[str, Path]) -> dict[str, Any]:
+    """``MODEL_SPLIT_evaluation.json``: the metrics (and with TTA, gold labels), the most
+    confused pairs, the skipped photos and the files written; returns what it wrote, whose
+    ``files`` include the report itself."""
+    from muses.analysis.metrics import most_confused
+
+    path = Path(path)
+    report = {
+        "model": model, "dataset": str(dataset.root), "split": split, "metrics": plain.to_dict(),
+        "tta": tta.to_dict() if tta else None,
+        "most_confused": [{"naive_label": t, "predicted": p, "count": c}
+                          for t, p, c in most_confused(plain.confusion, [c.name for c in plain.per_class])],
+        "gold": agreement.to_dict() if agreement else None,
+        "skipped": [{"image": i, "why": w} for i, w in skipped],
+        "files": {**{k: str(v) for k, v in files.items()}, "report": str(path)},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
 
 
 ISSUE_COLUMNS = ["id", "title", "object_type", "naive_label", "suggested", "confidence", "label_quality", "image"]

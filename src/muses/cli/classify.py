@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
@@ -47,21 +46,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_similar)
 
 
-def _load(loader, *args, **kwargs):
-    """Run ``loader``, turning a missing/bad model or definitions file into a usage error."""
-    from muses.model.loading import DefinitionsMismatchWarning
-
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DefinitionsMismatchWarning)
-            result = loader(*args, **kwargs)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    for warning in caught:
-        print(f"warning: {warning.message}")
-    return result
-
-
 def _ids(label: str, ids: list[str]) -> None:
     if ids:
         more = f" … and {len(ids) - LISTED} more" if len(ids) > LISTED else ""
@@ -69,21 +53,16 @@ def _ids(label: str, ids: list[str]) -> None:
 
 
 def run_classify(args) -> int:
-    from muses.classify import classify_collection
-    from muses.model.loading import load_model
+    from muses.classify import REPORT_NAME, classify_collection
+    from muses.cli.model import load_for_command
 
     project = find_project(args.project)
-    _load(load_model, args.model or project.model_path, runtime=args.runtime, project=project)  # fail fast, once
+    load_for_command(project, args.model, args.runtime)  # fail fast, once, with the warnings shown
     report = classify_collection(
         project, model_path=args.model, runtime=args.runtime, batch_size=args.batch_size, top_k=args.top_k,
         update_existing=args.update_existing, progress=True,
     )
-    out = project.root / "classify-report.json"
-    out.write_text(json.dumps({
-        "model": report.model, "classified": len(report.classified), "skipped_existing": report.skipped_existing,
-        "without_images": report.without_images, "failed": report.failed,
-        "unreadable_images": [{"item_id": i, "path": p, "error": e} for i, p, e in report.unreadable],
-    }, indent=2), encoding="utf-8")
+    out = report.write(project.root / REPORT_NAME)
     _ids("no usable image (run `muses generate-images`)", report.without_images)
     _ids("every image unreadable", sorted(report.failed))
     print(format_table(["items", "count"], [
@@ -97,10 +76,10 @@ def run_classify(args) -> int:
 
 
 def run_similar(args) -> int:
+    from muses.cli.model import load_for_command
     from muses.collection.store import Store
     from muses.labeling.definitions import load_definitions
-    from muses.model.loading import load_model
-    from muses.model.preprocessing import open_image
+    from muses.model.decoding import open_image
     from muses.search import open_engine
     from muses.search.similar import similar_to_image, similar_to_items
 
@@ -108,8 +87,8 @@ def run_similar(args) -> int:
         raise UsageError("give photos (IMG ...) or --ids, not both and not neither")
     project = find_project(args.project)
     store = Store.for_project(project)
-    engine = _load(open_engine, store)
-    definitions = _load(load_definitions, project.definitions_path) if project.definitions_path.is_file() else None
+    engine = open_engine(store)
+    definitions = load_definitions(project.definitions_path) if project.definitions_path.is_file() else None
     classes = []
     if args.ids:
         items = list(store.items(args.ids))
@@ -118,11 +97,8 @@ def run_similar(args) -> int:
             raise UsageError(f"no item with id {', '.join(missing)} in the store")
         hits = similar_to_items(items, engine, definitions=definitions, limit=args.limit)
     else:
-        clf = _load(load_model, args.model or project.model_path, project=project)
-        try:
-            photos = [open_image(p) for p in args.images]
-        except OSError as exc:
-            raise UsageError(f"cannot read photo: {exc}") from exc
+        clf = load_for_command(project, args.model)
+        photos = [open_image(p) for p in args.images]  # photos of one object: all of them or no answer
         result = similar_to_image(clf.predict_pil(photos), clf.class_names, engine, definitions=definitions, limit=args.limit)
         classes, hits = result.classes[:5], result.hits
     titles = {i.id: i.title for i in store.items([h.item_id for h in hits])}

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import warnings
 from pathlib import Path
 
-from muses.cli import UsageError, command_parser, format_table
+from muses.cli import command_parser, format_table
+from muses.datasets.folder import SPLITS
 from muses.settings import find_project
 
 EVALUATE_EXAMPLES = """\
@@ -57,7 +56,7 @@ def register(subparsers) -> None:
     p = command_parser(subparsers, "evaluate", help="measure the model on a dataset split: metrics, confusion matrix, mistakes",
                        examples=EVALUATE_EXAMPLES)
     _common(p)
-    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="dataset split (default test)")
+    p.add_argument("--split", choices=SPLITS, default="test", help="dataset split (default test)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--tta", action="store_true", help="also with test-time augmentation (photo, mirror, centre zoom averaged)")
     p.add_argument("--gold", type=Path, metavar="FILE", help="hand-checked CSV with columns id,class")
@@ -81,25 +80,18 @@ def register(subparsers) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
     p.add_argument("--dataset", type=Path, metavar="DIR", help="dataset folder (default: datasets/naive)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: the project's plots folder)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="output folder, relative to the project folder (default: the project's plots folder)")
 
 
 def _load(project, args):
-    """(project, classifier, dataset); a bad model or dataset is a usage error, a definitions
-    mismatch a warning on stderr (stdout may be JSON)."""
+    """(model, dataset, output folder) of the flags; the model's warnings go to stderr (stdout may be JSON)."""
+    from muses.cli.model import load_for_command
     from muses.datasets.folder import read_dataset
-    from muses.model.loading import DefinitionsMismatchWarning, load_model
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DefinitionsMismatchWarning)
-            clf = load_model(args.model, project=project)
-        dataset = read_dataset(args.dataset or project.datasets_dir / "naive")
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    return clf, dataset
+    clf = load_for_command(project, args.model)
+    dataset = read_dataset(args.dataset or project.datasets_dir / "naive")
+    return clf, dataset, project.path(args.out) if args.out else project.plots_dir
 
 
 def _print_skipped(skipped) -> None:
@@ -111,33 +103,22 @@ def run_evaluate(args) -> int:
     from muses.collection.store import Store
     from muses.labeling.report import load_gold
     from muses.analysis import metrics as ev
-    from muses.analysis.reports import catalog_fields, write_evaluation
+    from muses.analysis.reports import catalog_fields, write_evaluation, write_evaluation_report
 
     project = find_project(args.project)
-    clf, dataset = _load(project, args)
-    try:
-        gold = load_gold(args.gold) if args.gold else None
-        preds = ev.predict_split(clf, dataset, args.split, tta=args.tta, batch_size=args.batch_size)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    clf, dataset, out_dir = _load(project, args)
+    gold = load_gold(args.gold) if args.gold else None
+    preds = ev.predict_split(clf, dataset, args.split, tta=args.tta, batch_size=args.batch_size)
     names = clf.class_names
     plain = ev.evaluate_predictions(preds.labels, preds.probs, names)
     tta = ev.evaluate_predictions(preds.labels, preds.probs_tta, names) if args.tta else None
     catalog = catalog_fields(Store.for_project(project), {s.item_id for s in preds.samples})
     prefix = f"{clf.name}_{args.split}"
-    out_dir = args.out or project.plots_dir
     files = write_evaluation(out_dir, prefix, preds, plain, names, catalog, top_k=args.top_k)
     agreement = ev.gold_agreement(ev.item_classes(preds, names), gold, names) if gold is not None else None
-    report = {
-        "model": clf.name, "dataset": str(dataset.root), "split": args.split, "metrics": plain.to_dict(),
-        "tta": tta.to_dict() if tta else None,
-        "most_confused": [{"naive_label": t, "predicted": p, "count": c} for t, p, c in ev.most_confused(plain.confusion, names)],
-        "gold": agreement.to_dict() if agreement else None,
-        "skipped": [{"image": i, "why": w} for i, w in preds.skipped],
-    }
-    files["report"] = out_dir / f"{prefix}_evaluation.json"
-    report["files"] = {k: str(v) for k, v in files.items()}
-    files["report"].write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    report = write_evaluation_report(out_dir / f"{prefix}_evaluation.json", model=clf.name, dataset=dataset,
+                                     split=args.split, plain=plain, tta=tta, agreement=agreement,
+                                     skipped=preds.skipped, files=files)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
@@ -150,7 +131,7 @@ def run_evaluate(args) -> int:
     if agreement is not None:
         _print_gold(agreement)
     print()
-    for name, path in files.items():
+    for name, path in report["files"].items():
         print(f"{name}: {path}")
     return 0
 
@@ -188,14 +169,11 @@ def run_label_issues(args) -> int:
     from muses.analysis.reports import write_label_review
 
     project = find_project(args.project)
-    clf, dataset = _load(project, args)
+    clf, dataset, out_dir = _load(project, args)
     catalog, unlabeled = unlabeled_photos(Store.for_project(project), project, {s.item_id for s in dataset.samples})
-    try:
-        review = review_labels(feature_extractor(clf, args.features), dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
-                               catalog=catalog, cache_dir=project.root / CACHE_DIR)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    files = write_label_review(args.out or project.plots_dir, clf.name, review, gallery_size=args.gallery_size)
+    review = review_labels(feature_extractor(clf, args.features), dataset, unlabeled, folds=args.folds, seed=args.seed,
+                           threshold=args.threshold, catalog=catalog, cache_dir=project.root / CACHE_DIR)
+    files = write_label_review(out_dir, clf.name, review, gallery_size=args.gallery_size)
     if args.features == "model" and clf.cfg.unfrozen_blocks:
         print(f"note: {clf.name} was fine-tuned, so its features have seen the training labels and may "
               "hide their mistakes; the default --features auto avoids that")

@@ -3,28 +3,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
+from muses.model.decoding import MAX_PIXELS  # no torch: cheap enough for --help
 from muses.settings import find_project
-
-TRANSFER_SHARE = 0.6  # of --epochs, when fine-tuning follows
 
 TRAIN_EXAMPLES = """\
   muses train-model --model-name naive --epochs 50 --plot-performance
   muses train-model --epochs 20 --no-fine-tuning                 # head only: fastest
-  muses train-model --epochs 50 --fine-tune-layers 2 --fine-tune-lr 1e-4
+  muses train-model --epochs 50 --unfrozen-blocks 2 --fine-tune-lr 1e-4
   muses train-model --backbone vgg19 --weights weights/vgg19.safetensors --image-size 224
   muses train-model --epochs 50 --resume                          # after Ctrl-C or a crash
 
 The epochs are split 60/40 between transfer learning (only the new head trains, on cached
-backbone features: seconds) and fine-tuning (the last --fine-tune-layers units of the
+backbone features: seconds) and fine-tuning (the last --unfrozen-blocks blocks of the
 backbone train too); --no-fine-tuning spends them all on transfer learning. EfficientNet
-units: the 7 stages of model.blocks, then conv_head+bn2 (the last); BatchNorm stays frozen.
+blocks: the 7 stages of model.blocks, then conv_head+bn2 (the last); BatchNorm stays frozen.
 Writes models/NAME.safetensors + models/NAME.json (and plots/NAME_performance.png).
 """
 
@@ -32,6 +29,10 @@ PREDICT_EXAMPLES = """\
   muses predict photo.jpg
   muses predict front.jpg back.jpg --object          # two photos of one object: one answer
   muses predict *.jpg --top-k 3 --json --model models/naive.safetensors
+  muses predict huge_scan.tif --max-pixels 200000000   # allow a photo larger than the default limit
+
+A photo that cannot be read, or has more than --max-pixels pixels, is listed as skipped with
+the reason; the other photos are still answered (exit code 2 when any was skipped).
 """
 
 
@@ -42,7 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--plot-performance", action="store_true", help="write plots/NAME_performance.png")
     p.add_argument("--fine-tuning", action=argparse.BooleanOptionalAction, default=True,
                    help="fine-tune the backbone tail after transfer learning (default: yes)")
-    p.add_argument("--fine-tune-layers", type=positive(int), default=4, help="backbone units to fine-tune (default 4)")
+    p.add_argument("--unfrozen-blocks", "--fine-tune-layers", dest="unfrozen_blocks", type=positive(int), default=4,
+                   help="backbone blocks to fine-tune, counted from the last (default 4); --fine-tune-layers is "
+                        "its old name")
     p.add_argument("--fine-tune-lr", type=positive(float), default=5e-5, help="learning rate when fine-tuning (default 5e-5)")
     p.add_argument("--lr", type=positive(float), default=1e-3, help="learning rate of transfer learning (default 1e-3)")
     p.add_argument("--decay", type=float, default=0.0, help="learning-rate decay per step, lr/(1+decay*step) (default 0)")
@@ -70,32 +73,28 @@ def register(subparsers) -> None:
     p.add_argument("--top-k", type=positive(int), default=5, help="classes shown per answer (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--object", action="store_true", help="the photos show one object: average them into one answer")
+    p.add_argument("--max-pixels", type=positive(int), default=MAX_PIXELS, metavar="N",
+                   help=f"photos with more pixels are skipped, unread (default {MAX_PIXELS:,})")
     p.set_defaults(func=run_predict)
 
 
-def split_epochs(epochs: int, fine_tuning: bool) -> tuple[int, int]:
-    if not fine_tuning:
-        return epochs, 0
-    transfer = max(1, math.ceil(epochs * TRANSFER_SHARE))
-    return transfer, epochs - transfer
-
-
 def run_train(args) -> int:
-    from muses.model.classifier import Phase
     from muses.model.loading import setup_classifier
+    from muses.model.training import default_phases
 
     project = find_project(args.project)
     name = args.model_name or project.model_path.stem
     if not name or Path(name).name != name:
         raise UsageError(f"--model-name must be a plain file name, got {name!r}")
-    n_transfer, n_fine = split_epochs(args.epochs, args.fine_tuning)
+    phases = default_phases(args.epochs, fine_tuning=args.fine_tuning, unfrozen_blocks=args.unfrozen_blocks,
+                            lr=args.lr, fine_tune_lr=args.fine_tune_lr, decay=args.decay)
     t0 = time.perf_counter()
     try:
         clf = setup_classifier(
-            args.image_size or int(project.config["training"]["image_size"]),
+            args.image_size or project.settings.training.image_size,
             mode="train",
             dataset=args.dataset,
-            backbone=args.backbone or project.config["training"]["backbone"],
+            backbone=args.backbone or project.settings.training.backbone,
             weights=args.weights,
             pretrained=not args.no_pretrained,
             resize_mode=args.resize_mode,
@@ -109,32 +108,17 @@ def run_train(args) -> int:
             early_stopping=args.early_stopping,
             restore_best=args.early_stopping is not None,
         )
-        if args.fine_tuning and args.fine_tune_layers > clf.num_units:
-            raise UsageError(f"--fine-tune-layers: {clf.cfg.backbone} has {clf.num_units} units, got {args.fine_tune_layers}")
+        if args.fine_tuning and args.unfrozen_blocks > clf.num_blocks:
+            raise UsageError(f"--unfrozen-blocks: {clf.cfg.backbone} has {clf.num_blocks} blocks, got {args.unfrozen_blocks}")
         for image, why in clf.dataset.skipped:
             print(f"skipped {image}: {why}")
-        phases = [Phase(n_transfer, 0, args.lr, args.decay)]
-        if n_fine:
-            phases.append(Phase(n_fine, args.fine_tune_layers, args.fine_tune_lr, args.decay))
         history = clf.fit(phases, model_name=name, resume=args.resume)
     except KeyboardInterrupt:
         print("training interrupted; the last finished epoch is checkpointed: run the same command "
               "with --resume to continue", file=sys.stderr)
         raise
-    except ValueError as exc:  # bad dataset, weights, settings or checkpoint: the message says what to do
-        raise UsageError(str(exc)) from exc
     seconds = time.perf_counter() - t0
-    rows = []
-    for index, phase in enumerate(phases):
-        done = [h for h in history if h["phase"] == index]
-        if done:
-            last = done[-1]
-            rows.append([
-                "transfer" if phase.unfrozen == 0 else f"fine-tune ({phase.unfrozen} units)", len(done),
-                f"{last['train_accuracy']:.3f}", f"{last.get('val_accuracy', float('nan')):.3f}",
-                f"{last.get('val_f1', float('nan')):.3f}", f"{sum(h['seconds'] for h in done):.1f}",
-            ])
-    print(format_table(["phase", "epochs", "train acc", "val acc", "val macro-F1", "seconds"], rows))
+    print(format_table(["phase", "epochs", "train acc", "val acc", "val macro-F1", "seconds"], _phase_rows(phases, history)))
     out = clf.output_dir() / f"{name}.safetensors"
     print(f"model: {out} (+ .json), {len(clf.class_names)} classes, {len(clf.dataset.samples)} images, {seconds:.0f} s in all")
     if args.plot_performance:
@@ -145,35 +129,46 @@ def run_train(args) -> int:
     return 0
 
 
-def run_predict(args) -> int:
-    from PIL import UnidentifiedImageError
+def _phase_rows(phases, history: list[dict]) -> list[list]:
+    rows = []
+    for index, phase in enumerate(phases):
+        done = [h for h in history if h["phase"] == index]
+        if done:
+            last = done[-1]
+            kind = "transfer" if phase.unfrozen_blocks == 0 else f"fine-tune ({phase.unfrozen_blocks} blocks)"
+            rows.append([
+                kind, len(done), f"{last['train_accuracy']:.3f}", f"{last.get('val_accuracy', float('nan')):.3f}",
+                f"{last.get('val_f1', float('nan')):.3f}", f"{sum(h['seconds'] for h in done):.1f}",
+            ])
+    return rows
 
-    from muses.model.loading import DefinitionsMismatchWarning, load_model
-    from muses.model.preprocessing import open_image
+
+def load_for_command(project, model: Path | None, runtime: str = "auto"):
+    """The model of ``--model`` (default: muses.toml's), its warnings printed on stderr (stdout
+    may be JSON); the one way every command loads the model."""
+    from muses.model.loading import open_model
+
+    predictor, notes = open_model(model, runtime, project=project)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return predictor
+
+
+def run_predict(args) -> int:
+    from muses.model.image_loading import load_images
+    from muses.predictions import mean_probabilities, ranked
 
     project = find_project(args.project)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DefinitionsMismatchWarning)
-            clf = load_model(args.model, project=project)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    images, names, skipped = [], [], []
-    for path in args.images:
-        try:
-            images.append(open_image(path, clf.cfg.input_size))
-            names.append(str(path))
-        except (OSError, UnidentifiedImageError) as exc:
-            skipped.append({"image": str(path), "error": str(exc)})
+    clf = load_for_command(project, args.model)
+    images, kept, failed = load_images(args.images, clf.cfg.input_size, max_pixels=args.max_pixels)
+    names = [str(args.images[i]) for i in kept]
+    skipped = [{"image": str(path), "error": why} for _, path, why in failed]
     probs = clf.predict_pil(images)
     if args.object and len(images):
-        probs, names = probs.mean(axis=0, keepdims=True), [f"one object ({len(names)} photos)"]
-    answers = []
-    for name, row in zip(names, probs):
-        order = row.argsort()[::-1][: args.top_k]
-        answers.append({"image": name, "classes": [{"name": clf.class_names[i], "probability": round(float(row[i]), 4)} for i in order]})
+        probs, names = mean_probabilities(probs)[None, :], [f"one object ({len(names)} photos)"]
+    answers = [{"image": name, "classes": [{"name": c.name, "probability": round(c.probability, 4)}
+                                           for c in ranked(clf.class_names, row, args.top_k)]}
+               for name, row in zip(names, probs)]
     if args.json:
         print(json.dumps({"model": str(args.model or project.model_path), "answers": answers, "skipped": skipped}, indent=2))
     else:

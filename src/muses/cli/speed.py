@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from muses.cli import UsageError, command_parser, format_table, positive
+from muses.cli import command_parser, format_table, positive
 from muses.settings import find_project
 
 EXPORT_EXAMPLES = """\
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     p = command_parser(subparsers, "export-onnx", help="export the trained model to ONNX for fast inference",
                        examples=EXPORT_EXAMPLES)
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
-    p.add_argument("--out", type=Path, metavar="PATH", help="ONNX file to write (default: NAME.onnx beside the model)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="ONNX file to write, relative to the project folder (default: NAME.onnx beside the model)")
     p.add_argument("--opset", type=positive(), default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                    help="compare ONNX Runtime's and torch's predictions on a test input (default: yes)")
@@ -40,10 +40,7 @@ def run_export(args) -> int:
     model = args.model or project.model_path
     print(f"exporting {model} to ONNX (10 to 30 seconds)...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    try:
-        out = onnx_runtime.export_onnx(model, args.out, opset=args.opset)
-    except ValueError as exc:  # no model file, not a muses model, or the exporter refused it
-        raise UsageError(str(exc)) from exc
+    out = onnx_runtime.export_onnx(model, project.path(args.out) if args.out else None, opset=args.opset)
     seconds = time.perf_counter() - t0
     rows = [["model", str(model)], ["onnx file", str(out)], ["size", f"{out.stat().st_size / 1e6:.1f} MB"],
             ["opset", args.opset], ["export seconds", f"{seconds:.1f}"]]

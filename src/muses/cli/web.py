@@ -37,8 +37,8 @@ def run_serve(args) -> int:
     from muses.web import create_app
 
     project = find_project(args.project)
-    host = args.host or project.config["web"]["host"]
-    port = args.port if args.port is not None else int(project.config["web"]["port"])
+    host = args.host or project.settings.web.host
+    port = args.port if args.port is not None else project.settings.web.port
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
     model = args.model or project.model_path

@@ -1,30 +1,25 @@
-"""Reading a dataset folder (see docs/CONTRACTS.md) and making the views of each image.
-
-A *view* is one preprocessed version of an image: view ``AUGMENTED[i]`` is a random
-augmentation seeded by (image content, i, seed), so the same seed always gives the same
-views (which is what lets features.py cache them); ``DETERMINISTIC`` is the plain
-preprocessing used for validation, test and prediction.
+"""The dataset folder contract (see docs/CONTRACTS.md): ``manifest.csv`` + ``dataset.json`` +
+images. The writer (:mod:`muses.datasets.naive`) and the reader (:func:`read_dataset`) both take
+the columns and split names from here. No torch: the views training makes of these images
+live in :mod:`muses.model.views`.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from PIL import UnidentifiedImageError
-from torch.utils.data import Dataset
-from torchvision.transforms import v2
-
-from muses.model.preprocessing import PAD_FILL, PreprocessCfg, open_image, resize, to_tensor
 from muses.errors import MusesError
+from muses.model.decoding import try_open
 
 SPLITS = ("train", "val", "test")
-DETERMINISTIC = -1
+# Every column the writer writes; the reader needs REQUIRED_COLUMNS of them (keyword and field
+# say why a record got its label, for people reading the manifest).
 MANIFEST_COLUMNS = ("item_id", "image", "class", "split", "keyword", "field")
+REQUIRED_COLUMNS = MANIFEST_COLUMNS[:4]
+CHECK_SIZE = 32  # pixels a side: decoding this small proves a file readable, at a fraction of the cost
 
 
 class DatasetError(MusesError):
@@ -77,7 +72,7 @@ def read_dataset(root: str | Path) -> DatasetFolder:
     samples, skipped = [], []
     with manifest.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise DatasetError(f"{manifest}: missing column(s) {missing}; expected {MANIFEST_COLUMNS}")
         for line, row in enumerate(reader, start=2):
@@ -86,64 +81,11 @@ def read_dataset(root: str | Path) -> DatasetFolder:
             if row["split"] not in SPLITS:
                 raise DatasetError(f"{manifest} line {line}: split {row['split']!r} is not one of {SPLITS}")
             path = root / row["image"]
-            try:
-                open_image(path, 32)  # decode now so a corrupt file is reported, not crashed on
-            except (OSError, UnidentifiedImageError) as exc:
-                skipped.append((row["image"], f"cannot be decoded: {exc}"))
+            why = try_open(path, CHECK_SIZE)  # decode now so a corrupt file is reported, not crashed on
+            if isinstance(why, str):
+                skipped.append((row["image"], f"cannot be decoded: {why}"))
                 continue
             samples.append(Sample(row["item_id"], path, index[row["class"]], row["split"], file_digest(path)))
     if not any(s.split == "train" for s in samples):
         raise DatasetError(f"{manifest}: no usable training images")
     return DatasetFolder(root, classes, samples, str(meta.get("definitions_digest", "")), skipped)
-
-
-@dataclass(frozen=True)
-class AugmentCfg:
-    """Training-time augmentation; see docs in README section *classifier*."""
-
-    flip: bool = True
-    degrees: float = 20.0
-    translate: float = 0.2
-    scale: tuple[float, float] = (0.8, 1.2)
-    color_jitter: float = 0.2
-
-
-def augmenter(cfg: AugmentCfg) -> v2.Compose:
-    return v2.Compose(
-        [
-            v2.RandomHorizontalFlip(0.5 if cfg.flip else 0.0),
-            v2.RandomAffine(cfg.degrees, translate=(cfg.translate,) * 2, scale=cfg.scale, fill=PAD_FILL),
-            v2.ColorJitter(cfg.color_jitter, cfg.color_jitter, cfg.color_jitter),
-        ]
-    )
-
-
-def view_seed(digest: str, view: int, seed: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{digest}:{view}:{seed}".encode()).digest()[:8], "little")
-
-
-class ViewDataset(Dataset):
-    """(sample, view) pairs → normalized tensors; decoding runs in DataLoader workers."""
-
-    def __init__(
-        self,
-        pairs: Sequence[tuple[Sample, int]],
-        preprocess: PreprocessCfg,
-        augment: AugmentCfg,
-        seed: int,
-    ):
-        self.pairs, self.preprocess, self.seed = list(pairs), preprocess, seed
-        self.augment = augmenter(augment)
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        sample, view = self.pairs[i]
-        img = resize(open_image(sample.path, self.preprocess.input_size), self.preprocess)
-        if view != DETERMINISTIC:
-            # fork_rng: seeding here must not disturb the training loop's random state.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(view_seed(sample.digest, view, self.seed))
-                img = self.augment(img)
-        return to_tensor(img, self.preprocess)

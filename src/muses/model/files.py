@@ -6,18 +6,29 @@ definitions or unfreeze state. Nothing is pickled.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
+import math
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from muses import __version__
-from muses.model.preprocessing import PreprocessCfg
-from muses.errors import MusesError
+from muses.errors import MusesError, RunFailed
+from muses.model.preprocessing import INTERPOLATIONS, RESIZE_MODES, PreprocessCfg
+
+# Sane bounds for a model description: a NAME.json is a file anyone may edit or swap, and its
+# input_size decides how much memory every prediction takes (100000 once asked for 8 GB).
+INPUT_SIZE_RANGE = (16, 1024)
+STD_RANGE = (1e-3, 10.0)
+MEAN_RANGE = (-10.0, 10.0)
 
 
 class ModelFileError(MusesError):
@@ -49,28 +60,92 @@ class ModelCfg:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCfg":
+        """A model description read from a file, checked: :class:`ValueError` says what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        if "backbone" not in data or "class_names" not in data:
+            raise ValueError("it has no backbone or no class_names")
         known = {f.name for f in fields(cls)}
         cfg = cls(**{k: v for k, v in data.items() if k in known})  # newer keys are ignored
-        cfg.mean, cfg.std = tuple(cfg.mean), tuple(cfg.std)
+        cfg.mean, cfg.std = _triple("mean", cfg.mean, MEAN_RANGE), _triple("std", cfg.std, STD_RANGE)
+        cfg.check()
         return cfg
+
+    def check(self) -> None:
+        """Raise :class:`ValueError` naming the first value outside what a model can have."""
+        low, high = INPUT_SIZE_RANGE
+        if type(self.input_size) is not int or not low <= self.input_size <= high:
+            raise ValueError(f"input_size must be an integer from {low} to {high}, got {self.input_size!r}")
+        names = self.class_names
+        if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"class_names must be a list of at least 2 non-empty names, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"class_names has duplicates: {sorted({n for n in names if names.count(n) > 1})}")
+        if not isinstance(self.backbone, str) or not _known_backbone(self.backbone):
+            raise ValueError(f"backbone {self.backbone!r} is not a model this installation knows")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if type(self.unfrozen_blocks) is not int or self.unfrozen_blocks < 0:
+            raise ValueError(f"unfrozen_blocks must be an integer >= 0, got {self.unfrozen_blocks!r}")
+
+
+def _triple(name: str, value: Any, bounds: tuple[float, float]) -> tuple[float, float, float]:
+    low, high = bounds
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+                       for v in value)):
+        raise ValueError(f"{name} must be 3 numbers from {low} to {high}, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def _known_backbone(name: str) -> bool:
+    import timm
+
+    return timm.is_model(name)
 
 
 def paths(path: str | Path) -> tuple[Path, Path]:
     """(weights, metadata) for ``models/NAME``, ``models/NAME.safetensors`` or ``models/NAME.json``."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder: --model must name a .safetensors file (or the model name), "
+                             f"not a folder; e.g. {path / 'naive.safetensors'}")
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def save_model(path: str | Path, state: dict[str, torch.Tensor], cfg: ModelCfg) -> Path:
+SaveTensors = Callable[..., None]  # safetensors' save_file(tensors, filename, metadata=None)
+
+
+@contextmanager
+def writing(path: Path, tmp: Path) -> Iterator[None]:
+    """Turn a failed write of ``path`` (via ``tmp``) into a :class:`RunFailed` saying what to do;
+    the half-written ``tmp`` is removed, the previous ``path`` stays as it was."""
+    try:
+        yield
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"cannot write ({exc.strerror or exc})"
+        raise RunFailed(f"{what} while writing {path}; free space (or fix the folder's permissions) and run the "
+                        "same command again with --resume to continue from the last finished epoch") from exc
+
+
+def save_model(path: str | Path, state: dict[str, torch.Tensor], cfg: ModelCfg, *,
+               save_tensors: SaveTensors = save_file) -> Path:
     """Write both files atomically (temp file + rename); returns the weights path."""
     weights, meta = paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     cfg.created = cfg.created or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     tmp_w, tmp_m = weights.with_suffix(".safetensors.tmp"), meta.with_suffix(".json.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp_w))
-    _readable_like_other_files(tmp_w)
-    tmp_m.write_text(json.dumps(asdict(cfg), indent=2), encoding="utf-8")
+    with writing(weights, tmp_w):
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        save_tensors({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp_w))
+        _readable_like_other_files(tmp_w)
+    with writing(meta, tmp_m):
+        tmp_m.write_text(json.dumps(asdict(cfg), indent=2), encoding="utf-8")
     os.replace(tmp_w, weights)
     os.replace(tmp_m, meta)
     return weights
@@ -83,7 +158,19 @@ def _readable_like_other_files(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+RETRAIN = "train it again with `muses train-model`, or copy both files of a good model back"
+
+
+def read_cfg(meta: Path) -> ModelCfg:
+    """The checked model description in ``NAME.json``; :class:`ModelFileError` if it is not one."""
+    try:
+        return ModelCfg.from_dict(json.loads(meta.read_text(encoding="utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{meta} is not a muses model description ({exc}); {RETRAIN}") from exc
+
+
 def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelCfg]:
+    """The weights and the description of a model file, checked against each other."""
     weights, meta = paths(path)
     for required in (weights, meta):
         if not required.is_file():
@@ -91,24 +178,43 @@ def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelCfg]:
                 f"model file {required} not found; train one with `muses train-model` "
                 "or set [classification.naive_classification] model_path in muses.toml"
             )
+    cfg = read_cfg(meta)
     try:
-        cfg = ModelCfg.from_dict(json.loads(meta.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ModelFileError(f"{meta} is not a muses model description: {exc}") from exc
-    return load_file(str(weights)), cfg
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{weights} is not a complete safetensors file ({exc}); {RETRAIN}") from exc
+    _check_head(weights, meta, state, cfg)
+    return state, cfg
 
 
-def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def _check_head(weights: Path, meta: Path, state: dict[str, torch.Tensor], cfg: ModelCfg) -> None:
+    head = state.get("fc.weight")
+    if head is None or head.ndim != 2 or "fc.bias" not in state:
+        raise ModelFileError(f"{weights} holds no classifier head (fc.weight, fc.bias): not a muses model; {RETRAIN}")
+    if head.shape[0] != len(cfg.class_names):
+        raise ModelFileError(
+            f"{weights} has a head for {head.shape[0]} classes but {meta} names {len(cfg.class_names)}: "
+            f"the two files come from different models; {RETRAIN}"
+        )
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], *,
+                    save_tensors: SaveTensors = save_file) -> None:
     """One safetensors file with the JSON state in its header, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata={"muses": json.dumps(meta)})
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+                     metadata={"muses": json.dumps(meta)})
+        os.replace(tmp, path)
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as fh:
-        meta = json.loads((fh.metadata() or {}).get("muses", "{}"))
-        return {k: fh.get_tensor(k) for k in fh.keys()}, meta
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get("muses", "{}"))
+            return {k: fh.get_tensor(k) for k in fh.keys()}, meta
+    except (SafetensorError, OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelFileError(f"{path} is not a complete checkpoint ({exc}); delete it and train without --resume") from exc

@@ -4,7 +4,7 @@ Decoding a JPEG and resizing it take most of the time of classifying a photo on 
 Pillow releases the GIL while it does both, so a thread pool scales them over the cores with
 no process start-up and no pickling. JPEGs are decoded in draft mode (DCT scaling: a 3000 px
 photo decodes at 1/8 scale for a 224 px model, several times faster) by
-:func:`~muses.model.preprocessing.open_image`; the arithmetic stays in
+:func:`~muses.model.decoding.open_image`, the one decode function; the arithmetic stays in
 :func:`~muses.model.preprocessing.preprocess`, the one preprocessing definition.
 
     for batch in iter_batches(paths, cfg, batch_size=32):
@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from muses.model.preprocessing import PreprocessCfg, open_image, preprocess
+from muses.model.decoding import MAX_PIXELS, try_open
+from muses.model.preprocessing import PreprocessCfg, preprocess
 
 
 @dataclass
@@ -50,19 +51,9 @@ def _check(batch_size: int, workers: int | None) -> int:
     return workers
 
 
-_READ_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
-
-
-def _attempt(fn, *args):
-    """fn(*args), or why it failed as a string: one corrupt file must not stop a batch."""
-    try:
-        return fn(*args)
-    except _READ_ERRORS as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
-def _load_one(path: Path, cfg: PreprocessCfg) -> np.ndarray | str:
-    return _attempt(lambda: preprocess(open_image(path, cfg.input_size), cfg).numpy())
+def _load_one(path: Path, cfg: PreprocessCfg, max_pixels: int) -> np.ndarray | str:
+    image = try_open(path, cfg.input_size, max_pixels=max_pixels)
+    return image if isinstance(image, str) else preprocess(image, cfg).numpy()
 
 
 def _split(items: list[tuple[int, Path]], results: list) -> tuple[list, list[int], list[tuple[int, Path, str]]]:
@@ -92,20 +83,22 @@ def iter_batches(
     batch_size: int = 32,
     *,
     workers: int | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> Iterator[Batch]:
-    """Preprocessed batches of ``paths`` in order; unreadable images are listed in ``failed``,
-    never raised. ``workers``: decoding threads (default: one per core; 0: no threads)."""
+    """Preprocessed batches of ``paths`` in order; unreadable images (and those over
+    ``max_pixels``) are listed in ``failed``, never raised. ``workers``: decoding threads
+    (default: one per core; 0: no threads)."""
     workers = _check(batch_size, workers)
     items = [(i, Path(p)) for i, p in enumerate(paths)]
     chunks = [items[s : s + batch_size] for s in range(0, len(items), batch_size)]
     if workers == 0:
         for chunk in chunks:
-            yield _collect(chunk, [_load_one(p, cfg) for _, p in chunk], cfg)
+            yield _collect(chunk, [_load_one(p, cfg, max_pixels) for _, p in chunk], cfg)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="muses-decode") as pool:
 
         def submit(chunk) -> list[Future]:
-            return [pool.submit(_load_one, p, cfg) for _, p in chunk]
+            return [pool.submit(_load_one, p, cfg, max_pixels) for _, p in chunk]
 
         pending = submit(chunks[0]) if chunks else []
         for n, chunk in enumerate(chunks):
@@ -127,6 +120,7 @@ def load_images(
     input_size: int | None = None,
     *,
     workers: int | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> tuple[list[Image.Image], list[int], list[tuple[int, Path, str]]]:
     """Decoded RGB images (draft mode for JPEGs when ``input_size`` is given), in parallel.
 
@@ -134,7 +128,7 @@ def load_images(
     """
     workers = _check(1, workers)
     items = [(i, Path(p)) for i, p in enumerate(paths)]
-    results = _map(lambda item: _attempt(open_image, item[1], input_size), items, workers)
+    results = _map(lambda item: try_open(item[1], input_size, max_pixels=max_pixels), items, workers)
     return _split(items, results)
 
 

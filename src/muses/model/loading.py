@@ -12,21 +12,29 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from muses.settings import Project, find_project
+from muses.datasets.folder import read_dataset
+from muses.errors import MusesError
+from muses.model import RUNTIMES
 from muses.model.backbones import DEFAULT_BACKBONE, default_preprocess
 from muses.model.classifier import Classifier, new_classifier
-from muses.datasets.folder import read_dataset
 from muses.model.features import CACHE_DIR
 from muses.model.files import ModelCfg
 from muses.model.files import paths as model_paths
+from muses.model.predictor import Predictor
+from muses.predictions import ranked
+from muses.settings import Project, find_project
 
-from muses.model import RUNTIMES  # noqa: E402  (re-exported)
+
+class LoadError(MusesError):
+    """A bad argument to one of the loading calls (mode, runtime, no images)."""
 
 
 class DefinitionsMismatchWarning(UserWarning):
     """The model was trained under other class definitions than the project's current ones."""
+
+
+class RuntimeFallbackWarning(UserWarning):
+    """The ONNX file beside the model cannot be used; torch predicts instead."""
 
 
 def _project(project: Project | str | Path | None) -> Project:
@@ -55,7 +63,7 @@ def setup_classifier(
     early_stopping, restore_best, cache_trunk).
     """
     if mode not in ("train", "load"):
-        raise ValueError(f"mode must be 'train' or 'load', got {mode!r}")
+        raise LoadError(f"mode must be 'train' or 'load', got {mode!r}")
     proj = _project(project)
     if mode == "load":
         return Classifier.load(model_path or proj.model_path, device=options.get("device", "auto"))
@@ -94,17 +102,17 @@ def check_definitions(cfg: ModelCfg, digest: str | None) -> None:
         )
 
 
-_CACHE: dict[tuple, Classifier] = {}
+_CACHE: dict[tuple, Predictor] = {}
 
 
-def load_model(path: str | Path | None = None, runtime: str = "auto", *, project=None) -> Classifier:
+def load_model(path: str | Path | None = None, runtime: str = "auto", *, project=None) -> Predictor:
     """The model at ``path`` (default: muses.toml's model_path), cached until its files change.
 
     ``runtime``: "torch", "onnx" (ONNX Runtime; exports a missing or stale NAME.onnx first), or
     "auto": ONNX where NAME.onnx exists beside the model (`muses export-onnx`), else torch.
     """
     if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        raise LoadError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     proj = _project(project)
     weights, meta = model_paths(path or proj.model_path)
     stamp = tuple(p.stat().st_mtime_ns if p.exists() else None for p in (weights, meta))
@@ -117,16 +125,27 @@ def load_model(path: str | Path | None = None, runtime: str = "auto", *, project
     return _CACHE[key]
 
 
-# -- runtime dispatch (the ONNX side lives in onnx_runtime.py) ---------------------------------
-def _load_runtime(weights: Path, runtime: str):
-    """A torch Classifier or an OnnxClassifier: both predict with the same interface."""
+def open_model(path: str | Path | None = None, runtime: str = "auto", *, project=None) -> tuple[Predictor, list[str]]:
+    """:func:`load_model` for a command: (the predictor, the warnings to show the user, e.g.
+    that it was trained under other class definitions). Errors raise, as MusesError."""
+    with warnings.catch_warnings(record=True) as caught:
+        for shown in (DefinitionsMismatchWarning, RuntimeFallbackWarning):
+            warnings.simplefilter("always", shown)
+        predictor = load_model(path, runtime, project=project)
+    return predictor, [str(w.message) for w in caught
+                       if issubclass(w.category, (DefinitionsMismatchWarning, RuntimeFallbackWarning))]
+
+
+# -- runtime dispatch (the ONNX side lives in model/onnx.py) ------------------------------------
+def _load_runtime(weights: Path, runtime: str) -> Predictor:
+    """A torch Classifier or an OnnxPredictor: both are Predictors."""
     if runtime == "torch":
         return Classifier.load(weights)
     try:
         from muses.model import onnx as onnx_runtime
     except ImportError as exc:  # onnx / onnxruntime not installed
         if runtime == "onnx":
-            raise ValueError(f"runtime 'onnx' needs onnx and onnxruntime ({exc}); pip install onnxruntime onnx") from exc
+            raise LoadError(f"runtime 'onnx' needs onnx and onnxruntime ({exc}); pip install onnxruntime onnx") from exc
         return Classifier.load(weights)
     if runtime == "onnx":
         return onnx_runtime.load_onnx(weights)
@@ -134,14 +153,8 @@ def _load_runtime(weights: Path, runtime: str):
         try:
             return onnx_runtime.load_onnx(weights)
         except onnx_runtime.OnnxError as exc:
-            warnings.warn(f"{exc}; predicting with torch instead", stacklevel=3)
+            warnings.warn(f"{exc}; predicting with torch instead", RuntimeFallbackWarning, stacklevel=3)
     return Classifier.load(weights)
-
-
-def _ranked(classifier: Classifier, probabilities: np.ndarray) -> OrderedDict:
-    mean = probabilities.mean(axis=0)
-    order = np.argsort(-mean, kind="stable")
-    return OrderedDict((classifier.class_names[i], float(mean[i])) for i in order)
 
 
 def predict_image_path_dict(paths: str | Path | Sequence[str | Path], model_path=None) -> OrderedDict:
@@ -149,8 +162,9 @@ def predict_image_path_dict(paths: str | Path | Sequence[str | Path], model_path
     clf = load_model(model_path)
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
-        raise ValueError("predict_image_path_dict needs at least one image path")
-    return _ranked(clf, clf.predict_new(paths))
+        raise LoadError("predict_image_path_dict needs at least one image path")
+    probs = clf.predict_new(paths)
+    return OrderedDict((c.name, c.probability) for c in ranked(clf.class_names, probs))
 
 
 def predict_items(items: Iterable, model_path=None, *, project=None) -> OrderedDict:
@@ -158,5 +172,5 @@ def predict_items(items: Iterable, model_path=None, *, project=None) -> OrderedD
     proj = _project(project)
     paths = [proj.path(im.stored_path) for item in items for im in item.usable_images if im.stored_path]
     if not paths:
-        raise ValueError("none of the items has a usable image; run `muses generate-images` first")
+        raise LoadError("none of the items has a usable image; run `muses generate-images` first")
     return predict_image_path_dict(paths, model_path or proj.model_path)

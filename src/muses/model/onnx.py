@@ -1,10 +1,9 @@
-"""ONNX export of a model file, and an ONNX Runtime predictor with the torch Classifier's
-prediction interface (``class_names``, ``cfg``, ``predict_new``, ``predict_pil``,
-``extract_features``).
+"""ONNX export of a model file, and :class:`OnnxPredictor`, the
+:class:`~muses.model.predictor.Predictor` that runs it with ONNX Runtime.
 
     path = export_onnx("models/naive.safetensors")     # models/naive.onnx
     clf = load_onnx("models/naive.safetensors")         # re-exports a stale or missing file
-    probs = clf.predict_new(["a.jpg", "b.jpg"])
+    probs = clf.predict_pil(images)
 
 ``NAME.onnx`` sits beside ``NAME.safetensors`` and records the model file's digest, so an ONNX
 file left behind by an earlier training run is never used for a newer model. The graph has
@@ -31,13 +30,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from muses import __version__
-from muses.model.classifier import Classifier
-from muses.model.image_loading import iter_batches, preprocess_many
+from muses.errors import MusesError
+from muses.model import DEFAULT_OPSET
 from muses.model.files import ModelCfg, read_model
 from muses.model.files import paths as model_paths
-
-from muses.model import DEFAULT_OPSET  # noqa: E402
-from muses.errors import MusesError
+from muses.model.image_loading import preprocess_many
+from muses.model.predictor import TorchPredictor, decode_all
 
 DIGEST_KEY = "muses.model_digest"
 INPUT, OUTPUTS = "image", ("logits", "features")
@@ -86,7 +84,7 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
     if not isinstance(opset, int) or opset < DEFAULT_OPSET:
         raise OnnxError(f"opset must be an integer >= {DEFAULT_OPSET}, got {opset!r}")
     out = Path(out) if out else onnx_path_for(model_path)
-    clf = Classifier.load(model_path, device="cpu")  # first: its errors say how to get a model file
+    clf = TorchPredictor.load(model_path, device="cpu")  # first: its errors say how to get a model file
     digest = model_digest(model_path)
     net = _ExportNet(clf.net).eval()
     size = clf.cfg.input_size
@@ -156,7 +154,7 @@ def session_options(threads: int | None = None):
 def check_export(model_path: str | Path, onnx_path: str | Path, n: int = 4, seed: int = 0) -> float:
     """Largest difference between torch's and ONNX Runtime's class probabilities on ``n``
     seeded random inputs: a broken export shows up as a large number."""
-    clf = Classifier.load(model_path, device="cpu")
+    clf = TorchPredictor.load(model_path, device="cpu")
     size = clf.cfg.input_size
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((n, 3, size, size), dtype=np.float32))
     with torch.inference_mode():
@@ -166,16 +164,11 @@ def check_export(model_path: str | Path, onnx_path: str | Path, n: int = 4, seed
     return float(np.abs(got - expected).max())
 
 
-class OnnxClassifier:
-    """Predicts like :class:`~muses.model.classifier.Classifier`, with ONNX Runtime.
-
-    Prediction only; training stays with the torch Classifier. Code written for the torch
-    Classifier that reaches for ``net`` (e.g. to fingerprint the weights) still works: the torch
-    network is loaded from the model file on first use.
-    """
+class OnnxPredictor:
+    """A :class:`~muses.model.predictor.Predictor` running the exported graph with ONNX Runtime
+    (prediction only; training stays with torch)."""
 
     runtime = "onnx"
-    device = torch.device("cpu")  # where ONNX Runtime's CPU provider runs; torch code may read it
 
     def __init__(self, onnx_path: str | Path, cfg: ModelCfg, *, model_path: str | Path, threads: int | None = None,
                  workers: int | None = None):
@@ -191,46 +184,29 @@ class OnnxClassifier:
     def class_names(self) -> list[str]:
         return list(self.cfg.class_names)
 
-    @property
-    def history(self) -> list[dict]:
-        return list(self.cfg.history)
-
     @functools.cached_property
-    def net(self) -> torch.nn.Module:
-        return Classifier.load(self.model_path, device="cpu").net
+    def features_key(self) -> str:
+        return exported_digest(self.onnx_path) or model_digest(self.model_path)
 
-    def _run(self, x: np.ndarray, output: str) -> np.ndarray:
-        return self.session.run([output], {INPUT: x})[0]
-
-    def _batched(self, x_batches, output: str, width: int) -> np.ndarray:
-        out = [self._run(x, output) for x in x_batches if len(x)]
+    def _run(self, images: Sequence[Image.Image], batch_size: int, output: str, width: int) -> np.ndarray:
+        images = list(images)
+        out = [
+            self.session.run([output], {INPUT: preprocess_many(images[s : s + batch_size], self.cfg.preprocess,
+                                                               workers=self.workers)})[0]
+            for s in range(0, len(images), batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (n_images, n_classes), columns in ``class_names`` order."""
-        images = list(images)
-        batches = (
-            preprocess_many(images[s : s + batch_size], self.cfg.preprocess, workers=self.workers)
-            for s in range(0, len(images), batch_size)
-        )
-        return _softmax(self._batched(batches, "logits", len(self.class_names)))
+        return _softmax(self._run(images, batch_size, "logits", len(self.class_names)))
 
-    def _from_paths(self, paths, batch_size: int, output: str, width: int) -> np.ndarray:
-        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-        out = []
-        for batch in iter_batches(paths, self.cfg.preprocess, batch_size, workers=self.workers):
-            if batch.failed:
-                _, path, why = batch.failed[0]
-                raise ValueError(f"cannot read image {path}: {why}")
-            out.append(batch.x)
-        return self._batched(out, output, width)
+    def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """Pooled backbone features, shape (n_images, num_features)."""
+        return self._run(images, batch_size, "features", self.cfg.num_features)
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
-        return _softmax(self._from_paths(paths, batch_size, "logits", len(self.class_names)))
-
-    def extract_features(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
-        """Pooled backbone features, shape (n_images, num_features)."""
-        return self._from_paths(paths, batch_size, "features", self.cfg.num_features)
+        return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -245,7 +221,7 @@ def load_onnx(
     reexport: bool = True,
     threads: int | None = None,
     workers: int | None = None,
-) -> OnnxClassifier:
+) -> OnnxPredictor:
     """The ONNX predictor for a model file; a missing or stale ONNX file is exported again
     (``reexport=True``) or refused with :class:`OnnxError`."""
     _, cfg = read_model(model_path)
@@ -256,4 +232,4 @@ def load_onnx(
             raise OnnxError(f"{onnx_path} {state}; run `muses export-onnx --model {model_path}`")
         tqdm.write(f"exporting {model_path} to {onnx_path} (once per trained model)", file=sys.stderr)
         export_onnx(model_path, onnx_path)
-    return OnnxClassifier(onnx_path, cfg, model_path=model_path, threads=threads, workers=workers)
+    return OnnxPredictor(onnx_path, cfg, model_path=model_path, threads=threads, workers=workers)

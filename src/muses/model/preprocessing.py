@@ -6,11 +6,11 @@ The original resized, padded and scaled differently in training and prediction; 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+
+from muses.errors import MusesError
 
 INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 # squash: stretch to a square (verified best for the Lite0 ImageNet weights on chelsea);
@@ -18,6 +18,10 @@ INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest
 # crop: resize the short side then cut the centre square.
 RESIZE_MODES = ("squash", "pad", "crop")
 PAD_FILL = (128, 128, 128)
+
+
+class PreprocessError(MusesError):
+    """An image size, interpolation or resize mode that preprocessing cannot use."""
 
 
 @dataclass(frozen=True)
@@ -30,25 +34,17 @@ class PreprocessCfg:
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_size, int) or self.input_size < 16:
-            raise ValueError(f"input_size must be an integer >= 16, got {self.input_size!r}")
+            raise PreprocessError(f"input_size must be an integer >= 16, got {self.input_size!r}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {self.interpolation!r}")
+            raise PreprocessError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {self.interpolation!r}")
         if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
+            raise PreprocessError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
         # JSON gives lists back; keep the dataclass hashable and comparable.
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def open_image(path: str | Path, input_size: int | None = None) -> Image.Image:
-    """Decode an image as RGB; JPEG draft mode decodes at reduced scale when that is enough."""
-    with Image.open(path) as img:
-        if input_size and img.format == "JPEG":
-            img.draft("RGB", (input_size, input_size))
-        return img.convert("RGB")
 
 
 def resize(img: Image.Image, cfg: PreprocessCfg) -> Image.Image:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.search import FIELDS, ClassTerm, Filters, Hit, TextTerm
-from muses.search.classification import stored_classes
+from muses.predictions import stored_classes
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -123,7 +123,7 @@ class FTS5Engine:
     @staticmethod
     def _add(conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
         for item in items:
-            classes = [name for name, _ in stored_classes(item.classification)]
+            classes = [c.name for c in stored_classes(item.classification)]
             rowid = conn.execute(
                 text("INSERT INTO search_docs (item_id, stamp, usable, top_class) VALUES (:id, :stamp, :usable, :top)"),
                 {"id": item.id, "stamp": stamps[item.id], "usable": len(item.usable_images),

@@ -16,7 +16,7 @@ import numpy as np
 from muses.labeling.definitions import DEFAULT_FIELDS, Definitions
 from muses.labeling.text import normalize, word_forms
 from muses.search import ClassTerm, Filters, Hit, SearchEngine, Term, TextTerm
-from muses.search.classification import stored_classes
+from muses.predictions import ranked, stored_classes
 
 TOP_CLASSES = 3
 PREDICTION_BOOST = 8.0
@@ -55,14 +55,9 @@ def similar_to_image(
 ) -> Similar:
     """Items like the photo(s) whose class ``probabilities`` (n_images × n_classes, or one row,
     from ``Classifier.predict_pil``) are given; several photos of one object are averaged."""
-    probs = np.atleast_2d(np.asarray(probabilities, dtype=float))
-    if probs.shape[1] != len(class_names):
-        raise ValueError(f"probabilities have {probs.shape[1]} columns for {len(class_names)} classes")
     if top < 1:
         raise ValueError(f"top must be >= 1, got {top}")
-    mean = probs.mean(axis=0)
-    order = np.argsort(-mean, kind="stable")
-    classes = [(class_names[i], float(mean[i])) for i in order]
+    classes = [(c.name, c.probability) for c in ranked(class_names, probabilities)]
     query = class_query([name for name, _ in classes[:top]], definitions)
     return Similar(classes, engine.search(query, Filters(), limit))
 
@@ -88,12 +83,12 @@ def similar_to_items(
     materials: list[str] = []
     facets: list[str] = []
     for item in items:
-        for name, probability in stored_classes(item.classification):
-            weight[name] += probability
+        for c in stored_classes(item.classification):
+            weight[c.name] += c.probability
         materials += _words(item.material or "")
         facets += [normalize(f) for f in item.object_type or [] if f.strip()]
-    ranked = sorted(weight, key=lambda name: (-weight[name], name))[:top]
-    query = class_query(ranked, definitions)
+    top_names = sorted(weight, key=lambda name: (-weight[name], name))[:top]
+    query = class_query(top_names, definitions)
     if materials:
         query.append(TextTerm(tuple(dict.fromkeys(materials)), {"material": 1.0}, label="material"))
     if facets:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from muses.collection.store import Item, Store
 from muses.labeling.matching import Label, Matcher, record_fields
-from muses.search.classification import stored_top_class
+from muses.predictions import top_class
 from muses.web.cache import DefinitionsCache
 
 MAX_PER_PAGE = 100
@@ -67,7 +67,7 @@ class CollectionView:
         """The values the browser's filters offer."""
         with self.store.session() as s:
             rows = s.execute(select(Item.classification).where(Item.classification.is_not(None))).scalars()
-            predicted = sorted({top for top in map(stored_top_class, rows) if top})
+            predicted = sorted({top for top in map(top_class, rows) if top})
         naive = sorted({label.cls for label in self.naive_labels().values() if label.cls})
         return {"predicted": predicted, "naive": naive + [NO_LABEL]}
 
@@ -77,7 +77,7 @@ class CollectionView:
             rows = s.execute(select(Item.id, Item.classification).order_by(Item.id)).all()
         wanted = []
         for item_id, classification in rows:
-            predicted = stored_top_class(classification)
+            predicted = top_class(classification)
             label = labels.get(item_id)
             naive = label.cls if label else None
             if query.predicted is not None and predicted != query.predicted:
@@ -107,7 +107,7 @@ class CollectionView:
             "material": item.material,
             "period": item.period,
             "naive_label": self.naive_label(item.id),
-            "predicted": stored_top_class(item.classification),
+            "predicted": top_class(item.classification),
             "image_ids": [im.id for im in usable],
             "thumbnail": f"/images/{usable[0].id}" if usable else None,
         }

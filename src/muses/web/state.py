@@ -103,7 +103,7 @@ class AppState:
         result = similar_to_image(clf.predict_pil([image]), clf.class_names, self.engine(),
                                   definitions=self.definitions.get(), limit=self.limits.similar_limit)
         return {
-            "model": getattr(clf, "name", self.model_path.stem),
+            "model": clf.name,
             "classes": [{"name": n, "probability": round(p, 6)} for n, p in result.classes[:TOP_K]],
             "similar": self.hits_json(result.hits),
         }
