@@ -75,7 +75,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_import)
 
     p = command_parser(subparsers, "generate-images",
-                       help="check every photo and write its ML-size copy (problems are listed and excluded)",
+                       help="check every photo and make its small working copy (problem photos are listed and left out)",
                        examples=GENERATE_EXAMPLES)
     p.add_argument("--force", action="store_true", help="check photos already done again")
     p.add_argument("--workers", type=int, metavar="N", help="processes; 0 = one per CPU core (default: muses.toml)")

@@ -26,10 +26,12 @@ def register(subparsers) -> None:
     p = command_parser(
         subparsers,
         "export-classification-data",
-        help="label the collection from catalog keywords and write a train/val/test dataset folder",
+        help="label each object from the keywords in its catalog record and write the training data "
+             "(photos split into train/val/test) with a labeling report",
         examples=EXPORT_EXAMPLES,
     )
-    p.add_argument("--exporter", default="naive", help="exporter plugin (default: naive)")
+    p.add_argument("--exporter", default="naive",
+                   help="how the labels are made (default: naive, keywords in the catalog fields)")
     _add_label_args(p)
     p.add_argument("--max-images", type=int, metavar="N", help="at most N images per class, items chosen at random")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling and the split (default: 0)")
@@ -53,7 +55,8 @@ def register(subparsers) -> None:
 
 def _add_label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--definitions", metavar="FILE", help="definitions.toml (default: the project's)")
-    p.add_argument("--gold", metavar="FILE", help="hand-checked CSV with columns id,class: adds precision")
+    p.add_argument("--gold", metavar="FILE",
+                   help="a CSV you checked by hand, columns id,class: the report then says how often the keywords are right")
 
 
 def run_export(args) -> int:
