@@ -91,6 +91,14 @@ def test_follow_moves_a_bar_to_the_reported_position():
     assert log.getvalue().startswith("import: 61000/61000 lines, 100 %, done in")
 
 
+def test_a_command_quiet_leaves_the_next_library_call_its_progress(project, capsys):
+    from muses.cli import main
+
+    assert main(["--quiet", "stats"]) == 0
+    assert list(progress_bar(range(2), desc="labeling", unit="objects")) == [0, 1]
+    assert capsys.readouterr().err == "labeling: 2/2 objects, 100 %, done in 0 s\n"
+
+
 def test_note_prints_a_line():
     log = io.StringIO()
     note("loading the model models/naive.safetensors", stream=log)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
@@ -29,9 +30,21 @@ _settings = ProgressSettings()
 
 
 def configure(*, quiet: bool = False, line_every_s: float = LINE_EVERY_S) -> None:
-    """Set once per command by the command line (``muses --quiet``)."""
     global _settings
     _settings = ProgressSettings(quiet=quiet, line_every_s=line_every_s)
+
+
+@contextmanager
+def configured(*, quiet: bool = False, line_every_s: float = LINE_EVERY_S) -> Iterator[None]:
+    """These settings for one command (``muses --quiet``), the earlier ones back afterwards, so a
+    program that runs several commands (a test session) does not keep the last one's."""
+    global _settings
+    before = _settings
+    configure(quiet=quiet, line_every_s=line_every_s)
+    try:
+        yield
+    finally:
+        _settings = before
 
 
 class Bar(Protocol):

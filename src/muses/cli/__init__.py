@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    progress.configure(quiet=args.quiet)
-    return run_command(args)
+    with progress.configured(quiet=args.quiet):
+        return run_command(args)
 
 
 def run_command(args: argparse.Namespace) -> int:
