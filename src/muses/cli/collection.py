@@ -21,13 +21,14 @@ IMPORT_EXAMPLES = """\
 Our fields: id (the object number), title, object_type, material, period, description,
 image. A column of the same name is used unless --map (or --preset) names another. The
 text encoding (UTF-8, else cp1252 as Excel on Windows saves) and a CSV's delimiter (, ; tab |)
-are found out and reported; --encoding and --delimiter set them. A cell holding several object
-types or photos ("Sculpture, Clay, Busts") is cut into separate values with --split. Image paths are taken relative
-to the file and must lie inside its folder, an --image-root or [images] roots in muses.toml;
-others are refused and listed (the record imports without them). http(s) URLs are kept and
-fetched by generate-images only with [images] allow_network. Re-importing updates records by
-id. Bad lines are skipped and listed with their numbers; the command fails (exit 1) when
-fewer than half of the records could be imported.
+are found out and reported; --encoding and --delimiter set them. A cell holding several
+object types or photos ("Sculpture, Clay, Busts") is cut into separate values with --split.
+Image paths are taken relative to the file and must lie inside its folder, an --image-root or
+[images] roots in muses.toml; others are refused and listed (the record imports without
+them). http(s) URLs are kept and fetched by generate-images only with [images]
+allow_network. Re-importing updates records by id. Bad lines are skipped and listed with
+their numbers; the command fails (exit 1) when fewer than half of the records could be
+imported.
 """
 GENERATE_EXAMPLES = """\
   muses generate-images                  # new and changed photos only; resumes after Ctrl-C
