@@ -51,10 +51,15 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
 
     code, out, err = run(capsys, "generate-images", "--workers", "1")
     assert code == 0
-    assert "12982_ap62.48.2.jpg: truncated: 74% grey fill" in out
+    assert "  12982: truncated: 74% grey fill" in out and "12982_ap62.48.2.jpg" not in out  # by object number
+    assert "cannot repair them: replace each file" in out
+    assert out.rstrip().endswith("next: muses export-classification-data   (labels the objects from their catalog words)")
     assert counts(out) == {"checked now": 5, "unchanged (skipped)": 0, "cropped": 1, "ok": 2, "problem": 2,
                            "problem: truncated": 2}
-    assert "generate-images" in err  # the progress bar
+    assert "generate-images: 5/5 photos, 100 %, done in" in err  # stderr is no terminal here: plain lines
+
+    code, out, _ = run(capsys, "generate-images", "--force", "--verbose")
+    assert "  12982: truncated" in out and "12982_ap62.48.2.jpg)" in out and "photos/s on" in out
 
     code, out, _ = run(capsys, "generate-images")
     assert code == 0 and counts(out) == {"checked now": 0, "unchanged (skipped)": 5}
@@ -64,8 +69,9 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
 
         s.get(Item, "10512").classification = {"model": "m", "date": "2026-01-01",
                                                "classes": [{"name": "bust", "probability": 0.91}]}
-    code, out, _ = run(capsys, "items", "--limit", "2")
-    assert code == 0 and "10427" in out and "bust 0.91" in out and "... 3 more" in out
+    code, out, err = run(capsys, "items", "--limit", "2")
+    assert code == 0 and "10427" in out and "bust 0.91" in out
+    assert "showing the first 2 items, 3 more not shown; --all lists every one" in err
 
     code, out, _ = run(capsys, "items", "--problems", "--json")
     rows = json.loads(out)
@@ -133,3 +139,73 @@ def test_import_refused_by_the_store_exits_1_and_keeps_earlier_batches(project, 
     code, _, err = run(capsys, "import", str(path), "--batch-size", "2")
     assert code == 1 and "lines 3-4" in err and "disk quota" in err and "import again" in err
     assert [i.id for i in store.items()] == ["0", "1"]
+
+
+def excel_export(path, met_sample, n=60):
+    """A semicolon-separated cp1252 CSV as Excel on Windows saves it, from real Met records."""
+    records = [json.loads(line) for line in (met_sample / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    lines = ["Object Number;Title;Classification;Image"] + [
+        f'{r["id"]};"{r["title"]}";"{", ".join(r["what"])}";{met_sample / r["image"]}' for r in records[:n]]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252", "replace"))
+    return path
+
+
+EXCEL_ARGS = ["--map", "id=Object Number", "--map", "title=Title", "--map", "object_type=Classification",
+              "--map", "image=Image"]
+
+
+def test_import_an_excel_csv_says_how_it_read_it_and_suggests_split(project, met_sample, tmp_path, capsys):
+    path = excel_export(tmp_path / "export.csv", met_sample)
+    code, out, err = run(capsys, "import", str(path), *EXCEL_ARGS, "--image-root", str(met_sample))
+    assert code == 0 and counts(out)["new"] == 60
+    assert "as cp1252 (Excel on Windows) text, cells separated by ';'" in out
+    assert "the column 'Classification' (object_type) holds several values in most cells" in out
+    assert 'import again with --split object_type=", "' in out
+    assert err.splitlines()[-1].startswith("import: 61/61 lines, 100 %, done in")
+    assert Store.for_project(project).get_item("10512").object_type == ["Sculpture, Figures, Marble, Busts"]
+
+    code, out, err = run(capsys, "--quiet", "import", str(path), *EXCEL_ARGS, "--split", "object_type=, ",
+                         "--image-root", str(met_sample))
+    assert code == 0 and counts(out)["updated"] == 60 and "--split" not in out and err == ""
+    assert Store.for_project(project).get_item("10512").object_type == ["Sculpture", "Figures", "Marble", "Busts"]
+    assert json.loads((project.root / "import-report.json").read_text())["splits"] == {"object_type": ", "}
+
+
+def test_import_delimiter_and_encoding_flags(project, tmp_path, capsys):
+    path = tmp_path / "export.txt"
+    path.write_bytes("id\ttitle\n1\tBüste\n".encode("latin-1"))
+    code, out, _ = run(capsys, "import", str(path), "--format", "csv", "--delimiter", "tab", "--encoding", "latin-1",
+                       "--quiet")
+    assert code == 0 and "as latin-1 text, cells separated by tabs" in out
+    assert Store.for_project(project).get_item("1").title == "Büste"
+    with pytest.raises(SystemExit):
+        main(["import", str(path), "--delimiter", ";;"])
+    assert "one character (, ; | or tab)" in capsys.readouterr().err
+    code, _, err = run(capsys, "import", str(path), "--split", "title=,")
+    assert code == 2 and "cannot split 'title'" in err
+
+
+def test_items_json_says_when_it_is_limited_and_all_and_jsonl_give_every_item(project, met_sample, tmp_path, capsys):
+    path = excel_export(tmp_path / "export.csv", met_sample, n=12)
+    assert run(capsys, "-q", "import", str(path), *EXCEL_ARGS, "--image-root", str(met_sample))[0] == 0
+    code, out, err = run(capsys, "items", "--json", "--limit", "5")
+    assert len(json.loads(out)) == 5 and "showing the first 5 items, 7 more not shown; --all lists every one" in err
+    code, out, err = run(capsys, "items", "--json", "--all")
+    assert len(json.loads(out)) == 12 and err == ""
+    assert {(r["usable_images"], r["problem_images"]) for r in json.loads(out)} == {(0, 0)}  # pending is no problem
+    code, out, err = run(capsys, "items", "--jsonl")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == sorted(json.loads(line)["id"] for line in out.splitlines())
+    assert len(out.splitlines()) == 12 and err == ""
+    code, out, err = run(capsys, "items", "--jsonl", "--limit", "3")
+    assert len(out.splitlines()) == 3 and "9 more not shown" in err
+
+
+def test_stats_and_init_end_with_the_next_step(project, met_sample, tmp_path, capsys):
+    code, out, _ = run(capsys, "stats")
+    assert out.rstrip().endswith("next: muses import EXPORT_FILE   (your catalog export: CSV, JSON or JSON Lines)")
+    path = excel_export(tmp_path / "export.csv", met_sample, n=3)
+    run(capsys, "-q", "import", str(path), *EXCEL_ARGS, "--image-root", str(met_sample))
+    code, out, _ = run(capsys, "stats")
+    assert out.rstrip().endswith("next: muses generate-images   (3 photos not checked yet)")
+    code, out, _ = run(capsys, "init", str(tmp_path / "new"))
+    assert code == 0 and f"then muses import EXPORT_FILE --project {tmp_path / 'new'}" in out

@@ -165,8 +165,8 @@ def test_a_failing_batch_rolls_back_alone(store, tmp_path):
 def test_encoding_is_checked_before_anything_is_written(store, tmp_path):
     path = tmp_path / "excel.csv"
     path.write_bytes("id,title\n1,Bust\n2,Büste eines Mannes\n".encode("cp1252"))
-    with pytest.raises(ImportFormatError, match="line 3 is not utf-8-sig text .*--encoding, e.g. cp1252"):
-        import_records(store, path)
+    with pytest.raises(ImportFormatError, match="line 3 is not utf-8 text .*--encoding, e.g. cp1252"):
+        import_records(store, path, encoding="utf-8")
     assert store.stats()["items"] == 0
     report = import_records(store, path, encoding="cp1252")
     assert report.new == 2 and store.get_item("2").title == "Büste eines Mannes"

@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from muses import __version__
+from muses import __version__, progress
 from muses.errors import MusesError
 
 # Data-flow order: this is also the order of `muses --help`.
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `muses COMMAND --help` for each command's flags and examples.",
     )
     parser.add_argument("--version", action="version", version=f"muses {__version__}")
+    add_output_args(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in AREAS:
         try:
@@ -49,6 +50,15 @@ def add_project_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_output_args(parser: argparse.ArgumentParser, *, default) -> None:
+    """--quiet and --verbose, before the command (``muses --quiet import ...``) or after it; after
+    it their default is SUPPRESS, so a sub-command does not reset a flag given before it."""
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bars or progress lines")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="also print technical detail (settings, speeds, file paths)")
+
+
 def command_parser(subparsers, name: str, *, help: str, examples: str = "") -> argparse.ArgumentParser:
     """A sub-command parser with --project and an examples epilog."""
     parser = subparsers.add_parser(
@@ -59,6 +69,7 @@ def command_parser(subparsers, name: str, *, help: str, examples: str = "") -> a
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_project_arg(parser)
+    add_output_args(parser, default=argparse.SUPPRESS)
     return parser
 
 
@@ -89,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    return run_command(args)
+    with progress.configured(quiet=args.quiet):
+        return run_command(args)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -26,10 +26,12 @@ def register(subparsers) -> None:
     p = command_parser(
         subparsers,
         "export-classification-data",
-        help="label the collection from catalog keywords and write a train/val/test dataset folder",
+        help="label each object from the keywords in its catalog record and write the training data "
+             "(photos split into train/val/test) with a labeling report",
         examples=EXPORT_EXAMPLES,
     )
-    p.add_argument("--exporter", default="naive", help="exporter plugin (default: naive)")
+    p.add_argument("--exporter", default="naive",
+                   help="how the labels are made (default: naive, keywords in the catalog fields)")
     _add_label_args(p)
     p.add_argument("--max-images", type=int, metavar="N", help="at most N images per class, items chosen at random")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling and the split (default: 0)")
@@ -53,7 +55,8 @@ def register(subparsers) -> None:
 
 def _add_label_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--definitions", metavar="FILE", help="definitions.toml (default: the project's)")
-    p.add_argument("--gold", metavar="FILE", help="hand-checked CSV with columns id,class: adds precision")
+    p.add_argument("--gold", metavar="FILE",
+                   help="a CSV you checked by hand, columns id,class: the report then says how often the keywords are right")
 
 
 def run_export(args) -> int:
@@ -65,9 +68,12 @@ def run_export(args) -> int:
         min_items=args.min_items, gold=args.gold,
     )
     result = exporter.export(project, out=args.out)
-    print(_format_report(result.report))
+    print(_format_report(result.report, detail=args.verbose))
     s = result.report["summary"]
-    print(f"\nwrote {result.path}: {s['dataset_items']} items, {s['dataset_images']} images")
+    print(f"\nwrote the training data {result.path}: {s['dataset_items']} objects, {s['dataset_images']} photos")
+    print(f"labeling report: {result.path / 'report.html'}   (open it in a browser: which catalog words gave "
+          "which label, and which objects were left out)")
+    print("next: muses train-model   (teaches the image classifier these labels)")
     return 0
 
 
@@ -76,21 +82,30 @@ def run_preview(args) -> int:
 
     project = find_project(args.project)
     report = preview(project, definitions=args.definitions, gold=args.gold)
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else _format_report(report))
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    print(_format_report(report))
+    print("next: muses export-classification-data   (writes the training data with these labels)")
     return 0
 
 
-def _format_report(report: Mapping[str, Any]) -> str:
-    """The report as plain-text tables for the terminal: keywords, conflicts, then the
-    per-class summary last, where a user looks first."""
-    s = report["summary"]
-    has_gold = "precision" in s
-    header = ["keyword", "class", "hits", "decided", "overlaps", "overridden", "conflicts", "vetoed"]
+def _keyword_table(report: Mapping[str, Any], *, has_gold: bool, detail: bool) -> list[str]:
+    """Per keyword: how many records it matched; ``detail`` adds how the labeling rules resolved them."""
+    header = ["keyword", "class", "hits"] + (["decided", "overlaps", "overridden", "conflicts", "vetoed"] if detail else [])
     rows = [[k[h] for h in header] for k in report["keywords"]]
     if has_gold:
         header.append("precision")
         rows = [row + [k["precision"]] for row, k in zip(rows, report["keywords"])]
-    out = format_table(header, rows).splitlines()
+    return format_table(header, rows).splitlines()
+
+
+def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
+    """The report as plain-text tables for the terminal: keywords, conflicts, then the
+    per-class summary last, where a user looks first."""
+    s = report["summary"]
+    has_gold = "precision" in s
+    out = _keyword_table(report, has_gold=has_gold, detail=detail)
     if report["conflict_examples"]:
         out += ["", f"conflicts (first {len(report['conflict_examples'])} of {s['conflicts']}):"]
         out += [f"  {c['id']}  {', '.join(c['classes'])}  {c['title'][:60]}" for c in report["conflict_examples"]]

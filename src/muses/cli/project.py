@@ -26,4 +26,6 @@ def run_init(args) -> int:
         print(f"wrote {path}")
     if not written:
         print(f"{root / CONFIG_NAME} already exists; nothing written (use --force to overwrite)")
+    print(f"next: write your classes and their catalog keywords in {root / 'definitions.toml'}, then "
+          f"muses import EXPORT_FILE --project {root}   (your catalog export: CSV, JSON or JSON Lines)")
     return 0

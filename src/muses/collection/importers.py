@@ -2,7 +2,9 @@
 
 Readers live in a small registry keyed by format name; each yields ``(line, record)`` pairs,
 or ``(line, RecordError)`` for a line it cannot parse, so one bad line never stops an import.
-A field mapping (optionally from a preset) turns the export's keys into our fields. Records
+What a spreadsheet leaves unsaid is found out first: the text encoding (UTF-8, else Excel's
+cp1252) and a CSV's delimiter (``,`` ``;`` tab ``|``). A field mapping (optionally from a
+preset) turns the export's keys into our fields; ``splits`` cut multi-value cells. Records
 are written in batches, each batch one transaction: a crash leaves every earlier batch saved
 and the failing one not started, and re-importing the same file updates records by id.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import io
 import json
 import sys
 import time
@@ -31,6 +34,7 @@ from muses.errors import MusesError, RunFailed
 #: Our fields: what a mapping may name on its left-hand side.
 FIELDS = ("id", "title", "object_type", "material", "period", "description", "image")
 TEXT_FIELDS = ("title", "material", "period", "description")
+LIST_FIELDS = ("object_type", "image")  # the fields that hold several values, so the ones --split may cut
 
 PRESETS: dict[str, dict[str, str]] = {
     # The Met's 2013 "scrAPI" JSON records (the met-sample): `what` is the facet list.
@@ -41,6 +45,10 @@ PRESETS: dict[str, dict[str, str]] = {
 }
 MAX_DEPTH = 32  # nesting levels a record may have; real exports use two or three
 MISSING_IDS = ("nan", "null", "none", "undefined")  # what spreadsheets and dataframes write for "no value"
+AUTO_ENCODINGS = ("utf-8-sig", "cp1252")  # tried in turn: UTF-8 (a byte-order mark skipped), then Excel on Windows
+DELIMITERS = (",", ";", "\t", "|")  # what CSV exports use; the first wins a tie
+SNIFF_CHARS = 1 << 16  # of the file's start, enough for a header and many rows
+MULTI_VALUE_SEPARATORS = (",", ";", "|")
 
 
 class ImportFormatError(MusesError):
@@ -62,14 +70,22 @@ class LineWarning:
     text: str
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read the file: its text encoding (a Python codec name) and, for CSV, the delimiter."""
+
+    encoding: str = "utf-8-sig"
+    delimiter: str = ","
+
+
 Row = "dict[str, Any] | RecordError | LineWarning"
-Reader = Callable[[Path, str], Iterator[tuple[int, Row]]]
+Reader = Callable[[Path, ReadOptions], Iterator[tuple[int, Row]]]
 READERS: dict[str, Reader] = {}
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
 
 
 def register_reader(name: str) -> Callable[[Reader], Reader]:
-    """Add a reader for format ``name``: a function ``(path, encoding) -> iterator of (line, record)``."""
+    """Add a reader for format ``name``: a function ``(path, options) -> iterator of (line, record)``."""
 
     def add(reader: Reader) -> Reader:
         READERS[name] = reader
@@ -83,8 +99,8 @@ def available_formats() -> list[str]:
 
 
 @register_reader("jsonl")
-def read_jsonl(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
-    with path.open(encoding=encoding) as fh:
+def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
+    with path.open(encoding=options.encoding) as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -101,10 +117,10 @@ def read_jsonl(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
 
 
 @register_reader("json")
-def read_json(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
+def read_json(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
     """A JSON array of objects (or ``{"records": [...]}``); 'line' is the record's position."""
     try:
-        data = json.loads(path.read_text(encoding=encoding))
+        data = json.loads(path.read_text(encoding=options.encoding))
     except json.JSONDecodeError as exc:
         raise ImportFormatError(f"{path}: bad JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
     except RecursionError as exc:
@@ -119,11 +135,11 @@ def read_json(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
 
 
 @register_reader("csv")
-def read_csv(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
-    """CSV with a header row (TSV when the file ends in .tsv); 'line' is the file line."""
+def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
+    """CSV with a header row, cells separated by ``options.delimiter``; 'line' is the file line."""
     csv.field_size_limit(sys.maxsize)  # museum descriptions can be long
-    with path.open(encoding=encoding, newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    with path.open(encoding=options.encoding, newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=options.delimiter)
         if not reader.fieldnames:
             raise ImportFormatError(f"{path}: empty CSV file (a header row is needed)")
         if duplicated := _duplicate_columns(reader.fieldnames):
@@ -139,12 +155,41 @@ def read_csv(path: Path, encoding: str) -> Iterator[tuple[int, Row]]:
                 yield line_no, RecordError(f"bad CSV: {exc}")
                 continue
             if None in row:  # more cells than header columns
-                yield line_no, RecordError(f"{len(reader.fieldnames) + len(row[None])} cells, "
-                                           f"the header has {len(reader.fieldnames)}")
+                yield line_no, RecordError(_too_many_cells(len(reader.fieldnames) + len(row[None]),
+                                                           len(reader.fieldnames), options.delimiter))
                 continue
             if swallowed := _swallowed_lines(row, reader, line_no):
                 yield line_no, LineWarning(swallowed)
             yield line_no, row
+
+
+def _too_many_cells(cells: int, columns: int, delimiter: str) -> str:
+    hint = (f" (with cells separated by {describe_delimiter(delimiter)}: if the file separates them by "
+            "another character, pass it with --delimiter)") if columns == 1 else ""
+    return f"{cells} cells, the header has {columns}{hint}"
+
+
+def describe_delimiter(delimiter: str) -> str:
+    return "tabs" if delimiter == "\t" else repr(delimiter)
+
+
+def sniff_delimiter(path: Path, encoding: str) -> str:
+    """The delimiter that cuts the header into the most columns that the rows below it repeat.
+
+    Scored on the file's start: rows with as many cells as the header first, then the header's
+    width; a file no candidate splits is one column, read with a comma.
+    """
+    with path.open(encoding=encoding, newline="") as fh:
+        sample = fh.read(SNIFF_CHARS)
+        complete = not fh.read(1)
+    lines = sample if complete else sample[:sample.rfind("\n") + 1]  # a cut-off last row would not count
+    scores = {}
+    for delimiter in DELIMITERS:
+        rows = [row for row in csv.reader(io.StringIO(lines), delimiter=delimiter) if row]
+        width = len(rows[0]) if rows else 0
+        if width > 1:
+            scores[delimiter] = (sum(len(row) == width for row in rows[1:]), width)
+    return max(scores, key=scores.__getitem__) if scores else ","
 
 
 def _duplicate_columns(names: list[str]) -> list[str]:
@@ -166,23 +211,49 @@ def _swallowed_lines(row: dict[str, Any], reader: csv.DictReader, line_no: int) 
     return ""
 
 
-def check_encoding(path: Path, encoding: str) -> None:
-    """Refuse a file that is not text in ``encoding`` before anything is imported, naming the line."""
-    try:
-        decoder = codecs.getincrementaldecoder(encoding)()
-    except LookupError as exc:
-        raise ImportFormatError(f"unknown encoding {encoding!r}; e.g. utf-8, cp1252, latin-1") from exc
+def _first_bad_line(path: Path, encoding: str) -> tuple[int, int] | None:
+    """(line, byte) of the first bytes that are not ``encoding`` text, or None when all are."""
+    decoder = codecs.getincrementaldecoder(encoding)()
     line = 1
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                line += exc.object.count(b"\n", 0, exc.start)
-                raise ImportFormatError(
-                    f"{path}: line {line} is not {encoding} text (byte 0x{exc.object[exc.start]:02x}); pass the "
-                    "file's encoding with --encoding, e.g. cp1252 for a CSV saved by Excel on Windows") from exc
+                return line + exc.object.count(b"\n", 0, exc.start), exc.object[exc.start]
             line += chunk.count(b"\n")
+    return None
+
+
+def check_encoding(path: Path, encoding: str) -> None:
+    """Refuse a file that is not text in ``encoding`` before anything is imported, naming the line."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError as exc:
+        raise ImportFormatError(f"unknown encoding {encoding!r}; e.g. utf-8, cp1252, latin-1") from exc
+    if bad := _first_bad_line(path, encoding):
+        raise ImportFormatError(
+            f"{path}: line {bad[0]} is not {encoding} text (byte 0x{bad[1]:02x}); pass the file's encoding "
+            "with --encoding, e.g. cp1252 for a CSV saved by Excel on Windows")
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 when the whole file is UTF-8, else cp1252 (Excel on Windows) when it is that.
+
+    UTF-8 is tried strictly first: text in any other encoding with a letter beyond ASCII is
+    almost never valid UTF-8, while any byte sequence but five is valid cp1252.
+    """
+    bad = None
+    for encoding in AUTO_ENCODINGS:
+        if not (bad := _first_bad_line(path, encoding)):
+            return encoding
+    raise ImportFormatError(
+        f"{path}: line {bad[0]} is neither UTF-8 nor cp1252 text (byte 0x{bad[1]:02x}); pass the file's "
+        "encoding with --encoding, e.g. latin-1, mac-roman or utf-16")
+
+
+def describe_encoding(encoding: str) -> str:
+    return {"utf-8-sig": "UTF-8", "cp1252": "cp1252 (Excel on Windows)"}.get(encoding, encoding)
 
 
 def guess_format(path: str | Path) -> str:
@@ -191,6 +262,25 @@ def guess_format(path: str | Path) -> str:
         raise ImportFormatError(f"cannot tell the format of {path} from its extension; "
                                 f"pass --format ({', '.join(available_formats())})")
     return EXTENSIONS[suffix]
+
+
+def parse_splits(splits: Mapping[str, str] | Iterable[str] = ()) -> dict[str, str]:
+    """Our list field → the separator that cuts its cells into values (the CLI's ``--split
+    object_type=", "``). Values are trimmed, so ``,`` and ``, `` cut the same way."""
+    pairs = splits if isinstance(splits, Mapping) else dict(_split_pair(text) for text in splits)
+    for ours, separator in pairs.items():
+        if ours not in LIST_FIELDS:
+            raise ImportFormatError(f"cannot split {ours!r}: only {' and '.join(LIST_FIELDS)} hold several values")
+        if not separator:
+            raise ImportFormatError(f"--split {ours}= needs a separator, e.g. --split {ours}=\", \"")
+    return dict(pairs)
+
+
+def _split_pair(text: str) -> tuple[str, str]:
+    ours, sep, separator = text.partition("=")
+    if not sep:
+        raise ImportFormatError(f"bad split {text!r}: write field=separator, e.g. --split object_type=\", \"")
+    return ours.strip(), separator
 
 
 def build_mapping(preset: str | None = None, overrides: Mapping[str, str] | Iterable[str] = ()) -> dict[str, str]:
@@ -231,11 +321,14 @@ def _text(name: str, value: Any) -> str:
     raise RecordError(f"{name}: expected text, got a JSON object")
 
 
-def _texts(name: str, value: Any) -> list[str]:
+def _texts(name: str, value: Any, separator: str | None = None) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
-    return [t for t in (_text(name, v) for v in items) if t]
+    texts = (_text(name, v) for v in items)
+    if separator:
+        texts = (part.strip() for t in texts for part in t.split(separator.strip() or separator))
+    return [t for t in texts if t]
 
 
 def _depth_ok(record: Mapping[str, Any]) -> bool:
@@ -304,8 +397,10 @@ def _admit_images(refs: list[str], base_dir: Path, roots: Roots) -> tuple[list[s
 
 
 def convert_record(record: Mapping[str, Any], mapping: Mapping[str, str], *, base_dir: Path,
-                   roots: Roots | None = None, source: str = "") -> ItemData:
+                   roots: Roots | None = None, source: str = "", splits: Mapping[str, str] | None = None) -> ItemData:
     """Map one export record to our fields; raises RecordError when it cannot be imported.
+
+    ``splits``: our list field → the separator its cells are cut at (see :func:`parse_splits`).
 
     Image references outside ``roots`` (default: ``base_dir`` alone) are left out and listed in
     ``refused``; the record itself still imports, its text being worth keeping.
@@ -313,10 +408,11 @@ def convert_record(record: Mapping[str, Any], mapping: Mapping[str, str], *, bas
     check_structure(record)
     item_id = record_id(record.get(mapping["id"]), mapping["id"])
     fields: dict[str, Any] = {name: _text(name, record.get(mapping[name])) for name in TEXT_FIELDS}
-    fields["object_type"] = _texts("object_type", record.get(mapping["object_type"]))
+    splits = splits or {}
+    fields["object_type"] = _texts("object_type", record.get(mapping["object_type"]), splits.get("object_type"))
     fields["source"] = source
     fields["raw"] = dict(record)
-    images, refused = _admit_images(_texts("image", record.get(mapping["image"])), base_dir,
+    images, refused = _admit_images(_texts("image", record.get(mapping["image"]), splits.get("image")), base_dir,
                                     roots or Roots.of([base_dir]))
     return ItemData(item_id, fields, images, refused)
 
@@ -329,9 +425,54 @@ class LineNote:
 
 
 @dataclass
+class MultiValued:
+    """A field whose cells look like lists of values: a separator in most of them."""
+
+    field: str
+    key: str  # the export's key
+    separator: str
+    cells: int  # non-empty text cells
+    with_separator: int
+
+    @property
+    def suggestion(self) -> str:
+        separator = f"{self.separator} " if self.separator == "," else self.separator
+        return f'--split {self.field}="{separator}"'
+
+
+class CellCounter:
+    """Counts, per list field left unsplit, the text cells holding each separator."""
+
+    def __init__(self, mapping: Mapping[str, str], splits: Mapping[str, str]):
+        self.keys = {ours: mapping[ours] for ours in LIST_FIELDS if ours not in splits}
+        self.cells = dict.fromkeys(self.keys, 0)
+        self.seen = {ours: dict.fromkeys(MULTI_VALUE_SEPARATORS, 0) for ours in self.keys}
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        for ours, key in self.keys.items():
+            value = record.get(key)
+            if isinstance(value, str) and value.strip():
+                self.cells[ours] += 1
+                for separator in MULTI_VALUE_SEPARATORS:
+                    self.seen[ours][separator] += separator in value
+
+    def multi_valued(self) -> list[MultiValued]:
+        """Fields with one separator in more than half of their cells."""
+        found = []
+        for ours, key in self.keys.items():
+            separator, n = max(self.seen[ours].items(), key=lambda pair: pair[1])
+            if n > self.cells[ours] / 2:
+                found.append(MultiValued(ours, key, separator, self.cells[ours], n))
+        return found
+
+
+@dataclass
 class ImportReport:
     path: str
     format: str
+    encoding: str = "utf-8-sig"  # the codec the file was read with
+    delimiter: str | None = None  # CSV only
+    splits: dict[str, str] = field(default_factory=dict)
     new: int = 0
     updated: int = 0
     skipped: list[LineNote] = field(default_factory=list)  # not imported
@@ -341,17 +482,19 @@ class ImportReport:
     images_added: int = 0
     seconds: float = 0.0
     unmapped: dict[str, str] = field(default_factory=dict)  # our field → its key, found in no record
-
+    multi_valued: list[MultiValued] = field(default_factory=list)  # unsplit fields that look like lists
 
     @property
     def imported(self) -> int:
         return self.new + self.updated
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "format": self.format, "new": self.new, "updated": self.updated,
+        return {"path": self.path, "format": self.format, "encoding": self.encoding, "delimiter": self.delimiter,
+                "splits": self.splits, "new": self.new, "updated": self.updated,
                 "skipped": [vars(s) for s in self.skipped], "duplicates": [vars(d) for d in self.duplicates],
                 "refused_images": [vars(r) for r in self.refused_images], "warnings": [vars(w) for w in self.warnings],
-                "images_added": self.images_added, "seconds": round(self.seconds, 3), "unmapped": self.unmapped}
+                "images_added": self.images_added, "seconds": round(self.seconds, 3), "unmapped": self.unmapped,
+                "multi_valued": [{**vars(m), "suggestion": m.suggestion} for m in self.multi_valued]}
 
 
 def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport) -> None:
@@ -397,21 +540,49 @@ def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport)
     report.images_added += len(added)
 
 
+def count_lines(path: Path) -> int:
+    """The file's lines as the readers number them: a last line without a line break counts too."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def read_options(path: Path, fmt: str, *, encoding: str | None = None, delimiter: str | None = None) -> ReadOptions:
+    """The given encoding (checked) or the detected one; for CSV the given delimiter, a TSV file's
+    tab, or the sniffed one."""
+    if encoding:
+        check_encoding(path, encoding)
+    else:
+        encoding = detect_encoding(path)
+    if delimiter is not None and len(delimiter) != 1:
+        raise ImportFormatError(f"--delimiter must be one character (or 'tab'), got {delimiter!r}")
+    if fmt != "csv":
+        return ReadOptions(encoding=encoding)
+    if delimiter is None:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(path, encoding)
+    return ReadOptions(encoding=encoding, delimiter=delimiter)
+
+
 def import_records(store: Store, path: str | Path, *, format: str | None = None,
                    mapping: Mapping[str, str] | None = None, preset: str | None = None,
-                   source: str | None = None, encoding: str = "utf-8-sig", batch_size: int = 500,
+                   source: str | None = None, encoding: str | None = None, delimiter: str | None = None,
+                   splits: Mapping[str, str] | None = None, batch_size: int = 500,
                    roots: Iterable[str | Path] = (),
-                   progress: Callable[[int], None] | None = None) -> ImportReport:
+                   progress: Callable[[int, int | None], None] | None = None) -> ImportReport:
     """Import (or update, by id) every record of ``path`` into ``store``.
 
     ``format``: a registered reader name (see :func:`available_formats`), guessed from the
     extension when None. ``mapping``: our field → the export's key (see :func:`build_mapping`);
     ``preset`` is used when no mapping is given. ``source``: stored on every item (default: the
-    file name). ``encoding``: of the file; the default, UTF-8, skips a byte-order mark. ``roots``:
-    folders image references may point into besides the file's own folder; other references are
-    left out and listed in ``report.refused_images``. Malformed records are listed in
-    ``report.skipped`` with their line numbers, and lines worth a look in ``report.warnings``.
-    ``progress(n)`` is called after each batch with the number of lines read in it.
+    file name). ``encoding``: of the file; None detects UTF-8 (a byte-order mark skipped) or
+    cp1252. ``delimiter``: of a CSV file; None sniffs it. ``splits``: our list field → the
+    separator its multi-value cells are cut at. ``roots``: folders image references may point
+    into besides the file's own folder; other references are left out and listed in
+    ``report.refused_images``. Malformed records are listed in ``report.skipped`` with their line
+    numbers, and lines worth a look in ``report.warnings``. ``progress(done, total)`` is called
+    after each batch with the lines read so far and the file's lines (None for JSON).
     """
     path = Path(path)
     if not path.is_file():
@@ -422,18 +593,23 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     mapping = dict(mapping) if mapping is not None else build_mapping(preset)
-    check_encoding(path, encoding)
+    splits = parse_splits(splits or {})
+    options = read_options(path, fmt, encoding=encoding, delimiter=delimiter)
     base_dir = path.resolve().parent
     try:
         allowed = Roots.of([base_dir, *roots])
     except Refused as exc:
         raise ImportFormatError(f"{exc}; pass an existing folder to --image-root") from exc
     source = path.name if source is None else source
-    report = ImportReport(path=str(path), format=fmt)
+    report = ImportReport(path=str(path), format=fmt, encoding=options.encoding,
+                          delimiter=options.delimiter if fmt == "csv" else None, splits=splits)
+    total = None if fmt == "json" else count_lines(path)
     start = time.perf_counter()
-    rows = READERS[fmt](path, encoding)
+    rows = READERS[fmt](path, options)
     first_lines: dict[str, int] = {}  # id → line where it first appeared in this file
     keys_seen: set[str] = set()
+    cells = CellCounter(mapping, splits)
+    line = 0
     while chunk := list(islice(rows, batch_size)):
         batch: dict[str, ItemData] = {}
         for line, record in chunk:
@@ -444,7 +620,9 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
                 if isinstance(record, RecordError):
                     raise record
                 keys_seen.update(record)
-                data = convert_record(record, mapping, base_dir=base_dir, roots=allowed, source=source)
+                cells.add(record)
+                data = convert_record(record, mapping, base_dir=base_dir, roots=allowed, source=source,
+                                      splits=splits)
             except RecordError as exc:
                 report.skipped.append(LineNote(line, str(exc)))
                 continue
@@ -464,12 +642,25 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
                     "Fix the cause and import again: records already imported are updated, not duplicated."
                 ) from exc
         if progress is not None:
-            progress(len(chunk))
+            progress(line, total)
+    if progress is not None:  # the whole file is read: a header, blank lines and a record's later lines too
+        progress(total or line, total)
     report.seconds = time.perf_counter() - start
     report.unmapped = {ours: theirs for ours, theirs in mapping.items() if theirs not in keys_seen}
+    report.multi_valued = cells.multi_valued()
     if keys_seen and "id" in report.unmapped:
         # Nothing was written: every record lacked its id, which means a wrong mapping.
         raise ImportFormatError(f"{path}: no record has the id key {mapping['id']!r}; the records' keys are "
                                 f"{', '.join(map(ascii, sorted(keys_seen)))}. Map them with --map id=KEY "
-                                "(and title=KEY, object_type=KEY, image=KEY, ...) or use --preset.")
+                                "(and title=KEY, object_type=KEY, image=KEY, ...) or use --preset."
+                                + _delimiter_hint(keys_seen, options.delimiter if fmt == "csv" else None))
     return report
+
+
+def _delimiter_hint(keys: set[str], delimiter: str | None) -> str:
+    """When a CSV header read as one column holds another delimiter, name it."""
+    if delimiter is None or len(keys) != 1:
+        return ""
+    [key] = keys
+    other = next((d for d in DELIMITERS if d != delimiter and d in key), None)
+    return f" The header looks separated by {describe_delimiter(other)}: pass --delimiter '{other}'." if other else ""

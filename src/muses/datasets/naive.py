@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from muses.collection.store import Store
 from muses.labeling.matching import LABELED, Label, Matcher, record_fields
 from muses.labeling.report import build_report, load_gold, write_report
+from muses.progress import progress_bar
 from muses.datasets.folder import MANIFEST_COLUMNS, SPLITS
 from muses.datasets.splitting import (
     DEFAULT_SPLIT,
@@ -93,7 +92,7 @@ def _label_store(project, defs: Definitions, *, progress: bool) -> _Labeled:
     matcher = Matcher(defs)
     out = _Labeled([], {}, set(), {}, [])
     total = store.stats()["items"]
-    for item in tqdm(store.items(), total=total, desc="labeling", unit="item", disable=not progress):
+    for item in progress_bar(store.items(), total=total, desc="labeling", unit="objects", disable=not progress):
         label = matcher.label(record_fields(item))
         out.labels.append(label)
         out.titles[label.item_id] = item.title or ""
@@ -239,7 +238,7 @@ class NaiveExporter:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
         try:
             (tmp / "images").mkdir()
-            for row in tqdm(rows, desc="copying images", unit="img", disable=not self.progress):
+            for row in progress_bar(rows, desc="copying images", unit="photos", disable=not self.progress):
                 shutil.copyfile(row["_source"], tmp / row["image"])
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
