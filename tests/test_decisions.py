@@ -97,6 +97,12 @@ def test_decisions_export_csv_and_since(store, project, tmp_path, capsys):
     assert [r["id"] for r in csv.DictReader(out_file.open(encoding="utf-8"))] == ["2"]
 
 
+def test_decisions_export_keeps_a_formula_as_text(store):
+    _decide(store, "1", dec.NOT_ONE, catalog_value="bust", reviewer='=HYPERLINK("http://x.example","Ana")')
+    (row,) = csv.DictReader(io.StringIO(dec.export_csv(dec.current_decisions(store))))
+    assert row["reviewer"] == "'=HYPERLINK(\"http://x.example\",\"Ana\")"
+
+
 def test_decisions_export_refuses_a_bad_date(store, capsys):
     code, _, err = _run(capsys, "decisions", "export", "--since", "last tuesday")
     assert code == 2 and "YYYY-MM-DD" in err

@@ -185,3 +185,13 @@ def test_the_newest_label_issues_file_is_reviewed(reader, fresh):
         assert card_ids(reader.get("/review/issues").text) == [issue_ids(fresh)[2]]
     finally:
         newer.unlink()
+
+
+def test_a_damaged_review_file_is_named_with_what_to_do(reader, fresh):
+    damaged = fresh.plots_dir / "zz_suggested_labels.csv"
+    damaged.write_text("id,title\n1,t\n", encoding="utf-8")  # no suggested column
+    try:
+        r = reader.get("/review/suggestions")
+        assert r.status_code == 503 and "zz_suggested_labels.csv" in r.text and "muses label-issues" in r.text
+    finally:
+        damaged.unlink()

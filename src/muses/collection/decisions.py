@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import weakref
+from collections.abc import Mapping
 
 from sqlalchemy import Boolean, DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
@@ -62,10 +62,15 @@ class Decision(Base):
         return f"Decision(item_id={self.item_id!r}, action={self.action!r}, value={self.value!r})"
 
 
+_READY: weakref.WeakSet = weakref.WeakSet()  # engines whose store has the table
+
+
 def _table_ready(store: Store) -> None:
-    # A store made before this table existed (or opened by code that never imported this
-    # module) lacks it; creating a missing table is safe and cheap.
-    Base.metadata.create_all(store.engine, tables=[Decision.__table__])
+    # A store opened before this module was imported lacks the table (Store creates the tables
+    # it knows of); creating a missing table is safe, and done once per engine.
+    if store.engine not in _READY:
+        Base.metadata.create_all(store.engine, tables=[Decision.__table__])
+        _READY.add(store.engine)
 
 
 def reviewed_value(action: str, *, catalog_value: str, suggested_value: str, chosen: str | None) -> str | None:
@@ -138,6 +143,15 @@ def parse_since(text: str) -> dt.datetime:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    # A spreadsheet would run a cell that starts like a formula (a reviewer's name typed in the
+    # page could be one); a leading apostrophe keeps it text.
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def export_csv(decisions: Mapping[str, Decision]) -> str:
     """The decisions as CSV for the collection management system, one row per record."""
     buf = io.StringIO()
@@ -145,17 +159,6 @@ def export_csv(decisions: Mapping[str, Decision]) -> str:
     writer.writerow(EXPORT_COLUMNS)
     for item_id in sorted(decisions):
         d = decisions[item_id]
-        writer.writerow([item_id, d.field, d.catalog_value, d.suggested_value, d.action, d.reviewer,
-                         d.decided_at.isoformat(timespec="seconds"), d.value or ""])
+        writer.writerow([_cell(item_id), d.field, _cell(d.catalog_value), _cell(d.suggested_value), d.action,
+                         _cell(d.reviewer), d.decided_at.isoformat(timespec="seconds"), _cell(d.value or "")])
     return buf.getvalue()
-
-
-@dataclass(frozen=True)
-class Progress:
-    decided: int
-    total: int
-
-
-def progress(decided_ids: Iterable[str], candidate_ids: Iterable[str]) -> Progress:
-    candidates = set(candidate_ids)
-    return Progress(decided=len(candidates & set(decided_ids)), total=len(candidates))

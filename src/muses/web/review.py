@@ -54,9 +54,13 @@ def _newest(plots: Path, suffix: str) -> Path | None:
 def _csv_cards(path: Path | None, catalog_column: str | None) -> list[Card]:
     if path is None:
         return []
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [Card(row["id"], row.get(catalog_column, "") if catalog_column else "", row["suggested"],
-                     float(row["confidence"]) if row.get("confidence") else None) for row in csv.DictReader(fh)]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [Card(row["id"], row.get(catalog_column, "") if catalog_column else "", row["suggested"],
+                         float(row["confidence"]) if row.get("confidence") else None) for row in csv.DictReader(fh)]
+    except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError) as exc:
+        raise HTTPException(503, f"the review list {path.name} cannot be read ({type(exc).__name__}: {exc}); "
+                                 "run `muses label-issues` again to write it anew") from exc
 
 
 def _disagreements(state: AppState) -> list[Card]:
