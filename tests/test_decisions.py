@@ -103,6 +103,11 @@ def test_decisions_export_keeps_a_formula_as_text(store):
     assert row["reviewer"] == "'=HYPERLINK(\"http://x.example\",\"Ana\")"
 
 
+def test_decisions_export_without_decisions_says_where_to_make_them(store, capsys):
+    code, out, err = _run(capsys, "decisions", "export")
+    assert code == 0 and out.splitlines() == [",".join(dec.EXPORT_COLUMNS)] and "/review" in err
+
+
 def test_decisions_export_refuses_a_bad_date(store, capsys):
     code, _, err = _run(capsys, "decisions", "export", "--since", "last tuesday")
     assert code == 2 and "YYYY-MM-DD" in err
@@ -113,8 +118,6 @@ def test_decisions_export_refuses_a_bad_date(store, capsys):
 def demo_labels():
     """Naive labels of the bundled demo records under the demo definitions."""
     import json
-
-    from muses.collection.importers import build_mapping  # noqa: F401  (the preset maps these fields)
 
     matcher = Matcher(load_definitions(EXAMPLES / "definitions.toml"))
     records = [json.loads(line) for line in (EXAMPLES / "met-demo" / "records.jsonl").read_text("utf-8").splitlines()]

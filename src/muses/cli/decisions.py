@@ -38,6 +38,9 @@ def run_export(args) -> int:
     project = find_project(args.project)
     decisions = current_decisions(Store.for_project(project), since=since)
     text = export_csv(decisions)
+    if not decisions:
+        print(f"no decisions{f' since {args.since}' if since else ''} yet: make them on the web "
+              "(`muses serve --allow-writes --reviewer NAME`, page /review)", file=sys.stderr)
     if args.out is None:
         sys.stdout.write(text)
         print(f"{len(decisions)} decision(s) written", file=sys.stderr)
