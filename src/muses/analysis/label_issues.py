@@ -12,7 +12,7 @@ the same vase cannot vouch for the first. cleanlab then ranks the suspicious lab
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,6 +185,19 @@ def pretrained_twin(predictor: Predictor, *, device: str = "auto") -> Predictor:
     return new_classifier(cfg.backbone, cfg.class_names, cfg.preprocess, pretrained=True, device=device)
 
 
+def backbone_extractor(backbone: str, input_size: int, class_names: Sequence[str], *, device: str = "auto") -> Predictor:
+    """The pretrained ``backbone`` with its own preprocessing, before any model is trained: a
+    curator checks the labels first and trains after. Named after the backbone (the prefix of
+    the review files)."""
+    from muses.model.backbones import default_preprocess
+    from muses.model.classifier import new_classifier
+
+    predictor = new_classifier(backbone, list(class_names), default_preprocess(backbone, input_size),
+                               pretrained=True, device=device)
+    predictor.name = backbone
+    return predictor
+
+
 FEATURE_SOURCES = ("auto", "model", "pretrained")
 
 
@@ -224,12 +237,15 @@ def review_labels(
     C: float = DEFAULT_C,
     catalog: Mapping[str, Mapping[str, str]] | None = None,
     cache_dir: Path | None = None,
+    decided: Collection[str] = (),
 ) -> LabelReview:
     """Rank the dataset's items whose naive label looks wrong, and suggest classes for the
     ``unlabeled`` items (item id → photos) that a head fitted on all labeled photos is sure of.
 
     Photo probabilities are averaged per item: an item is one catalog record with one label.
-    ``catalog`` (item id → {"title", "object_type"}) fills those columns of the rows.
+    ``catalog`` (item id → {"title", "object_type"}) fills those columns of the rows. Records
+    in ``decided`` (a reviewer has decided their class) still teach the heads but are never
+    listed again.
     """
     if not 0 < threshold <= 1:
         raise ReviewError(f"threshold must be in (0, 1], got {threshold}")
@@ -244,10 +260,12 @@ def review_labels(
     item_ids, item_probs = mean_by_group(probs, groups)
     first = _first_by_group(groups, samples)
     item_labels = np.array([first[i].label for i in item_ids])
+    decided = set(decided)
     issues = [row(item_ids[i], first[item_ids[i]].path, item_probs[i], int(item_labels[i]))
-              for i in find_label_issues(item_labels, item_probs)]
+              for i in find_label_issues(item_labels, item_probs) if item_ids[i] not in decided]
     skipped = [(str(p), why) for p, why in feats.skipped]
     suggestions, n_unlabeled = [], 0
+    unlabeled = {item_id: paths for item_id, paths in (unlabeled or {}).items() if item_id not in decided}
     if unlabeled:
         pairs = [(item_id, Path(p)) for item_id, paths in unlabeled.items() for p in paths]
         u_feats = image_features(classifier, [p for _, p in pairs], cache_dir=cache_dir)

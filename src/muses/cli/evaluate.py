@@ -13,6 +13,7 @@ EVALUATE_EXAMPLES = """\
   muses evaluate                               # the default model on datasets/naive, test split
   muses evaluate --tta                         # also with test-time augmentation, side by side
   muses evaluate --gold checked.csv            # also against hand-checked labels (CSV id,class)
+  muses evaluate --gold decisions              # ... or against the reviewers' decisions (/review)
   muses evaluate --split val --json > val.json
   muses evaluate --model models/v2.safetensors --dataset datasets/v2 --out plots/v2
 
@@ -59,7 +60,8 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=SPLITS, default="test", help="dataset split (default test)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
     p.add_argument("--tta", action="store_true", help="also with test-time augmentation (photo, mirror, centre zoom averaged)")
-    p.add_argument("--gold", type=Path, metavar="FILE", help="hand-checked CSV with columns id,class")
+    p.add_argument("--gold", type=Path, metavar="FILE",
+                   help="hand-checked CSV with columns id,class; or the word decisions: the reviewers' decisions (/review)")
     p.add_argument("--top-k", metavar="N", type=_positive_int, default=50, help="mistakes shown in the gallery (default 50)")
     p.add_argument("--batch-size", metavar="N", type=_positive_int, default=32, help="photos per batch (default 32)")
     p.set_defaults(func=run_evaluate)
@@ -99,15 +101,23 @@ def _print_skipped(skipped) -> None:
         print(f"skipped {image}: {why}")
 
 
-def run_evaluate(args) -> int:
+def _gold(project, spec: Path) -> dict[str, str]:
+    """Hand-checked labels: the reviewers' decisions (``--gold decisions``) or an id,class CSV."""
+    from muses.collection.decisions import GOLD_DECISIONS, reviewed_classes
     from muses.collection.store import Store
     from muses.labeling.report import load_gold
+
+    return reviewed_classes(Store.for_project(project)) if str(spec) == GOLD_DECISIONS else load_gold(spec)
+
+
+def run_evaluate(args) -> int:
+    from muses.collection.store import Store
     from muses.analysis import metrics as ev
     from muses.analysis.reports import catalog_fields, write_evaluation, write_evaluation_report
 
     project = find_project(args.project)
     clf, dataset, out_dir = _load(project, args)
-    gold = load_gold(args.gold) if args.gold else None
+    gold = _gold(project, args.gold) if args.gold else None
     preds = ev.predict_split(clf, dataset, args.split, tta=args.tta, batch_size=args.batch_size)
     names = clf.class_names
     plain = ev.evaluate_predictions(preds.labels, preds.probs, names)
@@ -162,21 +172,42 @@ def _print_gold(agreement) -> None:
         print(f"gold class {cls!r} of item {item_id} is not one of the model's classes")
 
 
-def run_label_issues(args) -> int:
-    from muses.collection.store import Store
-    from muses.model.features import CACHE_DIR
-    from muses.analysis.label_issues import feature_extractor, review_labels, unlabeled_photos
-    from muses.analysis.reports import write_label_review
+def _review_features(project, args):
+    """(feature extractor, dataset, output folder, file prefix): the model's (see --features),
+    or, before any model is trained, the default pretrained backbone's."""
+    from muses.analysis.label_issues import backbone_extractor, feature_extractor
+    from muses.datasets.folder import read_dataset
+    from muses.model.files import paths as model_paths
 
-    project = find_project(args.project)
+    if args.model is None and not model_paths(project.model_path)[0].is_file():
+        dataset = read_dataset(args.dataset or project.datasets_dir / "naive")
+        training = project.settings.training
+        extractor = backbone_extractor(training.backbone, training.image_size, dataset.classes)
+        print(f"no model trained yet: reviewing with the photos' features from the pretrained {training.backbone} "
+              "(train later with `muses train-model`)")
+        return extractor, dataset, project.path(args.out) if args.out else project.plots_dir, extractor.name
     clf, dataset, out_dir = _load(project, args)
-    catalog, unlabeled = unlabeled_photos(Store.for_project(project), project, {s.item_id for s in dataset.samples})
-    review = review_labels(feature_extractor(clf, args.features), dataset, unlabeled, folds=args.folds, seed=args.seed,
-                           threshold=args.threshold, catalog=catalog, cache_dir=project.root / CACHE_DIR)
-    files = write_label_review(out_dir, clf.name, review, gallery_size=args.gallery_size)
     if args.features == "model" and clf.cfg.unfrozen_blocks:
         print(f"note: {clf.name} was fine-tuned, so its features have seen the training labels and may "
               "hide their mistakes; the default --features auto avoids that")
+    return feature_extractor(clf, args.features), dataset, out_dir, clf.name
+
+
+def run_label_issues(args) -> int:
+    from muses.collection.decisions import current_decisions
+    from muses.collection.store import Store
+    from muses.model.features import CACHE_DIR
+    from muses.analysis.label_issues import review_labels, unlabeled_photos
+    from muses.analysis.reports import write_label_review
+
+    project = find_project(args.project)
+    extractor, dataset, out_dir, name = _review_features(project, args)
+    store = Store.for_project(project)
+    decided = current_decisions(store)
+    catalog, unlabeled = unlabeled_photos(store, project, {s.item_id for s in dataset.samples})
+    review = review_labels(extractor, dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
+                           catalog=catalog, cache_dir=project.root / CACHE_DIR, decided=set(decided))
+    files = write_label_review(out_dir, name, review, gallery_size=args.gallery_size)
     _print_skipped(review.skipped)
     for caption, rows, cols in (("records whose label looks wrong", review.issues, ["naive_label", "suggested"]),
                                 ("suggested labels for unlabeled records", review.suggestions, ["suggested"])):
@@ -193,7 +224,9 @@ def run_label_issues(args) -> int:
         ["unlabeled records with photos", review.n_unlabeled],
         [f"suggested labels (p >= {args.threshold:g})", len(review.suggestions)],
         ["photos skipped", len(review.skipped)],
+        ["records a reviewer already decided (not listed)", len(decided)],
     ]))
-    for name, path in files.items():
-        print(f"{name}: {path}")
+    for caption, path in files.items():
+        print(f"{caption}: {path}")
+    print("\nnext: decide them on the web: `muses serve --allow-writes --reviewer YOUR-NAME`, then open /review")
     return 0

@@ -10,6 +10,7 @@ SERVE_EXAMPLES = """\
   muses serve                                  # http://127.0.0.1:8000 (muses.toml [web])
   muses serve --port 8080 --model models/naive.safetensors
   muses serve --host 0.0.0.0 --max-upload-mb 5   # reachable from other machines
+  muses serve --allow-writes --reviewer "Ana Ruiz"  # decide labels at /review
 
 Pages: / (upload a photo: classes and similar objects), /items (browse, filter by predicted
 class, naive label or disagreement), /items/ID. JSON API documented at /docs.
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, help="port (default: muses.toml [web] port, 8000)")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
     p.add_argument("--allow-writes", action="store_true", help="let requests store classifications (default: read-only)")
+    p.add_argument("--reviewer", metavar="NAME", default="", help="who decides on the review pages (/review) unless the page names someone")
     p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="largest accepted photo (default 10)")
     p.add_argument("--max-pixels", type=positive(int), default=40_000_000, help="largest accepted photo in pixels (default 40 million)")
     p.set_defaults(func=run_serve)
@@ -42,7 +44,7 @@ def run_serve(args) -> int:
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
     model = args.model or project.model_path
-    app = create_app(project, model, allow_writes=args.allow_writes,
+    app = create_app(project, model, allow_writes=args.allow_writes, reviewer=args.reviewer,
                      max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
     stats = Store.for_project(project).stats()
     print(format_table(["serving", ""], [

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from muses.collection.decisions import NOT_ONE, Decision, current_decisions
 from muses.collection.store import Store
-from muses.labeling.matching import LABELED, Label, Matcher, record_fields
+from muses.labeling.matching import EXCLUDED, LABELED, Label, Matcher, record_fields
 from muses.labeling.report import build_report, load_gold, write_report
 from muses.progress import progress_bar
 from muses.datasets.folder import MANIFEST_COLUMNS, SPLITS
@@ -87,13 +88,30 @@ class _Labeled:
     skipped: list[dict[str, str]]  # usable images whose file is missing
 
 
+REVIEWED = "review"  # Label.field of a record whose class a reviewer decided
+
+
+def reviewed(label: Label, decision: Decision | None, class_names: Sequence[str]) -> Label:
+    """``label`` as a reviewer decided it (muses.collection.decisions): the reviewed class, or
+    excluded for "not one of these". A class the definitions no longer have leaves the catalog's
+    label standing rather than inventing a class."""
+    if decision is None or (decision.value is not None and decision.value not in class_names):
+        return label
+    if decision.value is None:
+        return label._replace(cls=None, status=EXCLUDED, keyword=None, field=REVIEWED, candidates=(),
+                              vetoes=((REVIEWED, NOT_ONE),))
+    return label._replace(cls=decision.value, status=LABELED, keyword=decision.action, field=REVIEWED,
+                          candidates=(), vetoes=())
+
+
 def _label_store(project, defs: Definitions, *, progress: bool) -> _Labeled:
     store = Store.for_project(project)
     matcher = Matcher(defs)
+    decisions = current_decisions(store)
     out = _Labeled([], {}, set(), {}, [])
     total = store.stats()["items"]
     for item in progress_bar(store.items(), total=total, desc="labeling", unit="objects", disable=not progress):
-        label = matcher.label(record_fields(item))
+        label = reviewed(matcher.label(record_fields(item)), decisions.get(item.id), defs.class_names)
         out.labels.append(label)
         out.titles[label.item_id] = item.title or ""
         usable = item.usable_images

@@ -102,7 +102,7 @@ def build_report(
             stats["conflicts"] += label.status == CONFLICT and cls in label.candidates
             stats["vetoed"] += cls in vetoed
             stats["overridden"] += label.status == LABELED and label.cls != cls and cls not in vetoed
-        if label.status == LABELED:
+        if label.status == LABELED and (label.cls, label.keyword) in keywords:  # not a reviewer's decision
             stats = keywords[(label.cls, label.keyword)]
             stats["decided"] += 1
             if gold is not None and label.item_id in gold:

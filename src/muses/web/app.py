@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from muses import __version__
 from muses.settings import Project, find_project
-from muses.web import api, errors, pages
+from muses.web import api, errors, pages, review
 from muses.web.guard import BodyLimit, SecurityHeaders, same_origin
 from muses.web.state import AppState, Limits
 from muses.web.templating import HERE
@@ -29,6 +29,7 @@ def create_app(
     model_path: str | os.PathLike | None = None,
     *,
     allow_writes: bool = False,
+    reviewer: str = "",
     max_upload_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     similar_limit: int = 12,
@@ -44,11 +45,12 @@ def create_app(
                     "collection with its naive labels and predicted classes.",
         dependencies=[Depends(same_origin)],
     )
-    app.state.muses = AppState(proj, Path(model_path) if model_path else proj.model_path, limits, allow_writes)
+    app.state.muses = AppState(proj, Path(model_path) if model_path else proj.model_path, limits, allow_writes, reviewer)
     app.add_middleware(BodyLimit, max_upload_bytes=max_upload_bytes, overhead=FORM_OVERHEAD)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(review.router)
     errors.install(app)
     return app

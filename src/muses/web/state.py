@@ -41,6 +41,7 @@ class AppState:
     model_path: Path
     limits: Limits = field(default_factory=Limits)
     allow_writes: bool = False
+    reviewer: str = ""  # who decides on the review pages, unless the page names someone
     store: Store = field(init=False)
     definitions: DefinitionsCache = field(init=False)
     view: CollectionView = field(init=False)

@@ -1,0 +1,144 @@
+"""The review loop end to end in a real headless Chromium: decide five cards with the keyboard
+(undo included), export the decisions for the collection management system, export the dataset
+again and find the reviewed labels in it."""
+from __future__ import annotations
+
+import csv
+import shutil
+import threading
+import time
+
+import pytest
+
+from conftest import EXAMPLES, REPO, add_met_items
+from muses.cli import main
+from muses.collection import decisions as dec
+from muses.collection.store import Store
+from muses.datasets.naive import NaiveExporter
+from muses.labeling.definitions import load_definitions
+from muses.labeling.matching import LABELED, Matcher, record_fields
+from muses.settings import Project, init_project
+from muses.web import create_app
+from test_web_browser import ARGS, CHROMIUM, free_port
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = REPO / "test-artifacts"
+OTHER = {"bust": "vessel", "photograph": "miniature", "miniature": "photograph", "medal": "bust", "vessel": "medal"}
+
+
+def _label_issues_file(project: Project, n: int = 6) -> list[dict]:
+    """The first ``n`` labeled demo records as `muses label-issues` lists them, each with a
+    class the photos seem to say instead; the rows, in order."""
+    matcher = Matcher(load_definitions(project.definitions_path))
+    rows = []
+    for item in Store.for_project(project).items():
+        label = matcher.label(record_fields(item))
+        if label.status == LABELED and len(rows) < n:
+            rows.append({"id": item.id, "title": item.title, "object_type": " / ".join(item.object_type),
+                         "naive_label": label.cls, "suggested": OTHER[label.cls], "confidence": f"{0.97 - len(rows) / 20:.3f}",
+                         "label_quality": "0.02", "image": item.images[0].stored_path})
+    project.plots_dir.mkdir(parents=True, exist_ok=True)
+    with (project.plots_dir / "naive_label_issues.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def _wait_until_started(srv, thread, timeout: float = 30) -> None:
+    start = time.monotonic()
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() - start < timeout, "the server did not start"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, met_sample):
+    import uvicorn
+
+    project = Project.load(init_project(tmp_path_factory.mktemp("review-browser") / "proj")[0].parent)
+    shutil.copy(EXAMPLES / "definitions.toml", project.definitions_path)
+    add_met_items(project, met_sample, 206)
+    rows = _label_issues_file(project)
+    port = free_port()
+    app = create_app(project, allow_writes=True, reviewer="Ana Ruiz")
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    _wait_until_started(srv, thread)
+    yield f"http://127.0.0.1:{port}", project, rows
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_review_five_cards_with_the_keyboard_then_export(server, tmp_path, capsys):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} not found: apt-get install chromium (CI installs it)")
+    url, project, rows = server
+    ids = [r["id"] for r in rows]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        page.goto(url + "/review")
+        page.click("text=Labels that look wrong")
+        progress = page.locator("#progress")
+        expect(progress).to_contain_text("0 of 6 decided")
+        current = page.locator(".review-card.current")
+        expect(current).to_have_attribute("data-id", ids[0])
+        expect(current.locator("a.object-number")).to_have_attribute("href", f"/items/{ids[0]}")
+        page.wait_for_function("() => document.querySelector('.review-card.current img').complete")
+        assert current.locator("img").evaluate("img => img.naturalWidth") > 0
+        page.screenshot(path=str(ARTIFACTS / "review.png"))
+
+        page.keyboard.press("c")  # 1: the catalog is right
+        expect(progress).to_contain_text("1 of 6 decided")
+        expect(current).to_have_attribute("data-id", ids[1])
+        page.keyboard.press("s")  # 2: use the suggestion
+        expect(progress).to_contain_text("2 of 6 decided")
+        page.keyboard.press("n")  # 3: not one of these ... then undone and decided otherwise
+        expect(progress).to_contain_text("3 of 6 decided")
+        page.keyboard.press("u")
+        expect(progress).to_contain_text("2 of 6 decided")
+        expect(current).to_have_attribute("data-id", ids[2])
+        page.keyboard.press("o")  # 3 again: choose another class, with the arrow keys and Enter
+        select = current.locator("select")
+        expect(select).to_be_focused()
+        page.keyboard.press("ArrowDown")
+        chosen = select.input_value()
+        page.keyboard.press("Enter")
+        expect(progress).to_contain_text("3 of 6 decided")
+        page.keyboard.press(" ")  # 4: skip
+        expect(progress).to_contain_text("1 skipped")
+        expect(current).to_have_attribute("data-id", ids[4])
+        page.keyboard.press("n")  # 5: not one of these
+        expect(progress).to_contain_text("4 of 6 decided")
+        expect(current).to_have_attribute("data-id", ids[5])
+        page.reload()  # decided records do not come back; the skipped one does
+        expect(page.locator("#progress")).to_contain_text("4 of 6 decided")
+        expect(page.locator(".review-card.current")).to_have_attribute("data-id", ids[3])
+        browser.close()
+
+    out = tmp_path / "decisions.csv"
+    assert main(["decisions", "export", "--format", "csv", "--project", str(project.root), "--out", str(out)]) == 0
+    with out.open(newline="", encoding="utf-8") as fh:
+        exported = {r["id"]: r for r in csv.DictReader(fh)}
+    assert set(exported) == {ids[0], ids[1], ids[2], ids[4]}
+    assert {i: (r["decision"], r["reviewed value"]) for i, r in exported.items()} == {
+        ids[0]: (dec.CATALOG_RIGHT, rows[0]["naive_label"]),
+        ids[1]: (dec.USE_SUGGESTION, rows[1]["suggested"]),
+        ids[2]: (dec.OTHER_CLASS, chosen),
+        ids[4]: (dec.NOT_ONE, ""),
+    }
+    assert {r["reviewer"] for r in exported.values()} == {"Ana Ruiz"}
+
+    result = NaiveExporter(progress=False).export(project)
+    with (result.path / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        manifest = {r["item_id"]: r["class"] for r in csv.DictReader(fh)}
+    assert manifest[ids[0]] == rows[0]["naive_label"]
+    assert manifest[ids[1]] == rows[1]["suggested"]
+    assert manifest[ids[2]] == chosen
+    assert ids[4] not in manifest
+    assert manifest[ids[3]] == rows[3]["naive_label"]  # skipped: the catalog's label stands
