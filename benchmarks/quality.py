@@ -52,6 +52,7 @@ class Option:
     threshold: bool = False
     other: bool = False
     drop_issues: bool = False
+    refuse: float = 0.05  # share of known validation photos under the threshold
 
 
 OPTIONS = [
@@ -60,6 +61,9 @@ OPTIONS = [
     Option("+label smoothing 0.1, early stopping", temperature=True, smoothing=0.1, early_stopping=True),
     Option("+threshold", temperature=True, smoothing=0.1, early_stopping=True, threshold=True),
     Option("+other class", temperature=True, smoothing=0.1, early_stopping=True, threshold=True, other=True),
+    Option("+other class, no threshold", temperature=True, smoothing=0.1, early_stopping=True, other=True),
+    Option("+other class, threshold at 2 %", temperature=True, smoothing=0.1, early_stopping=True, threshold=True,
+           other=True, refuse=0.02),
     Option("+drop label issues", temperature=True, smoothing=0.1, early_stopping=True, threshold=True, other=True,
            drop_issues=True),
 ]
@@ -181,7 +185,8 @@ def calibrate(head: Head, option: Option, val_x: np.ndarray, val_y: np.ndarray, 
         head.temperature = fit_temperature(logits, val_y)
     if option.threshold:
         known = np.array([classes[v] != OTHER for v in val_y])
-        head.threshold = choose_threshold(probabilities(logits, head.temperature), val_y, known=known)
+        head.threshold = choose_threshold(probabilities(logits, head.temperature), val_y, known=known,
+                                          refuse=option.refuse)
 
 
 # -- one fold ----------------------------------------------------------------------------------
@@ -323,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, help="scratch folder, kept (default: a temporary one)")
+    parser.add_argument("--only", action="append", metavar="OPTION", choices=[o.name for o in OPTIONS],
+                        help="measure only this option (repeatable; default: all)")
     args = parser.parse_args(argv)
     if not (MET_SAMPLE / "records.jsonl").is_file():
         print(f"no Met sample at {MET_SAMPLE} (set MUSES_MET_SAMPLE)", file=sys.stderr)
@@ -334,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_data(args.workdir or Path(tmp), log)
         checked = load_checked()
         rows = []
-        for option in OPTIONS:
+        for option in [o for o in OPTIONS if not args.only or o.name in args.only]:
             log(f"  {option.name}")
             rows.append(measure(data, option, args.folds, args.seed, checked))
     header = (f"{args.folds} folds by object over the shared Met sample ({len(set(data.item))} objects, "
