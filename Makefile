@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench clean-demo venv
+.PHONY: demo test test-fast bench bench-quality clean-demo venv
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+# k-fold over the shared Met sample: macro-F1, hand-checked accuracy, ECE, "none of these" rates
+bench-quality: $(STAMP)
+	$(PY) -m benchmarks.quality
 
 clean-demo:
 	rm -rf demo-project

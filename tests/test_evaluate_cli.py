@@ -67,6 +67,9 @@ def test_evaluate_json_tta_and_files(eval_project, tiny_model_path, shapes_datas
     with PILImage.open(files["confusion"]) as im:
         assert im.format == "PNG"
     assert json.loads(files["report"].read_text(encoding="utf-8"))["metrics"] == m
+    assert 0 <= m["ece"] <= 1 and files["reliability"].name == "tiny_test_reliability.png"
+    with PILImage.open(files["reliability"]) as im:
+        assert im.format == "PNG"
     gallery = Gallery(files["mistakes"])
     n_wrong = 9 - int(np.trace(cm))
     assert len(gallery.ids) == n_wrong and gallery.thumbnails == n_wrong
@@ -90,6 +93,7 @@ def test_evaluate_table_and_gallery_of_mistakes(eval_project, tiny_model_path, s
                         "--out", str(tmp_path / "out"), "--top-k", "2", "--tta")
     assert code == 0
     assert "precision" in out and "macro-F1" in out and "log loss" in out and "most confused" in out
+    assert "calibration error (ECE)" in out and "reliability:" in out
     assert "F1 with TTA" in out
     assert str(tmp_path / "out" / "tiny_test_mistakes.html") in out
     gallery = Gallery(tmp_path / "out" / "tiny_test_mistakes.html")

@@ -36,8 +36,11 @@ def test_metrics_by_hand():
     assert e.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
     assert e.confusion.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
     assert e.log_loss == pytest.approx(-np.log([0.9, 0.6, 0.2, 0.8, 0.15, 0.8]).mean())
+    # ECE, 10 bins: 0.9 right (gap 0.1), 0.6 right (0.4), 0.7 wrong (0.7), three at 0.8, two right (2/15 each)
+    assert e.ece == pytest.approx((0.1 + 0.4 + 0.7 + 3 * (0.8 - 2 / 3)) / 6)
     d = e.to_dict()
     assert d["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]] and d["per_class"][0]["name"] == "bust"
+    assert d["ece"] == e.ece
 
 
 def test_most_confused_and_top_losses():

@@ -264,8 +264,18 @@ def test_met_sample_with_demo_definitions(project, met_sample):
     splits = {}
     for row in read_manifest(result.path):
         assert splits.setdefault(row["item_id"], row["split"]) == row["split"]
-    # generate-images set aside 17 truncated downloads, 12 of them labeled.
-    assert (s["items_with_images"], s["labeled_with_images"], s["dataset_images"], len(splits)) == (189, 149, 149, 149)
+    # generate-images set aside 17 truncated downloads, 12 of them labeled; the 34 unlabeled records
+    # with photos make the class "other" (fewer than the largest class: none left out).
+    assert (s["items_with_images"], s["labeled_with_images"], s["dataset_images"], len(splits)) == (189, 149, 183, 183)
+    assert sum(result.report["other"]["items"].values()) == 34
+    assert json.loads((result.path / "dataset.json").read_text())["classes"][-1] == "other"
+    assert {r["class"] for r in read_manifest(result.path) if r["item_id"] in {"10512"}} <= {"bust"}
+    plain = NaiveExporter(definitions=REPO / "examples" / "definitions.toml", other=False, progress=False).export(
+        project, out=project.root / "plain")
+    assert plain.report["summary"]["dataset_images"] == 149 and "other" not in plain.report
+    capped = NaiveExporter(definitions=REPO / "examples" / "definitions.toml", max_images=10, progress=False).export(
+        project, out=project.root / "capped")
+    assert sum(capped.report["other"]["images"].values()) == 10  # as many as the largest class
     other = NaiveExporter(definitions=REPO / "examples" / "definitions.toml", seed=1, progress=False).export(
         project, out=project.root / "seed1")
     assert (other.path / "manifest.csv").read_bytes() != (result.path / "manifest.csv").read_bytes()

@@ -87,6 +87,8 @@ def test_suggest_labels():
     probs = np.array([[0.5, 0.5], [0.95, 0.05], [0.02, 0.98], [0.89, 0.11]])
     assert li.suggest_labels(probs, 0.9).tolist() == [2, 1]
     assert li.suggest_labels(np.zeros((0, 2))).tolist() == []
+    # column 1 is the class "other": a record the model calls "none of these" gets no suggestion
+    assert li.suggest_labels(probs, 0.9, none_of_these=1).tolist() == [1]
 
 
 def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_path):

@@ -58,6 +58,8 @@ def test_no_fine_tuning_spends_all_epochs_on_the_head_and_predict_uses_it(proj, 
     meta = _meta(proj, "naive")  # the default name: the stem of muses.toml's model_path
     assert {h["unfrozen_blocks"] for h in meta["history"]} == {0} and len(meta["history"]) == 8
     assert "model_path =" not in out and "plot:" not in out
+    assert "calibration on the validation photos: temperature" in out
+    assert meta["temperature"] != 1.0 and 0 < meta["threshold"] < 1
     squares = sorted((shapes_dataset / "images").glob("square_*.png"))[:3]
     assert main(["predict", *map(str, squares), "--top-k", "2", "--json"]) == 0
     printed = capsys.readouterr()
@@ -65,11 +67,13 @@ def test_no_fine_tuning_spends_all_epochs_on_the_head_and_predict_uses_it(proj, 
     answer = json.loads(printed.out)
     assert answer["model"] == str(proj.model_path)
     assert len(answer["answers"]) == 3 and all(len(a["classes"]) == 2 for a in answer["answers"])
+    assert all(a["answer"].startswith(("square", "uncertain: maybe")) for a in answer["answers"])
     assert main(["predict", *map(str, squares), "--object", "--json"]) == 0
     (one,) = json.loads(capsys.readouterr().out)["answers"]
     assert one["classes"][0]["name"] == "square" and len(one["classes"]) == 3
     assert main(["predict", str(squares[0])]) == 0
-    assert "#1" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "#1" in table and "answer" in table
 
 
 def test_dataset_flag_and_early_stopping(project, shapes_dataset, capsys):
@@ -82,7 +86,8 @@ def test_dataset_flag_and_early_stopping(project, shapes_dataset, capsys):
 
 def test_resume_continues_an_interrupted_run(proj, capsys):
     # The same run as the command below makes, interrupted after epoch 2 (as Ctrl-C would).
-    clf = setup_classifier(64, dataset=proj.datasets_dir / "naive", project=proj, views=2, workers=0)
+    clf = setup_classifier(64, dataset=proj.datasets_dir / "naive", project=proj, views=2, workers=0,
+                           label_smoothing=0.1)  # train-model's default
 
     def interrupt(record):
         if record["epoch"] == 2:

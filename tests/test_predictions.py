@@ -27,7 +27,8 @@ def test_ties_keep_the_model_class_order():
 def test_stored_classification_round_trips():
     stored = classification(NAMES, np.array([[0.1, 0.2, 0.6, 0.1]]), model="naive", top_k=2, date="2026-01-01")
     assert stored == {"model": "naive", "date": "2026-01-01",
-                      "classes": [{"name": "vase", "probability": 0.6}, {"name": "cup", "probability": 0.2}]}
+                      "classes": [{"name": "vase", "probability": 0.6}, {"name": "cup", "probability": 0.2}],
+                      "threshold": 0.0, "answer": "sure"}
     assert stored_classes(stored) == [ClassProbability("vase", 0.6), ClassProbability("cup", 0.2)]
     assert stored_classes(None) == [] and stored_classes({"classes": ["junk", {"probability": 1}]}) == []
     assert top_class(stored) == "vase" and top_class(None) is None and top_class({"classes": []}) is None

@@ -132,7 +132,8 @@ def classify_collection(
                         continue
                     stored = s.get(Item, item.id)
                     stored.classification = classification(
-                        clf.class_names, rows, model=model_name, top_k=top_k, date=now.isoformat(timespec="seconds"))
+                        clf.class_names, rows, model=model_name, top_k=top_k, date=now.isoformat(timespec="seconds"),
+                        threshold=clf.cfg.threshold)
                     done.append(item.id)
             report.classified += done
             bar.update(len(items))

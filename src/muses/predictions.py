@@ -5,9 +5,12 @@ classes are ranked by that mean, most likely first (ties keep the model's class 
 The form stored on every classified item (``Item.classification``) is
 
     {"model": "naive", "date": "2026-11-30T12:00:00+00:00",
-     "classes": [{"name": "vase", "probability": 0.91}, ...]}
+     "classes": [{"name": "vase", "probability": 0.91}, ...], "threshold": 0.55, "answer": "sure"}
 
-and is written by :func:`classification` and read by :func:`stored_classes` only.
+and is written by :func:`classification` and read by :func:`stored_classes` and :func:`describe`.
+An answer says "none of these" when the model's ``other`` class (records whose catalog type
+matched no class) comes first, and "uncertain: maybe vase 41 %" when the first class's
+probability is below the model's threshold (chosen on validation photos after training).
 """
 from __future__ import annotations
 
@@ -19,6 +22,17 @@ from typing import Any
 import numpy as np
 
 STORED_DECIMALS = 6  # probabilities in the store: enough to rank, short enough to read
+OTHER = "other"  # the class trained on records that match none of the defined classes
+NONE_OF_THESE = "none of these"
+SURE, UNCERTAIN, NONE = "sure", "uncertain", "none"
+
+
+def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities of ``logits`` (one row per photo), calibrated by the model's
+    temperature: the one place every runtime (torch, ONNX, web) turns logits into probabilities."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -42,16 +56,55 @@ def ranked(class_names: Sequence[str], probabilities: np.ndarray, top_k: int | N
     return [ClassProbability(class_names[i], float(mean[i])) for i in order]
 
 
-def classification(class_names: Sequence[str], probabilities: np.ndarray, *, model: str, top_k: int = 5,
-                   date: str | None = None) -> dict[str, Any]:
+def classification(class_names: Sequence[str], probs: np.ndarray, *, model: str, top_k: int = 5,
+                   date: str | None = None, threshold: float = 0.0) -> dict[str, Any]:
     """The stored form of one object's prediction: its ``top_k`` classes, the probabilities
-    averaged over its photos (rows of ``probabilities``)."""
+    averaged over its photos (rows of ``probs``), and the model's ``threshold``."""
+    classes = ranked(class_names, probs, top_k)
     return {
         "model": model,
         "date": date or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "classes": [{"name": c.name, "probability": round(c.probability, STORED_DECIMALS)}
-                    for c in ranked(class_names, probabilities, top_k)],
+        "classes": [{"name": c.name, "probability": round(c.probability, STORED_DECIMALS)} for c in classes],
+        "threshold": float(threshold),
+        "answer": answer(classes, threshold).kind,  # sure, uncertain or none: for filtering
     }
+
+
+@dataclass(frozen=True)
+class Answer:
+    kind: str  # SURE, UNCERTAIN or NONE
+    best: ClassProbability | None  # the most likely defined class (never ``other``)
+
+    def __str__(self) -> str:
+        if self.best is None:
+            return NONE_OF_THESE
+        shown = f"{self.best.name} {self.best.probability * 100:.0f} %"
+        return {SURE: shown, UNCERTAIN: f"uncertain: maybe {shown}"}.get(self.kind, NONE_OF_THESE)
+
+
+def answer(classes: Sequence[ClassProbability], threshold: float = 0.0) -> Answer:
+    """What the model answers, given its ranked classes: "none of these" when ``other`` comes
+    first, "uncertain" when the first class is below ``threshold``, else the first class."""
+    best = next((c for c in classes if c.name != OTHER), None)
+    if not classes or classes[0].name == OTHER:
+        return Answer(NONE, best)
+    return Answer(UNCERTAIN if classes[0].probability < threshold else SURE, best)
+
+
+def stored_answer(stored: Mapping[str, Any] | None) -> Answer | None:
+    """The answer of a stored classification (None for an unclassified item)."""
+    classes = stored_classes(stored)
+    if not classes:
+        return None
+    threshold = (stored or {}).get("threshold", 0.0)
+    return answer(classes, float(threshold) if isinstance(threshold, (int, float)) else 0.0)
+
+
+def describe(stored: Mapping[str, Any] | None) -> str:
+    """One line for a person: "painting 91 %", "uncertain: maybe painting 41 %", "none of these"
+    (empty for an unclassified item)."""
+    found = stored_answer(stored)
+    return "" if found is None else str(found)
 
 
 def stored_classes(stored: Mapping[str, Any] | None) -> list[ClassProbability]:

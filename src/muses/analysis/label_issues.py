@@ -33,6 +33,7 @@ from muses.model import features
 from muses.model.decoding import MAX_PIXELS
 from muses.model.image_loading import load_images
 from muses.model.predictor import Predictor
+from muses.predictions import OTHER
 
 # Inverse L2 strength on standardized features. Strong: 1280 features, a few hundred photos.
 # On the Met sample with 10 % flipped labels (5 draws) C=0.01 found them with precision 0.66 /
@@ -119,15 +120,16 @@ def find_label_issues(labels, pred_probs, *, filter_by: str = "prune_by_noise_ra
     )
 
 
-def suggest_labels(pred_probs, threshold: float = 0.9) -> np.ndarray:
-    """Indices of rows whose most likely class has probability ≥ ``threshold``, most confident first."""
+def suggest_labels(pred_probs, threshold: float = 0.9, *, none_of_these: int | None = None) -> np.ndarray:
+    """Indices of rows whose most likely class has probability ≥ ``threshold``, most confident first;
+    never a row whose most likely class is ``none_of_these`` (the ``other`` class's column)."""
     if not 0 < threshold <= 1:
         raise ReviewError(f"threshold must be in (0, 1], got {threshold}")
     pred_probs = np.asarray(pred_probs, dtype=float)
     if len(pred_probs) == 0:
         return np.zeros(0, dtype=int)
     best = pred_probs.max(axis=1)
-    keep = np.flatnonzero(best >= threshold)
+    keep = np.flatnonzero((best >= threshold) & (pred_probs.argmax(axis=1) != (-1 if none_of_these is None else none_of_these)))
     return keep[np.argsort(-best[keep], kind="stable")]
 
 
@@ -278,7 +280,9 @@ def review_labels(
             u_ids, u_item_probs = mean_by_group(u_probs, u_groups)
             n_unlabeled = len(u_ids)
             u_first = _first_by_group(u_groups, [p for _, p in pairs])
-            suggestions = [row(u_ids[i], u_first[u_ids[i]], u_item_probs[i]) for i in suggest_labels(u_item_probs, threshold)]
+            other = dataset.classes.index(OTHER) if OTHER in dataset.classes else None
+            suggestions = [row(u_ids[i], u_first[u_ids[i]], u_item_probs[i])
+                           for i in suggest_labels(u_item_probs, threshold, none_of_these=other)]
     return LabelReview(
         classes=list(dataset.classes), issues=issues, suggestions=suggestions, n_items=len(item_ids),
         n_images=len(samples), n_unlabeled=n_unlabeled,

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageOps
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
+
+from muses.analysis.calibration import expected_calibration_error
 from tqdm import tqdm
 
 from muses.errors import MusesError
@@ -48,6 +50,7 @@ class Evaluation:
     log_loss: float  # mean -ln p(true class): shows calibration changes accuracy does not (e.g. TTA)
     per_class: list[ClassMetrics]
     confusion: np.ndarray  # rows: true class, columns: predicted class
+    ece: float = 0.0  # expected calibration error, 10 bins: how far "90 % sure" is from 90 % right
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +58,7 @@ class Evaluation:
             "accuracy": self.accuracy,
             "macro_f1": self.macro_f1,
             "log_loss": self.log_loss,
+            "ece": self.ece,
             "per_class": [asdict(c) for c in self.per_class],
             "confusion": self.confusion.tolist(),
         }
@@ -122,6 +126,7 @@ def evaluate_predictions(y_true, probs, class_names: Sequence[str]) -> Evaluatio
         log_loss=float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-15, 1)).mean()),
         per_class=per_class_metrics(y_true, y_pred, class_names),
         confusion=confusion_matrix(y_true, y_pred, len(class_names)),
+        ece=expected_calibration_error(probs, y_true),
     )
 
 

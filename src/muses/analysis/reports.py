@@ -167,14 +167,18 @@ def write_evaluation(
     *,
     top_k: int = 50,
 ) -> dict[str, Path]:
-    """The confusion-matrix PNG and the gallery of the ``top_k`` most confident mistakes
-    (with the most-confused pairs above it); returns ``{"confusion": path, "mistakes": path}``."""
+    """The confusion-matrix PNG, the reliability diagram PNG and the gallery of the ``top_k``
+    most confident mistakes (with the most-confused pairs above it); returns
+    ``{"confusion": path, "reliability": path, "mistakes": path}``."""
+    from muses.analysis.calibration import plot_reliability, reliability
     from muses.analysis.metrics import most_confused, top_losses
 
     out_dir = Path(out_dir)
     confusion = plot_confusion_matrix(evaluation.confusion, class_names, out_dir / f"{prefix}_confusion.png",
                                       title=f"{prefix}: accuracy {evaluation.accuracy:.3f}, macro-F1 {evaluation.macro_f1:.3f}")
     probs, labels = predictions.probs, predictions.labels
+    diagram = plot_reliability(reliability(probs, labels), out_dir / f"{prefix}_reliability.png",
+                               title=f"{prefix}: expected calibration error {evaluation.ece:.3f}")
     rows = []
     for i in top_losses(labels, probs, k=top_k):
         sample, pred = predictions.samples[i], int(probs[i].argmax())
@@ -192,7 +196,7 @@ def write_evaluation(
                f"label; the {len(rows)} most confident are shown, worst first. Either the model or the label is wrong."],
         tables=[("most confused: naive label → predicted", ["naive label", "predicted", "photos"], pairs)],
     )
-    return {"confusion": confusion, "mistakes": mistakes}
+    return {"confusion": confusion, "reliability": diagram, "mistakes": mistakes}
 
 
 def write_evaluation_report(path: str | Path, *, model: str, dataset, split: str, plain, tta=None, agreement=None,

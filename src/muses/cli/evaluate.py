@@ -17,7 +17,9 @@ EVALUATE_EXAMPLES = """\
   muses evaluate --split val --json > val.json
   muses evaluate --model models/v2.safetensors --dataset datasets/v2 --out plots/v2
 
-Writes MODEL_SPLIT_confusion.png (counts and row-normalized), MODEL_SPLIT_mistakes.html (the
+Writes MODEL_SPLIT_confusion.png (counts and row-normalized), MODEL_SPLIT_reliability.png (how
+often the model is right at each confidence: bars on the diagonal are well calibrated; ECE is the
+mean gap, in 10 bins), MODEL_SPLIT_mistakes.html (the
 most confident mistakes with title, object type, naive label, prediction) and
 MODEL_SPLIT_evaluation.json into the plots folder (or --out). Metrics are per photo.
 """
@@ -158,6 +160,7 @@ def _print_metrics(plain, tta) -> None:
         ["accuracy", *[f"{e.accuracy:.3f}" for e in evals]],
         ["macro-F1", *[f"{e.macro_f1:.3f}" for e in evals]],
         ["log loss", *[f"{e.log_loss:.3f}" for e in evals]],
+        ["calibration error (ECE)", *[f"{e.ece:.3f}" for e in evals]],
     ]))
 
 

@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--min-items", type=int, default=10, metavar="N",
                    help="fail if a class has fewer labeled items with images (default: 10)")
     p.add_argument("--out", metavar="DIR", help="dataset folder, relative to the project folder (default: datasets/naive)")
+    p.add_argument("--no-other", action="store_true",
+                   help="no 'other' class of records that match no class (the model then cannot say \"none of these\")")
     p.set_defaults(func=run_export)
 
     p = command_parser(
@@ -65,12 +67,15 @@ def run_export(args) -> int:
     project = find_project(args.project)
     exporter = load_exporter(args.exporter)(
         definitions=args.definitions, max_images=args.max_images, seed=args.seed, split=args.split,
-        min_items=args.min_items, gold=args.gold,
+        min_items=args.min_items, gold=args.gold, **({"other": False} if args.no_other else {}),
     )
     result = exporter.export(project, out=args.out)
     print(_format_report(result.report, detail=args.verbose))
     s = result.report["summary"]
     print(f"\nwrote the training data {result.path}: {s['dataset_items']} objects, {s['dataset_images']} photos")
+    if "other" in result.report:
+        print(f"including {sum(result.report['other']['items'].values())} records that match no class, as the class "
+              "'other': the model learns to answer \"none of these\" (leave it out with --no-other)")
     print(f"labeling report: {result.path / 'report.html'}   (open it in a browser: which catalog words gave "
           "which label, and which objects were left out)")
     print("next: muses train-model   (teaches the image classifier these labels)")

@@ -22,7 +22,7 @@ from typing import Any
 
 from muses.collection.decisions import NOT_ONE, Decision, current_decisions
 from muses.collection.store import Store
-from muses.labeling.matching import EXCLUDED, LABELED, Label, Matcher, record_fields
+from muses.labeling.matching import EXCLUDED, LABELED, UNLABELED, Label, Matcher, record_fields
 from muses.labeling.report import build_report, load_gold, write_report
 from muses.progress import progress_bar
 from muses.datasets.folder import MANIFEST_COLUMNS, SPLITS
@@ -37,6 +37,7 @@ from muses.datasets.splitting import (
 )
 from muses.errors import RunFailed
 from muses.labeling.definitions import Definitions, load_definitions
+from muses.predictions import OTHER
 
 __all__ = ["ExportResult", "NaiveExporter", "preview"]
 
@@ -84,7 +85,7 @@ class _Labeled:
     labels: list[Label]
     titles: dict[str, str]
     with_images: set[str]  # items with at least one usable image
-    images: dict[str, list[tuple[int, Path]]]  # labeled item -> its ML-size image files
+    images: dict[str, list[tuple[int, Path]]]  # labeled (and unlabeled) item -> its ML-size image files
     skipped: list[dict[str, str]]  # usable images whose file is missing
 
 
@@ -104,7 +105,9 @@ def reviewed(label: Label, decision: Decision | None, class_names: Sequence[str]
                           candidates=(), vetoes=())
 
 
-def _label_store(project, defs: Definitions, *, progress: bool) -> _Labeled:
+def _label_store(project, defs: Definitions, *, progress: bool, unlabeled: bool = False) -> _Labeled:
+    """Every record labeled; the image files of the labeled ones (and of the unlabeled ones,
+    which the ``other`` class is made of, with ``unlabeled``)."""
     store = Store.for_project(project)
     matcher = Matcher(defs)
     decisions = current_decisions(store)
@@ -117,12 +120,14 @@ def _label_store(project, defs: Definitions, *, progress: bool) -> _Labeled:
         usable = item.usable_images
         if usable:
             out.with_images.add(label.item_id)
-        if label.status != LABELED:
+        if label.status != LABELED and not (unlabeled and label.status == UNLABELED):
             continue
         out.images[label.item_id] = []
         for im in usable:
             path = project.path(im.stored_path) if im.stored_path else None
             if path is None or not path.is_file():
+                if label.status != LABELED:
+                    continue
                 out.skipped.append({"item_id": label.item_id, "image": str(im.stored_path or im.original),
                                     "reason": "ML-size copy missing; run `muses generate-images`"})
                 continue
@@ -139,13 +144,26 @@ def preview(project, *, definitions: str | os.PathLike | None = None, gold: str 
                         skipped=labeled.skipped, gold=load_gold(gold) if gold else None)
 
 
+def _count_other(report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """The ``other`` class in the report (the labeling report knows only the defined classes)."""
+    mine = [row for row in rows if row["class"] == OTHER]
+    report["other"] = {
+        "items": {split: len({r["item_id"] for r in mine if r["split"] == split}) for split in SPLITS},
+        "images": {split: sum(r["split"] == split for r in mine) for split in SPLITS},
+    }
+    report["summary"]["dataset_items"] += len({r["item_id"] for r in mine})
+    report["summary"]["dataset_images"] += len(mine)
+
+
 class NaiveExporter:
     """Keyword ("naive") labels from the catalog.
 
     definitions: definitions.toml (default: the project's). max_images: at most this many
     images per class, whole items chosen at random (default: all). seed: sampling and split
     seed. split: train,val,test fractions. min_items: a class with fewer usable items is an
-    error. gold: a hand-checked ``id,class`` CSV; adds precision to the report.
+    error. gold: a hand-checked ``id,class`` CSV; adds precision to the report. other: add a
+    class ``other`` of records whose catalog type matched no class (at most as many images as
+    the largest class), so that the model can answer "none of these".
     """
 
     name = "naive"
@@ -160,6 +178,7 @@ class NaiveExporter:
         min_items: int = 10,
         gold: str | os.PathLike | None = None,
         progress: bool = True,
+        other: bool = True,
     ):
         if max_images is not None and max_images < 1:
             raise SplitError(f"max_images = {max_images}; give a positive number, or leave it out for all images")
@@ -172,6 +191,7 @@ class NaiveExporter:
         self.min_items = max(min_items, min_items_for(self.split))
         self.gold = gold
         self.progress = progress
+        self.other = other
 
     def export(self, project, out: str | os.PathLike | None = None) -> ExportResult:
         """Write the dataset folder (default ``datasets/naive`` in the project; a relative ``out``
@@ -181,7 +201,7 @@ class NaiveExporter:
         gold = load_gold(self.gold) if self.gold else None
         out = project.path(out) if out else project.datasets_dir / self.name
 
-        labeled = _label_store(project, defs, progress=self.progress)
+        labeled = _label_store(project, defs, progress=self.progress, unlabeled=self.other)
         labels, images = labeled.labels, labeled.images
 
         by_class: dict[str, dict[str, int]] = {name: {} for name in defs.class_names}
@@ -190,28 +210,31 @@ class NaiveExporter:
                 by_class[label.cls][label.item_id] = len(images[label.item_id])
         warnings = self._check_counts(by_class)
         kept = sample_per_class(by_class, self.max_images, self.seed)
+        kept.update(self._other_class(defs, labels, images, by_class, kept, warnings))
         splits = stratified_split(kept, self.split, self.seed)
 
         by_id = {label.item_id: label for label in labels}
+        class_of = {item_id: cls for cls, ids in kept.items() for item_id in ids}
         rows = []
         for item_id in sorted(splits):
-            label = by_id[item_id]
             for position, path in images[item_id]:
                 rows.append({
                     "item_id": item_id,
                     "image": f"images/{_image_name(item_id, position, path.suffix.lower())}",
-                    "class": label.cls,
+                    "class": class_of[item_id],
                     "split": splits[item_id],
-                    "keyword": label.keyword,
-                    "field": label.field,
+                    "keyword": by_id[item_id].keyword or "",
+                    "field": by_id[item_id].field or "",
                     "_source": path,
                 })
         report = build_report(
             labels, defs, splits=SPLITS, titles=labeled.titles, with_images=labeled.with_images, rows=rows,
             skipped=labeled.skipped, warnings=warnings, gold=gold,
         )
+        if OTHER in kept:
+            _count_other(report, rows)
         meta = {
-            "classes": defs.class_names,
+            "classes": [*defs.class_names, *([OTHER] if OTHER in kept else [])],
             "definitions_digest": defs.digest,
             "seed": self.seed,
             "split": list(self.split),
@@ -220,6 +243,24 @@ class NaiveExporter:
         }
         self._write(out, rows, meta, report)
         return ExportResult(path=out, report=report, warnings=warnings)
+
+    def _other_class(self, defs: Definitions, labels: list[Label], images, by_class, kept,
+                     warnings: list[str]) -> dict[str, list[str]]:
+        """``{"other": items}``: unlabeled records with images, capped at the largest class's images
+        (none without ``other``, when a defined class is called so, or when too few records are left)."""
+        if not self.other:
+            return {}
+        if OTHER in defs.class_names:
+            warnings.append(f"no extra {OTHER!r} class: the definitions already have a class of that name")
+            return {}
+        pool = {label.item_id: len(images[label.item_id]) for label in labels
+                if label.status == UNLABELED and images.get(label.item_id)}
+        if len(pool) < self.min_items:
+            warnings.append(f"no {OTHER!r} class (\"none of these\"): only {len(pool)} records with photos match no "
+                            f"class, {self.min_items} needed")
+            return {}
+        largest = max(sum(by_class[cls][i] for i in ids) for cls, ids in kept.items())
+        return sample_per_class({OTHER: pool}, largest, self.seed)
 
     def _check_counts(self, by_class: dict[str, dict[str, int]]) -> list[str]:
         few = {cls: len(items) for cls, items in by_class.items() if len(items) < self.min_items}

@@ -43,10 +43,11 @@ class Classifier(TorchPredictor):
         early_stopping: int | None = None,
         restore_best: bool = False,
         cache_trunk: bool = True,
+        label_smoothing: float = 0.0,
     ):
         self.train_cfg = TrainCfg(seed=seed, batch_size=batch_size, views=views, augment=augment, workers=workers,
                                   cache_dir=cache_dir, early_stopping=early_stopping, restore_best=restore_best,
-                                  cache_trunk=cache_trunk)
+                                  cache_trunk=cache_trunk, label_smoothing=label_smoothing)
         super().__init__(net, cfg, device=device)
         self.dataset, self.models_dir = dataset, models_dir
         self.lr, self.decay = 1e-3, 0.0

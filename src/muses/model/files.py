@@ -29,6 +29,7 @@ from muses.model.preprocessing import INTERPOLATIONS, RESIZE_MODES, PreprocessCf
 INPUT_SIZE_RANGE = (16, 1024)
 STD_RANGE = (1e-3, 10.0)
 MEAN_RANGE = (-10.0, 10.0)
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 class ModelFileError(MusesError):
@@ -48,6 +49,10 @@ class ModelCfg:
     unfrozen_blocks: int = 0
     dropout: float = 0.2
     num_features: int = 0
+    # Calibration, fitted on the validation split after training (1.0 and 0.0: a model file from
+    # before calibration, which still loads and answers as it always did).
+    temperature: float = 1.0  # logits are divided by it before the softmax
+    threshold: float = 0.0  # a top probability below it is answered "uncertain"
     history: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 0
     dataset: str = ""
@@ -89,14 +94,23 @@ class ModelCfg:
             raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not _number(self.temperature) or not TEMPERATURE_RANGE[0] <= self.temperature <= TEMPERATURE_RANGE[1]:
+            raise ValueError(f"temperature must be a number from {TEMPERATURE_RANGE[0]} to {TEMPERATURE_RANGE[1]}, "
+                             f"got {self.temperature!r}")
+        if not _number(self.threshold) or not 0 <= self.threshold < 1:
+            raise ValueError(f"threshold must be a number in [0, 1), got {self.threshold!r}")
         if type(self.unfrozen_blocks) is not int or self.unfrozen_blocks < 0:
             raise ValueError(f"unfrozen_blocks must be an integer >= 0, got {self.unfrozen_blocks!r}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _triple(name: str, value: Any, bounds: tuple[float, float]) -> tuple[float, float, float]:
     low, high = bounds
     if (not isinstance(value, (list, tuple)) or len(value) != 3
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+            or not all(_number(v) and low <= v <= high
                        for v in value)):
         raise ValueError(f"{name} must be 3 numbers from {low} to {high}, got {value!r}")
     return tuple(float(v) for v in value)

@@ -36,6 +36,7 @@ from muses.model.files import ModelCfg, read_model
 from muses.model.files import paths as model_paths
 from muses.model.image_loading import preprocess_many
 from muses.model.predictor import TorchPredictor, decode_all
+from muses.predictions import probabilities
 
 DIGEST_KEY = "muses.model_digest"
 INPUT, OUTPUTS = "image", ("logits", "features")
@@ -160,7 +161,7 @@ def check_export(model_path: str | Path, onnx_path: str | Path, n: int = 4, seed
     with torch.inference_mode():
         expected = torch.softmax(clf.net(x), 1).numpy()
     session = ort.InferenceSession(str(onnx_path), session_options(), providers=["CPUExecutionProvider"])
-    got = _softmax(session.run([OUTPUTS[0]], {INPUT: x.numpy()})[0])
+    got = probabilities(session.run([OUTPUTS[0]], {INPUT: x.numpy()})[0])
     return float(np.abs(got - expected).max())
 
 
@@ -199,7 +200,7 @@ class OnnxPredictor:
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (n_images, n_classes), columns in ``class_names`` order."""
-        return _softmax(self._run(images, batch_size, "logits", len(self.class_names)))
+        return probabilities(self._run(images, batch_size, "logits", len(self.class_names)), self.cfg.temperature)
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Pooled backbone features, shape (n_images, num_features)."""
@@ -207,11 +208,6 @@ class OnnxPredictor:
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 def load_onnx(

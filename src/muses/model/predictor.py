@@ -28,6 +28,7 @@ from muses.model.files import RETRAIN, ModelCfg, ModelFileError, read_model
 from muses.model.files import paths as model_paths
 from muses.model.image_loading import load_images
 from muses.model.preprocessing import preprocess
+from muses.predictions import probabilities
 
 
 class DeviceError(MusesError):
@@ -161,7 +162,7 @@ class TorchPredictor:
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         logits = self._run(images, batch_size, self.net, len(self.class_names))
-        return torch.softmax(torch.from_numpy(logits), 1).numpy()
+        return probabilities(logits, self.cfg.temperature)
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         return self._run(images, batch_size, self.net.pooled, self.net.backbone.num_features)

@@ -78,10 +78,13 @@ class TrainCfg:
     early_stopping: int | None = None  # patience in epochs
     restore_best: bool = False
     cache_trunk: bool = True
+    label_smoothing: float = 0.0  # share of each target spread over the other classes
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.views < 1:
             raise TrainingError(f"batch_size and views must be >= 1, got {self.batch_size} and {self.views}")
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainingError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.early_stopping is not None and self.early_stopping < 1:
             raise TrainingError(f"early_stopping is a patience in epochs (>= 1), got {self.early_stopping}")
         if self.workers is None:
@@ -191,13 +194,28 @@ class Trainer:
             if state.shuffle is not None:
                 generator.set_state(state.shuffle)
             self._prepare_transfer_features(phases[state.phase :], train, val)
+            source = None
             for p_index in range(state.phase, len(phases)):
-                self._run_phase(phases, p_index, state, train, val, class_weights, generator,
-                                _Checkpoint(checkpoint, run_key, save_tensors), callback)
+                source = self._run_phase(phases, p_index, state, train, val, class_weights, generator,
+                                         _Checkpoint(checkpoint, run_key, save_tensors), callback)
         self.net.eval()
+        if source is not None and val:
+            self.calibrate(*self._logits(source, val))
         return state.history
 
-    def _run_phase(self, phases, p_index, state: RunState, train, val, class_weights, generator, ckpt, callback) -> None:
+    def calibrate(self, logits: torch.Tensor, y: np.ndarray) -> None:
+        """Fit the temperature on validation logits and choose the "uncertain" threshold on the
+        calibrated probabilities of their known-class photos; both go into the model's cfg."""
+        from muses.analysis.calibration import choose_threshold, fit_temperature
+        from muses.predictions import OTHER, probabilities
+
+        logits_np = logits.numpy()
+        self.cfg.temperature = fit_temperature(logits_np, y)
+        names = self.cfg.class_names
+        known = np.array([names[label] != OTHER for label in y], dtype=bool)
+        self.cfg.threshold = choose_threshold(probabilities(logits_np, self.cfg.temperature), y, known=known)
+
+    def _run_phase(self, phases, p_index, state: RunState, train, val, class_weights, generator, ckpt, callback) -> _Source:
         phase = phases[p_index]
         unfreeze_blocks(self.net, phase.unfrozen_blocks)
         self.cfg.unfrozen_blocks = phase.unfrozen_blocks
@@ -244,6 +262,7 @@ class Trainer:
                 tqdm.write(f"early stopping: no validation improvement for {self.tc.early_stopping} epochs")
                 break
         state.epoch, state.best = 0, None
+        return source
 
     def _class_weights(self, train: list[Sample]) -> torch.Tensor:
         """'balanced' weights from the training split only (the original used the test split)."""
@@ -263,6 +282,7 @@ class Trainer:
             "views": self.tc.views,
             "early_stopping": self.tc.early_stopping,
             "restore_best": self.tc.restore_best,
+            "label_smoothing": self.tc.label_smoothing,
             "backbone": self.cfg.backbone,
             "preprocess": self.cfg.preprocess.to_dict(),
             "images": features.setting_key(images=[(s.digest, s.label, s.split) for s in self.dataset.samples]),
@@ -385,7 +405,7 @@ class Trainer:
         pairs = [pairs[i] for i in order]
         y = torch.tensor([s.label for s, _ in pairs])
         self._set_train_mode()
-        loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+        loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=self.tc.label_smoothing)
         total, preds = 0.0, []
         kind = "fine-tune" if phase.unfrozen_blocks else "transfer"
         bar = tqdm(total=len(pairs), desc=f"epoch {len(self.history) + 1} ({kind})", unit="view", leave=False)
@@ -408,15 +428,18 @@ class Trainer:
         self.net.eval()
         return _metrics(total / len(pairs), torch.cat(preds).numpy(), y.numpy()), step
 
-    def _evaluate(self, source: _Source, samples: list[Sample]) -> dict:
+    def _logits(self, source: _Source, samples: list[Sample]) -> tuple[torch.Tensor, np.ndarray]:
+        """The logits of ``samples`` (their deterministic view) and their labels."""
         pairs = [(s, DETERMINISTIC) for s in samples]
-        y = np.array([s.label for s in samples])
         self.net.eval()
         logits = []
         with torch.inference_mode(), autocast(self.device):
             for x in self._batches(source, pairs):
                 logits.append(source.forward(x.to(self.device)).float().cpu())
-        logits_t = torch.cat(logits)
+        return torch.cat(logits), np.array([s.label for s in samples])
+
+    def _evaluate(self, source: _Source, samples: list[Sample]) -> dict:
+        logits_t, y = self._logits(source, samples)
         loss = nn.functional.cross_entropy(logits_t, torch.from_numpy(y)).item()
         return _metrics(loss, logits_t.argmax(1).numpy(), y)
 
