@@ -169,3 +169,15 @@ def any_store_project(project, store_url, monkeypatch):
     """The ``project`` fixture with its store on each backend ($MUSES_STORE_URL)."""
     monkeypatch.setenv("MUSES_STORE_URL", store_url)
     return project
+
+
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
+def module_store_url(request, tmp_path_factory):
+    """Like ``store_url`` for a module-scoped fixture, set as $MUSES_STORE_URL for the module."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'muses.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").new_database()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSES_STORE_URL", url)
+        yield url
