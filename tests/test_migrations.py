@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, inspect, text
 
 from muses.cli import main
 from muses.collection import schema
@@ -108,6 +108,33 @@ def _url(project) -> str:
     import os
 
     return os.environ.get("MUSES_STORE_URL") or project.store_url
+
+
+def _with_a_new_model() -> MetaData:
+    """The models plus a table that no migration creates yet (another module's new model)."""
+    metadata = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(metadata)
+    Table("tags", metadata, Column("id", Integer, primary_key=True))
+    return metadata
+
+
+def test_a_table_no_migration_creates_yet_is_made_on_open(tmp_path):
+    engine = create_engine(_previous_release_store(tmp_path / "old.sqlite"))
+    schema.prepare(engine, _with_a_new_model(), name="old.sqlite")
+    assert "tags" in inspect(engine).get_table_names()
+    assert schema.revisions(engine).up_to_date
+
+
+def test_a_previous_release_store_waits_for_muses_db_upgrade_when_there_is_more(project, two_revisions, capsys):
+    url = _previous_release_store(project.root / "muses.sqlite")
+    with pytest.raises(schema.StoreOutOfDate, match=r"revision 0001, older than this muses \(0002\)"):
+        schema.prepare(create_engine(url), _with_a_new_model(), name="old.sqlite")
+    with sqlite3.connect(project.root / "muses.sqlite") as conn:  # left exactly as it was
+        assert {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {"items", "images"}
+    assert main(["db", "upgrade"]) == 0
+    assert "from schema revision none to 0002" in capsys.readouterr().out
+    assert Store.for_project(project).get_item("DP-1").title == "Bust of a man"
 
 
 def test_muses_db_upgrade_stamps_a_previous_release_store(project, capsys):

@@ -96,11 +96,14 @@ def prepare(engine: Engine, metadata: MetaData, *, name: str) -> None:
     with _locked(engine) as conn:
         # again under the lock: another process may have made the store meanwhile
         current = MigrationContext.configure(conn).get_current_revision()
-        if current is None:
-            fresh = "items" not in inspect(conn).get_table_names()
-            current = head() if fresh else BASELINE
-            metadata.create_all(conn)
+        if current is None and "items" not in inspect(conn).get_table_names():
+            metadata.create_all(conn)  # a new store: today's tables are the newest revision
+            current = head()
             command.stamp(_config(conn), current)
+        elif current is None:
+            current = BASELINE  # the release before migrations: its schema is exactly the first one
+            command.stamp(_config(conn), current)
+        # refusing rolls the stamp back: a store that needs upgrading is left as it was
         _refuse_unless_current(current, name)
         metadata.create_all(conn)
 
