@@ -161,3 +161,12 @@ def test_a_missing_database_driver_is_named():
         pytest.skip("pg8000 is installed here, so it cannot be missing")
     with pytest.raises(ConfigError, match=r"needs the database driver 'pg8000', which is not installed; install it"):
         Store("postgresql+pg8000://user:secret@localhost/muses")
+
+
+def test_muses_store_url_in_the_environment_wins_over_muses_toml(project, tmp_path, monkeypatch):
+    toml = project.root / CONFIG_NAME
+    toml.write_text(toml.read_text().replace('url = ""', f'url = "sqlite:///{tmp_path / "toml.sqlite"}"', 1))
+    monkeypatch.setenv("MUSES_STORE_URL", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "env.sqlite")
+    monkeypatch.delenv("MUSES_STORE_URL")
+    assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "toml.sqlite")
