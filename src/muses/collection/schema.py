@@ -15,6 +15,7 @@ Tables of models that no migration creates yet are created on open, as before mi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -53,8 +54,14 @@ def _config(conn: Connection | None = None) -> Config:
     return cfg
 
 
+@lru_cache(maxsize=4)
+def _scripts(location: Path) -> ScriptDirectory:
+    # read once per process: every store open compares its revision with the head
+    return ScriptDirectory(str(location))
+
+
 def head() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return _scripts(_SCRIPTS).get_current_head()
 
 
 def revisions(engine: Engine) -> Revisions:
@@ -63,7 +70,7 @@ def revisions(engine: Engine) -> Revisions:
 
 
 def _known(revision: str) -> bool:
-    return any(script.revision == revision for script in ScriptDirectory.from_config(_config()).walk_revisions())
+    return any(script.revision == revision for script in _scripts(_SCRIPTS).walk_revisions())
 
 
 def _refuse_unless_current(revision: str | None, name: str) -> None:

@@ -3,6 +3,7 @@ SQL, and refreshing lazily before a search when the store's fingerprint changed.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 
 from sqlalchemy.engine import Connection
@@ -34,7 +35,7 @@ def filter_sql(filters: Filters) -> tuple[str, dict]:
     return "".join(" AND " + w for w in where), {"top_class": filters.top_class}
 
 
-class LazyIndex:
+class LazyIndex(ABC):
     """An index that refreshes itself: a subclass sets ``store``, calls ``__init__`` and gives
     ``_fingerprint``, ``_stored_fingerprint`` and ``_reindex``."""
 
@@ -54,11 +55,14 @@ class LazyIndex:
                         return 0
             return self._reindex(ids)
 
+    @abstractmethod
     def _fingerprint(self, conn: Connection) -> str:
-        raise NotImplementedError
+        """A cheap summary of the store that changes whenever an indexed item may have."""
 
+    @abstractmethod
     def _stored_fingerprint(self, conn: Connection) -> str | None:
-        raise NotImplementedError
+        """The fingerprint at the last full refresh (None: none yet)."""
 
+    @abstractmethod
     def _reindex(self, ids: Collection[str] | None) -> int:
-        raise NotImplementedError
+        """Reindex ``ids`` (None: every stale item) and store the fingerprint; returns the count."""
