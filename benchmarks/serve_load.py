@@ -54,40 +54,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(project: Path, *, workers: int, port: int, store_url: str | None = None) -> subprocess.Popen:
+@dataclass
+class Server:
+    """`muses serve` in its own process group; what it prints goes to ``log``, never to a pipe
+    nobody reads while it runs (a full pipe stops the server)."""
+
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self) -> str:
+        """Stop the server (and its workers) as Ctrl-C would; returns what it printed."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return self.log.read_text(errors="replace")
+
+    def wait_until_up(self, base: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server stopped: {self.stop()}")
+            try:
+                if httpx.get(f"{base}/api/items", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"the server did not answer within {timeout:g} s: {self.stop()}")
+
+
+def start_server(project: Path, *, workers: int, port: int, store_url: str | None = None) -> Server:
     env = dict(os.environ, MUSES_PROJECT=str(project))
     if store_url:
         env["MUSES_STORE_URL"] = store_url
-    return subprocess.Popen(
-        [sys.executable, "-m", "muses", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-
-
-def stop_server(proc: subprocess.Popen) -> str:
-    """Stop the server (and its workers) as Ctrl-C would; returns what it printed."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-    return out
-
-
-def wait_until_up(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server stopped: {stop_server(proc)}")
-        try:
-            if httpx.get(f"{base}/api/items", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"the server did not answer within {timeout:g} s: {stop_server(proc)}")
+    log = project / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "muses", "serve", "--port", str(port), "--workers", str(workers)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return Server(proc, log)
 
 
 def request_paths(item_ids: list[str], n: int, *, seed: int = 0) -> list[str]:
@@ -164,14 +174,14 @@ def main() -> int:
         store = Store.for_project(Project.load(project))
         item_ids = [item.id for item in store.items()]
         port = free_port()
-        proc = start_server(project, workers=args.workers, port=port, store_url=args.store_url)
+        server = start_server(project, workers=args.workers, port=port, store_url=args.store_url)
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_until_up(base, proc)
+            server.wait_until_up(base)
             run_load(base, request_paths(item_ids, 100, seed=1), concurrency=args.concurrency)  # warm-up
             result = run_load(base, request_paths(item_ids, args.requests), concurrency=args.concurrency)
         finally:
-            stop_server(proc)
+            server.stop()
     print(f"{store.engine.dialect.name}, {args.workers} worker(s), {len(item_ids)} items: {result.line()}")
     return 0 if result.failed == 0 else 1
 

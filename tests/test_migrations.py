@@ -102,6 +102,8 @@ def test_an_older_store_is_refused_until_muses_db_upgrade(any_store_project, two
         assert "inventory" in {c["name"] for c in inspect(conn).get_columns("items")}
     assert main(["db", "upgrade"]) == 0
     assert "already at the newest schema revision (0002)" in capsys.readouterr().out
+    assert main(["db", "current"]) == 0
+    assert "the store is up to date" in capsys.readouterr().out
 
 
 def _url(project) -> str:
@@ -140,7 +142,7 @@ def test_a_previous_release_store_waits_for_muses_db_upgrade_when_there_is_more(
 def test_muses_db_upgrade_stamps_a_previous_release_store(project, capsys):
     _previous_release_store(project.root / "muses.sqlite")
     assert main(["db", "current"]) == 0
-    assert "schema revision: none" in capsys.readouterr().out
+    assert "schema revision: none" in capsys.readouterr().out  # until a command opens it
     assert main(["db", "upgrade"]) == 0
     assert f"to {schema.head()}" in capsys.readouterr().out
     assert Store.for_project(project).get_item("DP-1").title == "Bust of a man"

@@ -57,7 +57,10 @@ def run_current(args) -> int:
     print(f"schema revision: {revs.current or 'none (a new store, or one made before migrations)'}")
     print(f"newest revision: {revs.head}")
     if revs.up_to_date:
-        print("the store is up to date.")
+        print("the store is up to date; next: carry on with any muses command.")
+    elif revs.current is None:
+        print("next: nothing to do; the next muses command makes a new store, or records the revision of one "
+              "made before migrations (`muses db upgrade` does it now).")
     else:
         print("next: back up the store, then run `muses db upgrade`.")
     return 0
