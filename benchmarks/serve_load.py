@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class LoadResult:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    failures: dict[str, int]  # HTTP status or client error name -> count
 
     @property
     def per_second(self) -> float:
@@ -45,7 +47,8 @@ class LoadResult:
 
     def line(self) -> str:
         return (f"{self.requests} requests, {self.failed} failed, {self.per_second:.0f} req/s, "
-                f"p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, p99 {self.p99_ms:.1f} ms")
+                f"p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, p99 {self.p99_ms:.1f} ms"
+                + (f" (failures: {self.failures})" if self.failures else ""))
 
 
 def free_port() -> int:
@@ -114,19 +117,19 @@ def request_paths(item_ids: list[str], n: int, *, seed: int = 0) -> list[str]:
 
 async def _load(base: str, paths: list[str], concurrency: int) -> LoadResult:
     latencies: list[float] = []
-    failed = 0
+    failures: Counter[str] = Counter()
     queue = iter(paths)
 
     async def client_loop(client: httpx.AsyncClient) -> None:
-        nonlocal failed
         for path in queue:
             start = time.perf_counter()
             try:
-                ok = (await client.get(path)).status_code == 200
-            except httpx.HTTPError:
-                ok = False
+                status = (await client.get(path)).status_code
+                if status != 200:
+                    failures[str(status)] += 1
+            except httpx.HTTPError as exc:
+                failures[type(exc).__name__] += 1
             latencies.append((time.perf_counter() - start) * 1000)
-            failed += not ok
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
@@ -134,7 +137,7 @@ async def _load(base: str, paths: list[str], concurrency: int) -> LoadResult:
         await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
         seconds = time.perf_counter() - start
     cuts = statistics.quantiles(latencies, n=100)
-    return LoadResult(len(latencies), failed, seconds, cuts[49], cuts[94], cuts[98])
+    return LoadResult(len(latencies), sum(failures.values()), seconds, cuts[49], cuts[94], cuts[98], dict(failures))
 
 
 def run_load(base: str, paths: list[str], *, concurrency: int) -> LoadResult:
