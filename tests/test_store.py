@@ -170,3 +170,16 @@ def test_muses_store_url_in_the_environment_wins_over_muses_toml(project, tmp_pa
     assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "env.sqlite")
     monkeypatch.delenv("MUSES_STORE_URL")
     assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "toml.sqlite")
+
+
+def test_a_database_server_that_cannot_be_reached_is_a_failed_run_with_a_message(tmp_path):
+    url = f"postgresql+psycopg://curator:secret@/muses?host={tmp_path}&port=1"  # no server on that socket
+    with pytest.raises(RunFailed, match=r"cannot connect to the collection store .*Check that the database server is "
+                                        r"running and that \[store\] url") as info:
+        Store(url)
+    assert "secret" not in str(info.value)
+
+
+def test_a_database_that_does_not_exist_is_a_failed_run_with_a_message(pg_cluster):
+    with pytest.raises(RunFailed, match=r'cannot connect .*database "nowhere" does not exist'):
+        Store(pg_cluster.url("nowhere"))

@@ -102,6 +102,9 @@ STORE_URL_ENV = "MUSES_STORE_URL"  # wins over [store] url: one muses.toml, a te
 # SQLite's words for a lock held too long, and for a file or disk that cannot be written
 _LOCKED = ("database is locked", "database table is locked")
 _UNWRITABLE = ("readonly database", "unable to open database file", "disk i/o error", "database or disk is full")
+# PostgreSQL's (psycopg's) for a server that cannot be reached or refuses the user or database
+_UNREACHABLE = ("connection is bad", "connection to server", "could not connect", "authentication failed",
+                "does not exist")
 
 
 def _engine(url: str, *, echo: bool, busy_timeout: float) -> Engine:
@@ -177,11 +180,18 @@ class Store:
         cur.close()
 
     def _environment_error(self, context) -> None:
-        """Turn a lock held too long, an unwritable store or a full disk into a RunFailed;
+        """Turn a lock held too long, an unreachable server, an unwritable store or a full disk into a RunFailed;
         anything else stays what it is (a bug, shown with its traceback)."""
         text = str(context.original_exception).lower()
         if any(words in text for words in _LOCKED):
             raise RunFailed(self._locked_message()) from context.original_exception
+        if context.connection is None and any(words in text for words in _UNREACHABLE):  # while connecting
+            reason = " ".join(str(context.original_exception).split())
+            raise RunFailed(
+                f"cannot connect to the collection store {self.name} ({reason}). Check that the "
+                "database server is running and that [store] url in muses.toml (or $MUSES_STORE_URL) names the "
+                "right host, port, database and user."
+            ) from context.original_exception
         if any(words in text for words in _UNWRITABLE):
             raise RunFailed(
                 f"cannot use the collection store {self.name}: {context.original_exception}. Check that the "
