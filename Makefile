@@ -19,6 +19,7 @@ demo: $(STAMP)
 	bash examples/demo.sh
 
 test: $(STAMP)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo "PostgreSQL is not installed (apt-get install postgresql): the store, search, import, classify and web tests run on SQLite only; their PostgreSQL runs skip."
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

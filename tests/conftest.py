@@ -120,3 +120,64 @@ def add_met_items(project, met_sample: Path, n: int) -> list[str]:
     with Store.for_project(project).transaction() as s:
         s.add_all(items)
     return [item.id for item in items]
+
+
+# -- store backends: SQLite and PostgreSQL (owned by the PostgreSQL work; tests/pg_cluster.py) ----
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+def _postgres_missing() -> str | None:
+    import importlib.util
+
+    from pg_cluster import bin_dir
+
+    if bin_dir() is None:
+        return "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL store tests skip"
+    if importlib.util.find_spec("psycopg") is None:
+        return 'psycopg is not installed (pip install "muses[postgres]"): the PostgreSQL store tests skip'
+    return None
+
+
+def pytest_report_header(config):
+    missing = _postgres_missing()
+    return missing or "store tests run on SQLite and on a throwaway PostgreSQL cluster"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL cluster on a unix socket in a temporary folder, for this test session."""
+    missing = _postgres_missing()
+    if missing:
+        pytest.skip(missing)
+    from pg_cluster import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request, tmp_path) -> str:
+    """An empty store's URL: an SQLite file, or a fresh database in the test PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'muses.sqlite'}"
+    return request.getfixturevalue("pg_cluster").new_database()
+
+
+@pytest.fixture
+def any_store_project(project, store_url, monkeypatch):
+    """The ``project`` fixture with its store on each backend ($MUSES_STORE_URL)."""
+    monkeypatch.setenv("MUSES_STORE_URL", store_url)
+    return project
+
+
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
+def module_store_url(request, tmp_path_factory):
+    """Like ``store_url`` for a module-scoped fixture, set as $MUSES_STORE_URL for the module."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'muses.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").new_database()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSES_STORE_URL", url)
+        yield url

@@ -47,8 +47,8 @@ def _item(item_id, title, facets, material, top, usable) -> Item:
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
-    store = Store(f"sqlite:///{tmp_path / 'muses.sqlite'}")
+def store(store_url) -> Store:
+    store = Store(store_url)
     with store.transaction() as s:
         s.add_all(_item(*row) for row in COLLECTION)
     return store
@@ -151,24 +151,24 @@ def test_concurrent_searches_from_separate_engines(store):
     assert all(len(r) == 51 for r in results)
 
 
-def test_non_sqlite_store_gets_a_clear_error():
+def test_a_store_on_another_database_gets_a_clear_error():
     # Only the dialect's name is read before refusing; no server database is needed.
-    store = SimpleNamespace(engine=SimpleNamespace(dialect=SimpleNamespace(name="postgresql")))
-    with pytest.raises(UnsupportedStoreError, match="sqlite"):
+    store = SimpleNamespace(engine=SimpleNamespace(dialect=SimpleNamespace(name="mysql")))
+    with pytest.raises(UnsupportedStoreError, match="needs a SQLite or PostgreSQL store; this store is mysql"):
         open_engine(store)
 
 
-def test_class_queries_on_the_real_met_sample_find_that_class(project, met_sample):
+def test_class_queries_on_the_real_met_sample_find_that_class(any_store_project, met_sample):
     """Each class's synonyms over its fields, on all 304 Met records: the hits carry that class's
     naive label (measured: precision@10 0.90; 'miniature' overlaps bust and medal records)."""
     from conftest import EXAMPLES, add_met_items
     from muses.labeling.matching import Matcher, record_fields
     from muses.labeling.definitions import load_definitions
 
-    add_met_items(project, met_sample, 304)
+    add_met_items(any_store_project, met_sample, 304)
     definitions = load_definitions(EXAMPLES / "definitions.toml")
     matcher = Matcher(definitions)
-    store = Store.for_project(project)
+    store = Store.for_project(any_store_project)
     engine = open_engine(store)
     correct = total = 0
     for name in definitions.class_names:

@@ -17,19 +17,19 @@ def _item(i, **kw):
     return Item(id=str(i), title=f"Object {i}", object_type=["Sculpture", "Busts"], **kw)
 
 
-def test_store_is_a_real_sqlite_file(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+def test_store_keeps_items_between_opens(store_url):
+    store = Store(store_url)
     with store.transaction() as s:
         s.add(_item(1, images=[Image(original="/a.jpg", status=OK)]))
-    assert (tmp_path / "m.sqlite").stat().st_size > 0
-    reopened = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    store.engine.dispose()
+    reopened = Store(store_url)
     item = reopened.get_item("1")
     assert item.title == "Object 1" and item.primary_object_type == "Sculpture"
     assert [im.original for im in item.usable_images] == ["/a.jpg"]
 
 
-def test_a_failed_batch_leaves_the_store_as_it_was(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+def test_a_failed_batch_leaves_the_store_as_it_was(store_url):
+    store = Store(store_url)
     with store.transaction() as s:
         s.add(_item(1))
     with pytest.raises(IntegrityError):
@@ -41,16 +41,16 @@ def test_a_failed_batch_leaves_the_store_as_it_was(tmp_path):
     assert [i.id for i in store.items()] == ["1"]
 
 
-def test_items_iterates_in_batches_and_by_ids(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+def test_items_iterates_in_batches_and_by_ids(store_url):
+    store = Store(store_url)
     with store.transaction() as s:
         s.add_all(_item(f"{i:03d}") for i in range(25))
     assert len(list(store.items(batch_size=7))) == 25
     assert [i.id for i in store.items(["003", "010", "nope"])] == ["003", "010"]
 
 
-def test_stats_counts_statuses_and_problems(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+def test_stats_counts_statuses_and_problems(store_url):
+    store = Store(store_url)
     with store.transaction() as s:
         s.add(_item(1, images=[Image(original="/a.jpg", status=OK), Image(original="/b.jpg", status=CROPPED)]))
         s.add(_item(2, images=[Image(original="/c.jpg", status=PROBLEM, problem="blank")]))
@@ -94,23 +94,27 @@ def test_a_write_waits_for_a_short_lock(tmp_path):
     assert store.get_item("1") is not None
 
 
-def _open_store(path, barrier):
+def _open_store(url, barrier):
     barrier.wait()
-    Store(f"sqlite:///{path}")
+    Store(url)
 
 
-def test_first_runs_at_once_all_create_the_schema(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_first_runs_at_once_all_create_the_schema(backend, tmp_path, request):
     ctx = multiprocessing.get_context("fork")
     for attempt in range(8):  # the race is a matter of timing: try it a few times
-        path = tmp_path / f"m{attempt}.sqlite"
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / f'm{attempt}.sqlite'}"
+        else:
+            url = request.getfixturevalue("pg_cluster").new_database()
         barrier = ctx.Barrier(4)
-        procs = [ctx.Process(target=_open_store, args=(path, barrier)) for _ in range(4)]
+        procs = [ctx.Process(target=_open_store, args=(url, barrier)) for _ in range(4)]
         for proc in procs:
             proc.start()
         for proc in procs:
             proc.join(60)
         assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
-        assert Store(f"sqlite:///{path}").stats()["items"] == 0
+        assert Store(url).stats()["items"] == 0
 
 
 def test_a_read_only_store_refuses_writes_with_a_message(tmp_path):
@@ -153,7 +157,29 @@ def test_a_store_url_that_cannot_work_is_a_settings_error(url, message):
 
 
 def test_a_missing_database_driver_is_named():
-    if importlib.util.find_spec("psycopg"):
-        pytest.skip("psycopg is installed here, so it cannot be missing")
-    with pytest.raises(ConfigError, match=r"needs the database driver 'psycopg', which is not installed; install it"):
-        Store("postgresql+psycopg://user:secret@localhost/muses")
+    if importlib.util.find_spec("pg8000"):
+        pytest.skip("pg8000 is installed here, so it cannot be missing")
+    with pytest.raises(ConfigError, match=r"needs the database driver 'pg8000', which is not installed; install it"):
+        Store("postgresql+pg8000://user:secret@localhost/muses")
+
+
+def test_muses_store_url_in_the_environment_wins_over_muses_toml(project, tmp_path, monkeypatch):
+    toml = project.root / CONFIG_NAME
+    toml.write_text(toml.read_text().replace('url = ""', f'url = "sqlite:///{tmp_path / "toml.sqlite"}"', 1))
+    monkeypatch.setenv("MUSES_STORE_URL", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "env.sqlite")
+    monkeypatch.delenv("MUSES_STORE_URL")
+    assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "toml.sqlite")
+
+
+def test_a_database_server_that_cannot_be_reached_is_a_failed_run_with_a_message(tmp_path):
+    url = f"postgresql+psycopg://curator:secret@/muses?host={tmp_path}&port=1"  # no server on that socket
+    with pytest.raises(RunFailed, match=r"cannot connect to the collection store .*Check that the database server is "
+                                        r"running and that \[store\] url") as info:
+        Store(url)
+    assert "secret" not in str(info.value)
+
+
+def test_a_database_that_does_not_exist_is_a_failed_run_with_a_message(pg_cluster):
+    with pytest.raises(RunFailed, match=r'cannot connect .*database "nowhere" does not exist'):
+        Store(pg_cluster.url("nowhere"))

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--reviewer", metavar="NAME", default="", help="who decides on the review pages (/review) unless the page names someone")
     p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="largest accepted photo (default 10)")
     p.add_argument("--max-pixels", type=positive(int), default=40_000_000, help="largest accepted photo in pixels (default 40 million)")
+    p.add_argument("--workers", type=positive(int), default=1,
+                   help="processes answering requests (default 1); more than one wants a PostgreSQL store")
     p.set_defaults(func=run_serve)
 
 
@@ -55,5 +57,15 @@ def run_serve(args) -> int:
         ["mode", "read-write" if args.allow_writes else "read-only"],
         ["address", f"http://{host}:{port}/"],
     ]))
+    if args.workers > 1:  # several processes: the app is rebuilt in each from these options
+        from muses.web.workers import ServeOptions, run_workers, single_writer_warning
+
+        warning = single_writer_warning(Store.for_project(project).engine.dialect.name, args.workers)
+        if warning:
+            print(warning)
+        run_workers(ServeOptions(str(project.root), str(model), args.allow_writes,
+                                 int(args.max_upload_mb * 1024 * 1024), args.max_pixels),
+                    host=host, port=port, workers=args.workers)
+        return 0
     uvicorn.run(app, host=host, port=port, log_level="info")
     return 0

@@ -6,6 +6,7 @@ leaves the store exactly as it was before that batch.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -15,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
 
+from muses.collection import schema
 from muses.errors import RunFailed
 from muses.settings import ConfigError
 
@@ -95,13 +97,14 @@ class Image(Base):
 
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; [store] busy_timeout
-_SCHEMA_ATTEMPTS = 2 * len(Base.metadata.tables) + 4  # one "already exists" per table or index at most
+STORE_URL_ENV = "MUSES_STORE_URL"  # wins over [store] url: one muses.toml, a test or staging database
 
 # SQLite's words for a lock held too long, and for a file or disk that cannot be written
 _LOCKED = ("database is locked", "database table is locked")
-# ... and SQLite's and PostgreSQL's for a table another run created first
-_RACE = ("already exists", "pg_type_typname_nsp_index")
 _UNWRITABLE = ("readonly database", "unable to open database file", "disk i/o error", "database or disk is full")
+# PostgreSQL's (psycopg's) for a server that cannot be reached or refuses the user or database
+_UNREACHABLE = ("connection is bad", "connection to server", "could not connect", "authentication failed",
+                "does not exist")
 
 
 def _engine(url: str, *, echo: bool, busy_timeout: float) -> Engine:
@@ -123,13 +126,15 @@ def _engine(url: str, *, echo: bool, busy_timeout: float) -> Engine:
 
 
 class Store:
-    """Open (and create) the collection store at a SQLAlchemy URL.
+    """Open (and create) the collection store at a SQLAlchemy URL; its schema must be current
+    (:mod:`muses.collection.schema`).
 
     A write waits up to ``busy_timeout`` seconds for another writer's lock (SQLite); a lock
     still held then, an unwritable file or a full disk stop the run with :class:`RunFailed`.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
+    def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 check_schema: bool = True):
         self.url = url
         self.busy_timeout = busy_timeout
         self.engine: Engine = _engine(url, echo=echo, busy_timeout=busy_timeout)
@@ -137,14 +142,17 @@ class Store:
         if sqlite:
             event.listen(self.engine, "connect", self._sqlite_pragmas)
         event.listen(self.engine, "handle_error", self._environment_error)
-        self._create_schema()
+        if check_schema:  # only `muses db` opens a store whose schema may be out of date
+            schema.prepare(self.engine, Base.metadata, name=self.name)
 
     @classmethod
-    def for_project(cls, project) -> "Store":
-        """The project's store; a folder without muses.toml is refused, so no command creates
-        a store where the user did not make a project."""
+    def for_project(cls, project, *, check_schema: bool = True) -> "Store":
+        """The project's store ($MUSES_STORE_URL, else [store] url, else muses.sqlite); a folder
+        without muses.toml is refused, so no command creates a store where the user did not
+        make a project."""
         project.require_config()
-        return cls(project.store_url, busy_timeout=project.settings.store.busy_timeout)
+        url = os.environ.get(STORE_URL_ENV) or project.store_url
+        return cls(url, busy_timeout=project.settings.store.busy_timeout, check_schema=check_schema)
 
     @property
     def name(self) -> str:
@@ -172,11 +180,18 @@ class Store:
         cur.close()
 
     def _environment_error(self, context) -> None:
-        """Turn a lock held too long, an unwritable store or a full disk into a RunFailed;
+        """Turn a lock held too long, an unreachable server, an unwritable store or a full disk into a RunFailed;
         anything else stays what it is (a bug, shown with its traceback)."""
         text = str(context.original_exception).lower()
         if any(words in text for words in _LOCKED):
             raise RunFailed(self._locked_message()) from context.original_exception
+        if context.connection is None and any(words in text for words in _UNREACHABLE):  # while connecting
+            reason = " ".join(str(context.original_exception).split())
+            raise RunFailed(
+                f"cannot connect to the collection store {self.name} ({reason}). Check that the "
+                "database server is running and that [store] url in muses.toml (or $MUSES_STORE_URL) names the "
+                "right host, port, database and user."
+            ) from context.original_exception
         if any(words in text for words in _UNWRITABLE):
             raise RunFailed(
                 f"cannot use the collection store {self.name}: {context.original_exception}. Check that the "
@@ -190,18 +205,6 @@ class Store:
             f"has been writing to it for more than {self.busy_timeout:g} s. Let it finish, then run this "
             "command again; raise [store] busy_timeout in muses.toml to wait longer."
         )
-
-    def _create_schema(self) -> None:
-        """Create the tables and indexes that are missing. Two first runs at once may both see
-        one missing and both create it; the slower one's "already exists" only means the other
-        got there first, so it checks again."""
-        for attempt in range(_SCHEMA_ATTEMPTS):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except DatabaseError as exc:
-                if not any(words in str(exc.orig) for words in _RACE) or attempt == _SCHEMA_ATTEMPTS - 1:
-                    raise
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

@@ -11,7 +11,8 @@ A query is a list of terms whose scores add up per item, like a boolean "should"
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from muses.errors import MusesError
@@ -77,15 +78,38 @@ class UnsupportedStoreError(MusesError):
     """No search engine for this store's database."""
 
 
+def rank_hits(rows: Iterable[tuple[str, float, str]], *, exclude_ids: Collection[str] = (), limit: int = 20) -> list[Hit]:
+    """The best ``limit`` items from (item id, score, term label) rows, one per matching term
+    and field: scores add up per item, ties go by item id, labels come best first."""
+    excluded = {str(i) for i in exclude_ids}
+    scores: dict[str, float] = defaultdict(float)
+    matched: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for item_id, score, label in rows:
+        if item_id not in excluded and score > 0:
+            scores[item_id] += score
+            matched[item_id].append((score, label))
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [
+        Hit(item_id, score, tuple(dict.fromkeys(label for _, label in sorted(matched[item_id], reverse=True) if label)))
+        for item_id, score in ranked
+    ]
+
+
 def open_engine(store) -> SearchEngine:
-    """The search engine for ``store``: SQLite FTS5 for SQLite stores (the default)."""
-    if store.engine.dialect.name == "sqlite":
+    """The search engine for ``store``: SQLite FTS5 for SQLite stores (the default), tsvector
+    and BM25 for PostgreSQL ones."""
+    dialect = store.engine.dialect.name
+    if dialect == "sqlite":
         from muses.search.fts5 import FTS5Engine
 
         return FTS5Engine(store)
+    if dialect == "postgresql":
+        from muses.search.postgres import PostgresEngine
+
+        return PostgresEngine(store)
     raise UnsupportedStoreError(
-        f"similar-object search needs a SQLite store (with FTS5); this store is "
-        f"{store.engine.dialect.name}. Set [store] url to a sqlite:/// path in muses.toml."
+        f"similar-object search needs a SQLite or PostgreSQL store; this store is {dialect}. "
+        "Set [store] url in muses.toml to a sqlite:/// path or a postgresql+psycopg:// URL."
     )
 
 
@@ -99,5 +123,5 @@ def index_items(store, ids: Collection[str] | None = None) -> int:
 
 __all__ = [
     "FIELDS", "ClassTerm", "Filters", "Hit", "SearchEngine", "Term", "TextTerm", "UnsupportedStoreError",
-    "index_items", "open_engine",
+    "index_items", "open_engine", "rank_hits",
 ]

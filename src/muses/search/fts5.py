@@ -10,16 +10,15 @@ items whose stamp changed found and reindexed. So imports, ``generate-images`` a
 """
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
-from muses.search import FIELDS, ClassTerm, Filters, Hit, TextTerm
-from muses.predictions import stored_classes
+from muses.predictions import top_class
+from muses.search import FIELDS, ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.search.lazy_index import LazyIndex, filter_sql, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -53,33 +52,23 @@ def match_expression(phrases: Sequence[str], field: str) -> str:
     return field + " : (" + " OR ".join(quote_phrase(p) for p in phrases) + ")"
 
 
-class FTS5Engine:
+class FTS5Engine(LazyIndex):
     """:class:`muses.search.SearchEngine` over an SQLite store."""
 
     def __init__(self, store: Store):
         if store.engine.dialect.name != "sqlite":
             raise ValueError(f"FTS5Engine needs an SQLite store, got {store.engine.dialect.name}")
+        super().__init__()  # one refresh at a time: two would race to upgrade their reads to writes
         self.store = store
-        # The web app searches from several threads: one refresh at a time, or two of them
-        # would race to upgrade their read transactions to writes ("database is locked").
-        self._refreshing = threading.Lock()
         with store.engine.begin() as conn:
             for statement in _SCHEMA:
                 conn.execute(text(statement))
 
     # -- keeping the index in sync --------------------------------------------------------------
-    def refresh(self, ids: Collection[str] | None = None) -> int:
-        """Reindex ``ids``, or (default) every item changed since the last refresh; returns the
-        number of items (re)indexed or dropped."""
-        with self._refreshing:
-            if ids is None:
-                with self.store.engine.connect() as conn:
-                    if conn.execute(text(_FINGERPRINT)).scalar_one() == self._stored_fingerprint(conn):
-                        return 0
-            return self._reindex(ids)
+    def _fingerprint(self, conn: Connection) -> str:
+        return conn.execute(text(_FINGERPRINT)).scalar_one()
 
-    @staticmethod
-    def _stored_fingerprint(conn: Connection) -> str | None:
+    def _stored_fingerprint(self, conn: Connection) -> str | None:
         return conn.execute(text("SELECT value FROM search_meta WHERE key = 'fingerprint'")).scalar()
 
     def _reindex(self, ids: Collection[str] | None) -> int:
@@ -87,7 +76,7 @@ class FTS5Engine:
             # A write first: it takes the database's write lock (waiting for another writer)
             # before anything is read, so what is read below cannot be changed meanwhile.
             conn.execute(text("DELETE FROM search_meta WHERE key = 'fingerprint'"))
-            fingerprint = conn.execute(text(_FINGERPRINT)).scalar_one()
+            fingerprint = self._fingerprint(conn)
             stamps = dict(conn.execute(text(_STAMPS)).all())
             indexed = dict(conn.execute(text("SELECT item_id, stamp FROM search_docs")).all())
             if ids is None:
@@ -123,21 +112,12 @@ class FTS5Engine:
     @staticmethod
     def _add(conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
         for item in items:
-            classes = [c.name for c in stored_classes(item.classification)]
             rowid = conn.execute(
                 text("INSERT INTO search_docs (item_id, stamp, usable, top_class) VALUES (:id, :stamp, :usable, :top)"),
                 {"id": item.id, "stamp": stamps[item.id], "usable": len(item.usable_images),
-                 "top": classes[0] if classes else None},
+                 "top": top_class(item.classification)},
             ).lastrowid
-            values = {
-                "title": item.title or "",
-                "object_type": " ; ".join(item.object_type or []),
-                "primary_object_type": item.primary_object_type,
-                "material": item.material or "",
-                "period": item.period or "",
-                "description": item.description or "",
-                "predicted": " ; ".join(classes),
-            }
+            values = item_fields(item)
             conn.execute(
                 text(f"INSERT INTO search_fts (rowid, {', '.join(FIELDS)}) VALUES (:rowid, {', '.join(':' + f for f in FIELDS)})"),
                 {"rowid": rowid, **values},
@@ -149,23 +129,8 @@ class FTS5Engine:
             raise ValueError(f"limit must be >= 1, got {limit}")
         filters = filters or Filters()
         self.refresh()
-        where = []
-        if filters.usable_only:
-            where.append("d.usable > 0")
-        if filters.top_class is not None:
-            where.append("d.top_class = :top_class")
-        scores: dict[str, float] = defaultdict(float)
-        matched: dict[str, list[tuple[float, str]]] = defaultdict(list)
-        excluded = {str(i) for i in filters.exclude_ids}
-        conditions = "".join(" AND " + w for w in where)
-        base = {"top_class": filters.top_class}
-
-        def add(rows, label: str) -> None:
-            for item_id, score in rows:
-                if item_id not in excluded and score > 0:
-                    scores[item_id] += score
-                    matched[item_id].append((score, label))
-
+        conditions, base = filter_sql(filters)
+        rows: list[tuple[str, float, str]] = []
         with self.store.engine.connect() as conn:
             for term in query:
                 if isinstance(term, TextTerm):
@@ -178,15 +143,11 @@ class FTS5Engine:
                             sql = (f"SELECT d.item_id, -bm25(search_fts, {weights}) * :boost FROM search_fts "
                                    "JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match")
                             params = {**base, "boost": float(boost), "match": match_expression(term.phrases, name)}
-                            add(conn.execute(text(sql + conditions), params), term.label)
+                            rows.extend((i, score, term.label) for i, score in conn.execute(text(sql + conditions), params))
                 elif isinstance(term, ClassTerm):
                     sql = "SELECT d.item_id, :boost FROM search_docs d WHERE d.top_class = :name"
                     params = {**base, "boost": float(term.boost), "name": term.name}
-                    add(conn.execute(text(sql + conditions), params), term.label)
+                    rows.extend((i, score, term.label) for i, score in conn.execute(text(sql + conditions), params))
                 else:
                     raise TypeError(f"a query holds TextTerm and ClassTerm objects, got {type(term).__name__}")
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [
-            Hit(item_id, score, tuple(dict.fromkeys(label for _, label in sorted(matched[item_id], reverse=True) if label)))
-            for item_id, score in ranked
-        ]
+        return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the collection store (SQLite and PostgreSQL); see muses.collection.schema."""

@@ -1,0 +1,197 @@
+"""The search engine for PostgreSQL stores: tsvector columns with GIN indexes, ranked by BM25.
+
+Ranking is FTS5's ``bm25()`` computed in SQL, so a collection ranks the same on both databases
+(tests/test_search_postgres.py compares them): per field, each phrase adds
+``idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * row_tokens / average_row_tokens))``, times the
+field's boost. ``ts_rank`` has no idf and a different length normalisation, so it would rank
+otherwise. Every field is kept twice in ``search_pg_docs``: its words normalised the way FTS5's
+``unicode61 remove_diacritics 2`` tokenizer sees them (" word  word ": each word inside its own
+pair of spaces, so a phrase's occurrences are counted by plain string replacement), and that
+text's ``tsvector`` (the ``simple`` configuration: no stemming, like FTS5), GIN-indexed, which
+finds the matching rows.
+
+Like the FTS5 engine, the index refreshes itself before each search when the store's
+fingerprint changed, and finds the stale items in SQL (the stamps never travel to Python), so
+it scales with the number of changed items. Several processes (web workers, classify runs)
+may search at once: reindexing holds a PostgreSQL advisory lock.
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Collection, Iterable, Sequence
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from muses.collection.store import USABLE_STATUSES, Item, Store
+from muses.search import FIELDS, ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.predictions import top_class
+from muses.search.lazy_index import LazyIndex, filter_sql, item_fields
+
+K1, B = 1.2, 0.75  # FTS5's bm25 constants
+_LOCK = 7_140_140_002  # advisory lock key: one reindex at a time across processes
+_USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS search_pg_docs (item_id TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
+    "usable INTEGER NOT NULL, top_class TEXT, tokens INTEGER NOT NULL, "
+    + ", ".join(f"{f} TEXT NOT NULL, {f}_v tsvector GENERATED ALWAYS AS (to_tsvector('simple', {f})) STORED"
+                for f in FIELDS) + ")",
+    "CREATE INDEX IF NOT EXISTS search_pg_docs_top_class ON search_pg_docs (top_class)",
+    *(f"CREATE INDEX IF NOT EXISTS search_pg_docs_{f}_v ON search_pg_docs USING gin ({f}_v)" for f in FIELDS),
+    "CREATE TABLE IF NOT EXISTS search_pg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+# What an item's row depends on: its fields (updated_at) and its usable images.
+_STAMP = (
+    "COALESCE(i.updated_at::text, '') || '|' || (SELECT count(*) || ':' || COALESCE(sum(im.id), 0) "
+    f"FROM images im WHERE im.item_id = i.id AND im.status IN ({_USABLE}))"
+)
+_FINGERPRINT = (
+    "SELECT (SELECT count(*) || '|' || COALESCE(max(updated_at)::text, '') FROM items) || '|' || "
+    f"(SELECT count(*) || ':' || COALESCE(sum(id), 0) FROM images WHERE status IN ({_USABLE}))"
+)
+_STALE = (
+    f"SELECT i.id, {_STAMP} AS stamp FROM items i LEFT JOIN search_pg_docs d ON d.item_id = i.id "
+    f"WHERE d.item_id IS NULL OR d.stamp <> {_STAMP}"
+)
+_GONE = "SELECT d.item_id FROM search_pg_docs d WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = d.item_id)"
+_BATCH = 500
+
+
+def _in_ids(sql: str):
+    return text(sql).bindparams(bindparam("ids", expanding=True))
+
+
+def words(value: str) -> list[str]:
+    """The words FTS5's unicode61 tokenizer (remove_diacritics 2) makes of ``value``."""
+    stripped = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
+    return re.findall(r"[^\W_]+", stripped.lower())
+
+
+def spaced(tokens: Sequence[str]) -> str:
+    """Each word inside its own pair of spaces: " a  b ". A phrase in this form occurs in a
+    field's text in this form exactly as often as FTS5 counts it."""
+    return " " + "  ".join(tokens) + " " if tokens else ""
+
+
+class PostgresEngine(LazyIndex):
+    """:class:`muses.search.SearchEngine` over a PostgreSQL store."""
+
+    def __init__(self, store: Store):
+        if store.engine.dialect.name != "postgresql":
+            raise ValueError(f"PostgresEngine needs a PostgreSQL store, got {store.engine.dialect.name}")
+        super().__init__()
+        self.store = store
+        with store.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+            for statement in _SCHEMA:
+                conn.execute(text(statement))
+
+    # -- keeping the index in sync --------------------------------------------------------------
+    def _fingerprint(self, conn: Connection) -> str:
+        return conn.execute(text(_FINGERPRINT)).scalar_one()
+
+    def _stored_fingerprint(self, conn: Connection) -> str | None:
+        return self._meta(conn).get("fingerprint")
+
+    @staticmethod
+    def _meta(conn: Connection) -> dict[str, str]:
+        return dict(conn.execute(text("SELECT key, value FROM search_pg_meta")).all())
+
+    def _reindex(self, ids: Collection[str] | None) -> int:
+        with self.store.engine.begin() as conn:
+            # another process reindexing meanwhile would find the same stale rows
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+            fingerprint = self._fingerprint(conn)
+            if ids is None:
+                stamps = dict(conn.execute(text(_STALE)).all())
+                gone = list(conn.execute(text(_GONE)).scalars())
+            else:
+                wanted = {"ids": sorted({str(i) for i in ids})}
+                stamps = dict(conn.execute(_in_ids(f"SELECT i.id, {_STAMP} FROM items i WHERE i.id IN :ids"), wanted).all())
+                indexed = conn.execute(_in_ids("SELECT item_id FROM search_pg_docs WHERE item_id IN :ids"), wanted).scalars()
+                gone = [i for i in indexed if i not in stamps]
+            self._drop(conn, list(stamps) + gone)
+            self._add(conn, self.store.items(stamps), stamps)
+            totals = conn.execute(text("SELECT count(*), COALESCE(sum(tokens), 0) FROM search_pg_docs")).one()
+            meta = {"rows": str(totals[0]), "tokens": str(totals[1])}
+            # after a partial reindex, the next search compares every stamp
+            meta["fingerprint"] = fingerprint if ids is None else ""
+            conn.execute(
+                text("INSERT INTO search_pg_meta (key, value) VALUES (:key, :value) "
+                     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
+                [{"key": k, "value": v} for k, v in meta.items()],
+            )
+        return len(stamps) + len(gone)
+
+    @staticmethod
+    def _drop(conn: Connection, ids: list[str]) -> None:
+        for start in range(0, len(ids), _BATCH):
+            conn.execute(_in_ids("DELETE FROM search_pg_docs WHERE item_id IN :ids"), {"ids": ids[start : start + _BATCH]})
+
+    @staticmethod
+    def _row(item: Item, stamp: str) -> dict:
+        tokens = {name: words(value) for name, value in item_fields(item).items()}
+        return {"item_id": item.id, "stamp": stamp, "usable": len(item.usable_images),
+                "top_class": top_class(item.classification),
+                "tokens": sum(map(len, tokens.values())), **{name: spaced(t) for name, t in tokens.items()}}
+
+    def _add(self, conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
+        columns = ["item_id", "stamp", "usable", "top_class", "tokens", *FIELDS]
+        insert = text(f"INSERT INTO search_pg_docs ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})")
+        batch: list[dict] = []
+        for item in items:
+            batch.append(self._row(item, stamps[item.id]))
+            if len(batch) == _BATCH:
+                conn.execute(insert, batch)
+                batch = []
+        if batch:
+            conn.execute(insert, batch)
+
+    # -- searching -----------------------------------------------------------------------------
+    def search(self, query: Sequence[TextTerm | ClassTerm], filters: Filters | None = None, limit: int = 20) -> list[Hit]:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        filters = filters or Filters()
+        self.refresh()
+        conditions, base = filter_sql(filters)
+        rows: list[tuple[str, float, str]] = []
+        with self.store.engine.connect() as conn:
+            meta = self._meta(conn)
+            n_rows, n_tokens = int(meta.get("rows", 0)), int(meta.get("tokens", 0))
+            for term in query:
+                if isinstance(term, TextTerm):
+                    phrases = [spaced(words(p)) for p in term.phrases]
+                    phrases = list(dict.fromkeys(p for p in phrases if p))
+                    for name, boost in term.fields.items():
+                        if boost > 0 and phrases and n_rows:
+                            scored = self._field_scores(conn, name, phrases, n_rows, n_tokens / n_rows, conditions, base)
+                            rows.extend((item_id, score * boost, term.label) for item_id, score in scored)
+                elif isinstance(term, ClassTerm):
+                    sql = "SELECT d.item_id, CAST(:boost AS float8) FROM search_pg_docs d WHERE d.top_class = :name"
+                    found = conn.execute(text(sql + conditions), {**base, "boost": float(term.boost), "name": term.name})
+                    rows.extend((item_id, score, term.label) for item_id, score in found)
+                else:
+                    raise TypeError(f"a query holds TextTerm and ClassTerm objects, got {type(term).__name__}")
+        return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
+
+    @staticmethod
+    def _field_scores(conn: Connection, field: str, phrases: list[str], n_rows: int, avg_tokens: float,
+                      conditions: str, base: dict) -> list[tuple[str, float]]:
+        """(item id, bm25) of the rows holding any of ``phrases`` (spaced) in ``field``."""
+        params = dict(base, avg=avg_tokens, k1=K1, b=B)
+        matches, parts = [], []
+        for i, phrase in enumerate(phrases):
+            params[f"p{i}"] = phrase
+            params[f"q{i}"] = phrase.strip()
+            hits = conn.execute(text(f"SELECT count(*) FROM search_pg_docs WHERE {field}_v @@ phraseto_tsquery('simple', :q)"),
+                                {"q": phrase.strip()}).scalar_one()
+            # FTS5's idf, floored the same way
+            params[f"idf{i}"] = max(math.log((n_rows - hits + 0.5) / (hits + 0.5)), 1e-6)
+            matches.append(f"d.{field}_v @@ phraseto_tsquery('simple', :q{i})")
+            tf = f"((length(d.{field}) - length(replace(d.{field}, :p{i}, ''))) / length(:p{i}))::float8"
+            parts.append(f":idf{i} * {tf} * (:k1 + 1) / ({tf} + :k1 * (1 - :b + :b * d.tokens / :avg))")
+        sql = (f"SELECT d.item_id, {' + '.join(parts)} FROM search_pg_docs d "
+               f"WHERE ({' OR '.join(matches)}){conditions}")
+        return [(item_id, float(score)) for item_id, score in conn.execute(text(sql), params)]
