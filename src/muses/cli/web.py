@@ -26,15 +26,15 @@ def register(subparsers) -> None:
     p.add_argument("--allow-writes", action="store_true", help="let requests store classifications (default: read-only)")
     p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="largest accepted photo (default 10)")
     p.add_argument("--max-pixels", type=positive(int), default=40_000_000, help="largest accepted photo in pixels (default 40 million)")
+    p.add_argument("--workers", type=positive(int), help="server processes (default: one per core, at most 4)")
     p.set_defaults(func=run_serve)
 
 
 def run_serve(args) -> int:
-    import uvicorn
-
     from muses.collection.store import Store
     from muses.model.files import paths as model_paths
     from muses.web import create_app
+    from muses.web.serving import default_workers, serve
 
     project = find_project(args.project)
     host = args.host or project.config["web"]["host"]
@@ -42,8 +42,10 @@ def run_serve(args) -> int:
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
     model = args.model or project.model_path
-    app = create_app(project, model, allow_writes=args.allow_writes,
-                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    options = dict(allow_writes=args.allow_writes, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                   max_pixels=args.max_pixels)
+    create_app(project, model, **options)  # a bad option fails here, before any worker starts
+    workers = args.workers or default_workers()
     stats = Store.for_project(project).stats()
     print(format_table(["serving", ""], [
         ["project", str(project.root)],
@@ -52,6 +54,7 @@ def run_serve(args) -> int:
         ["model", f"{model}" + ("" if model_paths(model)[0].is_file() else " (missing: uploads answer 503)")],
         ["mode", "read-write" if args.allow_writes else "read-only"],
         ["address", f"http://{host}:{port}/"],
+        ["workers", workers],
     ]))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    serve(project.root, model, host=host, port=port, workers=workers, **options)
     return 0

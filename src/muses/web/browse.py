@@ -8,6 +8,7 @@ import math
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import false, func, select, true
 
-from muses.collection.store import Item, Store
+from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.labeling.matching import record_fields
 from muses.search import Filters, SearchEngine, TextTerm
 from muses.search import browse_index
@@ -26,6 +27,7 @@ from muses.web.cache import DefinitionsCache
 MAX_PER_PAGE = 100
 MAX_SEARCH_HITS = 5000  # best matches a text search keeps; the page says when there were more
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
+MEMO_SIZE = 2048  # answers (search matches, similar objects) remembered per app
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
 # Catalog fields a text search reads, with their weights (a word in the title counts most).
 SEARCH_FIELDS = {"title": 3.0, "object_type": 2.0, "material": 1.0, "period": 1.0, "description": 1.0}
@@ -93,13 +95,18 @@ def text_matches(engine: SearchEngine, text: str, *, limit: int = MAX_SEARCH_HIT
 
 class CollectionView:
     """Read-only view of a project's store for browsing. The browse index is brought up to date
-    at most once a second (and at once when definitions.toml changes), not on every request."""
+    at most once a second (and at once when definitions.toml changes), not on every request;
+    what is remembered between requests (:meth:`memo`) is forgotten whenever it changes."""
 
-    def __init__(self, store: Store, definitions: DefinitionsCache, *, refresh_interval: float = REFRESH_INTERVAL):
+    def __init__(self, store: Store, definitions: DefinitionsCache, *, refresh_interval: float = REFRESH_INTERVAL,
+                 memo_size: int = MEMO_SIZE):
         self.store = store
         self.definitions = definitions
         self.refresh_interval = refresh_interval
+        self.memo_size = memo_size
         self._synced: tuple[Any, float] | None = None  # (definitions, when)
+        self._generation: str | None = None  # the store's fingerprint at the last check
+        self._memo: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def sync(self, *, force: bool = False) -> None:
@@ -111,7 +118,26 @@ class CollectionView:
             return
         with self._lock:
             browse_index.refresh_if_changed(self.store, definitions)
+            generation = browse_index.stored_fingerprint(self.store)
+            if generation != self._generation:
+                self._memo.clear()
+                self._generation = generation
             self._synced = (definitions, now)
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, remembered under ``key`` until the store or definitions.toml change (the
+        ``memo_size`` most recently used answers are kept)."""
+        self.sync()
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        value = make()
+        with self._lock:
+            self._memo[key] = value
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return value
 
     def rows(self, ids: list[str]) -> dict[str, BrowseRow]:
         self.sync()
@@ -131,7 +157,8 @@ class CollectionView:
         if query.text.strip():
             if engine is None:
                 raise ValueError("a text query needs a search engine")
-            matches = self._id_first(query.text.strip(), text_matches(engine(), query.text))
+            text = query.text.strip()
+            matches = self.memo(("text", text), lambda: self._id_first(text, text_matches(engine(), text)))
         with self.store.session() as s:
             where = _conditions(query, matches)
             total = s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values()))
@@ -139,13 +166,12 @@ class CollectionView:
             page = min(max(1, query.page), pages)
             ids = self._page_ids(s, where, query, matches, (page - 1) * query.per_page)
             facets = _facets(s, where)
-        items = {item.id: item for item in self.store.items(ids)}
-        rows = self.rows(ids)
+            cards = _cards(s, ids)
         return {
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
             "truncated": matches is not None and len(matches) >= MAX_SEARCH_HITS,
             "facets": facets,
-            "items": [self.summary(items[i], rows.get(i)) for i in ids if i in items],
+            "items": cards,
         }
 
     def _id_first(self, text: str, ranked: list[str]) -> list[str]:
@@ -164,20 +190,10 @@ class CollectionView:
     # -- one item ------------------------------------------------------------------------------
     def summary(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
         row = row if row is not None else self.rows([item.id]).get(item.id)
-        usable = item.usable_images
-        return {
-            "id": item.id,
-            "title": item.title,
-            "object_type": list(item.object_type or []),
-            "material": item.material,
-            "period": item.period,
-            "naive_label": row.naive_class if row else None,
-            "predicted": stored_top_class(item.classification),
-            "probability": row.predicted_probability if row else None,
-            "disagreement": row.disagreement if row else None,
-            "image_ids": [im.id for im in usable],
-            "thumbnail": f"/images/{usable[0].id}" if usable else None,
-        }
+        return card(item.id, item.title, item.object_type, item.material, item.period,
+                    stored_top_class(item.classification), row.naive_class if row else None,
+                    row.predicted_probability if row else None, row.disagreement if row else None,
+                    [im.id for im in item.usable_images])
 
     def detail(self, item: Item) -> dict[str, Any]:
         definitions = self.definitions.get()
@@ -198,6 +214,32 @@ class CollectionView:
             ],
             "raw": item.raw,
         }
+
+
+def card(item_id: str, title: str, object_type: list | None, material: str, period: str, predicted: str | None,
+         naive: str | None, probability: float | None, disagreement: float | None, image_ids: list[int]) -> dict[str, Any]:
+    """An item as a card (and as the API's item summary)."""
+    return {
+        "id": item_id, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
+        "naive_label": naive, "predicted": predicted, "probability": probability, "disagreement": disagreement,
+        "image_ids": image_ids, "thumbnail": f"/images/{image_ids[0]}" if image_ids else None,
+    }
+
+
+def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
+    """The cards of ``ids``, in that order: two indexed queries, only the columns a card shows."""
+    if not ids:
+        return []
+    photos: dict[str, list[int]] = {i: [] for i in ids}
+    usable = (select(Image.item_id, Image.id).where(Image.item_id.in_(ids), Image.status.in_(USABLE_STATUSES))
+              .order_by(Image.item_id, Image.position))
+    for item_id, image_id in s.execute(usable):
+        photos[item_id].append(image_id)
+    q = (select(Item.id, Item.title, Item.object_type, Item.material, Item.period, BrowseRow.predicted_class,
+                BrowseRow.naive_class, BrowseRow.predicted_probability, BrowseRow.disagreement)
+         .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
+    found = {row[0]: card(*row, photos[row[0]]) for row in s.execute(q)}
+    return [found[i] for i in ids if i in found]
 
 
 def _conditions(query: Query, matches: list[str] | None) -> dict[str, Any]:

@@ -48,7 +48,10 @@ def items_page(request: Request, q: str = "", predicted: str = "", naive: str = 
 
 def _item_page(request: Request, state: AppState, item_id: str):
     item = state.item(item_id)
-    similar = state.similar_items([item.id], state.limits.similar_limit) if item.usable_images and state.has_engine() else []
+    similar = []
+    if item.usable_images and state.has_engine():
+        # the same answer until the store changes: the search behind it is the page's dearest part
+        similar = state.view.memo(("similar", item.id), lambda: state.similar_items([item.id], state.limits.similar_limit))
     return templates.TemplateResponse(request, "item.html", {"item": state.view.detail(item), "similar": similar})
 
 
