@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     errors: int
+    error_kinds: dict[str, int]
 
     @property
     def rate(self) -> float:
@@ -119,25 +121,25 @@ MIXES: dict[str, Callable[[Collection, random.Random], str]] = {
 }
 
 
-async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, list[float], int]:
+async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, list[float], Counter]:
     import httpx
 
     queue = list(reversed(urls))
     latencies: list[float] = []
-    errors = 0
+    errors: Counter = Counter()  # what went wrong: HTTP status or exception name
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         async def worker() -> None:
-            nonlocal errors
             while queue:
                 url = queue.pop()
                 start = time.perf_counter()
                 try:
                     r = await client.get(url)
                     await r.aread()
-                    errors += r.status_code >= 400
-                except httpx.HTTPError:
-                    errors += 1
+                    if r.status_code >= 400:
+                        errors[f"HTTP {r.status_code}: {r.text[:120]}"] += 1
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] += 1
                 latencies.append((time.perf_counter() - start) * 1000)
 
         start = time.perf_counter()
@@ -150,7 +152,7 @@ def measure(base: str, c: Collection, mix: str, *, requests: int, concurrency: i
     urls = [MIXES[mix](c, rng) for _ in range(requests)]
     asyncio.run(_load(base, urls[: max(concurrency, requests // 20)], concurrency))  # warm-up: caches, connections
     seconds, latencies, errors = asyncio.run(_load(base, urls, concurrency))
-    return Result(mix, requests, concurrency, seconds, latencies, errors)
+    return Result(mix, requests, concurrency, seconds, latencies, sum(errors.values()), dict(errors))
 
 
 def free_port() -> int:
@@ -260,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         results = run(root, mixes=args.mix, requests=args.requests, concurrency=args.concurrency,
                       serve_args=args.serve_arg)
     print(table(results))
+    for r in results:
+        for kind, n in r.error_kinds.items():
+            print(f"{r.mix}: {n} x {kind}")
     return 0
 
 

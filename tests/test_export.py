@@ -123,12 +123,12 @@ def test_report_shows_example_photos_per_keyword_and_the_excluded_records(hand_m
     v4 = examples[("vase", "vase")]
     assert len(v4) == 1 and v4[0]["title"] == "Vase"  # two photos, one object: shown once
     assert report["excluded_records"] == [
-        {"id": "e1", "title": "Vase by the Berlin vase painter", "class": "vase", "word": "vase painter"}]
+        {"id": "e1", "title": "Vase by the Berlin vase painter", "excluded": {"vase": ["vase painter"]}}]
     html = (out / "report.html").read_text(encoding="utf-8")
     for photos in examples.values():
         for p in photos:  # the photos are the dataset's own copies, linked relative to the report
             assert f'<img src="{p["image"]}"' in html and (out / p["image"]).is_file()
-    assert "<td>e1</td><td>Vase by the Berlin vase painter</td><td>vase</td><td>“vase painter”</td>" in html
+    assert "<td>e1</td><td>Vase by the Berlin vase painter</td>\n<td>vase: “vase painter”</td>" in html
 
 
 def test_dataset_folder_follows_the_contract(hand_made):

@@ -168,13 +168,16 @@ def build_report(
     return report
 
 
-def excluded_records(labels: Iterable[Label], titles: Mapping[str, str]) -> list[dict[str, str]]:
-    """Every record an exclude word kept out: object number, title, the class and the word."""
-    return [
-        {"id": label.item_id, "title": titles.get(label.item_id, ""), "class": cls, "word": word}
-        for label in labels if label.status == EXCLUDED
-        for cls, word in sorted(set(label.vetoes))
-    ]
+def excluded_records(labels: Iterable[Label], titles: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every record an exclude word kept out: object number, title, and per class the words."""
+    out = []
+    for label in labels:
+        if label.status == EXCLUDED:
+            words: dict[str, list[str]] = defaultdict(list)
+            for cls, word in sorted(set(label.vetoes)):
+                words[cls].append(word)
+            out.append({"id": label.item_id, "title": titles.get(label.item_id, ""), "excluded": dict(words)})
+    return out
 
 
 def keyword_examples(rows: Iterable[Mapping[str, str]], titles: Mapping[str, str], *,
