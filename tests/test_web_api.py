@@ -171,8 +171,15 @@ def test_read_only_by_default_and_writes_when_allowed(client, web_project, tiny_
     r = client.post(f"/api/items/{unclassified}/classify")
     assert r.status_code == 403 and "--allow-writes" in r.json()["detail"]
     writer = TestClient(create_app(web_project, tiny_model_path, allow_writes=True))
+    writer.app.state.muses.view.refresh_interval = 3600  # no periodic check during the test
+    before = {i["id"]: i for i in writer.get("/api/items", params={"per_page": 100}).json()["items"]}
+    assert before[unclassified]["predicted"] is None
     r = writer.post(f"/api/items/{unclassified}/classify")
     assert r.status_code == 200 and r.json()["classification"]["model"] == "tiny"
+    # the listing shows it at once, not after the browse index's next periodic check
+    after = {i["id"]: i for i in writer.get("/api/items", params={"per_page": 100}).json()["items"]}
+    assert after[unclassified]["predicted"] == r.json()["predicted"] is not None
+    assert after[unclassified]["probability"] > 0
     assert writer.post("/api/items/escape/classify").status_code == 422
 
 
