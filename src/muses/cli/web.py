@@ -10,9 +10,11 @@ SERVE_EXAMPLES = """\
   muses serve                                  # http://127.0.0.1:8000 (muses.toml [web])
   muses serve --port 8080 --model models/naive.safetensors
   muses serve --host 0.0.0.0 --max-upload-mb 5   # reachable from other machines
+  muses serve --workers 2                      # server processes (default: one per core, at most 4)
 
-Pages: / (upload a photo: classes and similar objects), /items (browse, filter by predicted
-class, naive label or disagreement), /items/ID. JSON API documented at /docs.
+Pages: / (upload a photo: classes and similar objects), /items (search the catalog, filter by
+predicted class, naive label or disagreement, with counts; sort by confidence or disagreement),
+/items/ID. JSON API documented at /docs.
 Read-only unless --allow-writes (which enables POST /api/items/ID/classify).
 """
 
