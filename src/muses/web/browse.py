@@ -159,13 +159,15 @@ class CollectionView:
                 raise ValueError("a text query needs a search engine")
             text = query.text.strip()
             matches = self.memo(("text", text), lambda: self._id_first(text, text_matches(engine(), text)))
+        where = _conditions(query, matches)
+        # Counting aggregates over every matching row: remembered per set of filters, since
+        # paging and sorting do not change the counts.
+        filters = ("counts", query.text.strip(), query.predicted, query.naive, query.disagree)
+        total, facets = self.memo(filters, lambda: self._counts(where))
+        pages = max(1, math.ceil(total / query.per_page))
+        page = min(max(1, query.page), pages)
         with self.store.session() as s:
-            where = _conditions(query, matches)
-            total = s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values()))
-            pages = max(1, math.ceil(total / query.per_page))
-            page = min(max(1, query.page), pages)
             ids = self._page_ids(s, where, query, matches, (page - 1) * query.per_page)
-            facets = _facets(s, where)
             cards = _cards(s, ids)
         return {
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
@@ -173,6 +175,10 @@ class CollectionView:
             "facets": facets,
             "items": cards,
         }
+
+    def _counts(self, where: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self.store.session() as s:
+            return s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values())), _facets(s, where)
 
     def _id_first(self, text: str, ranked: list[str]) -> list[str]:
         """An object number typed into the search box finds its item, first."""
