@@ -113,6 +113,24 @@ def test_hand_made_collection_report(hand_made):
     assert [s["item_id"] for s in report["skipped_images"]] == ["s1"]
 
 
+def test_report_shows_example_photos_per_keyword_and_the_excluded_records(hand_made):
+    out = NaiveExporter(min_items=3, progress=False).export(hand_made).path
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    examples = {(k["class"], k["keyword"]): k["photos"] for k in report["keyword_examples"]}
+    assert set(examples) == {("bust", "bust"), ("medal", "medal"), ("vase", "amphora"), ("vase", "vase")}
+    assert [p["id"] for p in examples[("vase", "amphora")]] == ["v1", "v2", "v3"]
+    assert len(examples[("bust", "bust")]) == 4  # at most N_PHOTOS, one photo per object
+    v4 = examples[("vase", "vase")]
+    assert len(v4) == 1 and v4[0]["title"] == "Vase"  # two photos, one object: shown once
+    assert report["excluded_records"] == [
+        {"id": "e1", "title": "Vase by the Berlin vase painter", "excluded": {"vase": ["vase painter"]}}]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for photos in examples.values():
+        for p in photos:  # the photos are the dataset's own copies, linked relative to the report
+            assert f'<img src="{p["image"]}"' in html and (out / p["image"]).is_file()
+    assert "<td>e1</td><td>Vase by the Berlin vase painter</td>\n<td>vase: “vase painter”</td>" in html
+
+
 def test_dataset_folder_follows_the_contract(hand_made):
     out = NaiveExporter(min_items=3, seed=7, progress=False).export(hand_made).path
     assert out == hand_made.datasets_dir / "naive"

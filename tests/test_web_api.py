@@ -124,7 +124,10 @@ def test_items_api_filters_and_paginates(client, web_project):
     page2 = client.get("/api/items", params={"per_page": 4, "page": 2}).json()
     assert page2["pages"] == 3 and [i["id"] for i in page2["items"]] == [i["id"] for i in everything["items"][4:8]]
     assert client.get("/api/items", params={"per_page": 0}).status_code == 422
-    assert client.get("/api/items", params={"page": 0}).status_code == 422
+    # out-of-range pages are clamped to the first or the last page, not an error
+    assert client.get("/api/items", params={"page": 0}).json()["page"] == 1
+    last = client.get("/api/items", params={"per_page": 4, "page": 99}).json()
+    assert last["page"] == 3 and [i["id"] for i in last["items"]] == [i["id"] for i in everything["items"][8:]]
 
 
 def test_item_detail_and_similar(client, web_project):
@@ -168,8 +171,15 @@ def test_read_only_by_default_and_writes_when_allowed(client, web_project, tiny_
     r = client.post(f"/api/items/{unclassified}/classify")
     assert r.status_code == 403 and "--allow-writes" in r.json()["detail"]
     writer = TestClient(create_app(web_project, tiny_model_path, allow_writes=True))
+    writer.app.state.muses.view.refresh_interval = 3600  # no periodic check during the test
+    before = {i["id"]: i for i in writer.get("/api/items", params={"per_page": 100}).json()["items"]}
+    assert before[unclassified]["predicted"] is None
     r = writer.post(f"/api/items/{unclassified}/classify")
     assert r.status_code == 200 and r.json()["classification"]["model"] == "tiny"
+    # the listing shows it at once, not after the browse index's next periodic check
+    after = {i["id"]: i for i in writer.get("/api/items", params={"per_page": 100}).json()["items"]}
+    assert after[unclassified]["predicted"] == r.json()["predicted"] is not None
+    assert after[unclassified]["probability"] > 0
     assert writer.post("/api/items/escape/classify").status_code == 422
 
 

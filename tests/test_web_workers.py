@@ -1,25 +1,10 @@
 """`muses serve --workers N`: the app each worker builds, and a real multi-process server."""
 from __future__ import annotations
 
-import json
-
 import pytest
-from fastapi.testclient import TestClient
 
 from conftest import add_met_items
-from muses.web.workers import OPTIONS_ENV, ServeOptions, app_from_environment, single_writer_warning
-
-
-def test_a_worker_builds_the_app_from_the_options_in_its_environment(project, met_sample, monkeypatch):
-    add_met_items(project, met_sample, 3)
-    options = ServeOptions(str(project.root), str(project.root / "models" / "m.safetensors"), allow_writes=True,
-                           max_upload_bytes=1234, max_pixels=5678)
-    monkeypatch.setenv(OPTIONS_ENV, json.dumps(options.__dict__))
-    app = app_from_environment()
-    state = app.state.muses
-    assert (state.allow_writes, state.limits.max_upload_bytes, state.limits.max_pixels) == (True, 1234, 5678)
-    assert state.project.root == project.root
-    assert TestClient(app).get("/api/items").json()["total"] == 3
+from muses.web.serving import single_writer_warning
 
 
 def test_several_workers_on_sqlite_get_a_warning():

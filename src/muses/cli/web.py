@@ -10,10 +10,12 @@ SERVE_EXAMPLES = """\
   muses serve                                  # http://127.0.0.1:8000 (muses.toml [web])
   muses serve --port 8080 --model models/naive.safetensors
   muses serve --host 0.0.0.0 --max-upload-mb 5   # reachable from other machines
+  muses serve --workers 2                      # server processes (default: one per core, at most 4)
   muses serve --allow-writes --reviewer "Ana Ruiz"  # decide labels at /review
 
-Pages: / (upload a photo: classes and similar objects), /items (browse, filter by predicted
-class, naive label or disagreement), /items/ID. JSON API documented at /docs.
+Pages: / (upload a photo: classes and similar objects), /items (search the catalog, filter by
+predicted class, naive label or disagreement, with counts; sort by confidence or disagreement),
+/items/ID. JSON API documented at /docs.
 Read-only unless --allow-writes (which enables POST /api/items/ID/classify).
 """
 
@@ -28,17 +30,15 @@ def register(subparsers) -> None:
     p.add_argument("--reviewer", metavar="NAME", default="", help="who decides on the review pages (/review) unless the page names someone")
     p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="largest accepted photo (default 10)")
     p.add_argument("--max-pixels", type=positive(int), default=40_000_000, help="largest accepted photo in pixels (default 40 million)")
-    p.add_argument("--workers", type=positive(int), default=1,
-                   help="processes answering requests (default 1); more than one wants a PostgreSQL store")
+    p.add_argument("--workers", type=positive(int), help="server processes (default: one per core, at most 4)")
     p.set_defaults(func=run_serve)
 
 
 def run_serve(args) -> int:
-    import uvicorn
-
     from muses.collection.store import Store
     from muses.model.files import paths as model_paths
     from muses.web import create_app
+    from muses.web.serving import default_workers, serve, single_writer_warning
 
     project = find_project(args.project)
     host = args.host or project.settings.web.host
@@ -46,8 +46,10 @@ def run_serve(args) -> int:
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
     model = args.model or project.model_path
-    app = create_app(project, model, allow_writes=args.allow_writes, reviewer=args.reviewer,
-                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels)
+    options = dict(allow_writes=args.allow_writes, reviewer=args.reviewer, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                   max_pixels=args.max_pixels)
+    create_app(project, model, **options)  # a bad option fails here, before any worker starts
+    workers = args.workers or default_workers()
     stats = Store.for_project(project).stats()
     print(format_table(["serving", ""], [
         ["project", str(project.root)],
@@ -56,16 +58,10 @@ def run_serve(args) -> int:
         ["model", f"{model}" + ("" if model_paths(model)[0].is_file() else " (missing: uploads answer 503)")],
         ["mode", "read-write" if args.allow_writes else "read-only"],
         ["address", f"http://{host}:{port}/"],
+        ["workers", workers],
     ]))
-    if args.workers > 1:  # several processes: the app is rebuilt in each from these options
-        from muses.web.workers import ServeOptions, run_workers, single_writer_warning
-
-        warning = single_writer_warning(Store.for_project(project).engine.dialect.name, args.workers)
-        if warning:
-            print(warning)
-        run_workers(ServeOptions(str(project.root), str(model), args.allow_writes,
-                                 int(args.max_upload_mb * 1024 * 1024), args.max_pixels),
-                    host=host, port=port, workers=args.workers)
-        return 0
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    warning = single_writer_warning(Store.for_project(project).engine.dialect.name, workers)
+    if warning:
+        print(warning)
+    serve(project.root, model, host=host, port=port, workers=workers, **options)
     return 0

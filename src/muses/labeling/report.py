@@ -15,6 +15,7 @@ from muses.labeling.definitions import Definitions
 from muses.errors import MusesError
 
 N_EXAMPLES = 10  # conflict examples shown in the table and the HTML page
+N_PHOTOS = 4  # example photos per keyword
 
 
 class GoldError(MusesError):
@@ -150,6 +151,8 @@ def build_report(
             for label in labels
             if label.status == EXCLUDED
         },
+        "excluded_records": excluded_records(labels, titles),
+        "keyword_examples": keyword_examples(rows, titles),
         "unlabeled_examples": [  # spread over the collection, not just its first ids
             {"id": item_id, "title": titles.get(item_id, "")}
             for item_id in unlabeled[:: max(1, len(unlabeled) // N_EXAMPLES)][:N_EXAMPLES]
@@ -163,6 +166,31 @@ def build_report(
         report["summary"]["gold_checked"] = len(checked)
         report["summary"]["precision"] = _precision(sum(gold[l.item_id] == l.cls for l in checked), len(checked))
     return report
+
+
+def excluded_records(labels: Iterable[Label], titles: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every record an exclude word kept out: object number, title, and per class the words."""
+    out = []
+    for label in labels:
+        if label.status == EXCLUDED:
+            words: dict[str, list[str]] = defaultdict(list)
+            for cls, word in sorted(set(label.vetoes)):
+                words[cls].append(word)
+            out.append({"id": label.item_id, "title": titles.get(label.item_id, ""), "excluded": dict(words)})
+    return out
+
+
+def keyword_examples(rows: Iterable[Mapping[str, str]], titles: Mapping[str, str], *,
+                     per_keyword: int = N_PHOTOS) -> list[dict[str, Any]]:
+    """A few photos of the dataset per (class, keyword) that decided them, one per object, so a
+    curator sees at a glance what each word brought in; ``image`` is relative to the dataset folder."""
+    examples: dict[tuple[str, str], dict[str, dict[str, str]]] = defaultdict(dict)
+    for row in rows:
+        photos = examples[(row["class"], row["keyword"])]
+        if row["item_id"] not in photos and len(photos) < per_keyword:
+            photos[row["item_id"]] = {"id": row["item_id"], "title": titles.get(row["item_id"], ""), "image": row["image"]}
+    return [{"class": cls, "keyword": kw, "photos": list(photos.values())}
+            for (cls, kw), photos in sorted(examples.items())]
 
 
 def write_report(report: Mapping[str, Any], folder: str | Path) -> None:

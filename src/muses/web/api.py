@@ -24,13 +24,17 @@ async def api_predict(file: UploadFile = File(..., description="a photo: JPEG, P
     return await run_in_threadpool(state.predict, image)
 
 
-@router.get("/items", summary="Items, filtered and paginated")
-def api_items(predicted: str = Query("", description="stored top class"),
+@router.get("/items", summary="Items: searched, filtered, sorted and paginated, with facet counts")
+def api_items(q: str = Query("", description='words or "quoted phrases" to find in the catalog fields (all of them)'),
+              predicted: str = Query("", description="stored top class"),
               naive: str = Query("", description=f"naive label class, or {browse.NO_LABEL!r}"),
               disagree: bool = Query(False, description="naive label and predicted class differ"),
-              page: int = 1, per_page: int = Query(24, description=f"1 to {browse.MAX_PER_PAGE}"),
+              sort: str = Query("", description="one of " + ", ".join(browse.SORTS) + " (default: relevance with q, else number)"),
+              page: int = Query(1, description="past the last page gives the last page"),
+              per_page: int = Query(24, description=f"1 to {browse.MAX_PER_PAGE}"),
               state: AppState = Depends(get_state)):
-    return state.view.page(listing_query(predicted, naive, disagree, page, per_page))
+    query = listing_query(q, predicted, naive, disagree, sort, page, per_page)
+    return state.view.page(query, state.engine)
 
 
 @router.get("/items/{item_id:path}", summary="One item: catalog fields, images, labels")
@@ -56,4 +60,5 @@ def api_classify(item_id: str, state: AppState = Depends(get_state)):
     report = classify_collection(state.project, model_path=state.model_path, ids=[item_id], update_existing=True)
     if item_id not in report.classified:
         raise HTTPException(422, f"item {item_id!r} has no readable usable image")
+    state.view.sync(force=True)
     return state.view.detail(state.store.get_item(item_id))

@@ -7,9 +7,9 @@ from muses.web import browse
 from muses.web.state import AppState
 
 
-def listing_query(predicted: str, naive: str, disagree: bool, page: int, per_page: int) -> browse.Query:
+def listing_query(q: str, predicted: str, naive: str, disagree: bool, sort: str, page: int, per_page: int) -> browse.Query:
     try:
-        return browse.Query(predicted or None, naive or None, disagree, page, per_page)
+        return browse.Query(q, predicted or None, naive or None, disagree, sort, page, per_page)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
 

@@ -6,6 +6,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 
 from muses.collection.store import Image
+from muses.web.browse import NO_LABEL, SORTS, page_numbers
 from muses.web.forms import listing_query, read_file
 from muses.web.state import AppState, get_state
 from muses.web.templating import templates
@@ -35,17 +36,22 @@ async def upload_form(request: Request, file: UploadFile | None = File(None), st
 
 
 @router.get("/items", response_class=HTMLResponse)
-def items_page(request: Request, predicted: str = "", naive: str = "", disagree: bool = False,
-               page: int = 1, per_page: int = 24, state: AppState = Depends(get_state)):
-    q = listing_query(predicted, naive, disagree, page, per_page)
+def items_page(request: Request, q: str = "", predicted: str = "", naive: str = "", disagree: bool = False,
+               sort: str = "", page: int = 1, per_page: int = 24, state: AppState = Depends(get_state)):
+    query = listing_query(q, predicted, naive, disagree, sort, page, per_page)
+    listing = state.view.page(query, state.engine)
     return templates.TemplateResponse(request, "items.html", {
-        "listing": state.view.page(q), "query": q, "options": state.view.options(),
+        "listing": listing, "query": query, "sorts": SORTS, "no_label": NO_LABEL,
+        "page_numbers": page_numbers(listing["page"], listing["pages"]),
     })
 
 
 def _item_page(request: Request, state: AppState, item_id: str):
     item = state.item(item_id)
-    similar = state.similar_items([item.id], state.limits.similar_limit) if item.usable_images and state.has_engine() else []
+    similar = []
+    if item.usable_images and state.has_engine():
+        # the same answer until the store changes: the search behind it is the page's dearest part
+        similar = state.view.memo(("similar", item.id), lambda: state.similar_items([item.id], state.limits.similar_limit))
     return templates.TemplateResponse(request, "item.html", {"item": state.view.detail(item), "similar": similar})
 
 

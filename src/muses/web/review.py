@@ -14,9 +14,10 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from muses.collection import decisions as dec
-from muses.predictions import stored_classes
+from muses.search.browse_index import BrowseRow
 from muses.web.state import AppState, get_state
 from muses.web.templating import templates
 
@@ -64,13 +65,12 @@ def _csv_cards(path: Path | None, catalog_column: str | None) -> list[Card]:
 
 
 def _disagreements(state: AppState) -> list[Card]:
-    labels = state.view.naive_labels()
-    cards = []
-    for item in state.store.items():
-        label, classes = labels.get(item.id), stored_classes(item.classification)
-        if label and label.cls and classes and classes[0].name != label.cls:
-            cards.append(Card(item.id, label.cls, classes[0].name, classes[0].probability))
-    return cards
+    # The browse index keeps the catalog's and the model's class side by side, indexed.
+    state.view.sync()
+    with state.store.session() as s:
+        rows = s.execute(select(BrowseRow.item_id, BrowseRow.naive_class, BrowseRow.predicted_class,
+                                BrowseRow.predicted_probability).where(BrowseRow.disagree).order_by(BrowseRow.item_id))
+        return [Card(item_id, naive, predicted, probability) for item_id, naive, predicted, probability in rows]
 
 
 def queue_cards(state: AppState, name: str) -> list[Card]:

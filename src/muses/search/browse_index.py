@@ -1,0 +1,165 @@
+"""The browse index: one row per item with what the collection page filters, counts and sorts
+on (predicted class and its probability, naive class, disagreement, first usable photo), in
+indexed columns, so a page of a 50,000-item collection is a few indexed queries, not a scan.
+
+Kept in step lazily, like the FTS5 index: :func:`refresh` compares each item's stamp (its
+``updated_at``, its usable images, the definitions digest) with the stored one and recomputes
+only the changed rows; the whole table when definitions.toml changes. Writers need not call
+it; one that wants the next page to be fast may (``refresh(store, definitions, ids)``).
+Plain SQLAlchemy Core: the same code serves SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Boolean, Float, Integer, String, Text, delete, func, insert, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from muses.collection.store import USABLE_STATUSES, Base, Image, Item, Store
+from muses.labeling.definitions import Definitions
+from muses.labeling.matching import Label, Matcher, record_fields
+from muses.predictions import stored_classes
+
+CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
+
+
+class BrowseRow(Base):
+    __tablename__ = "browse_index"
+
+    item_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    stamp: Mapped[str] = mapped_column(Text)
+    predicted_class: Mapped[str | None] = mapped_column(String(255), index=True, nullable=True)
+    predicted_probability: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
+    naive_class: Mapped[str | None] = mapped_column(String(255), index=True, nullable=True)
+    naive_status: Mapped[str] = mapped_column(String(16))
+    # the catalog's class and the model's top class, both known and different
+    disagree: Mapped[bool] = mapped_column(Boolean, index=True)
+    # how strongly the model doubts the catalog: 1 - its probability for the naive class (a
+    # class outside the stored top-k counts as 0); None without both
+    disagreement: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
+    thumbnail_image: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class BrowseMeta(Base):
+    __tablename__ = "browse_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class Matchers:
+    """One compiled Matcher per Definitions object (compiling costs more than labeling a record)."""
+
+    definitions: Definitions
+    matcher: Matcher
+
+
+_matchers: dict[int, Matchers] = {}
+_lock = threading.Lock()
+
+
+def matcher_for(definitions: Definitions) -> Matcher:
+    with _lock:
+        cached = _matchers.get(id(definitions))
+        if cached is None or cached.definitions is not definitions:
+            _matchers.clear()  # the cache hands out one Definitions per version of the file
+            cached = _matchers[id(definitions)] = Matchers(definitions, Matcher(definitions))
+        return cached.matcher
+
+
+def digest_of(definitions: Definitions | None) -> str:
+    return definitions.digest if definitions is not None else "-"
+
+
+def fingerprint(store: Store, definitions: Definitions | None) -> str:
+    """Changes whenever any row of the index may have to: items added, changed or removed,
+    images becoming usable or not, another definitions.toml."""
+    with store.session() as s:
+        count, latest = s.execute(select(func.count(), func.max(Item.updated_at))).one()
+        n_usable, id_sum = s.execute(
+            select(func.count(), func.coalesce(func.sum(Image.id), 0)).where(Image.status.in_(USABLE_STATUSES))
+        ).one()
+    return f"{digest_of(definitions)}|{count}|{latest}|{n_usable}:{id_sum}"
+
+
+def _stamps(store: Store, digest: str) -> dict[str, str]:
+    usable = (
+        select(Image.item_id, func.count().label("n"), func.min(Image.id).label("first"), func.sum(Image.id).label("s"))
+        .where(Image.status.in_(USABLE_STATUSES)).group_by(Image.item_id).subquery()
+    )
+    q = select(Item.id, Item.updated_at, usable.c.n, usable.c.s).outerjoin(usable, usable.c.item_id == Item.id)
+    with store.session() as s:
+        return {i: f"{digest}|{updated}|{n or 0}:{total or 0}" for i, updated, n, total in s.execute(q)}
+
+
+def row_for(item: Item, label: Label | None, stamp: str) -> dict:
+    classes = {c.name: c.probability for c in stored_classes(item.classification)}  # most likely first
+    predicted, probability = next(iter(classes.items()), (None, None))
+    naive = label.cls if label else None
+    usable = item.usable_images
+    disagreement = None
+    if naive and classes:
+        disagreement = round(1.0 - classes.get(naive, 0.0), 6)
+    return {
+        "item_id": item.id, "stamp": stamp, "predicted_class": predicted, "predicted_probability": probability,
+        "naive_class": naive, "naive_status": label.status if label else "",
+        "disagree": bool(naive and predicted and naive != predicted), "disagreement": disagreement,
+        "thumbnail_image": usable[0].id if usable else None,
+    }
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def changes(stamps: dict[str, str], indexed: dict[str, str], ids: Collection[str] | None) -> tuple[list[str], list[str]]:
+    """(rows to recompute, rows to drop): of ``ids`` whatever their stamps, else those whose
+    stamp changed and those whose item is gone."""
+    wanted = sorted(stamps.keys() | indexed.keys() if ids is None else {str(i) for i in ids})
+    stale = [i for i in wanted if i in stamps and (ids is not None or indexed.get(i) != stamps[i])]
+    return stale, [i for i in wanted if i in indexed and i not in stamps]
+
+
+def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] | None = None) -> int:
+    """Recompute the rows of ``ids`` (default: every item whose stamp changed) and drop the rows
+    of removed items; returns how many rows changed."""
+    BrowseRow.__table__.create(store.engine, checkfirst=True)
+    BrowseMeta.__table__.create(store.engine, checkfirst=True)
+    digest = digest_of(definitions)
+    matcher = matcher_for(definitions) if definitions is not None else None
+    with store.transaction() as s:
+        # A write first: it takes the database's write lock before anything is read, so two
+        # processes refreshing at once do the work one after the other, not over each other.
+        s.execute(delete(BrowseMeta).where(BrowseMeta.key == "fingerprint"))
+        current = fingerprint(store, definitions) if ids is None else None
+        stamps = _stamps(store, digest)
+        indexed = dict(s.execute(select(BrowseRow.item_id, BrowseRow.stamp)).all())
+        stale, gone = changes(stamps, indexed, ids)
+        for chunk in _chunks(stale + gone):
+            s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(chunk)))
+        for chunk in _chunks(stale):
+            rows = [row_for(item, matcher.label(record_fields(item)) if matcher else None, stamps[item.id])
+                    for item in store.items(chunk)]
+            if rows:
+                s.execute(insert(BrowseRow), rows)
+        if current is not None:
+            s.add(BrowseMeta(key="fingerprint", value=current))
+    return len(stale) + len(gone)
+
+
+def stored_fingerprint(store: Store) -> str | None:
+    BrowseMeta.__table__.create(store.engine, checkfirst=True)
+    with store.session() as s:
+        row = s.get(BrowseMeta, "fingerprint")
+        return row.value if row else None
+
+
+def refresh_if_changed(store: Store, definitions: Definitions | None) -> int:
+    """:func:`refresh` when the store or the definitions changed since the last one; 0 otherwise."""
+    if fingerprint(store, definitions) == stored_fingerprint(store):
+        return 0
+    return refresh(store, definitions)

@@ -1,0 +1,186 @@
+"""The collection page at scale: text search, sorts, facet counts, clamped pages, and the browse
+index that makes them indexed SQL (kept in step with the store and definitions.toml)."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from muses.collection.store import Image, Item, Store
+from muses.search import browse_index
+from muses.search.browse_index import BrowseRow
+from muses.settings import Project, init_project
+from muses.web import create_app
+from muses.web.browse import Query, page_numbers, search_terms
+
+# (id, title, object type, stored classes) — the project's default definitions know bust,
+# photograph and vessel; the stored classifications are what `muses classify` writes.
+RECORDS = [
+    ("A-1", "Marble portrait bust of a woman", ["Sculpture", "Busts"], [("bust", 0.9), ("vessel", 0.1)]),
+    ("A-2", "Terracotta bust of a child", ["Sculpture", "Busts"], [("vessel", 0.7), ("bust", 0.2)]),
+    ("A-3", "Red-figure vase with a horse", ["Vases"], [("vessel", 0.95), ("bust", 0.05)]),
+    ("A-4", "Amphora, painted by the Berlin vase painter", ["Vases"], [("vessel", 0.6), ("bust", 0.4)]),
+    ("A-5", "Albumen silver print of a temple", ["Photographs"], [("photograph", 0.55), ("bust", 0.45)]),
+    ("A-6", "Bronze mirror", ["Metalwork"], None),
+    ("A-7", "Gelatin silver print of a marble bust", ["Photographs"], [("bust", 0.51), ("photograph", 0.49)]),
+]
+
+
+def _classification(classes):
+    if classes is None:
+        return None
+    return {"model": "m", "date": "2026-01-01", "classes": [{"name": n, "probability": p} for n, p in classes]}
+
+
+@pytest.fixture
+def proj(tmp_path) -> Project:
+    project = Project.load(init_project(tmp_path / "proj")[0].parent)
+    with Store.for_project(project).transaction() as s:
+        for item_id, title, facets, classes in RECORDS:
+            s.add(Item(id=item_id, title=title, object_type=facets, classification=_classification(classes),
+                       images=[Image(position=0, original=f"{item_id}.jpg", status="ok")]))
+    return project
+
+
+@pytest.fixture
+def client(proj) -> TestClient:
+    return TestClient(create_app(proj))
+
+
+def listing(client, **params) -> dict:
+    r = client.get("/api/items", params={"per_page": 100, **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def ids(body) -> list[str]:
+    return [i["id"] for i in body["items"]]
+
+
+def test_text_search_needs_every_word_and_finds_object_numbers(client):
+    assert set(ids(listing(client, q="bust"))) == {"A-1", "A-2", "A-7"}
+    assert set(ids(listing(client, q="marble bust"))) == {"A-1", "A-7"}
+    assert ids(listing(client, q='"silver print" temple')) == ["A-5"]
+    assert set(ids(listing(client, q="busts"))) == {"A-1", "A-2"}  # the facet "Busts"
+    assert ids(listing(client, q="bust portrait")) == ["A-1"]
+    assert ids(listing(client, q="A-6")) == ["A-6"]  # the object number itself
+    assert listing(client, q="unicorn")["total"] == 0
+    assert set(ids(listing(client, q="bust", predicted="bust"))) == {"A-1", "A-7"}  # search and filter
+
+
+def test_sorts(client):
+    assert ids(listing(client, sort="number")) == [r[0] for r in RECORDS]
+    # by the model's probability for its top class; the unclassified item last either way
+    assert ids(listing(client, sort="confidence")) == ["A-3", "A-1", "A-2", "A-4", "A-5", "A-7", "A-6"]
+    assert ids(listing(client, sort="doubt"))[:2] == ["A-7", "A-5"] and ids(listing(client, sort="doubt"))[-1] == "A-6"
+    # by how little the model believes the catalog's class: A-2 is a bust in the catalog, the model gives it 0.2
+    body = listing(client, sort="disagreement")
+    assert ids(body)[:2] == ["A-2", "A-7"] and body["items"][0]["disagreement"] == pytest.approx(0.8)
+    assert client.get("/api/items", params={"sort": "price"}).status_code == 422
+    assert client.get("/api/items", params={"sort": "relevance"}).status_code == 422  # relevance needs q
+
+
+def test_facet_counts_leave_out_their_own_filter(client):
+    body = listing(client)
+    assert {f["value"]: f["count"] for f in body["facets"]["predicted"]} == {"bust": 2, "vessel": 3, "photograph": 1}
+    # the catalog's words: A-4's "vase painter" vetoes vessel, A-6 has no class
+    assert {f["value"]: f["count"] for f in body["facets"]["naive"]} == {
+        "bust": 2, "vessel": 1, "photograph": 2, "(none)": 2}
+    assert body["facets"]["disagree"] == 2  # A-2 (bust / vessel), A-7 (photograph / bust)
+    vessels = listing(client, predicted="vessel")
+    assert vessels["total"] == 3
+    assert {f["value"]: f["count"] for f in vessels["facets"]["predicted"]} == {"bust": 2, "vessel": 3, "photograph": 1}
+    assert {f["value"]: f["count"] for f in vessels["facets"]["naive"]} == {"bust": 1, "vessel": 1, "(none)": 1}
+    assert vessels["facets"]["disagree"] == 1
+
+
+def test_every_card_has_its_probability(client):
+    assert {i["id"]: i["probability"] for i in listing(client)["items"]}["A-3"] == pytest.approx(0.95)
+    page = client.get("/items").text
+    assert "vessel <b>95 %</b>" in page and "bust <b>51 %</b>" in page
+
+
+def test_pages_are_clamped_numbered_and_jumpable(client):
+    assert listing(client, per_page=2, page=99)["page"] == 4
+    assert ids(listing(client, per_page=2, page=-5)) == ["A-1", "A-2"]
+    page = client.get("/items", params={"per_page": 2, "page": 3, "sort": "confidence"}).text
+    assert '<span class="current" aria-current="page">3</span>' in page
+    assert 'href="/items?sort=confidence&amp;page=4&amp;per_page=2"' in page  # links keep sort and size
+    assert 'name="page" min="1" max="4" value="3"' in page  # the jump form
+    assert client.get("/items", params={"page": 1000}).status_code == 200
+
+
+def test_facet_links_filter_and_unfilter(client):
+    page = client.get("/items", params={"predicted": "vessel", "q": "vase"}).text
+    assert 'href="/items?q=vase"' in page  # the selected value's link removes its filter
+    assert 'href="/items?q=vase&amp;predicted=vessel&amp;naive=%28none%29"' in page
+    assert "clear all" in page
+
+
+def test_page_numbers():
+    assert page_numbers(1, 1) == [1]
+    assert page_numbers(1, 9) == [1, 2, 3, None, 9]
+    assert page_numbers(5, 9) == [1, None, 3, 4, 5, 6, 7, None, 9]
+    assert page_numbers(4, 5) == [1, 2, 3, 4, 5]
+
+
+def test_search_terms():
+    assert search_terms('marble "portrait bust"  woman') == ["marble", "portrait bust", "woman"]
+    assert search_terms('"" "') == []
+
+
+def test_query_validates_at_the_boundary():
+    with pytest.raises(ValueError, match="sort"):
+        Query(sort="newest")
+    with pytest.raises(ValueError, match="per_page"):
+        Query(per_page=101)
+    assert Query(page=-3).page == -3  # clamped against the real page count, later
+
+
+# -- the browse index ---------------------------------------------------------------------------
+def indexed(proj) -> dict[str, BrowseRow]:
+    with Store.for_project(proj).session() as s:
+        return {r.item_id: r for r in s.query(BrowseRow)}
+
+
+def test_the_index_follows_classify_import_and_removal(proj, client):
+    listing(client)
+    assert indexed(proj)["A-6"].predicted_class is None
+    store = Store.for_project(proj)
+    with store.transaction() as s:
+        s.get(Item, "A-6").classification = _classification([("vessel", 0.8)])  # what classify writes
+        s.delete(s.get(Item, "A-1"))
+        s.add(Item(id="B-1", title="Bust of Homer", object_type=["Busts"]))
+    client.app.state.muses.view.sync(force=True)
+    rows = indexed(proj)
+    assert "A-1" not in rows and rows["B-1"].naive_class == "bust" and rows["B-1"].thumbnail_image is None
+    assert (rows["A-6"].predicted_class, rows["A-6"].predicted_probability) == ("vessel", 0.8)
+    assert browse_index.refresh(store, client.app.state.muses.definitions.get()) == 0  # nothing left to do
+
+
+def test_the_index_follows_definitions_toml(proj, client):
+    assert {f["value"] for f in listing(client)["facets"]["naive"]} == {"bust", "vessel", "photograph", "(none)"}
+    text = proj.definitions_path.read_text(encoding="utf-8")
+    proj.definitions_path.write_text(text.replace('name = "vessel"', 'name = "pot"'), encoding="utf-8")
+    assert {f["value"] for f in listing(client)["facets"]["naive"]} == {"bust", "pot", "photograph", "(none)"}
+
+
+def test_a_changed_store_is_seen_within_the_refresh_interval(proj, client):
+    view = client.app.state.muses.view
+    view.refresh_interval = 0.0  # every request checks
+    assert listing(client, predicted="photograph")["total"] == 1
+    with Store.for_project(proj).transaction() as s:
+        s.get(Item, "A-7").classification = _classification([("photograph", 0.9)])
+    assert listing(client, predicted="photograph")["total"] == 2
+
+
+def test_only_changed_items_are_recomputed(proj):
+    store = Store.for_project(proj)
+    assert browse_index.refresh(store, None) == len(RECORDS)
+    assert browse_index.refresh_if_changed(store, None) == 0
+    with store.transaction() as s:
+        s.get(Item, "A-3").title = "Red-figure krater"
+    assert browse_index.refresh_if_changed(store, None) == 1
+    with store.transaction() as s:  # an image becoming unusable changes the thumbnail
+        s.get(Item, "A-5").images[0].status = "problem"
+    assert browse_index.refresh_if_changed(store, None) == 1
+    assert indexed(proj)["A-5"].thumbnail_image is None

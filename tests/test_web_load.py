@@ -1,0 +1,46 @@
+"""benchmarks/web_load.py: the numbers it prints, and a real (small) run against `muses serve`."""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import web_load
+
+
+def result(mix: str, latencies: list[float], seconds: float = 1.0, errors: int = 0) -> web_load.Result:
+    return web_load.Result(mix, len(latencies), 50, seconds, latencies, errors, {})
+
+
+def test_percentiles_rates_and_the_target():
+    r = result("browse", [float(ms) for ms in range(1, 401)])
+    assert (r.percentile(0.5), r.percentile(0.95), r.rate) == (201.0, 381.0, 400.0)
+    assert web_load.meets_target(r) is False  # p95 381 ms > 300 ms
+    assert web_load.meets_target(result("item", [10.0] * 300)) is True
+    assert web_load.meets_target(result("item", [10.0] * 300, errors=1)) is False
+    assert web_load.meets_target(result("images", [10.0] * 10)) is None  # reported only
+    assert "| item | 300 | 50 | 300 | 10 | 10 | 0 | met |" in web_load.table([result("item", [10.0] * 300)])
+
+
+def test_urls_are_what_a_curator_asks_for():
+    import random
+
+    c = web_load.Collection(["a/b", "2"], [7], ["bust"], ["bust", "(none)"])
+    rng = random.Random(0)
+    urls = {mix: [make(c, rng) for _ in range(50)] for mix, make in web_load.MIXES.items()}
+    assert all(u.startswith("/items?") and "page=" in u for u in urls["browse"])
+    assert set(urls["item"]) == {"/items/a%2Fb", "/items/2"}
+    assert set(urls["images"]) == {"/images/7"}
+    assert {u.split("?")[0] for u in urls["api"]} == {"/api/items", "/api/items/a%2Fb", "/api/items/2"}
+
+
+@pytest.mark.slow
+def test_a_small_run_against_a_real_server(project, met_sample):
+    from conftest import add_met_items
+
+    add_met_items(project, met_sample, 12)
+    results = web_load.run(project.root, mixes=["browse", "item", "images"], requests=30, concurrency=4,
+                           serve_args=["--workers", "1"], log=print)
+    print(web_load.table(results))
+    assert [r.mix for r in results] == ["browse", "item", "images"]
+    for r in results:
+        assert r.errors == 0, r.error_kinds
+        assert len(r.latencies_ms) == 30 and r.rate > 0
