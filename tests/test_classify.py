@@ -18,9 +18,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.Definitions
 
 
 @pytest.fixture
-def met_project(project, met_sample):
+def met_project(any_store_project, met_sample):
     """Six real Met items with their photos (one with two), one without images, one whose only
-    image is corrupt, one with a missing second photo."""
+    image is corrupt, one with a missing second photo; on each store backend."""
+    project = any_store_project
     add_met_items(project, met_sample, 6)
     store = Store.for_project(project)
     items = list(store.items())

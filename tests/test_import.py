@@ -16,8 +16,8 @@ N_MET = 206  # records in the bundled examples/met-demo
 
 
 @pytest.fixture
-def store(project):
-    return Store.for_project(project)
+def store(any_store_project):
+    return Store.for_project(any_store_project)
 
 
 def _write_jsonl(path, records):
@@ -146,7 +146,8 @@ def test_reimport_keeps_checked_photos_and_replaces_changed_ones(store, tmp_path
     assert store.stats()["images"] == 1
 
 
-def test_a_failing_batch_rolls_back_alone(store, tmp_path):
+def test_a_failing_batch_rolls_back_alone(project, tmp_path):
+    store = Store.for_project(project)  # an SQLite trigger makes the failure
     # A real database failure in the middle of the second batch: a trigger refusing one id.
     with store.engine.begin() as conn:
         conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.id = 'r5' "

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.Definitions
 
 
 @pytest.fixture(scope="module")
-def web_project(tmp_path_factory, met_sample, tiny_model_path) -> Project:
+def web_project(tmp_path_factory, met_sample, tiny_model_path, module_store_url) -> Project:
     """Ten classified Met items, one unclassified, one whose stored path leaves the project."""
     project = Project.load(init_project(tmp_path_factory.mktemp("web") / "proj")[0].parent)
     ids = add_met_items(project, met_sample, 10)

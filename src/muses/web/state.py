@@ -54,7 +54,7 @@ class AppState:
 
     # -- the parts, each failing with the HTTP answer a visitor should get ------------------------
     def engine(self) -> SearchEngine:
-        """The search engine, opened on first use (a PostgreSQL store has none: 503)."""
+        """The search engine, opened on first use (a store on a database other than SQLite or PostgreSQL has none: 503)."""
         if self._engine is None:
             try:
                 self._engine = open_engine(self.store)
