@@ -84,6 +84,11 @@ class Embeddings:
         self.folder.mkdir(parents=True)
         self._write_meta(Meta(features_key, model))
 
+    def stamp(self) -> tuple:
+        """Changes whenever the stored vectors do."""
+        files = sorted(self.folder.glob("*.f16")) + [self.folder / META]
+        return (self.count(), tuple(f.stat().st_mtime_ns for f in files if f.exists()))
+
     def count(self) -> int:
         with self.store.session() as s:
             return s.scalar(select(func.count()).select_from(ImageEmbedding)) or 0

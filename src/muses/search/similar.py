@@ -102,6 +102,22 @@ def open_visual(embeddings: Embeddings, *, exact_below: int = EXACT_BELOW) -> Vi
     return Visual(embeddings, exact_below=exact_below)
 
 
+class VisualCache:
+    """A project's :class:`Visual` for a long-running reader (the web app), opened again when
+    the stored embeddings change (a `muses classify` run beside the server)."""
+
+    def __init__(self, embeddings: Embeddings):
+        self.embeddings = embeddings
+        self._stamp: tuple | None = None
+        self._visual: Visual | None = None
+
+    def get(self) -> Visual | None:
+        stamp = self.embeddings.stamp()
+        if stamp != self._stamp:
+            self._visual, self._stamp = open_visual(self.embeddings), stamp
+        return self._visual
+
+
 def blend(visual: list[tuple[str, float]], keyword: list[Hit], limit: int) -> list[SimilarHit]:
     """Visual neighbours first, each raised by the catalog's score for it (scaled to at most
     ``CATALOG_WEIGHT``); then the keyword hits that have no likeness, in their own order."""
