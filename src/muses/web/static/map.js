@@ -10,7 +10,7 @@
   const canvas = document.getElementById("map");
   const tip = document.getElementById("map-tip");
   const ctx = canvas.getContext("2d");
-  let data = null, view = { k: 1, x: 0, y: 0 }, grid = null, hovered = -1;
+  let data = null, view = { k: 1, x: 0, y: 0 }, fitK = 1, grid = null, hovered = -1;
 
   const colour = (c) => (c < 0 ? NONE : PALETTE[c % PALETTE.length]);
   const toScreen = (i) => [data.x[i] * view.k + view.x, data.y[i] * view.k + view.y];
@@ -18,7 +18,7 @@
 
   function fit() {
     const w = canvas.clientWidth, h = canvas.clientHeight, pad = 24;
-    view.k = Math.min((w - 2 * pad) / SCALE, (h - 2 * pad) / SCALE);
+    view.k = fitK = Math.min((w - 2 * pad) / SCALE, (h - 2 * pad) / SCALE);
     view.x = (w - SCALE * view.k) / 2;
     view.y = (h - SCALE * view.k) / 2;
   }
@@ -34,7 +34,9 @@
   function draw() {
     if (!data) return;
     ctx.clearRect(0, 0, canvas.clientWidth, canvas.clientHeight);
-    const r = Math.max(2, Math.min(8, 2 * Math.sqrt(view.k * SCALE / 800)));
+    // Dots as big as the crowd allows, growing as one zooms in.
+    const base = Math.max(2.5, Math.min(7, 60 / Math.sqrt(data.count)));
+    const r = Math.min(16, base * Math.sqrt(view.k / fitK));
     // One fillStyle per class: switching colours per dot is what makes canvases slow.
     for (const [code, members] of data.byClass) {
       ctx.fillStyle = colour(code);
