@@ -31,7 +31,7 @@ from muses.search.vectors import EXACT_BELOW, VectorIndex, open_index
 
 TOP_CLASSES = 3
 PREDICTION_BOOST = 8.0
-CATALOG_WEIGHT = 0.1  # the most the catalog adds to a likeness in [-1, 1]: it reorders near ties only
+CATALOG_WEIGHT = 0.25  # the most the catalog adds to a likeness (cosine, about 0.3 to 1): measured best of 0.1 and 0.25 (benchmarks/similarity.py)
 CANDIDATES = 5  # visual neighbours looked at per result asked for
 _STOPWORDS = frozenset({"and", "the", "with", "on", "of", "in", "or", "for", "from", "over", "under"})
 
