@@ -75,7 +75,7 @@ def test_without_embeddings_the_catalog_answers(classified):
 
 
 def test_the_reason_in_words():
-    hit = SimilarHit("1", 0.9, 0.834, ("vase (catalog)", "vessel (predicted)", "material"))
+    hit = SimilarHit("1", 0.9, 0.834, ("material", "vessel (predicted)", "vase (catalog)"))
     assert hit.why == "looks alike 0.83 · catalog: vase · predicted vessel · same material"
     assert SimilarHit("2", 3.0, None, ("bust (predicted)",)).why == "predicted bust"
 

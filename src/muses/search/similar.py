@@ -47,16 +47,18 @@ class SimilarHit:
     def why(self) -> str:
         """The reason in words, e.g. "looks alike 0.83 · catalog: vase · predicted vessel"."""
         parts = [f"looks alike {self.looks_alike:.2f}"] if self.looks_alike is not None else []
-        return " · ".join(parts + [_reason(label) for label in self.matched]) or "found"
+        reasons = sorted((_reason(label) for label in self.matched), key=lambda r: r[0])
+        return " · ".join(parts + [text for _, text in reasons]) or "found"
 
 
-def _reason(label: str) -> str:
+def _reason(label: str) -> tuple[int, str]:
+    """(order, words): the catalog's class first, then the prediction, then shared words."""
     name, _, kind = label.rpartition(" (")
     if kind == "catalog)":
-        return f"catalog: {name}"
+        return 0, f"catalog: {name}"
     if kind == "predicted)":
-        return f"predicted {name}"
-    return f"same {label}"  # "material", "object type"
+        return 1, f"predicted {name}"
+    return 2, f"same {label}"  # "material", "object type"
 
 
 @dataclass(frozen=True)
