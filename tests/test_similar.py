@@ -147,3 +147,27 @@ def test_web_shows_the_reason(classified, tiny_model_path):
         with open(project.images_dir / f"{ids[7]}.jpg", "rb") as f:
             uploaded = client.post("/api/predict", files={"file": ("x.jpg", f, "image/jpeg")}).json()
         assert uploaded["similar"][0]["id"] == ids[7] and uploaded["similar"][0]["looks_alike"] > 0.99
+
+
+def test_embeddings_of_another_model_are_not_compared(classified, tiny_model_path, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from muses.cli import main
+
+    project, ids = classified
+    clf = load_model(tiny_model_path)
+    visual = open_visual(Embeddings.for_project(project))
+    assert visual.made_by(clf.features_key) and not visual.made_by("other weights")
+    meta_file = Embeddings.for_project(project).folder / "meta.json"
+    kept = meta_file.read_text(encoding="utf-8")
+    meta_file.write_text(kept.replace(clf.features_key, "other weights"), encoding="utf-8")  # as another model left them
+    monkeypatch.setenv("MUSES_PROJECT", str(project.root))
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(project.images_dir / f"{ids[3]}.jpg", photo)
+    try:
+        assert main(["similar", str(photo), "--model", str(tiny_model_path), "--json"]) == 0
+    finally:
+        meta_file.write_text(kept, encoding="utf-8")
+    captured = capsys.readouterr()
+    assert "another model" in captured.err
+    assert all(h["looks_alike"] is None for h in json.loads(captured.out)["similar"])

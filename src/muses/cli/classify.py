@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
@@ -121,6 +122,10 @@ def run_similar(args) -> int:
         hits = similar_to_items(items, engine, definitions=definitions, limit=args.limit, visual=visual)
     else:
         clf = load_for_command(project, args.model)
+        if visual and not visual.made_by(clf.features_key):
+            print(f"the stored embeddings come from another model than {clf.name}: similar objects by the catalog "
+                  "only; `muses classify --update-existing` with this model stores its embeddings", file=sys.stderr)
+            visual = None
         photos = [open_image(p) for p in args.images]  # photos of one object: all of them or no answer
         result = similar_to_image(clf.predict_pil(photos), clf.class_names, engine, definitions=definitions,
                                   limit=args.limit, features=clf.extract_features(photos) if visual else None,

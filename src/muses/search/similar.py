@@ -74,6 +74,11 @@ class Visual:
         self.embeddings = embeddings
         self.index: VectorIndex = open_index(embeddings, exact_below=exact_below)
 
+    def made_by(self, features_key: str) -> bool:
+        """Whether a photo's features from the weights ``features_key`` names can be compared with the stored ones."""
+        meta = self.embeddings.meta()
+        return meta is not None and meta.features_key == features_key
+
     def item_vector(self, item_ids: Sequence[str]) -> np.ndarray | None:
         """The mean embedding of the items' photos; None when none of them has one."""
         with self.embeddings.store.session() as s:
@@ -169,7 +174,8 @@ def similar_to_image(
 ) -> Similar:
     """Items like the photo(s) whose class ``probabilities`` (n_images × n_classes, or one row,
     from ``predict_pil``) and pooled ``features`` (from ``extract_features``) are given;
-    several photos of one object are averaged. Without ``visual`` or ``features``: by the catalog only."""
+    several photos of one object are averaged. Without ``visual`` or ``features``: by the catalog only.
+    ``visual`` must hold embeddings of the same weights (see :meth:`Visual.made_by`)."""
     if top < 1:
         raise ValueError(f"top must be >= 1, got {top}")
     classes = [(c.name, c.probability) for c in ranked(class_names, probabilities)]

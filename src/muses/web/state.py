@@ -105,6 +105,7 @@ class AppState:
     def predict(self, image: PILImage.Image) -> dict[str, Any]:
         clf = self.classifier()
         visual = self.visual.get()
+        visual = visual if visual and visual.made_by(clf.features_key) else None  # another model's embeddings
         result = similar_to_image(clf.predict_pil([image]), clf.class_names, self.engine(),
                                   definitions=self.definitions.get(), limit=self.limits.similar_limit,
                                   features=clf.extract_features([image]) if visual else None, visual=visual)
