@@ -2,7 +2,9 @@
 
 An item's probabilities are the mean over its usable photos. Each batch of predictions is
 committed on its own, so an interrupted run loses at most one batch and the next run goes on
-from there (items already classified are skipped unless ``update_existing``).
+from there (items already classified are skipped unless ``update_existing``). Each photo's
+embedding is stored too (:mod:`muses.embeddings`), for "looks alike" and the collection map;
+an item classified but not embedded (by an older muses, or another model) counts as not done.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
+from muses.embeddings import Embeddings
 from muses.errors import MusesError
 from muses.model.decoding import MAX_PIXELS
 from muses.model.image_loading import load_images
@@ -53,7 +56,8 @@ class ClassifyReport:
         return path
 
 
-def _plan(store: Store, update_existing: bool, ids: Collection[str] | None) -> tuple[list[str], int, list[str]]:
+def _plan(store: Store, update_existing: bool, ids: Collection[str] | None,
+          unembedded: Collection[str] = ()) -> tuple[list[str], int, list[str]]:
     """(item ids to classify, how many are skipped as already classified, ids without usable images)."""
     with store.session() as s:
         usable = set(s.scalars(select(Image.item_id).where(Image.status.in_(USABLE_STATUSES)).distinct()))
@@ -65,7 +69,7 @@ def _plan(store: Store, update_existing: bool, ids: Collection[str] | None) -> t
     for item_id, done in rows:
         if item_id not in usable:
             without.append(item_id)
-        elif done and not update_existing:
+        elif done and not update_existing and item_id not in unembedded:
             skipped += 1
         else:
             todo.append(item_id)
@@ -98,12 +102,13 @@ def classify_collection(
     progress: bool = False,
     on_batch: Callable[[list[str]], None] | None = None,
     max_pixels: int = MAX_PIXELS,
+    embed: bool = True,
 ) -> ClassifyReport:
     """Predict every item with usable images that has no classification yet (all of them with
     ``update_existing``; only those among ``ids`` if given) and store on it
     ``{"model", "date", "classes": [{"name", "probability"}, ...]}``. ``on_batch`` is called
     with the ids of each committed batch. Photos that cannot be read (or are over
-    ``max_pixels``) are listed in the report."""
+    ``max_pixels``) are listed in the report. ``embed``: store each photo's embedding too."""
     if batch_size < 1:
         raise ClassifyError(f"batch_size must be >= 1, got {batch_size}")
     if top_k < 1:
@@ -111,20 +116,25 @@ def classify_collection(
     clf = load_model(model_path or project.model_path, runtime=runtime, project=project)
     model_name = clf.name
     store = Store.for_project(project)
-    todo, skipped, without = _plan(store, update_existing, ids)
+    embeddings = Embeddings.for_project(project, store) if embed else None
+    if embeddings:
+        embeddings.prepare(clf.features_key, model_name)
+    todo, skipped, without = _plan(store, update_existing, ids, embeddings.items_missing() if embeddings else ())
     report = ClassifyReport(model=model_name, skipped_existing=skipped, without_images=without)
     bar = tqdm(total=len(todo), desc="classify", unit="item", disable=not progress)
     try:
         for items in _batches(todo, store, batch_size):
-            photos = [(n, project.path(im.stored_path or im.original))
+            photos = [(n, project.path(im.stored_path or im.original), im.id)
                       for n, item in enumerate(items) for im in item.usable_images]
-            images, kept, failed = load_images([p for _, p in photos], clf.cfg.input_size, max_pixels=max_pixels)
+            images, kept, failed = load_images([p for _, p, _ in photos], clf.cfg.input_size, max_pixels=max_pixels)
             report.unreadable += [(items[photos[i][0]].id, str(path), why) for i, path, why in failed]
             probs = clf.predict_pil(images, batch_size=batch_size) if images else np.zeros((0, 0))
             owner = np.asarray([photos[i][0] for i in kept])
             now = dt.datetime.now(dt.timezone.utc)
             done = []
             with store.transaction() as s:
+                if embeddings and images:
+                    embeddings.put(s, [photos[i][2] for i in kept], clf.extract_features(images, batch_size=batch_size))
                 for n, item in enumerate(items):
                     rows = probs[owner == n] if images else probs
                     if len(rows) == 0:

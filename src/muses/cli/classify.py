@@ -1,7 +1,8 @@
-"""`muses classify` and `muses similar`."""
+"""`muses classify`, `muses similar` and `muses map`."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
@@ -13,13 +14,22 @@ CLASSIFY_EXAMPLES = """\
   muses classify --top-k 3 --batch-size 64 --model models/naive.safetensors
 
 Stores on each item {"model", "date", "classes": [{"name", "probability"}, ...]}, averaged
-over the item's usable photos, and writes classify-report.json (every item left out, and why).
+over the item's usable photos, and each photo's embedding in embeddings/ (what "looks alike"
+and the collection map use); writes classify-report.json (every item left out, and why).
 """
 
 SIMILAR_EXAMPLES = """\
   muses similar photo.jpg                 # objects like the one in the photo
   muses similar front.jpg back.jpg        # two photos of one object
+  muses similar --item 10427              # objects like this one of the collection
   muses similar --ids 10427 10512 --limit 10 --json
+
+Objects whose photos look alike come first ("looks alike 0.83": 1 is the same photo, about
+0.5 and less is unrelated); the catalog's words and the predicted classes reorder near ties.
+"""
+MAP_EXAMPLES = """\
+  muses map                 # after `muses classify`; then open http://127.0.0.1:8000/map
+  muses map --method pca    # quick and plain, for a first look at a large collection
 """
 LISTED = 20  # ids printed per list; the report file holds them all
 
@@ -34,16 +44,26 @@ def register(subparsers) -> None:
     p.add_argument("--runtime", choices=RUNTIMES, default="auto", help="inference runtime (default auto)")
     p.add_argument("--top-k", type=positive(), default=5, help="classes stored per item (default 5)")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
+    p.add_argument("--no-embeddings", action="store_true",
+                   help="do not store the photos' embeddings (similar objects then go by the catalog's words only)")
     p.set_defaults(func=run_classify)
 
     p = command_parser(subparsers, "similar", help="find collection objects similar to photos or to given items",
                        examples=SIMILAR_EXAMPLES)
     p.add_argument("images", nargs="*", type=Path, metavar="IMG", help="photos of one object")
     p.add_argument("--ids", nargs="+", metavar="ID", help="item ids: more objects like these")
+    p.add_argument("--item", metavar="ID", help="an item id: more objects like this one")
     p.add_argument("--limit", type=positive(), default=20, help="results (default 20)")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run_similar)
+
+    p = command_parser(subparsers, "map", help="lay out the collection by how its objects look, for the web page /map",
+                       examples=MAP_EXAMPLES)
+    p.add_argument("--method", choices=("auto", "umap", "pca"), default="auto",
+                   help="layout: umap (objects that look alike close together), pca (fast, rough); default auto")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the layout (default 0)")
+    p.set_defaults(func=run_map)
 
 
 def _ids(label: str, ids: list[str]) -> None:
@@ -60,7 +80,7 @@ def run_classify(args) -> int:
     load_for_command(project, args.model, args.runtime)  # fail fast, once, with the warnings shown
     report = classify_collection(
         project, model_path=args.model, runtime=args.runtime, batch_size=args.batch_size, top_k=args.top_k,
-        update_existing=args.update_existing, progress=True,
+        update_existing=args.update_existing, progress=True, embed=not args.no_embeddings,
     )
     out = report.write(project.root / REPORT_NAME)
     _ids("no usable image (run `muses generate-images`)", report.without_images)
@@ -72,6 +92,7 @@ def run_classify(args) -> int:
         ["images unreadable", len(report.failed)],
     ]))
     print(f"model {report.model}; report: {out}")
+    print("next: `muses map` to lay out the collection by look, then `muses serve`")
     return 0  # items left out are listed above and in the report, not failures of the run
 
 
@@ -81,38 +102,63 @@ def run_similar(args) -> int:
     from muses.labeling.definitions import load_definitions
     from muses.model.decoding import open_image
     from muses.search import open_engine
-    from muses.search.similar import similar_to_image, similar_to_items
+    from muses.embeddings import Embeddings
+    from muses.search.similar import open_visual, similar_to_image, similar_to_items
 
-    if bool(args.images) == bool(args.ids):
-        raise UsageError("give photos (IMG ...) or --ids, not both and not neither")
+    ids = ([args.item] if args.item else []) + (args.ids or [])
+    if bool(args.images) == bool(ids):
+        raise UsageError("give photos (IMG ...) or --item ID / --ids ID ..., not both and not neither")
     project = find_project(args.project)
     store = Store.for_project(project)
     engine = open_engine(store)
+    visual = open_visual(Embeddings.for_project(project, store))
     definitions = load_definitions(project.definitions_path) if project.definitions_path.is_file() else None
     classes = []
-    if args.ids:
-        items = list(store.items(args.ids))
-        missing = sorted(set(args.ids) - {i.id for i in items})
+    if ids:
+        items = list(store.items(ids))
+        missing = sorted(set(ids) - {i.id for i in items})
         if missing:
-            raise UsageError(f"no item with id {', '.join(missing)} in the store")
-        hits = similar_to_items(items, engine, definitions=definitions, limit=args.limit)
+            raise UsageError(f"no item with id {', '.join(missing)} in the store; `muses items` lists them")
+        hits = similar_to_items(items, engine, definitions=definitions, limit=args.limit, visual=visual)
     else:
         clf = load_for_command(project, args.model)
+        if visual and not visual.made_by(clf.features_key):
+            print(f"the stored embeddings come from another model than {clf.name}: similar objects by the catalog "
+                  "only; `muses classify --update-existing` with this model stores its embeddings", file=sys.stderr)
+            visual = None
         photos = [open_image(p) for p in args.images]  # photos of one object: all of them or no answer
-        result = similar_to_image(clf.predict_pil(photos), clf.class_names, engine, definitions=definitions, limit=args.limit)
+        result = similar_to_image(clf.predict_pil(photos), clf.class_names, engine, definitions=definitions,
+                                  limit=args.limit, features=clf.extract_features(photos) if visual else None,
+                                  visual=visual)
         classes, hits = result.classes[:5], result.hits
     titles = {i.id: i.title for i in store.items([h.item_id for h in hits])}
     if args.json:
         print(json.dumps({
             "classes": [{"name": n, "probability": p} for n, p in classes],
             "similar": [{"item_id": h.item_id, "title": titles.get(h.item_id, ""), "score": round(h.score, 4),
-                         "matched": list(h.matched)} for h in hits],
+                         "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4),
+                         "matched": list(h.matched), "why": h.why} for h in hits],
         }, indent=2, ensure_ascii=False))
         return 0
     if classes:
         print(format_table(["class", "probability"], [[n, f"{p:.3f}"] for n, p in classes]))
         print()
-    print(format_table(["item", "score", "title", "matched"],
-                       [[h.item_id, f"{h.score:.2f}", titles.get(h.item_id, "")[:50], ", ".join(h.matched)] for h in hits]))
+    print(format_table(["object", "title", "why"], [[h.item_id, titles.get(h.item_id, "")[:50], h.why] for h in hits]))
     print(f"{len(hits)} similar objects")
+    if visual is None:
+        print("found by the catalog's words only: run `muses classify` to store the photos' embeddings, "
+              "and similar objects will be those that look alike")
+    else:
+        print("next: `muses similar --item ID` for any of them, or `muses serve` to see them")
+    return 0
+
+
+def run_map(args) -> int:
+    from muses.collection_map import build_map
+
+    project = find_project(args.project)
+    print("laying out the collection (UMAP needs about half a minute to start)…", flush=True)
+    report = build_map(project, method=args.method, seed=args.seed)
+    print(f"{report.count} objects placed by {report.method} in {report.seconds:.1f} s: {report.path}")
+    print("next: `muses serve` and open /map (click a dot to open the object)")
     return 0

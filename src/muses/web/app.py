@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from muses import __version__
 from muses.settings import Project, find_project
 from muses.web import api, errors, pages, review
+from muses.web import map as map_page
 from muses.web.guard import BodyLimit, SecurityHeaders, same_origin
 from muses.web.state import AppState, Limits
 from muses.web.templating import HERE
@@ -52,5 +53,6 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(review.router)
+    app.include_router(map_page.router)
     errors.install(app)
     return app

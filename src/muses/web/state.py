@@ -13,8 +13,9 @@ from PIL import Image as PILImage
 from muses.collection.store import Item, Store
 from muses.errors import MusesError
 from muses.model.loading import load_model
-from muses.search import Hit, SearchEngine, UnsupportedStoreError, open_engine
-from muses.search.similar import similar_to_image, similar_to_items
+from muses.search import SearchEngine, UnsupportedStoreError, open_engine
+from muses.embeddings import Embeddings
+from muses.search.similar import SimilarHit, VisualCache, similar_to_image, similar_to_items
 from muses.settings import Project
 from muses.web.browse import CollectionView
 from muses.web.cache import DefinitionsCache
@@ -45,12 +46,14 @@ class AppState:
     store: Store = field(init=False)
     definitions: DefinitionsCache = field(init=False)
     view: CollectionView = field(init=False)
+    visual: VisualCache = field(init=False)
     _engine: SearchEngine | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.store = Store.for_project(self.project)
         self.definitions = DefinitionsCache(self.project.definitions_path)
         self.view = CollectionView(self.store, self.definitions)
+        self.visual = VisualCache(Embeddings.for_project(self.project, self.store))
 
     # -- the parts, each failing with the HTTP answer a visitor should get ------------------------
     def engine(self) -> SearchEngine:
@@ -94,15 +97,19 @@ class AppState:
     def read_upload(self, data: bytes) -> PILImage.Image:
         return read_upload(data, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_pixels)
 
-    def hits_json(self, hits: list[Hit]) -> list[dict[str, Any]]:
+    def hits_json(self, hits: list[SimilarHit]) -> list[dict[str, Any]]:
         items = {item.id: item for item in self.store.items([h.item_id for h in hits])}
-        return [{**self.view.summary(items[h.item_id]), "score": round(h.score, 4), "matched": list(h.matched)}
+        return [{**self.view.summary(items[h.item_id]), "score": round(h.score, 4), "matched": list(h.matched),
+                 "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4), "why": h.why}
                 for h in hits if h.item_id in items]
 
     def predict(self, image: PILImage.Image) -> dict[str, Any]:
         clf = self.classifier()
+        visual = self.visual.get()
+        visual = visual if visual and visual.made_by(clf.features_key) else None  # another model's embeddings
         result = similar_to_image(clf.predict_pil([image]), clf.class_names, self.engine(),
-                                  definitions=self.definitions.get(), limit=self.limits.similar_limit)
+                                  definitions=self.definitions.get(), limit=self.limits.similar_limit,
+                                  features=clf.extract_features([image]) if visual else None, visual=visual)
         return {
             "model": clf.name,
             "classes": [{"name": n, "probability": round(p, 6)} for n, p in result.classes[:TOP_K]],
@@ -114,7 +121,8 @@ class AppState:
         missing = sorted(set(ids) - {i.id for i in items})
         if missing:
             raise HTTPException(404, f"no item with id {', '.join(missing)}")
-        return self.hits_json(similar_to_items(items, self.engine(), definitions=self.definitions.get(), limit=limit))
+        return self.hits_json(similar_to_items(items, self.engine(), definitions=self.definitions.get(), limit=limit,
+                                               visual=self.visual.get()))
 
 
 def get_state(request: Request) -> AppState:

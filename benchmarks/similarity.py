@@ -1,0 +1,161 @@
+"""Similar objects: precision@10 of visual, keyword and blended search on the shared Met sample.
+
+    python -m benchmarks.similarity --model demo-project/models/naive.safetensors
+
+Builds a temporary project from the Met sample (304 records), classifies it with the given
+model (which stores the embeddings), labels every record with examples/definitions.toml, and
+for every labeled QUERY record asks for 10 similar objects three ways:
+
+- visual:  the nearest photos by embedding only;
+- keyword: today's catalog/class query only (what muses did before embeddings);
+- blended: visual neighbours first, the catalog as secondary signal (what muses does now).
+
+Precision@10 = the share of the first 10 labeled results whose naive label is the query's.
+Two query modes: "photo" (a curator uploads the record's photo: only its pixels and the model's
+classes are known; the record itself is left out of the results) and "item" (more like this
+record, whose catalog words the keyword query also uses). Every labeled record is a query
+("all"); the rows "unseen" keep only the records the model was NOT trained on (``--queries-not-in``
+names the model's training records; default: the bundled met-demo, which the demo model learnt from).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+MET_SAMPLE = Path(os.environ.get("MUSES_MET_SAMPLE", REPO.parent / "shared" / "data" / "met-sample"))
+DEFINITIONS = REPO / "examples" / "definitions.toml"
+K = 10
+
+
+def _text(value) -> str:
+    return "; ".join(map(str, value)) if isinstance(value, list) else str(value or "")
+
+
+def build_project(root: Path, sample: Path):
+    from muses.collection.store import Image, Item, Store
+    from muses.settings import Project, init_project
+
+    init_project(root)
+    project = Project.load(root)
+    project.definitions_path.write_text(DEFINITIONS.read_text(encoding="utf-8"), encoding="utf-8")
+    records = [json.loads(line) for line in (sample / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    with Store.for_project(project).transaction() as s:
+        s.add_all(Item(id=str(r["id"]), title=r["title"], object_type=r["what"], material=_text(r.get("medium")),
+                       period=_text(r.get("when")), raw=r,
+                       images=[Image(original=str(sample / r["image"]), stored_path=str(sample / r["image"]), status="ok")])
+                  for r in records)
+    return project
+
+
+def precision(query_label: str, result_ids: list[str], labels: dict[str, str]) -> float | None:
+    labeled = [labels[i] for i in result_ids if i in labels][:K]
+    return sum(label == query_label for label in labeled) / K if labeled else None
+
+
+def run(model: Path, sample: Path, not_in: Path | None) -> dict:
+    from muses.classify import classify_collection
+    from muses.collection.store import Store
+    from muses.embeddings import Embeddings
+    from muses.labeling.definitions import load_definitions
+    from muses.labeling.matching import label_records, record_fields
+    from muses.model.decoding import open_image
+    from muses.model.loading import load_model
+    from muses.search import open_engine
+    from muses.search.similar import open_visual, similar_to_image, similar_to_items
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = build_project(Path(tmp) / "proj", sample)
+        start = time.monotonic()
+        classify_collection(project, model_path=model)
+        classify_s = time.monotonic() - start
+        store = Store.for_project(project)
+        definitions = load_definitions(project.definitions_path)
+        items = {i.id: i for i in store.items()}
+        labels = {lab.item_id: lab.cls for lab in label_records([record_fields(i) for i in items.values()], definitions)
+                  if lab.cls}
+        trained = set()
+        if not_in is not None:
+            trained = {str(json.loads(line)["id"]) for line in (not_in / "records.jsonl").read_text().splitlines()}
+        queries = sorted(labels)
+        engine, visual = open_engine(store), open_visual(Embeddings.for_project(project, store))
+        clf = load_model(model)
+        scores: dict[str, dict[str, list[float]]] = {
+            f"{mode}, {subset}": {"visual": [], "keyword": [], "blended": []}
+            for mode in ("photo", "item") for subset in ("all", "unseen")}
+        ask = 4 * K  # results asked for: some are unlabeled
+        timings = []
+        for item_id in queries:
+            item = items[item_id]
+            photo = open_image(project.path(item.images[0].stored_path))
+            probs, feats = clf.predict_pil([photo]), clf.extract_features([photo])
+            t = time.monotonic()
+            ways = {
+                "visual": [i for i, _ in visual.neighbours(feats, ask, frozenset({item_id}))],
+                "keyword": [h.item_id for h in similar_to_image(probs, clf.class_names, engine, definitions=definitions,
+                                                                 limit=ask + 1).hits if h.item_id != item_id],
+                "blended": [h.item_id for h in similar_to_image(probs, clf.class_names, engine, definitions=definitions,
+                                                                 limit=ask + 1, features=feats, visual=visual).hits
+                            if h.item_id != item_id],
+            }
+            timings.append(time.monotonic() - t)
+            subsets = ("all", "unseen") if item_id not in trained else ("all",)
+            for way, ids in ways.items():
+                for subset in subsets:
+                    scores[f"photo, {subset}"][way].append(precision(labels[item_id], ids, labels))
+            ways = {
+                "visual": [i for i, _ in visual.neighbours(visual.item_vector([item_id]), ask, frozenset({item_id}))],
+                "keyword": [h.item_id for h in similar_to_items([item], engine, definitions=definitions, limit=ask)],
+                "blended": [h.item_id for h in similar_to_items([item], engine, definitions=definitions, limit=ask,
+                                                                visual=visual)],
+            }
+            for way, ids in ways.items():
+                for subset in subsets:
+                    scores[f"item, {subset}"][way].append(precision(labels[item_id], ids, labels))
+        table = {mode: {way: round(float(np.mean([p for p in ps if p is not None])), 3) for way, ps in ways_.items()}
+                 for mode, ways_ in scores.items() if ways_["visual"]}
+        counts = {mode: len(ways_["visual"]) for mode, ways_ in scores.items()}
+        return {"date": dt.date.today().isoformat(), "model": model.name, "records": len(items),
+                "labeled": len(labels), "queries": counts, "precision_at_10": table,
+                "classify_s": round(classify_s, 1), "query_ms_median": round(1000 * float(np.median(timings)), 1)}
+
+
+def write(result: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    lines = [f"# Similar objects: precision@{K} ({result['date']})", "",
+             f"Met sample: {result['records']} records, {result['labeled']} with a naive label; "
+             f"model {result['model']}. \"all\": every labeled record is a query; \"unseen\": only those the "
+             "model was not trained on.", "",
+             "| query | queries | visual | keyword | blended |", "| --- | --- | --- | --- | --- |"]
+    for mode, row in result["precision_at_10"].items():
+        lines.append(f"| {mode} | {result['queries'][mode]} | {row['visual']:.3f} | {row['keyword']:.3f} | {row['blended']:.3f} |")
+    lines += ["", f"classify (with embeddings) of the sample: {result['classify_s']} s; "
+                  f"three searches per photo query: median {result['query_ms_median']} ms.", ""]
+    path = RESULTS / f"similarity-{result['date']}.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    path.with_suffix(".json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("--sample", type=Path, default=MET_SAMPLE, help="Met sample folder")
+    parser.add_argument("--queries-not-in", type=Path, default=REPO / "examples" / "met-demo",
+                        help="records the model was trained on (left out of the queries)")
+    args = parser.parse_args()
+    result = run(args.model, args.sample, args.queries_not_in)
+    print(json.dumps(result["precision_at_10"], indent=2))
+    print(f"written: {write(result)}")
+
+
+if __name__ == "__main__":
+    main()
