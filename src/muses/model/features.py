@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from muses.datasets.folder import Sample
+from muses.model import distributed
 from muses.model.files import writing
 from muses.model.predictor import autocast
 from muses.model.views import ViewDataset
@@ -46,7 +47,7 @@ class FeatureCache:
             self.entries = load_file(str(path))
 
     def save(self) -> None:
-        if self.path is None or not self.entries:
+        if self.path is None or not self.entries or not distributed.is_main():  # one writer per run
             return
         tmp = self.path.with_suffix(".tmp")
         with writing(self.path, tmp):
@@ -75,23 +76,28 @@ def fill_from_images(
     device: torch.device,
     desc: str,
 ) -> int:
-    """Compute ``fn`` (a frozen module, already in eval mode) for every missing view; returns how many."""
+    """Compute ``fn`` (a frozen module, already in eval mode) for every missing view; returns how many.
+    In a multi-process run each process computes its share and all of them get every entry."""
+    dist = distributed.current()
+    distributed.barrier()  # every process has read the cache file before the first writes it again
     wanted = {entry_key(*p): p for p in pairs}
     todo = [p for k, p in wanted.items() if k not in cache.entries]
     if not todo:
         return 0
-    loader = DataLoader(make_dataset(todo), batch_size=batch_size, num_workers=workers, generator=torch.Generator())
-    done = 0
-    with torch.inference_mode(), tqdm(total=len(todo), desc=desc, unit="view") as bar:
+    mine = distributed.shard(todo, dist, pad=False)
+    made: dict[str, torch.Tensor] = {}
+    loader = DataLoader(make_dataset(mine), batch_size=batch_size, num_workers=workers, generator=torch.Generator())
+    with torch.inference_mode(), tqdm(total=len(mine), desc=desc, unit="view", disable=not dist.main) as bar:
         for b, batch in enumerate(loader):
             with autocast(device):
                 out = fn(batch.to(device)).float().cpu().half()
-            for pair, value in zip(todo[done : done + len(batch)], out):
-                cache.entries[entry_key(*pair)] = value.clone()
-            done += len(batch)
+            for pair, value in zip(mine[len(made) : len(made) + len(batch)], out):
+                made[entry_key(*pair)] = cache.entries[entry_key(*pair)] = value.clone()
             bar.update(len(batch))
             if (b + 1) % SAVE_EVERY == 0:
                 cache.save()
+    for share in distributed.gather(made, dist):
+        cache.entries.update(share)
     cache.save()
     return len(todo)
 
