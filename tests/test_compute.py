@@ -10,7 +10,9 @@ from muses.classify import classify_collection
 from muses.cli import main
 from muses.collection.store import Store
 from muses.compute import ComputeError, ComputeSettings, RayMissing, require_ray
+from muses.collection.images import generate_images
 from test_classify import met_project  # noqa: F401 - the fixture: real Met photos, a broken and a missing one
+from test_images import corpus_project  # noqa: F401 - the fixture: good, broken, truncated, huge... photos
 
 pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")
 
@@ -77,3 +79,24 @@ def test_classify_on_ray_stores_what_the_local_path_stores(met_project, tiny_mod
     again = classify_collection(met_project, model_path=tiny_model_path, runtime="torch",
                                 compute=ComputeSettings(engine="ray", workers=2))
     assert again.classified == [] and again.skipped_existing == len(local.classified)
+
+
+def _checked(store) -> dict:
+    return {im.original: (im.status, im.problem, im.checksum, im.stored_path, im.width, im.height)
+            for im in store.images()}
+
+
+@pytest.mark.slow
+def test_generate_images_on_ray_checks_every_photo_as_the_local_run(corpus_project, ray_cluster):
+    project, store, local, _ = corpus_project
+    expected = _checked(store)
+    on_ray = generate_images(project, store=store, force=True, compute=ComputeSettings(engine="ray", workers=2))
+    assert _checked(store) == expected
+    assert on_ray.by_status == local.by_status and on_ray.problems == local.problems
+
+
+def test_generate_images_engine_ray_without_ray_says_what_to_install(corpus_project, without_ray, capsys):
+    project = corpus_project[0]
+    code = main(["generate-images", "--force", "--engine", "ray", "--project", str(project.root)])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "muses[ray]"' in err and "Traceback" not in err

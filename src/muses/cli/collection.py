@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
+from muses.cli.engines import add_compute_args, compute_from_args
 from muses.settings import find_project
 
 IMPORT_EXAMPLES = """\
@@ -26,6 +27,7 @@ GENERATE_EXAMPLES = """\
   muses generate-images                  # new and changed photos only; resumes after Ctrl-C
   muses generate-images --workers 2 --max-side 384
   muses generate-images --force          # check every photo again
+  muses generate-images --engine ray --address auto   # on a Ray cluster (photos on a shared disk)
   muses generate-images --allow-private-urls   # photos served on your own network
 
 Writes images/<xx>/<sha256>-<side>.jpg and images/report.json. Problem photos (unreadable,
@@ -67,6 +69,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="check photos already done again")
     p.add_argument("--workers", type=int, metavar="N", help="processes; 0 = one per CPU core (default: muses.toml)")
     p.add_argument("--max-side", type=positive(), metavar="N", help="long side of the copies in pixels (default: muses.toml, 256)")
+    add_compute_args(p)
     p.add_argument("--allow-private-urls", action="store_true",
                    help="also fetch photo URLs on loopback, link-local and private addresses")
     p.set_defaults(func=run_generate)
@@ -170,7 +173,8 @@ def run_generate(args) -> int:
 
     try:
         report = generate_images(project, force=args.force, workers=args.workers, max_side=args.max_side,
-                                 allow_private_urls=args.allow_private_urls, progress=progress)
+                                 allow_private_urls=args.allow_private_urls, progress=progress,
+                                 compute=compute_from_args(args, project))
     finally:
         if bar is not None:
             bar.close()
