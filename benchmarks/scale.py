@@ -3,6 +3,7 @@
     python -m benchmarks.scale                      # 10k and 100k records, SQLite; table in results/
     python -m benchmarks.scale --million            # 10k, 100k and 1M (about half an hour)
     python -m benchmarks.scale --store-url 'postgresql+psycopg://localhost/muses_scale_{size}'
+    python -m benchmarks.scale --ray 2000           # generate-images on 2,000 photos: local vs Ray, 1 vs 2 workers
 
 Each command runs in its own process (benchmarks.run.run_child: wall time and that process's
 peak RSS from os.wait4). Per size: import records/s, labeling (label-preview) records/s,
@@ -179,6 +180,24 @@ def run(sizes: tuple[int, ...], *, store_url: str | None = None, images: int = 2
         return {size: measure(size, work / "synthetic", work, store_url=store_url, log=log) for size in sizes}
 
 
+def ray_throughput(photos: int, *, log=print) -> str:
+    """generate-images on ``photos`` synthetic photos: this machine vs a Ray cluster started by the
+    command, 1 and 2 workers each (the Ray rows include starting the cluster)."""
+    rows = ["| generate-images | photos/s | wall s | driver peak RSS |", "| --- | --- | --- | --- |"]
+    with tempfile.TemporaryDirectory(prefix="muses-ray-") as tmp:
+        work = Path(tmp)
+        source = generate(work / "synthetic", photos, images=photos).records.parent
+        for engine, workers in (("local", 1), ("local", 2), ("ray", 1), ("ray", 2)):
+            project = work / f"{engine}-{workers}"
+            run_child(["-m", "muses", "init", str(project)])
+            _muses(project, "import", str(source / "records.jsonl"), "--preset", "met-scrapi", "--image-root", str(source))
+            flags = ["--engine", "ray", "--ray-workers", str(workers)] if engine == "ray" else ["--workers", str(workers)]
+            log(f"  generate-images, {engine}, {workers} worker(s)")
+            run = _muses(project, "generate-images", *flags)
+            rows.append(f"| {engine}, {workers} worker(s) | {photos / run.seconds:,.1f} | {run.seconds:.1f} | {run.peak_mb:,.0f} MB |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="record counts")
@@ -186,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-url", help="a database URL per size ({size} is replaced); default: SQLite files")
     parser.add_argument("--images", type=int, default=2000, help="distinct synthetic photos (default 2000)")
     parser.add_argument("--results", type=Path, default=RESULTS, metavar="DIR")
+    parser.add_argument("--ray", type=int, metavar="PHOTOS", help="only the Ray throughput rows, on PHOTOS photos")
     parser.add_argument("--probe", nargs=2, metavar=("KIND", "PROJECT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:
@@ -193,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = tuple(sorted(set(args.sizes) | ({MILLION} if args.million else set())))
     started = time.perf_counter()
-    table = format_table(run(sizes, store_url=args.store_url, images=args.images))
-    store = args.store_url.split(":", 1)[0] if args.store_url else "sqlite"
+    if args.ray:
+        table, sizes, store = ray_throughput(args.ray), (args.ray,), "ray"
+    else:
+        table = format_table(run(sizes, store_url=args.store_url, images=args.images))
+        store = args.store_url.split(":", 1)[0] if args.store_url else "sqlite"
     text = (f"# muses scale bench, {dt.date.today().isoformat()} ({store})\n\n"
             f"whole run {time.perf_counter() - started:.0f} s; each command in its own process\n\n{table}\n")
     print(text)
