@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
+from muses.compute import ComputeSettings
 from muses.embeddings import Embeddings
 from muses.errors import MusesError
 from muses.model.decoding import MAX_PIXELS
@@ -103,12 +104,15 @@ def classify_collection(
     on_batch: Callable[[list[str]], None] | None = None,
     max_pixels: int = MAX_PIXELS,
     embed: bool = True,
+    compute: ComputeSettings | None = None,
 ) -> ClassifyReport:
     """Predict every item with usable images that has no classification yet (all of them with
     ``update_existing``; only those among ``ids`` if given) and store on it
     ``{"model", "date", "classes": [{"name", "probability"}, ...]}``. ``on_batch`` is called
     with the ids of each committed batch. Photos that cannot be read (or are over
-    ``max_pixels``) are listed in the report. ``embed``: store each photo's embedding too."""
+    ``max_pixels``) are listed in the report. ``embed``: store each photo's embedding too.
+    ``compute`` with the Ray engine classifies the photos on a Ray cluster; the results are
+    stored here, batch by batch, as on one machine (embeddings are not made there yet)."""
     if batch_size < 1:
         raise ClassifyError(f"batch_size must be >= 1, got {batch_size}")
     if top_k < 1:
@@ -116,39 +120,93 @@ def classify_collection(
     clf = load_model(model_path or project.model_path, runtime=runtime, project=project)
     model_name = clf.name
     store = Store.for_project(project)
-    embeddings = Embeddings.for_project(project, store) if embed else None
+    on_ray = compute is not None and compute.uses_ray
+    embeddings = Embeddings.for_project(project, store) if embed and not on_ray else None
     if embeddings:
         embeddings.prepare(clf.features_key, model_name)
     todo, skipped, without = _plan(store, update_existing, ids, embeddings.items_missing() if embeddings else ())
     report = ClassifyReport(model=model_name, skipped_existing=skipped, without_images=without)
     bar = tqdm(total=len(todo), desc="classify", unit="item", disable=not progress)
+    step = _ray_batches if on_ray else _local_batches
     try:
-        for items in _batches(todo, store, batch_size):
-            photos = [(n, project.path(im.stored_path or im.original), im.id)
-                      for n, item in enumerate(items) for im in item.usable_images]
-            images, kept, failed = load_images([p for _, p, _ in photos], clf.cfg.input_size, max_pixels=max_pixels)
-            report.unreadable += [(items[photos[i][0]].id, str(path), why) for i, path, why in failed]
-            probs = clf.predict_pil(images, batch_size=batch_size) if images else np.zeros((0, 0))
-            owner = np.asarray([photos[i][0] for i in kept])
-            now = dt.datetime.now(dt.timezone.utc)
-            done = []
-            with store.transaction() as s:
-                if embeddings and images:
-                    embeddings.put(s, [photos[i][2] for i in kept], clf.extract_features(images, batch_size=batch_size))
-                for n, item in enumerate(items):
-                    rows = probs[owner == n] if images else probs
-                    if len(rows) == 0:
-                        report.failed[item.id] = "none of its usable images could be read"
-                        continue
-                    stored = s.get(Item, item.id)
-                    stored.classification = classification(
-                        clf.class_names, rows, model=model_name, top_k=top_k, date=now.isoformat(timespec="seconds"),
-                        threshold=clf.cfg.threshold)
-                    done.append(item.id)
-            report.classified += done
-            bar.update(len(items))
+        for found in step(todo, store, clf, project, report, batch_size=batch_size, max_pixels=max_pixels,
+                          compute=compute, runtime=runtime, model_path=model_path, embed=embeddings is not None):
+            done = _store_batch(store, found, clf, model_name, top_k, report, embeddings)
+            bar.update(len(found.probabilities))
             if on_batch:
                 on_batch(done)
     finally:
         bar.close()
     return report
+
+
+@dataclass
+class Found:
+    """One batch's results: item id -> the probabilities of its readable photos (one row each;
+    none: nothing readable), and the photos' embeddings (image ids, rows) where asked for."""
+
+    probabilities: dict[str, np.ndarray]
+    embedded: tuple[list[int], np.ndarray] | None = None
+
+
+def _local_batches(todo, store, clf, project, report, *, batch_size, max_pixels, embed, **_) -> Iterator[Found]:
+    for items in _batches(todo, store, batch_size):
+        photos = [(n, project.path(im.stored_path or im.original), im.id)
+                  for n, item in enumerate(items) for im in item.usable_images]
+        images, kept, failed = load_images([p for _, p, _ in photos], clf.cfg.input_size, max_pixels=max_pixels)
+        report.unreadable += [(items[photos[i][0]].id, str(path), why) for i, path, why in failed]
+        probs = clf.predict_pil(images, batch_size=batch_size) if images else np.zeros((0, 0))
+        owner = np.asarray([photos[i][0] for i in kept])
+        embedded = None
+        if embed and images:
+            embedded = ([photos[i][2] for i in kept], clf.extract_features(images, batch_size=batch_size))
+        yield Found({item.id: probs[owner == n] if images else probs for n, item in enumerate(items)}, embedded)
+
+
+def _ray_batches(todo, store, clf, project, report, *, batch_size, max_pixels, compute, runtime,
+                 model_path, **_) -> Iterator[Found]:
+    """The photos classified on Ray, gathered back into items; a batch is yielded once it holds
+    about ``batch_size`` photos and its last item is complete."""
+    from muses.compute.ray_classify import PhotoJob, classify_photos
+
+    photos = [(item.id, str(project.path(im.stored_path or im.original)))
+              for item in store.items(todo) for im in item.usable_images]
+    job = PhotoJob(str(model_path or project.model_path), runtime, str(project.root), max_pixels)
+    found: dict[str, list[np.ndarray]] = {}
+    n_photos = 0
+    for result in classify_photos(photos, job, settings=compute, batch_size=batch_size):
+        if result.item_id not in found and n_photos >= batch_size:
+            yield _stacked(found)
+            found, n_photos = {}, 0
+        rows = found.setdefault(result.item_id, [])
+        n_photos += 1
+        if result.probabilities is None:
+            report.unreadable.append((result.item_id, result.path, result.error))
+        else:
+            rows.append(result.probabilities)
+    if found:
+        yield _stacked(found)
+
+
+def _stacked(found: dict[str, list[np.ndarray]]) -> Found:
+    return Found({i: np.stack(rows) if rows else np.zeros((0, 0)) for i, rows in found.items()})
+
+
+def _store_batch(store: Store, found: Found, clf, model_name: str, top_k: int, report: ClassifyReport,
+                 embeddings: Embeddings | None) -> list[str]:
+    """One transaction: each item's classification from the mean of its photos' probabilities
+    (and the photos' embeddings)."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    done = []
+    with store.transaction() as s:
+        if embeddings and found.embedded:
+            embeddings.put(s, *found.embedded)
+        for item_id, rows in found.probabilities.items():
+            if len(rows) == 0:
+                report.failed[item_id] = "none of its usable images could be read"
+                continue
+            s.get(Item, item_id).classification = classification(
+                clf.class_names, rows, model=model_name, top_k=top_k, date=now, threshold=clf.cfg.threshold)
+            done.append(item_id)
+    report.classified += done
+    return done

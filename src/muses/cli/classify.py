@@ -6,12 +6,15 @@ import sys
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
+from muses.cli.engines import add_compute_args, compute_from_args
 from muses.settings import find_project
 
 CLASSIFY_EXAMPLES = """\
   muses classify                        # items not classified yet; resumes after Ctrl-C
   muses classify --update-existing      # everything again, e.g. after retraining
   muses classify --top-k 3 --batch-size 64 --model models/naive.safetensors
+  muses classify --engine ray --ray-workers 4     # on a Ray cluster started here
+  muses classify --engine ray --address auto      # on the cluster of `ray start --head`
 
 Stores on each item {"model", "date", "classes": [{"name", "probability"}, ...]}, averaged
 over the item's usable photos, and each photo's embedding in embeddings/ (what "looks alike"
@@ -46,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
     p.add_argument("--no-embeddings", action="store_true",
                    help="do not store the photos' embeddings (similar objects then go by the catalog's words only)")
+    add_compute_args(p)
     p.set_defaults(func=run_classify)
 
     p = command_parser(subparsers, "similar", help="find collection objects similar to photos or to given items",
@@ -75,12 +79,16 @@ def _ids(label: str, ids: list[str]) -> None:
 def run_classify(args) -> int:
     from muses.classify import REPORT_NAME, classify_collection
     from muses.cli.model import load_for_command
+    from muses.compute import require_ray
 
     project = find_project(args.project)
+    compute = compute_from_args(args)
+    if compute.uses_ray:
+        require_ray()  # before loading the model: say what to install first
     load_for_command(project, args.model, args.runtime)  # fail fast, once, with the warnings shown
     report = classify_collection(
         project, model_path=args.model, runtime=args.runtime, batch_size=args.batch_size, top_k=args.top_k,
-        update_existing=args.update_existing, progress=True, embed=not args.no_embeddings,
+        update_existing=args.update_existing, progress=True, embed=not args.no_embeddings, compute=compute,
     )
     out = report.write(project.root / REPORT_NAME)
     _ids("no usable image (run `muses generate-images`)", report.without_images)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
 from muses.progress import follow, progress_bar
+from muses.cli.engines import add_compute_args, compute_from_args
 from muses.settings import find_project
 
 IMPORT_EXAMPLES = """\
@@ -34,6 +35,7 @@ GENERATE_EXAMPLES = """\
   muses generate-images                  # new and changed photos only; resumes after Ctrl-C
   muses generate-images --workers 2 --max-side 384
   muses generate-images --force          # check every photo again
+  muses generate-images --engine ray --address auto   # on a Ray cluster (photos on a shared disk)
   muses generate-images --allow-private-urls   # photos served on your own network
 
 Writes a small working copy of each photo (images/<xx>/<sha256>-<side>.jpg) and
@@ -81,6 +83,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="check photos already done again")
     p.add_argument("--workers", type=int, metavar="N", help="processes; 0 = one per CPU core (default: muses.toml)")
     p.add_argument("--max-side", type=positive(), metavar="N", help="long side of the copies in pixels (default: muses.toml, 256)")
+    add_compute_args(p)
     p.add_argument("--allow-private-urls", action="store_true",
                    help="also fetch photo URLs on loopback, link-local and private addresses")
     p.set_defaults(func=run_generate)
@@ -206,7 +209,8 @@ def run_generate(args) -> int:
     project = find_project(args.project)
     with progress_bar(desc="generate-images", unit="photos") as bar:
         report = generate_images(project, force=args.force, workers=args.workers, max_side=args.max_side,
-                                 allow_private_urls=args.allow_private_urls, progress=follow(bar))
+                                 allow_private_urls=args.allow_private_urls, progress=follow(bar),
+                                 compute=compute_from_args(args))
     problems = _problem_objects(project, report)
     if problems:
         print("problem photos, by object number:")

@@ -17,6 +17,8 @@ TRAIN_EXAMPLES = """\
   muses train-model --epochs 50 --unfrozen-blocks 2 --fine-tune-lr 1e-4
   muses train-model --backbone vgg19 --weights weights/vgg19.safetensors --image-size 224
   muses train-model --epochs 50 --resume                          # after Ctrl-C or a crash
+  muses train-model --epochs 50 --nproc 4                         # 4 processes (GPUs), DDP
+  torchrun --nproc_per_node 4 -m muses train-model --epochs 50    # the same, started by torchrun
 
 The epochs are split 60/40 between transfer learning (only the new head trains, on cached
 backbone features: seconds) and fine-tuning (the last --unfrozen-blocks blocks of the
@@ -68,6 +70,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--workers", type=int, help="image decoding processes (default: up to 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--nproc", type=positive(int), default=1, metavar="N",
+                   help="train in N processes (DistributedDataParallel; one per GPU, or gloo on CPU) (default 1)")
     p.set_defaults(func=run_train)
 
     p = command_parser(subparsers, "predict", help="classify new photos with a trained model", examples=PREDICT_EXAMPLES)
@@ -82,6 +86,33 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    from muses.model import distributed
+
+    if args.nproc > 1 and not distributed.from_env().active:
+        return distributed.launch(args.nproc, _without_nproc(sys.argv[1:]))
+    device = distributed.setup(args.device)  # under torchrun: join the run, take this process's GPU
+    try:
+        return _train(args, device, main=distributed.from_env().main)
+    finally:
+        distributed.teardown()
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line again for each torchrun process, less --nproc."""
+    if "train-model" not in argv:
+        raise UsageError("--nproc works from the command line: muses train-model --nproc N ...")
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+            continue
+        skip = arg == "--nproc"
+        if not skip:
+            out.append(arg)
+    return out
+
+
+def _train(args, device: str, *, main: bool) -> int:
     from muses.model.loading import setup_classifier
     from muses.model.training import default_phases
 
@@ -104,7 +135,7 @@ def run_train(args) -> int:
             dropout=args.dropout,
             seed=args.seed,
             project=project,
-            device=args.device,
+            device=device,
             batch_size=args.batch_size,
             views=args.views,
             workers=args.workers,
@@ -116,7 +147,9 @@ def run_train(args) -> int:
             raise UsageError(f"--unfrozen-blocks: {clf.cfg.backbone} has {clf.num_blocks} blocks, got {args.unfrozen_blocks}")
         for image, why in clf.dataset.skipped:
             print(f"skipped {image}: {why}")
-        history = clf.fit(phases, model_name=name, resume=args.resume)
+        history = clf.fit(phases, model_name=name, resume=args.resume, save=main)  # one process writes the model
+        if not main:
+            return 0
     except KeyboardInterrupt:
         print("training interrupted; the last finished epoch is checkpointed: run the same command "
               "with --resume to continue", file=sys.stderr)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from muses.collection.image_checks import ImageProblem, check_content, decode, orient
 from muses.collection.sources import ReadLimits, is_url, read_original
+from muses.compute import ComputeSettings
 from muses.collection.store import PENDING, PROBLEM, USABLE_STATUSES, Image, Store, problem_category
 from muses.errors import RunFailed
 from muses.settings import ConfigError, Project
@@ -209,8 +210,14 @@ def resolve_workers(workers: int | None, project: Project) -> int:
     return n or os.cpu_count() or 1
 
 
-def _run(tasks: list[Task], settings: Settings, project: Project, workers: int) -> Iterator[Result]:
+def _run(tasks: list[Task], settings: Settings, project: Project, workers: int,
+         compute: ComputeSettings | None = None) -> Iterator[Result]:
     args = ((t, settings, str(project.images_dir), str(project.root)) for t in tasks)
+    if compute is not None and compute.uses_ray:
+        from muses.compute.ray_map import map_ordered
+
+        yield from map_ordered(_process_star, args, settings=compute)
+        return
     if workers == 1 or len(tasks) < 2:
         yield from map(_process_star, args)
         return
@@ -240,13 +247,15 @@ def _save(store: Store, results: list[Result]) -> None:
 
 def generate_images(project: Project, *, store: Store | None = None, force: bool = False,
                     workers: int | None = None, max_side: int | None = None, allow_private_urls: bool = False,
-                    progress: Callable[[int, int], Any] | None = None) -> GenerateReport:
+                    progress: Callable[[int, int], Any] | None = None,
+                    compute: ComputeSettings | None = None) -> GenerateReport:
     """Check every image that needs it and write its ML-size copy; returns this run's report.
 
     ``force``: check every image again. ``workers``: processes (None: muses.toml's
     ``[images] workers``; 0: one per CPU core). ``max_side``: long side of the copies (None:
     ``[images] max_side``). ``allow_private_urls``: fetch URLs on loopback, link-local and private
-    addresses too. ``progress(done, total)`` is called after each image. A copy that cannot be
+    addresses too. ``progress(done, total)`` is called after each image. ``compute`` with the Ray
+    engine checks the photos in Ray tasks (the store is written here, as the results come in). A copy that cannot be
     written (disk full, no permission) or results the store cannot save stop the run with a
     :class:`~muses.errors.RunFailed`; the photos not done stay pending.
     Also writes ``images/report.json`` (see :func:`write_report`).
@@ -260,7 +269,7 @@ def generate_images(project: Project, *, store: Store | None = None, force: bool
     originals = {t.image_id: t.original for t in tasks}
     pending: list[Result] = []
     try:
-        for done, result in enumerate(_run(tasks, settings, project, n_workers), start=1):
+        for done, result in enumerate(_run(tasks, settings, project, n_workers, compute), start=1):
             if result.changed:
                 report.processed += 1
                 report.by_status[result.status] += 1

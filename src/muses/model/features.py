@@ -1,8 +1,11 @@
 """The frozen-feature cache: what a frozen part of the network makes of each image view.
 
 While (part of) the backbone is frozen its output for a given view never changes, so it is
-computed once and stored: one safetensors file per *setting* (the frozen weights' digest,
+computed once and stored: safetensors files per *setting* (the frozen weights' digest,
 preprocessing, augmentation, seed, split point), holding one tensor per ``image sha256:view``.
+Each save adds a shard with the entries made since the last one (``KIND-KEY.safetensors``, then
+``KIND-KEY.shards/000001.safetensors``, ...), and entries are read back through memory maps: a cache of a
+million views costs disk, not memory.
 A changed weight, size or image gives another key, so stale entries are never used; the
 folder (``cache/features/`` in the project) is safe to delete at any time.
 """
@@ -11,15 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from muses.datasets.folder import Sample
+from muses.model import distributed
 from muses.model.files import writing
 from muses.model.predictor import autocast
 from muses.model.views import ViewDataset
@@ -36,23 +41,73 @@ def entry_key(sample: Sample, view: int) -> str:
     return f"{sample.digest}:{view}"
 
 
+class _Entries(MutableMapping):
+    """Tensors by key: the saved ones read through memory maps of the shard files, the new ones
+    held until the next save."""
+
+    def __init__(self) -> None:
+        self.new: dict[str, torch.Tensor] = {}
+        self.shards: list = []  # open safetensors files (memory-mapped)
+        self.where: dict[str, int] = {}  # key -> index in shards
+
+    def add_shard(self, path: Path) -> None:
+        shard = safe_open(str(path), framework="pt")
+        self.where.update(dict.fromkeys(shard.keys(), len(self.shards)))
+        self.shards.append(shard)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key in self.new:
+            return self.new[key]
+        return self.shards[self.where[key]].get_tensor(key)
+
+    def __setitem__(self, key: str, value: torch.Tensor) -> None:
+        self.new[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("cache entries are never removed: delete the cache folder instead")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.new or key in self.where
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.where
+        yield from (k for k in self.new if k not in self.where)
+
+    def __len__(self) -> int:
+        return len(self.where) + sum(k not in self.where for k in self.new)
+
+
 class FeatureCache:
-    """A dict of tensors backed by one safetensors file (or memory only when ``path`` is None)."""
+    """Tensors by key in safetensors shards on disk (or memory only when ``path`` is None)."""
 
     def __init__(self, path: Path | None):
         self.path = path
-        self.entries: dict[str, torch.Tensor] = {}
-        if path is not None and path.is_file():
-            self.entries = load_file(str(path))
+        self.entries = _Entries()
+        for shard in self._shard_paths():
+            self.entries.add_shard(shard)
+
+    @property
+    def _shard_dir(self) -> Path:
+        return self.path.with_suffix(".shards")
+
+    def _shard_paths(self) -> list[Path]:
+        if self.path is None or not self.path.is_file():
+            return []
+        return [self.path] + sorted(p for p in self._shard_dir.glob("*.safetensors") if p.stem.isdigit())
 
     def save(self) -> None:
-        if self.path is None or not self.entries:
+        """Write the entries made since the last save as a new shard."""
+        if self.path is None or not self.entries.new or not distributed.is_main():  # one writer per run
             return
-        tmp = self.path.with_suffix(".tmp")
-        with writing(self.path, tmp):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            save_file(self.entries, str(tmp))
-            os.replace(tmp, self.path)
+        shards = len(self.entries.shards)
+        target = self.path if shards == 0 else self._shard_dir / f"{shards:06d}.safetensors"
+        tmp = target.with_suffix(".tmp")
+        with writing(target, tmp):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_file(self.entries.new, str(tmp))
+            os.replace(tmp, target)
+        self.entries.add_shard(target)
+        self.entries.new = {}
 
     def stack(self, keys: Sequence[str]) -> torch.Tensor:
         return torch.stack([self.entries[k] for k in keys]).float()
@@ -75,23 +130,28 @@ def fill_from_images(
     device: torch.device,
     desc: str,
 ) -> int:
-    """Compute ``fn`` (a frozen module, already in eval mode) for every missing view; returns how many."""
+    """Compute ``fn`` (a frozen module, already in eval mode) for every missing view; returns how many.
+    In a multi-process run each process computes its share and all of them get every entry."""
+    dist = distributed.current()
+    distributed.barrier()  # every process has read the cache file before the first writes it again
     wanted = {entry_key(*p): p for p in pairs}
     todo = [p for k, p in wanted.items() if k not in cache.entries]
     if not todo:
         return 0
-    loader = DataLoader(make_dataset(todo), batch_size=batch_size, num_workers=workers, generator=torch.Generator())
-    done = 0
-    with torch.inference_mode(), tqdm(total=len(todo), desc=desc, unit="view") as bar:
+    mine = distributed.shard(todo, dist, pad=False)
+    made: dict[str, torch.Tensor] = {}
+    loader = DataLoader(make_dataset(mine), batch_size=batch_size, num_workers=workers, generator=torch.Generator())
+    with torch.inference_mode(), tqdm(total=len(mine), desc=desc, unit="view", disable=not dist.main) as bar:
         for b, batch in enumerate(loader):
             with autocast(device):
                 out = fn(batch.to(device)).float().cpu().half()
-            for pair, value in zip(todo[done : done + len(batch)], out):
-                cache.entries[entry_key(*pair)] = value.clone()
-            done += len(batch)
+            for pair, value in zip(mine[len(made) : len(made) + len(batch)], out):
+                made[entry_key(*pair)] = cache.entries[entry_key(*pair)] = value.clone()
             bar.update(len(batch))
             if (b + 1) % SAVE_EVERY == 0:
                 cache.save()
+    for share in distributed.gather(made, dist):
+        cache.entries.update(share)
     cache.save()
     return len(todo)
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from muses.datasets.folder import DatasetFolder, Sample
 from muses.errors import MusesError
-from muses.model import backbones, features
+from muses.model import backbones, distributed, features
 from muses.model.files import ModelCfg, read_checkpoint, save_checkpoint
 from muses.model.predictor import ClassifierNet, autocast
 from muses.model.views import DETERMINISTIC, AugmentCfg, ViewDataset
@@ -148,7 +148,7 @@ class _Source:
     """How a phase gets its inputs: a cache of (partial) features, or images (cache None)."""
 
     cache: features.FeatureCache | None
-    forward: Callable[[torch.Tensor], torch.Tensor]
+    forward: nn.Module  # a module, so that DDP can wrap it in a multi-process run
 
 
 class Trainer:
@@ -159,6 +159,7 @@ class Trainer:
         self.net, self.cfg, self.dataset, self.tc, self.device = net, cfg, dataset, train_cfg, device
         self.history: list[dict] = list(cfg.history) if history is None else history
         self._pooled: features.FeatureCache | None = None
+        self.dist = distributed.current()  # one process, or this one's share of a torchrun run
 
     # -- the run ---------------------------------------------------------------------------------
     def fit(
@@ -226,9 +227,10 @@ class Trainer:
             state.optimizer = None
         best, best_state = state.best, state.best_state
         state.best_state = None
+        trained = _Source(source.cache, distributed.wrap(source.forward, self.dist, self.device))
         for epoch in range(state.epoch, phase.epochs):
             t0 = time.perf_counter()
-            train_m, state.step = self._train_epoch(source, train, epoch, optimizer, phase, state.step, class_weights, generator)
+            train_m, state.step = self._train_epoch(trained, train, epoch, optimizer, phase, state.step, class_weights, generator)
             val_m = self._evaluate(source, val) if val else {}
             record = {
                 "phase": p_index,
@@ -369,22 +371,23 @@ class Trainer:
         self._pooled = pooled
 
     def _source(self, n: int, train, val) -> _Source:
+        head = [self.net.dropout, self.net.fc]  # net.head, as modules
         if n == 0:
-            return _Source(self._pooled, self.net.head)
+            return _Source(self._pooled, nn.Sequential(*head))
         trunk = self._trunk_cache(n, self._pairs(train, val))
         if trunk is not None:
             cache, tail = trunk
-            return _Source(cache, lambda x: self.net.head(tail(x)))
+            return _Source(cache, nn.Sequential(tail, *head))
         return _Source(None, self.net)
 
-    def _batches(self, source: _Source, pairs: list[tuple[Sample, int]]) -> Iterator[torch.Tensor]:
+    def _batches(self, source: _Source, pairs: list[tuple[Sample, int]], batch_size: int) -> Iterator[torch.Tensor]:
         if source.cache is not None:
             keys = [features.entry_key(*p) for p in pairs]
-            for start in range(0, len(keys), self.tc.batch_size):
-                yield source.cache.stack(keys[start : start + self.tc.batch_size])
+            for start in range(0, len(keys), batch_size):
+                yield source.cache.stack(keys[start : start + batch_size])
             return
         # An own generator: the loader's seed draw must not shift the dropout masks.
-        loader = DataLoader(self._view_dataset(pairs), batch_size=self.tc.batch_size, num_workers=self.tc.workers,
+        loader = DataLoader(self._view_dataset(pairs), batch_size=batch_size, num_workers=self.tc.workers,
                             generator=torch.Generator())
         yield from loader
 
@@ -402,14 +405,17 @@ class Trainer:
         else:
             pairs = [(s, epoch % self.tc.views) for s in train]
         order = torch.randperm(len(pairs), generator=generator).tolist()
-        pairs = [pairs[i] for i in order]
+        # every process draws the same order and takes its share; a step's global batch stays batch_size
+        pairs = distributed.shard([pairs[i] for i in order], self.dist)
+        batch_size = max(1, self.tc.batch_size // self.dist.world)
         y = torch.tensor([s.label for s, _ in pairs])
         self._set_train_mode()
         loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=self.tc.label_smoothing)
         total, preds = 0.0, []
         kind = "fine-tune" if phase.unfrozen_blocks else "transfer"
-        bar = tqdm(total=len(pairs), desc=f"epoch {len(self.history) + 1} ({kind})", unit="view", leave=False)
-        for start, x in zip(range(0, len(pairs), self.tc.batch_size), self._batches(source, pairs)):
+        bar = tqdm(total=len(pairs), desc=f"epoch {len(self.history) + 1} ({kind})", unit="view", leave=False,
+                   disable=not self.dist.main)
+        for start, x in zip(range(0, len(pairs), batch_size), self._batches(source, pairs, batch_size)):
             yb = y[start : start + len(x)].to(self.device)
             for g in optimizer.param_groups:
                 g["lr"] = phase.lr / (1.0 + phase.decay * step)
@@ -426,7 +432,9 @@ class Trainer:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
         self.net.eval()
-        return _metrics(total / len(pairs), torch.cat(preds).numpy(), y.numpy()), step
+        shares = distributed.gather((total, torch.cat(preds).numpy(), y.numpy()), self.dist)
+        return _metrics(sum(t for t, _, _ in shares) / sum(len(ys) for _, _, ys in shares),
+                        np.concatenate([p for _, p, _ in shares]), np.concatenate([ys for _, _, ys in shares])), step
 
     def _logits(self, source: _Source, samples: list[Sample]) -> tuple[torch.Tensor, np.ndarray]:
         """The logits of ``samples`` (their deterministic view) and their labels."""
@@ -434,7 +442,7 @@ class Trainer:
         self.net.eval()
         logits = []
         with torch.inference_mode(), autocast(self.device):
-            for x in self._batches(source, pairs):
+            for x in self._batches(source, pairs, self.tc.batch_size):
                 logits.append(source.forward(x.to(self.device)).float().cpu())
         return torch.cat(logits), np.array([s.label for s in samples])
 
@@ -467,4 +475,6 @@ class _Checkpoint:
             tensors.update({f"best.{k}": v for k, v in state.best_state.items()})
         meta = {"run": self.run_key, "position": [state.phase, state.epoch], "step": state.step,
                 "history": state.history, "best": state.best, "optimizer": opt_meta}
-        save_checkpoint(self.path, tensors, meta, save_tensors=self.save_tensors)
+        if trainer.dist.main:
+            save_checkpoint(self.path, tensors, meta, save_tensors=self.save_tensors)
+        distributed.barrier()  # a process that stops now resumes from this checkpoint, like the others

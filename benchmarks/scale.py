@@ -1,0 +1,232 @@
+"""The scale section: muses' commands on 10k / 100k (and 1M) synthetic records, and how they grow.
+
+    python -m benchmarks.scale                      # 10k and 100k records, SQLite; table in results/
+    python -m benchmarks.scale --million            # 10k, 100k and 1M (about half an hour)
+    python -m benchmarks.scale --store-url 'postgresql+psycopg://localhost/muses_scale_{size}'
+    python -m benchmarks.scale --ray 2000           # generate-images on 2,000 photos: local vs Ray, 1 vs 2 workers
+
+Each command runs in its own process (benchmarks.run.run_child: wall time and that process's
+peak RSS from os.wait4). Per size: import records/s, labeling (label-preview) records/s,
+search and browse p95 latency, `muses items` / `muses stats` time, peak RSS of each. The last
+table says how each figure grows from the smallest to the largest size: time per record and
+memory should stay flat, command times at most linear. ``--store-url`` puts each size in its
+own database (``{size}`` in the URL is replaced by the record count; the databases must be empty).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.run import RESULTS, ChildRun, run_child
+from benchmarks.synthetic import generate
+
+DEFAULT_SIZES = (10_000, 100_000)
+MILLION = 1_000_000
+QUERIES = ("bust", "vase", "portrait miniature", "earring", "medal", "terracotta", "washington", "photograph",
+           "cameo", "glass bottle")
+PROBE_REPEAT = 3  # rounds of the queries / pages; p95 over all of them
+PROBE_BUDGET_S = 60.0  # a probe stops sampling after this long (a slow page at 1M would take hours)
+FLAT = 1.5  # a per-record or fixed-cost figure that grows less than this from the smallest size is "flat"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured command at one size."""
+
+    what: str
+    seconds: float
+    peak_mb: float
+    value: float | None = None  # records/s, or a p95 in ms
+    unit: str = ""
+
+
+def _muses(project: Path, *args: str) -> ChildRun:
+    run = run_child(["-m", "muses", *args, "--project", str(project)])
+    if run.returncode != 0:
+        raise RuntimeError(f"muses {args[0]} failed ({run.returncode}): {run.output.strip()[-400:]}")
+    return run
+
+
+def _probe(project: Path, kind: str) -> tuple[ChildRun, float]:
+    run = run_child(["-m", "benchmarks.scale", "--probe", kind, str(project)])
+    if run.returncode != 0:
+        raise RuntimeError(f"{kind} probe failed: {run.output.strip()[-400:]}")
+    return run, json.loads(run.output.strip().splitlines()[-1])["p95_ms"]
+
+
+def _p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
+
+
+def probe_search(project: Path) -> float:
+    """p95 ms of one-word and phrase searches (the index is built first, not timed)."""
+    from muses.collection.store import Store
+    from muses.search import Filters, TextTerm, open_engine
+    from muses.settings import Project
+
+    engine = open_engine(Store.for_project(Project.load(project)))
+    filters = Filters(usable_only=False)  # the synthetic photos are never checked: every item counts
+    engine.search([TextTerm((QUERIES[0],), {"title": 1.0})], filters)
+    samples = []
+    for _ in range(PROBE_REPEAT):
+        for q in QUERIES:
+            start = time.perf_counter()
+            engine.search([TextTerm((q,), {"title": 2.0, "object_type": 1.0})], filters, limit=20)
+            samples.append((time.perf_counter() - start) * 1000)
+    return _p95(samples)
+
+
+def probe_browse(project: Path) -> float:
+    """p95 ms of the browse API: first pages, a deep page, and a naive-label filter."""
+    from fastapi.testclient import TestClient
+
+    from muses.web.app import create_app
+
+    client = TestClient(create_app(project))
+    urls = ["/api/items", "/api/items?page=2", "/api/items?page=400", "/api/items?naive=bust",
+            "/api/items?naive=bust&page=3"]
+    client.get(urls[0]).raise_for_status()
+    samples: list[float] = []
+    for url in urls * PROBE_REPEAT:
+        start = time.perf_counter()
+        client.get(url).raise_for_status()
+        samples.append((time.perf_counter() - start) * 1000)
+        if sum(samples) > PROBE_BUDGET_S * 1000:
+            break
+    return _p95(samples)
+
+
+PROBES = {"search": probe_search, "browse": probe_browse}
+
+
+def measure(size: int, source: Path, work: Path, *, store_url: str | None = None, log=print) -> list[Figure]:
+    """Import ``size`` records of ``source`` into a fresh project and time the commands on it."""
+    project = work / f"project-{size}"
+    records = work / f"records-{size}.jsonl"
+    with (source / "records.jsonl").open(encoding="utf-8") as src, records.open("w", encoding="utf-8") as dst:
+        for n, line in enumerate(src):
+            if n == size:
+                break
+            dst.write(line)
+    if run_child(["-m", "muses", "init", str(project)]).returncode != 0:
+        raise RuntimeError(f"muses init {project} failed")
+    if store_url:
+        with (project / "muses.toml").open("a", encoding="utf-8") as fh:
+            fh.write(f'\n[store]\nurl = "{store_url.format(size=size)}"\n')
+    figures = []
+    log(f"  {size:,}: import")
+    run = _muses(project, "import", str(records), "--preset", "met-scrapi", "--image-root", str(source))
+    figures.append(Figure("import", run.seconds, run.peak_mb, size / run.seconds, "records/s"))
+    log(f"  {size:,}: label-preview")
+    run = _muses(project, "label-preview", "--json")
+    figures.append(Figure("labeling (label-preview)", run.seconds, run.peak_mb, size / run.seconds, "records/s"))
+    for command in ("items", "stats"):
+        log(f"  {size:,}: {command}")
+        run = _muses(project, command, "--json")
+        figures.append(Figure(f"muses {command}", run.seconds, run.peak_mb))
+    for kind in PROBES:
+        log(f"  {size:,}: {kind} probe")
+        run, p95 = _probe(project, kind)
+        figures.append(Figure(f"{kind} p95", run.seconds, run.peak_mb, p95, "ms"))
+    return figures
+
+
+def growth(small: float, large: float, size_ratio: float, *, per_record: bool) -> str:
+    """'flat', 'linear' or 'WORSE THAN LINEAR' for a figure from the smallest to the largest size.
+    ``per_record`` figures (records/s) should stay flat: their fall is the growth."""
+    ratio = (small / large) if per_record else (large / small)
+    if ratio <= FLAT:
+        return f"flat (x{ratio:.2f})"
+    if ratio <= size_ratio * FLAT:
+        return f"linear (x{ratio:.1f} for x{size_ratio:.0f} records)"
+    return f"WORSE THAN LINEAR (x{ratio:.1f} for x{size_ratio:.0f} records)"
+
+
+def format_table(results: dict[int, list[Figure]]) -> str:
+    sizes = sorted(results)
+    lines = ["| what | " + " | ".join(f"{s:,} records" for s in sizes) + " | growth |",
+             "| --- | " + " | ".join("---" for _ in sizes) + " | --- |"]
+    ratio = sizes[-1] / sizes[0]
+    for i, first in enumerate(results[sizes[0]]):
+        row = [results[s][i] for s in sizes]
+        cells = [f"{f.value:,.1f} {f.unit} ({f.seconds:.1f} s)" if f.value is not None else f"{f.seconds:.2f} s"
+                 for f in row]
+        if first.unit == "ms":
+            trend = growth(row[0].value, row[-1].value, ratio, per_record=False)
+        elif first.unit == "records/s":
+            trend = growth(row[0].value, row[-1].value, ratio, per_record=True)
+        else:
+            trend = growth(row[0].seconds, row[-1].seconds, ratio, per_record=False)
+        lines.append(f"| {first.what} | " + " | ".join(cells) + f" | time {trend} |")
+        lines.append(f"| {first.what}: peak RSS | " + " | ".join(f"{f.peak_mb:,.0f} MB" for f in row)
+                     + f" | memory {growth(row[0].peak_mb, row[-1].peak_mb, ratio, per_record=False)} |")
+    return "\n".join(lines)
+
+
+def run(sizes: tuple[int, ...], *, store_url: str | None = None, images: int = 2000, workdir: Path | None = None,
+        log=print) -> dict[int, list[Figure]]:
+    with tempfile.TemporaryDirectory(prefix="muses-scale-") as tmp:
+        work = Path(workdir or tmp)
+        log(f"generating {max(sizes):,} synthetic records")
+        made = generate(work / "synthetic", max(sizes), images=images)
+        log(f"  ({made.seconds:.1f} s)")
+        return {size: measure(size, work / "synthetic", work, store_url=store_url, log=log) for size in sizes}
+
+
+def ray_throughput(photos: int, *, log=print) -> str:
+    """generate-images on ``photos`` synthetic photos: this machine vs a Ray cluster started by the
+    command, 1 and 2 workers each (the Ray rows include starting the cluster)."""
+    rows = ["| generate-images | photos/s | wall s | driver peak RSS |", "| --- | --- | --- | --- |"]
+    with tempfile.TemporaryDirectory(prefix="muses-ray-") as tmp:
+        work = Path(tmp)
+        source = generate(work / "synthetic", photos, images=photos).records.parent
+        for engine, workers in (("local", 1), ("local", 2), ("ray", 1), ("ray", 2)):
+            project = work / f"{engine}-{workers}"
+            run_child(["-m", "muses", "init", str(project)])
+            _muses(project, "import", str(source / "records.jsonl"), "--preset", "met-scrapi", "--image-root", str(source))
+            flags = ["--engine", "ray", "--ray-workers", str(workers)] if engine == "ray" else ["--workers", str(workers)]
+            log(f"  generate-images, {engine}, {workers} worker(s)")
+            run = _muses(project, "generate-images", *flags)
+            rows.append(f"| {engine}, {workers} worker(s) | {photos / run.seconds:,.1f} | {run.seconds:.1f} | {run.peak_mb:,.0f} MB |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="record counts")
+    parser.add_argument("--million", action="store_true", help="add the 1,000,000-record size")
+    parser.add_argument("--store-url", help="a database URL per size ({size} is replaced); default: SQLite files")
+    parser.add_argument("--images", type=int, default=2000, help="distinct synthetic photos (default 2000)")
+    parser.add_argument("--results", type=Path, default=RESULTS, metavar="DIR")
+    parser.add_argument("--ray", type=int, metavar="PHOTOS", help="only the Ray throughput rows, on PHOTOS photos")
+    parser.add_argument("--probe", nargs=2, metavar=("KIND", "PROJECT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.probe:
+        print(json.dumps({"p95_ms": PROBES[args.probe[0]](Path(args.probe[1]))}))
+        return 0
+    sizes = tuple(sorted(set(args.sizes) | ({MILLION} if args.million else set())))
+    started = time.perf_counter()
+    if args.ray:
+        table, sizes, store = ray_throughput(args.ray), (args.ray,), "ray"
+    else:
+        table = format_table(run(sizes, store_url=args.store_url, images=args.images))
+        store = args.store_url.split(":", 1)[0] if args.store_url else "sqlite"
+    text = (f"# muses scale bench, {dt.date.today().isoformat()} ({store})\n\n"
+            f"whole run {time.perf_counter() - started:.0f} s; each command in its own process\n\n{table}\n")
+    print(text)
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"scale-{dt.date.today().isoformat()}-{store}-{max(sizes)}.md"
+    out.write_text(text, encoding="utf-8")
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The compute engines: Ray optional and asked for by name; `classify --engine ray` on a local
+Ray cluster stores what the local path stores."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from muses.classify import classify_collection
+from muses.cli import main
+from muses.collection.store import Store
+from muses.compute import ComputeError, ComputeSettings, RayMissing, require_ray
+from muses.collection.images import generate_images
+from test_classify import met_project  # noqa: F401 - the fixture: real Met photos, a broken and a missing one
+from test_images import corpus_project  # noqa: F401 - the fixture: good, broken, truncated, huge... photos
+
+pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")
+
+
+@pytest.fixture
+def without_ray(monkeypatch):
+    """This interpreter as if Ray were not installed (None in sys.modules makes `import ray` fail)."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+
+
+def test_settings_refuse_unknown_engine_and_zero_workers():
+    with pytest.raises(ComputeError, match="one of local, ray"):
+        ComputeSettings(engine="spark")
+    with pytest.raises(ComputeError, match=">= 1"):
+        ComputeSettings(engine="ray", workers=0)
+    assert ComputeSettings(engine="ray").uses_ray and not ComputeSettings().uses_ray
+
+
+def test_without_ray_the_ray_engine_says_what_to_install(without_ray):
+    with pytest.raises(RayMissing, match=r'pip install "muses\[ray\]"'):
+        require_ray()
+
+
+def test_classify_engine_ray_without_ray_is_a_usage_message(met_project, tiny_model_path, without_ray, capsys):
+    code = main(["classify", "--engine", "ray", "--model", str(tiny_model_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "muses[ray]"' in err and "Traceback" not in err
+
+
+def test_muses_imports_and_classifies_locally_without_ray(met_project, tiny_model_path, without_ray):
+    report = classify_collection(met_project, model_path=tiny_model_path, compute=ComputeSettings())
+    assert report.classified and "broken" in report.failed
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, address="local", log_to_driver=False,
+             _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
+def _stored(project) -> dict:
+    return {i.id: i.classification for i in Store.for_project(project).items() if i.classification}
+
+
+@pytest.mark.slow
+def test_classify_on_ray_stores_what_the_local_path_stores(met_project, tiny_model_path, ray_cluster):
+    local = classify_collection(met_project, model_path=tiny_model_path, runtime="torch", batch_size=3)
+    expected = _stored(met_project)
+    on_ray = classify_collection(met_project, model_path=tiny_model_path, runtime="torch", batch_size=3,
+                                 update_existing=True, compute=ComputeSettings(engine="ray", workers=2))
+    got = _stored(met_project)
+    assert sorted(on_ray.classified) == sorted(local.classified) and on_ray.failed == local.failed
+    assert sorted(on_ray.unreadable) == sorted(local.unreadable)
+    assert got.keys() == expected.keys()
+    for item_id, c in got.items():
+        want = expected[item_id]["classes"]
+        assert [k["name"] for k in c["classes"]] == [k["name"] for k in want], item_id
+        for k, w in zip(c["classes"], want):
+            assert k["probability"] == pytest.approx(w["probability"], abs=1e-5)
+    # resumable as on one machine: nothing left to do, nothing done again
+    again = classify_collection(met_project, model_path=tiny_model_path, runtime="torch",
+                                compute=ComputeSettings(engine="ray", workers=2))
+    assert again.classified == [] and again.skipped_existing == len(local.classified)
+
+
+def _checked(store) -> dict:
+    return {im.original: (im.status, im.problem, im.checksum, im.stored_path, im.width, im.height)
+            for im in store.images()}
+
+
+@pytest.mark.slow
+def test_generate_images_on_ray_checks_every_photo_as_the_local_run(corpus_project, ray_cluster):
+    project, store, local, _ = corpus_project
+    expected = _checked(store)
+    on_ray = generate_images(project, store=store, force=True, compute=ComputeSettings(engine="ray", workers=2))
+    assert _checked(store) == expected
+    assert on_ray.by_status == local.by_status and on_ray.problems == local.problems
+
+
+def test_generate_images_engine_ray_without_ray_says_what_to_install(corpus_project, without_ray, capsys):
+    project = corpus_project[0]
+    code = main(["generate-images", "--force", "--engine", "ray", "--project", str(project.root)])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "muses[ray]"' in err and "Traceback" not in err
