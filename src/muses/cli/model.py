@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
+from muses.model import RUNTIMES
 from muses.model.decoding import MAX_PIXELS  # no torch: cheap enough for --help
 from muses.settings import find_project
 
@@ -75,6 +76,8 @@ def register(subparsers) -> None:
     p.add_argument("--object", action="store_true", help="the photos show one object: average them into one answer")
     p.add_argument("--max-pixels", type=positive(int), default=MAX_PIXELS, metavar="N",
                    help=f"photos with more pixels are skipped, unread (default {MAX_PIXELS:,})")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="auto (default): ONNX Runtime, fast, exporting NAME.onnx once if missing; torch: the slow reference")
     p.set_defaults(func=run_predict)
 
 
@@ -171,7 +174,7 @@ def run_predict(args) -> int:
     from muses.predictions import mean_probabilities, ranked
 
     project = find_project(args.project)
-    clf = load_for_command(project, args.model)
+    clf = load_for_command(project, args.model, args.runtime)
     images, kept, failed = load_images(args.images, clf.cfg.input_size, max_pixels=args.max_pixels)
     names = [str(args.images[i]) for i in kept]
     skipped = [{"image": str(path), "error": why} for _, path, why in failed]
