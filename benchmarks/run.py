@@ -306,7 +306,8 @@ def section_classify(b: Bench) -> list[Row]:
 
     from muses.model.classifier import Classifier
     from muses.model.image_loading import iter_batches
-    from muses.model.onnx import export_onnx, load_onnx
+    from muses.model.onnx import load_onnx
+    from muses.model.onnx_export import export_onnx
 
     s = b.settings
     model = b.lite0_model()
@@ -375,7 +376,8 @@ def section_classify_command(b: Bench) -> list[Row]:
         from muses.classify import classify_collection
     except ImportError as exc:
         raise Unavailable(f"{exc.name} is not built yet") from exc
-    from muses.model.onnx import export_onnx, is_current
+    from muses.model.onnx import is_current
+    from muses.model.onnx_export import export_onnx
 
     project = b.met_project()
     model = b.lite0_model()
@@ -527,11 +529,11 @@ def section_generate_images(b: Bench) -> list[Row]:
 
 
 def section_predict_memory(b: Bench) -> list[Row]:
-    """Peak RSS of `muses predict` on a few photos, torch vs ONNX (auto picks ONNX when
-    NAME.onnx is beside the model)."""
+    """Peak RSS and wall time of `muses predict` on a few photos, torch vs ONNX (the default)."""
     from muses.settings import init_project
     from muses.model.files import paths as model_paths
-    from muses.model.onnx import export_onnx, onnx_path_for
+    from muses.model.onnx import onnx_path_for
+    from muses.model.onnx_export import export_onnx
 
     model = b.lite0_model()
     photos = [str(p) for p in b.met_photos(b.settings.predict_images)]
@@ -551,7 +553,8 @@ def section_predict_memory(b: Bench) -> list[Row]:
             else:
                 export_onnx(copy)
         b.log(f"  predict ({runtime}): {len(photos)} photos in a subprocess")
-        run = run_child(["-m", "muses", "predict", *photos, "--model", str(copy), "--project", str(root), "--json"])
+        run = run_child(["-m", "muses", "predict", *photos, "--model", str(copy), "--project", str(root), "--json",
+                         "--runtime", runtime])
         _check_child(run, f"muses predict ({runtime})")
         rows.append(Row(f"peak RSS: predict {len(photos)} photos, {runtime}", f"{run.peak_mb:,.0f} MB",
                         note=f"whole command in {run.seconds:.1f} s, start-up included"))

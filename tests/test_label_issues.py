@@ -128,7 +128,7 @@ def test_pretrained_twin_has_the_original_weights(tiny_model_path, tmp_path):
     from muses.model.classifier import Classifier
     from muses.model.loading import load_model
 
-    clf = load_model(tiny_model_path, project=tmp_path)
+    clf = load_model(tiny_model_path, runtime="torch", project=tmp_path)  # compares torch weights
     assert li.feature_extractor(clf, "auto") is clf and li.feature_extractor(clf, "model") is clf  # head-only model
     twin = li.feature_extractor(clf, "pretrained")
     assert twin.cfg.preprocess == clf.cfg.preprocess and twin.class_names == clf.class_names

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,10 +14,11 @@ from muses.cli import main
 from muses.collection.store import Store
 from muses.model import onnx as onnx_runtime
 from muses.model.classifier import Classifier
-from muses.model.loading import load_model
+from muses.model.loading import RuntimeFallbackWarning, load_model
 from muses.model.files import read_model, save_model
 from muses.model.decoding import UnreadableImage, open_image
 from muses.model.onnx import OnnxError, OnnxPredictor, load_onnx
+from muses.model.onnx_export import export_onnx
 from muses.model.predictor import Predictor
 
 
@@ -105,8 +108,6 @@ def test_load_model_runtime_dispatch(exported, tmp_path):
     assert isinstance(load_model(model, runtime="auto", project=tmp_path), OnnxPredictor)  # NAME.onnx is there
     assert isinstance(load_model(model, runtime="torch", project=tmp_path), Classifier)
     assert isinstance(load_model(model, runtime="onnx", project=tmp_path), OnnxPredictor)
-    bare = _copy_model(model, tmp_path, "bare")  # never exported
-    assert isinstance(load_model(bare, runtime="auto", project=tmp_path), Classifier)
     clf = load_model(model, project=tmp_path)
     assert clf.cfg.history and clf.name == "m"
 
@@ -118,13 +119,54 @@ def test_export_errors_are_usage_errors(tmp_path, capsys, project):
         main(["export-onnx", "--opset", "0"])
     assert exc.value.code == 2
     with pytest.raises(OnnxError, match="opset must be an integer >= 18"):
-        onnx_runtime.export_onnx(tmp_path / "nope.safetensors", opset=11)
+        export_onnx(tmp_path / "nope.safetensors", opset=11)
 
 
 def test_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["export-onnx", "--help"])
     assert "muses export-onnx --model models/vases.safetensors" in capsys.readouterr().out
+
+
+def test_auto_runtime_falls_back_to_torch_saying_why(exported, tmp_path):
+    bare = _copy_model(exported[0], tmp_path, "bare")
+    (tmp_path / "bare.onnx").mkdir()  # something in the way: the export could never be written
+    with pytest.warns(RuntimeFallbackWarning, match="bare.onnx is not a file.*predicting with torch instead"):
+        clf = load_model(bare, runtime="auto", project=tmp_path)
+    assert isinstance(clf, Classifier)
+
+
+@pytest.mark.parametrize("runtime, heavy", [("auto", "[]"), ("torch", "'torch'")])
+def test_one_photo_predict_with_onnx_never_imports_torch(exported, met_photos, runtime, heavy):
+    """The fast path's start-up: torch takes seconds to import, ONNX Runtime does not need it."""
+    model, _ = exported
+    script = ("import sys; from muses.cli import main; "
+              f"code = main(['predict', {str(met_photos[0])!r}, '--model', {str(model)!r}, '--json', "
+              f"'--runtime', {runtime!r}, '--project', {str(model.parent.parent)!r}]); "
+              "print('heavy modules:', sorted(m for m in ('torch', 'timm', 'torchvision') if m in sys.modules)); "
+              "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("heavy modules:"))
+    assert heavy in line and '"classes"' in done.stdout
+
+
+@pytest.mark.slow
+def test_train_model_writes_the_onnx_file(shapes_dataset, tmp_path, capsys):
+    code = main(["train-model", "--project", str(tmp_path), "--dataset", str(shapes_dataset), "--model-name", "t",
+                 "--epochs", "1", "--no-fine-tuning", "--image-size", "64", "--views", "1", "--workers", "0"])
+    assert code == 0, capsys.readouterr()
+    model = tmp_path / "models" / "t.safetensors"
+    assert onnx_runtime.is_current(model) and "t.onnx" in capsys.readouterr().out
+    assert not list(model.parent.glob("*.tmp"))
+    assert isinstance(load_model(model, project=tmp_path), OnnxPredictor)
+
+
+@pytest.mark.slow
+def test_a_missing_onnx_file_is_exported_on_first_use(exported, tmp_path):
+    bare = _copy_model(exported[0], tmp_path, "bare")  # a model trained before train-model wrote ONNX
+    assert isinstance(load_model(bare, runtime="auto", project=tmp_path), OnnxPredictor)
+    assert onnx_runtime.is_current(bare)
 
 
 @pytest.mark.slow

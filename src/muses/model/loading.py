@@ -11,18 +11,19 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from muses.datasets.folder import read_dataset
 from muses.errors import MusesError
-from muses.model import RUNTIMES
-from muses.model.backbones import DEFAULT_BACKBONE, default_preprocess
-from muses.model.classifier import Classifier, new_classifier
-from muses.model.features import CACHE_DIR
+from muses.model import DEFAULT_BACKBONE, RUNTIMES
 from muses.model.files import ModelCfg
 from muses.model.files import paths as model_paths
-from muses.model.predictor import Predictor
 from muses.predictions import ranked
 from muses.settings import Project, find_project
+
+# torch (seconds to import) only where a call needs it: predicting with ONNX Runtime never does.
+if TYPE_CHECKING:
+    from muses.model.classifier import Classifier
+    from muses.model.predictor import Predictor
 
 
 class LoadError(MusesError):
@@ -62,6 +63,11 @@ def setup_classifier(
     ``options`` go to :class:`Classifier` (device, batch_size, views, workers, cache_dir,
     early_stopping, restore_best, cache_trunk).
     """
+    from muses.datasets.folder import read_dataset
+    from muses.model.backbones import default_preprocess
+    from muses.model.classifier import Classifier, new_classifier
+    from muses.model.features import CACHE_DIR
+
     if mode not in ("train", "load"):
         raise LoadError(f"mode must be 'train' or 'load', got {mode!r}")
     proj = _project(project)
@@ -108,8 +114,10 @@ _CACHE: dict[tuple, Predictor] = {}
 def load_model(path: str | Path | None = None, runtime: str = "auto", *, project=None) -> Predictor:
     """The model at ``path`` (default: muses.toml's model_path), cached until its files change.
 
-    ``runtime``: "torch", "onnx" (ONNX Runtime; exports a missing or stale NAME.onnx first), or
-    "auto": ONNX where NAME.onnx exists beside the model (`muses export-onnx`), else torch.
+    ``runtime``: "torch", "onnx" (ONNX Runtime), or "auto": ONNX Runtime, exporting NAME.onnx
+    first where it is missing or stale (once per trained model: train-model writes it, so this
+    only happens for models trained before, or copied without it), and torch where ONNX cannot
+    be used (the reason is a :class:`RuntimeFallbackWarning`).
     """
     if runtime not in RUNTIMES:
         raise LoadError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
@@ -140,20 +148,25 @@ def open_model(path: str | Path | None = None, runtime: str = "auto", *, project
 def _load_runtime(weights: Path, runtime: str) -> Predictor:
     """A torch Classifier or an OnnxPredictor: both are Predictors."""
     if runtime == "torch":
-        return Classifier.load(weights)
+        return _torch(weights)
     try:
         from muses.model import onnx as onnx_runtime
-    except ImportError as exc:  # onnx / onnxruntime not installed
+    except ImportError as exc:  # onnxruntime not installed
         if runtime == "onnx":
             raise LoadError(f"runtime 'onnx' needs onnx and onnxruntime ({exc}); pip install onnxruntime onnx") from exc
-        return Classifier.load(weights)
+        return _torch(weights)
     if runtime == "onnx":
         return onnx_runtime.load_onnx(weights)
-    if onnx_runtime.onnx_path_for(weights).is_file():
-        try:
-            return onnx_runtime.load_onnx(weights)
-        except onnx_runtime.OnnxError as exc:
-            warnings.warn(f"{exc}; predicting with torch instead", RuntimeFallbackWarning, stacklevel=3)
+    try:
+        return onnx_runtime.load_onnx(weights, reexport=True)
+    except (onnx_runtime.OnnxError, ImportError) as exc:  # e.g. a read-only models folder, no onnx package
+        warnings.warn(f"{exc}; predicting with torch instead", RuntimeFallbackWarning, stacklevel=3)
+    return _torch(weights)
+
+
+def _torch(weights: Path) -> Classifier:
+    from muses.model.classifier import Classifier
+
     return Classifier.load(weights)
 
 

@@ -23,11 +23,10 @@ from torch import nn
 
 from muses.errors import MusesError
 from muses.model import backbones
-from muses.model.decoding import MAX_PIXELS, UnreadableImage
 from muses.model.files import RETRAIN, ModelCfg, ModelFileError, read_model
 from muses.model.files import paths as model_paths
-from muses.model.image_loading import load_images
-from muses.model.preprocessing import preprocess
+from muses.model.image_loading import decode_all
+from muses.model.preprocessing import preprocess_array
 from muses.predictions import probabilities
 
 
@@ -62,17 +61,6 @@ class Predictor(Protocol):
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         """The original's call: probabilities of image files; raises :class:`UnreadableImage`."""
         ...
-
-
-def decode_all(paths: str | Path | Sequence[str | Path], input_size: int, *, max_pixels: int = MAX_PIXELS) -> list[Image.Image]:
-    """Every photo of ``paths`` decoded, or :class:`UnreadableImage` for the first that cannot be:
-    the original's ``predict_new`` answers for all its photos or for none."""
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    images, _, failed = load_images(paths, input_size, max_pixels=max_pixels)
-    if failed:
-        _, path, why = failed[0]
-        raise UnreadableImage(path, why)
-    return images
 
 
 class ClassifierNet(nn.Module):
@@ -156,7 +144,8 @@ class TorchPredictor:
         out = []
         with torch.inference_mode(), autocast(self.device):
             for start in range(0, len(images), batch_size):
-                x = torch.stack([preprocess(im, self.cfg.preprocess) for im in images[start : start + batch_size]])
+                x = torch.from_numpy(np.stack([preprocess_array(im, self.cfg.preprocess)
+                                              for im in images[start : start + batch_size]]))
                 out.append(fn(x.to(self.device)).float().cpu())
         return torch.cat(out).numpy()
 

@@ -2,13 +2,19 @@
 
 The original resized, padded and scaled differently in training and prediction; here a
 :class:`PreprocessCfg` (stored in every model file) is the only source of those choices.
+The arithmetic is numpy's (:func:`to_array`), so ONNX prediction runs without torch; the torch
+side wraps the same arrays.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 from muses.errors import MusesError
 
@@ -57,15 +63,26 @@ def resize(img: Image.Image, cfg: PreprocessCfg) -> Image.Image:
     return ImageOps.fit(img, (size, size), method=method)
 
 
-def to_tensor(img: Image.Image, cfg: PreprocessCfg) -> torch.Tensor:
-    """An already resized RGB image → normalized CHW float tensor."""
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    x = torch.from_numpy(arr).permute(2, 0, 1)
-    mean = torch.tensor(cfg.mean).view(3, 1, 1)
-    std = torch.tensor(cfg.std).view(3, 1, 1)
-    return (x - mean) / std
+def to_array(img: Image.Image, cfg: PreprocessCfg) -> np.ndarray:
+    """An already resized RGB image → normalized CHW float32 array."""
+    arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    mean = np.asarray(cfg.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(cfg.std, dtype=np.float32).reshape(3, 1, 1)
+    return (arr - mean) / std
 
 
-def preprocess(img: Image.Image, cfg: PreprocessCfg) -> torch.Tensor:
-    """The deterministic transform used for validation, test and prediction."""
+def preprocess_array(img: Image.Image, cfg: PreprocessCfg) -> np.ndarray:
+    """The deterministic transform used for validation, test and prediction, as numpy."""
+    return to_array(resize(img, cfg), cfg)
+
+
+def to_tensor(img: Image.Image, cfg: PreprocessCfg) -> "torch.Tensor":
+    """:func:`to_array` as a torch tensor (training views)."""
+    import torch
+
+    return torch.from_numpy(to_array(img, cfg))
+
+
+def preprocess(img: Image.Image, cfg: PreprocessCfg) -> "torch.Tensor":
+    """:func:`preprocess_array` as a torch tensor."""
     return to_tensor(resize(img, cfg), cfg)
