@@ -35,10 +35,13 @@ def _previous_release_store(path):
     return f"sqlite:///{path}"
 
 
-def test_a_store_from_the_previous_release_is_stamped_in_place(tmp_path):
+def test_a_store_from_the_previous_release_is_stamped_then_upgraded_with_its_items(tmp_path):
     url = _previous_release_store(tmp_path / "old.sqlite")
+    with pytest.raises(schema.StoreOutOfDate, match=f"revision {schema.BASELINE}, older than this muses"):
+        Store(url)
+    schema.upgrade(create_engine(url), name="old.sqlite")
     store = Store(url)
-    assert schema.revisions(store.engine).current == schema.BASELINE == schema.head()
+    assert schema.revisions(store.engine).current == schema.head()
     item = store.get_item("DP-1")
     assert item.title == "Bust of a man" and [im.original for im in item.usable_images] == ["/photos/1.jpg"]
     with store.transaction() as s:  # and it takes new items as before
@@ -52,6 +55,7 @@ def test_a_new_store_is_made_at_the_newest_revision(store_url):
 
 
 def test_the_migrations_make_exactly_the_models_schema(store_url):
+    import muses.collection.decisions, muses.embeddings, muses.search.browse_index  # noqa: F401  every model's table
     engine = create_engine(store_url)
     schema.upgrade(engine, name="test")
     with engine.connect() as conn:
@@ -73,8 +77,8 @@ def two_revisions(tmp_path, monkeypatch):
     """The real migrations plus a second one adding a column, as a next release would."""
     scripts = tmp_path / "migrations"
     shutil.copytree(schema._SCRIPTS, scripts)
-    (scripts / "versions" / "0002_inventory.py").write_text(
-        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0002"\ndown_revision = "0001"\n'
+    (scripts / "versions" / "0099_inventory.py").write_text(
+        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0099"\ndown_revision = "0002"\n'
         "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
         '    with op.batch_alter_table("items") as batch:\n'
         '        batch.add_column(sa.Column("inventory", sa.Text(), nullable=True))\n\n\n'
@@ -90,18 +94,18 @@ def test_an_older_store_is_refused_until_muses_db_upgrade(any_store_project, two
         schema.command.upgrade(schema._config(conn), "0001")
         conn.execute(text("INSERT INTO items VALUES ('DP-1', '', 'Bust', '[]', '', '', '', '{}', NULL, "
                           "'2026-01-01 00:00:00')"))
-    with pytest.raises(schema.StoreOutOfDate, match=r"revision 0001, older than this muses \(0002\).*`muses db upgrade`"):
+    with pytest.raises(schema.StoreOutOfDate, match=r"revision 0001, older than this muses \(0099\).*`muses db upgrade`"):
         Store(_url(any_store_project))
     assert main(["db", "current"]) == 0
     assert "schema revision: 0001" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "from schema revision 0001 to 0002" in capsys.readouterr().out
+    assert "from schema revision 0001 to 0099" in capsys.readouterr().out
     store = Store(_url(any_store_project))
     assert store.get_item("DP-1").title == "Bust"
     with store.engine.connect() as conn:
         assert "inventory" in {c["name"] for c in inspect(conn).get_columns("items")}
     assert main(["db", "upgrade"]) == 0
-    assert "already at the newest schema revision (0002)" in capsys.readouterr().out
+    assert "already at the newest schema revision (0099)" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
     assert "the store is up to date" in capsys.readouterr().out
 
@@ -122,20 +126,22 @@ def _with_a_new_model() -> MetaData:
 
 
 def test_a_table_no_migration_creates_yet_is_made_on_open(tmp_path):
-    engine = create_engine(_previous_release_store(tmp_path / "old.sqlite"))
-    schema.prepare(engine, _with_a_new_model(), name="old.sqlite")
+    url = f"sqlite:///{tmp_path / 'new.sqlite'}"
+    Store(url).engine.dispose()  # a store at the newest revision
+    engine = create_engine(url)
+    schema.prepare(engine, _with_a_new_model(), name="new.sqlite")
     assert "tags" in inspect(engine).get_table_names()
     assert schema.revisions(engine).up_to_date
 
 
 def test_a_previous_release_store_waits_for_muses_db_upgrade_when_there_is_more(project, two_revisions, capsys):
     url = _previous_release_store(project.root / "muses.sqlite")
-    with pytest.raises(schema.StoreOutOfDate, match=r"revision 0001, older than this muses \(0002\)"):
+    with pytest.raises(schema.StoreOutOfDate, match=r"revision 0001, older than this muses \(0099\)"):
         schema.prepare(create_engine(url), _with_a_new_model(), name="old.sqlite")
     with sqlite3.connect(project.root / "muses.sqlite") as conn:  # left exactly as it was
         assert {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {"items", "images"}
     assert main(["db", "upgrade"]) == 0
-    assert "from schema revision none to 0002" in capsys.readouterr().out
+    assert "from schema revision none to 0099" in capsys.readouterr().out
     assert Store.for_project(project).get_item("DP-1").title == "Bust of a man"
 
 
