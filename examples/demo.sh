@@ -32,18 +32,22 @@ muses evaluate
 step "7. records whose catalog label looks wrong"
 muses label-issues
 
-step "8. export to ONNX (the fast CPU runtime) and classify the whole collection"
-muses export-onnx
+step "8. classify the whole collection (ONNX Runtime: train-model wrote models/naive.onnx) and lay it out by look"
 muses classify
+muses map
 
 step "9. predict new photos (one object, two photos averaged)"
 muses predict examples/met-demo/images/10512_83.3.jpg examples/met-demo/images/12864_ap41.35.2.jpg --top-k 3
+
+step "10. objects that look like a bust in the collection"
+muses similar --item 10512
 
 step "done"
 cat <<MSG
 Look at:
   $MUSES_PROJECT/datasets/naive/report.html     labeling report
   $MUSES_PROJECT/plots/                         training curves, confusion matrix, galleries
-Browse the collection and upload a photo:
-  MUSES_PROJECT=$MUSES_PROJECT .venv/bin/muses serve    # then open http://127.0.0.1:8000
+Browse the collection, see the map, upload a photo, review labels:
+  MUSES_PROJECT=$MUSES_PROJECT .venv/bin/muses serve --allow-writes --reviewer "your name"
+  # then open http://127.0.0.1:8000 (/items, /map, /review)
 MSG

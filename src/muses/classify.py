@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
-from tqdm import tqdm
 
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.compute import ComputeSettings
@@ -27,6 +26,7 @@ from muses.model.image_loading import load_images
 from muses.model.loading import load_model
 from muses.predictions import classification
 from muses.settings import Project
+from muses.progress import progress_bar
 
 REPORT_NAME = "classify-report.json"
 
@@ -126,7 +126,7 @@ def classify_collection(
         embeddings.prepare(clf.features_key, model_name)
     todo, skipped, without = _plan(store, update_existing, ids, embeddings.items_missing() if embeddings else ())
     report = ClassifyReport(model=model_name, skipped_existing=skipped, without_images=without)
-    bar = tqdm(total=len(todo), desc="classify", unit="item", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="classify", unit="objects", disable=not progress)
     step = _ray_batches if on_ray else _local_batches
     try:
         for found in step(todo, store, clf, project, report, batch_size=batch_size, max_pixels=max_pixels,

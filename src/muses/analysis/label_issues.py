@@ -23,7 +23,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm import tqdm
 
 from muses.analysis.metrics import mean_by_group
 from muses.analysis.reports import catalog_entry
@@ -34,6 +33,7 @@ from muses.model.decoding import MAX_PIXELS
 from muses.model.image_loading import load_images
 from muses.model.predictor import Predictor
 from muses.predictions import OTHER
+from muses.progress import progress_bar
 
 # Inverse L2 strength on standardized features. Strong: 1280 features, a few hundred photos.
 # On the Met sample with 10 % flipped labels (5 draws) C=0.01 found them with precision 0.66 /
@@ -94,7 +94,7 @@ def out_of_sample_probs(
         # from some folds, which fit_predict_proba handles.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(splitter.split(features, labels, groups))
-    for train, test in tqdm(splits, desc="cross-validation", unit="fold", leave=False):
+    for train, test in progress_bar(splits, desc="cross-validation", unit="folds", leave=False):
         out[test] = fit_predict_proba(features[train], labels[train], features[test], n_classes, C=C, seed=seed)
     return out
 
@@ -159,7 +159,7 @@ def image_features(predictor: Predictor, paths: Sequence[str | Path], *, cache_d
             keys[p] = None
             skipped.append((p, f"cannot be read: {exc}"))
     todo = [p for p in paths if keys[p] is not None and keys[p] not in cache.entries]
-    with tqdm(total=len(todo), desc="features", unit="image") as bar:
+    with progress_bar(total=len(todo), desc="features", unit="photos") as bar:
         for b, start in enumerate(range(0, len(todo), batch_size)):
             chunk = todo[start : start + batch_size]
             images, readable, failed = load_images(chunk, predictor.cfg.input_size, max_pixels=max_pixels)

@@ -19,11 +19,11 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 
 from muses.analysis.calibration import expected_calibration_error
-from tqdm import tqdm
 
 from muses.errors import MusesError
 from muses.model.decoding import MAX_PIXELS
 from muses.model.image_loading import load_images
+from muses.progress import progress_bar
 
 TTA_ZOOM = 0.875  # the zoomed view keeps the central 87.5 % of the photo, as a centre crop would
 TTA_VIEWS = ("plain", "mirror", "zoom")  # what tta_views returns, in this order
@@ -228,7 +228,7 @@ def predict_split(classifier, dataset, split: str = "test", *, tta: bool = False
     if not samples:
         raise EvaluationError(f"the dataset {dataset.root} has no images in split {split!r}")
     kept, skipped, probs, probs_tta = [], list(dataset.skipped), [], []
-    with tqdm(total=len(samples), desc=f"predicting {split}", unit="image") as bar:
+    with progress_bar(total=len(samples), desc=f"predicting {split}", unit="photos") as bar:
         for start in range(0, len(samples), batch_size):
             chunk = samples[start : start + batch_size]
             images, readable, failed = load_images([s.path for s in chunk], classifier.cfg.input_size,

@@ -91,7 +91,8 @@ def run_classify(args) -> int:
         update_existing=args.update_existing, progress=True, embed=not args.no_embeddings, compute=compute,
     )
     out = report.write(project.root / REPORT_NAME)
-    _ids("no usable image (run `muses generate-images`)", report.without_images)
+    _ids("no usable photo (check `muses items --problems`; truncated photos must be replaced: download again "
+         "or photograph the object again)", report.without_images)
     _ids("every image unreadable", sorted(report.failed))
     print(format_table(["items", "count"], [
         ["classified now", len(report.classified)],

@@ -161,6 +161,7 @@ def _train(args, device: str, *, main: bool) -> int:
     print(format_table(["phase", "epochs", "train acc", "val acc", "val macro-F1", "seconds"], _phase_rows(phases, history)))
     out = clf.output_dir() / f"{name}.safetensors"
     print(f"model: {out} (+ .json), {len(clf.class_names)} classes, {len(clf.dataset.samples)} images, {seconds:.0f} s in all")
+    print(_validation_caveat(len(clf.dataset.split("val"))))
     print(_calibration_words(clf.cfg))
     print(_write_runtime_files(out))
     if args.plot_performance:
@@ -168,7 +169,17 @@ def _train(args, device: str, *, main: bool) -> int:
     if out.resolve() != project.model_path.resolve():
         rel = out.relative_to(project.root) if out.is_relative_to(project.root) else out
         print(f'to make it the default model, set in muses.toml:\n  [classification.naive_classification]\n  model_path = "{rel}"')
+    print("next: muses evaluate   (how good the model is on photos it has not seen)")
     return 0
+
+
+def _validation_caveat(n_val: int) -> str:
+    """How far the "val acc" column can be trusted: it rests on the validation photos alone."""
+    text = f"val acc rests on {n_val} photos (the validation split)"
+    if n_val < 50:
+        text += ("; with so few, one photo moves it by more than 2 points: a rough guide only, "
+                 "`muses evaluate` measures the test split")
+    return text
 
 
 def _calibration_words(cfg) -> str:
@@ -208,6 +219,7 @@ def load_for_command(project, model: Path | None, runtime: str = "auto"):
     may be JSON); the one way every command loads the model."""
     from muses.model.loading import open_model
 
+    print(f"loading the model {model or project.model_path} ...", file=sys.stderr, flush=True)
     predictor, notes = open_model(model, runtime, project=project)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)

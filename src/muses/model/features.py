@@ -21,13 +21,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from muses.datasets.folder import Sample
 from muses.model import distributed
 from muses.model.files import writing
 from muses.model.predictor import autocast
 from muses.model.views import ViewDataset
+from muses.progress import progress_bar
 
 CACHE_DIR = Path("cache") / "features"
 SAVE_EVERY = 20  # batches between cache writes, so an interrupted extraction resumes
@@ -141,7 +141,7 @@ def fill_from_images(
     mine = distributed.shard(todo, dist, pad=False)
     made: dict[str, torch.Tensor] = {}
     loader = DataLoader(make_dataset(mine), batch_size=batch_size, num_workers=workers, generator=torch.Generator())
-    with torch.inference_mode(), tqdm(total=len(mine), desc=desc, unit="view", disable=not dist.main) as bar:
+    with torch.inference_mode(), progress_bar(total=len(mine), desc=desc, unit="views", disable=not dist.main) as bar:
         for b, batch in enumerate(loader):
             with autocast(device):
                 out = fn(batch.to(device)).float().cpu().half()

@@ -28,7 +28,6 @@ from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from muses.datasets.folder import DatasetFolder, Sample
 from muses.errors import MusesError
@@ -36,6 +35,7 @@ from muses.model import backbones, distributed, features
 from muses.model.files import ModelCfg, read_checkpoint, save_checkpoint
 from muses.model.predictor import ClassifierNet, autocast
 from muses.model.views import DETERMINISTIC, AugmentCfg, ViewDataset
+from muses.progress import progress_bar, note
 
 TRANSFER_SHARE = 0.6  # of the epochs, when fine-tuning follows
 
@@ -261,7 +261,7 @@ class Trainer:
             if callback is not None:
                 callback(record)
             if stop:
-                tqdm.write(f"early stopping: no validation improvement for {self.tc.early_stopping} epochs")
+                note(f"early stopping: no validation improvement for {self.tc.early_stopping} epochs")
                 break
         state.epoch, state.best = 0, None
         return source
@@ -292,7 +292,7 @@ class Trainer:
 
     def _resume_state(self, path: Path, run_key: dict) -> RunState | None:
         if not path.is_file():
-            tqdm.write(f"no checkpoint at {path}: starting from the beginning")
+            note(f"no checkpoint at {path}: starting from the beginning")
             return None
         tensors, meta = read_checkpoint(path)
         if meta.get("run") != json.loads(json.dumps(run_key)):
@@ -314,7 +314,7 @@ class Trainer:
                     optimizer["state"].setdefault(int(idx), {})[name] = v
         best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         phase, epoch = meta["position"]
-        tqdm.write(f"resuming from {path}: phase {phase + 1}, epoch {epoch + 1}")
+        note(f"resuming from {path}: phase {phase + 1}, epoch {epoch + 1}")
         return RunState(phase=phase, epoch=epoch, step=meta["step"], history=meta["history"], best=meta["best"],
                         shuffle=tensors["rng.shuffle"], optimizer=optimizer, best_state=best_state or None)
 
@@ -413,7 +413,7 @@ class Trainer:
         loss_fn = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=self.tc.label_smoothing)
         total, preds = 0.0, []
         kind = "fine-tune" if phase.unfrozen_blocks else "transfer"
-        bar = tqdm(total=len(pairs), desc=f"epoch {len(self.history) + 1} ({kind})", unit="view", leave=False,
+        bar = progress_bar(total=len(pairs), desc=f"epoch {len(self.history) + 1} ({kind})", unit="view", leave=False,
                    disable=not self.dist.main)
         for start, x in zip(range(0, len(pairs), batch_size), self._batches(source, pairs, batch_size)):
             yb = y[start : start + len(x)].to(self.device)
