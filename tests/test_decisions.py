@@ -10,7 +10,6 @@ import shutil
 import pytest
 
 from conftest import EXAMPLES, add_met_items
-from muses.cli import main
 from muses.collection import decisions as dec
 from muses.collection.importers import import_records
 from muses.collection.store import Item, Store

@@ -1,6 +1,5 @@
 """benchmarks/quality.py on made-up features: the folds, the 'other' cap, the measures and the table."""
 import numpy as np
-import pytest
 
 from benchmarks import quality as q
 from muses.labeling.matching import LABELED, UNLABELED

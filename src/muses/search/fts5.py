@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.predictions import top_class
-from muses.search import FIELDS, ClassTerm, Filters, Hit, TextTerm, rank_hits
-from muses.search.lazy_index import LazyIndex, filter_sql, item_fields
+from muses.search import FIELDS, ClassTerm, TextTerm
+from muses.search.lazy_index import LazyIndex, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -124,30 +124,22 @@ class FTS5Engine(LazyIndex):
             )
 
     # -- searching -----------------------------------------------------------------------------
-    def search(self, query: Sequence[TextTerm | ClassTerm], filters: Filters | None = None, limit: int = 20) -> list[Hit]:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        filters = filters or Filters()
-        self.refresh()
-        conditions, base = filter_sql(filters)
-        rows: list[tuple[str, float, str]] = []
-        with self.store.engine.connect() as conn:
-            for term in query:
-                if isinstance(term, TextTerm):
-                    # One bm25 per field, times the field's boost, summed (a search server's
-                    # multi-field "should" query): boosts act linearly. FTS5's own column
-                    # weights would sit inside bm25's saturating tf and flatten them.
-                    for name, boost in term.fields.items():
-                        if boost > 0:
-                            weights = ", ".join("1.0" if f == name else "0.0" for f in FIELDS)
-                            sql = (f"SELECT d.item_id, -bm25(search_fts, {weights}) * :boost FROM search_fts "
-                                   "JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match")
-                            params = {**base, "boost": float(boost), "match": match_expression(term.phrases, name)}
-                            rows.extend((i, score, term.label) for i, score in conn.execute(text(sql + conditions), params))
-                elif isinstance(term, ClassTerm):
-                    sql = "SELECT d.item_id, :boost FROM search_docs d WHERE d.top_class = :name"
-                    params = {**base, "boost": float(term.boost), "name": term.name}
-                    rows.extend((i, score, term.label) for i, score in conn.execute(text(sql + conditions), params))
-                else:
-                    raise TypeError(f"a query holds TextTerm and ClassTerm objects, got {type(term).__name__}")
-        return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
+    def _scorer(self, conn: Connection, conditions: str, base: dict):
+        def score(term: TextTerm | ClassTerm) -> list:
+            if isinstance(term, ClassTerm):
+                sql = "SELECT d.item_id, :boost FROM search_docs d WHERE d.top_class = :name"
+                return list(conn.execute(text(sql + conditions), {**base, "boost": float(term.boost), "name": term.name}))
+            # One bm25 per field, times the field's boost, summed (a search server's multi-field
+            # "should" query): boosts act linearly. FTS5's own column weights would sit inside
+            # bm25's saturating tf and flatten them.
+            rows = []
+            for name, boost in term.fields.items():
+                if boost > 0:
+                    weights = ", ".join("1.0" if f == name else "0.0" for f in FIELDS)
+                    sql = (f"SELECT d.item_id, -bm25(search_fts, {weights}) * :boost FROM search_fts "
+                           "JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match")
+                    params = {**base, "boost": float(boost), "match": match_expression(term.phrases, name)}
+                    rows += conn.execute(text(sql + conditions), params).all()
+            return rows
+
+        return score

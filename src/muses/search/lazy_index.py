@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from sqlalchemy.engine import Connection
 
 from muses.collection.store import Item, Store
-from muses.search import Filters
+from muses.search import ClassTerm, Filters, Hit, TextTerm, rank_hits
 from muses.predictions import stored_classes
 
 
@@ -54,6 +54,27 @@ class LazyIndex(ABC):
                     if self._fingerprint(conn) == self._stored_fingerprint(conn):
                         return 0
             return self._reindex(ids)
+
+    def search(self, query: Sequence[TextTerm | ClassTerm], filters: Filters | None = None, limit: int = 20) -> list[Hit]:
+        """The :class:`~muses.search.SearchEngine` search: every term scored by the engine, the
+        scores of an item summed and ranked."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        filters = filters or Filters()
+        self.refresh()
+        conditions, base = filter_sql(filters)
+        rows: list[tuple[str, float, str]] = []
+        with self.store.engine.connect() as conn:
+            scorer = self._scorer(conn, conditions, base)
+            for term in query:
+                if not isinstance(term, (TextTerm, ClassTerm)):
+                    raise TypeError(f"a query holds TextTerm and ClassTerm objects, got {type(term).__name__}")
+                rows.extend((item_id, score, term.label) for item_id, score in scorer(term))
+        return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
+
+    @abstractmethod
+    def _scorer(self, conn: Connection, conditions: str, base: dict) -> Callable[[TextTerm | ClassTerm], Iterable]:
+        """A function giving (item id, score) pairs for one term, within the filters' SQL."""
 
     @abstractmethod
     def _fingerprint(self, conn: Connection) -> str:

@@ -26,9 +26,9 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
-from muses.search import FIELDS, ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.search import FIELDS, ClassTerm, TextTerm
 from muses.predictions import top_class
-from muses.search.lazy_index import LazyIndex, filter_sql, item_fields
+from muses.search.lazy_index import LazyIndex, item_fields
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
 _LOCK = 7_140_140_002  # advisory lock key: one reindex at a time across processes
@@ -150,31 +150,23 @@ class PostgresEngine(LazyIndex):
             conn.execute(insert, batch)
 
     # -- searching -----------------------------------------------------------------------------
-    def search(self, query: Sequence[TextTerm | ClassTerm], filters: Filters | None = None, limit: int = 20) -> list[Hit]:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        filters = filters or Filters()
-        self.refresh()
-        conditions, base = filter_sql(filters)
-        rows: list[tuple[str, float, str]] = []
-        with self.store.engine.connect() as conn:
-            meta = self._meta(conn)
-            n_rows, n_tokens = int(meta.get("rows", 0)), int(meta.get("tokens", 0))
-            for term in query:
-                if isinstance(term, TextTerm):
-                    phrases = [spaced(words(p)) for p in term.phrases]
-                    phrases = list(dict.fromkeys(p for p in phrases if p))
-                    for name, boost in term.fields.items():
-                        if boost > 0 and phrases and n_rows:
-                            scored = self._field_scores(conn, name, phrases, n_rows, n_tokens / n_rows, conditions, base)
-                            rows.extend((item_id, score * boost, term.label) for item_id, score in scored)
-                elif isinstance(term, ClassTerm):
-                    sql = "SELECT d.item_id, CAST(:boost AS float8) FROM search_pg_docs d WHERE d.top_class = :name"
-                    found = conn.execute(text(sql + conditions), {**base, "boost": float(term.boost), "name": term.name})
-                    rows.extend((item_id, score, term.label) for item_id, score in found)
-                else:
-                    raise TypeError(f"a query holds TextTerm and ClassTerm objects, got {type(term).__name__}")
-        return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
+    def _scorer(self, conn: Connection, conditions: str, base: dict):
+        meta = self._meta(conn)
+        n_rows, n_tokens = int(meta.get("rows", 0)), int(meta.get("tokens", 0))
+
+        def score(term: TextTerm | ClassTerm) -> list:
+            if isinstance(term, ClassTerm):
+                sql = "SELECT d.item_id, CAST(:boost AS float8) FROM search_pg_docs d WHERE d.top_class = :name"
+                return list(conn.execute(text(sql + conditions), {**base, "boost": float(term.boost), "name": term.name}))
+            phrases = list(dict.fromkeys(p for p in (spaced(words(p)) for p in term.phrases) if p))
+            rows = []
+            for name, boost in term.fields.items():
+                if boost > 0 and phrases and n_rows:
+                    scored = self._field_scores(conn, name, phrases, n_rows, n_tokens / n_rows, conditions, base)
+                    rows += [(item_id, s * boost) for item_id, s in scored]
+            return rows
+
+        return score
 
     @staticmethod
     def _field_scores(conn: Connection, field: str, phrases: list[str], n_rows: int, avg_tokens: float,
