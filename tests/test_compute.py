@@ -74,7 +74,9 @@ def test_classify_on_ray_stores_what_the_local_path_stores(met_project, tiny_mod
         want = expected[item_id]["classes"]
         assert [k["name"] for k in c["classes"]] == [k["name"] for k in want], item_id
         for k, w in zip(c["classes"], want):
-            assert k["probability"] == pytest.approx(w["probability"], abs=1e-5)
+            # Within 1e-4, not 1e-5: the tiny model's fitted temperature (about 0.06) multiplies the
+            # float32 rounding differences of torch running with another thread count by ~17.
+            assert k["probability"] == pytest.approx(w["probability"], abs=1e-4)
     # resumable as on one machine: nothing left to do, nothing done again
     again = classify_collection(met_project, model_path=tiny_model_path, runtime="torch",
                                 compute=ComputeSettings(engine="ray", workers=2))

@@ -54,7 +54,8 @@ def test_two_gloo_processes_write_one_model_matching_one_process(tmp_path):
     single = _train(tmp_path, "single")
     ddp = _train(tmp_path, "ddp", "--nproc", "2")
     models = sorted(p.name for p in (tmp_path / "models").iterdir())
-    assert models == ["ddp.json", "ddp.safetensors", "single.json", "single.safetensors"]  # one model, no checkpoint
+    assert models == ["ddp.json", "ddp.onnx", "ddp.safetensors",  # one model (and its ONNX file), no checkpoint
+                      "single.json", "single.onnx", "single.safetensors"]
     assert len(ddp["history"]) == len(single["history"]) == 3
     # the same global batches and averaged gradients: the same training, up to the dropout masks
     # (drawn per process) and one padded view; measured: val loss 0.24 vs 0.30 after 3 epochs

@@ -81,7 +81,7 @@ def test_dataset_flag_and_early_stopping(project, shapes_dataset, capsys):
                "--lr", "5", "--early-stopping", "1", *FAST])
     assert rc == 0
     assert len(_meta(project, "naive")["history"]) < 30
-    assert "early stopping" in capsys.readouterr().out
+    assert "early stopping" in capsys.readouterr().err  # a progress note, on stderr
 
 
 def test_resume_continues_an_interrupted_run(proj, capsys):
@@ -98,7 +98,7 @@ def test_resume_continues_an_interrupted_run(proj, capsys):
     assert main(["train-model", "--epochs", "5", "--resume", "--seed", "1", *FAST]) == 2
     assert "other settings" in capsys.readouterr().err
     assert main(["train-model", "--epochs", "5", "--resume", *FAST]) == 0
-    assert "resuming" in capsys.readouterr().out
+    assert "resuming" in capsys.readouterr().err
     assert [h["epoch"] for h in _meta(proj, "naive")["history"]] == [1, 2, 3, 4, 5]
 
 
