@@ -22,7 +22,7 @@ from muses.collection.images import WriteFailed, StoreBusy, generate_images
 from muses.collection.importers import import_records
 from muses.collection.store import OK, PENDING, PROBLEM, Store
 from muses.settings import Project
-from test_sources import deadline  # a sibling test module (tests/ is on the path)
+from test_collection_sources import deadline  # a sibling test module (tests/ is on the path)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -362,7 +362,7 @@ def test_a_float_tiff_with_values_from_0_to_1_is_not_blank():
 
 
 def test_the_too_large_message_names_our_limit_not_pillows():
-    from test_images import png_header_only
+    from test_collection_images import png_header_only
 
     for size in (30000, 2000):  # over Pillow's own refusal threshold, and under it
         with pytest.raises(Exception, match=rf"too-large: .*{size * size:,} pixels, over the limit of 1,000,000 "

@@ -38,7 +38,7 @@ def test_the_original_recipe_trains_saves_loads_and_predicts(shapes_dataset, tmp
     ranked = predict_image_path_dict([str(p) for p in photos], model_path=path)
     assert isinstance(ranked, OrderedDict) and list(ranked.values()) == sorted(ranked.values(), reverse=True)
     assert ranked == OrderedDict(predict_image_path_dict(photos, path))
-    assert callable(predict_items)  # exercised against a store in test_classifier
+    assert callable(predict_items)  # exercised against a store in test_model_classifier
 
 
 def test_nothing_inside_muses_imports_the_compatibility_package():

@@ -12,8 +12,8 @@ from PIL import ImageDraw
 
 from muses.cli import main
 from muses.collection.store import Image, Item, Store
-from test_decoding import png_header_only
-from test_evaluation import Gallery
+from test_model_decoding import png_header_only
+from test_analysis_metrics import Gallery
 
 
 def _read_manifest(dataset):

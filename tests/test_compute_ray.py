@@ -12,7 +12,7 @@ from muses.collection.store import Store
 from muses.compute import ComputeError, ComputeSettings, RayMissing, require_ray
 from muses.collection.images import generate_images
 from test_classify import met_project  # noqa: F401 - the fixture: real Met photos, a broken and a missing one
-from test_images import corpus_project  # noqa: F401 - the fixture: good, broken, truncated, huge... photos
+from test_collection_images import corpus_project  # noqa: F401 - the fixture: good, broken, truncated, huge... photos
 
 pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")
 

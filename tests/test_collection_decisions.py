@@ -16,7 +16,7 @@ from muses.collection.store import Item, Store
 from muses.datasets.naive import NaiveExporter, preview
 from muses.labeling.definitions import load_definitions
 from muses.labeling.matching import LABELED, Matcher, record_fields
-from test_evaluate_cli import _read_manifest, _run, eval_project  # noqa: F401  (a fixture)
+from test_cli_evaluate import _read_manifest, _run, eval_project  # noqa: F401  (a fixture)
 
 
 def _decide(store, item_id, action, **kw):
