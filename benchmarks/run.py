@@ -561,6 +561,20 @@ def section_predict_memory(b: Bench) -> list[Row]:
     return rows
 
 
+def section_web_load(b: Bench) -> list[Row]:
+    """`muses serve` under 50 concurrent clients on loopback (benchmarks/web_load.py), on the Met project."""
+    from benchmarks.web_load import meets_target
+    from benchmarks.web_load import run as run_web_load
+
+    requests = 2000 if b.settings.epochs >= 10 else 100  # tiny settings: the harness check only
+    results = run_web_load(b.met_project().root, mixes=["browse", "item", "mixed"], requests=requests,
+                           concurrency=50, log=b.log)
+    return [Row(f"web {r.mix} pages, {r.requests} requests, 50 clients",
+                f"{r.rate:,.0f} req/s, p50 {r.percentile(.5):.0f} ms, p95 {r.percentile(.95):.0f} ms",
+                ">= 200 req/s, p95 <= 300 ms" if meets_target(r) is not None else "", meets_target(r) if b.settings.epochs >= 10 else None,
+                f"{r.errors} errors; load generator on the same 2 cores") for r in results]
+
+
 SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "train": section_train,
     "original": section_original,
@@ -570,6 +584,7 @@ SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "import": section_import,
     "generate-images": section_generate_images,
     "predict-memory": section_predict_memory,
+    "web-load": section_web_load,
 }
 
 
