@@ -210,7 +210,7 @@ def section_train(b: Bench) -> list[Row]:
     b.log(f"  train-model: {transfer} transfer + {fine} fine-tune epochs at {s.image_size} px")
     run = run_child(args)
     _check_child(run, "muses train-model")
-    f1, n_test = _test_macro_f1(project.models_dir / "bench.safetensors", project.datasets_dir / "naive")
+    f1, ece, n_test = _test_scores(project.models_dir / "bench.safetensors", project.datasets_dir / "naive")
     full = (transfer, fine) == (30, 20) and s.image_size == 224
     return [
         Row(f"time to a trained model: muses (Lite0, {s.image_size} px, {transfer}+{fine} epochs)", f"{run.seconds:.0f} s",
@@ -218,22 +218,27 @@ def section_train(b: Bench) -> list[Row]:
             f"whole `muses train-model` command, start-up and feature caching included; {run.cpu_seconds:.0f} CPU s "
             "(user + system, data-loader workers included): less sensitive to other work on the machine"),
         Row("  macro-F1 on the test split (muses)", f"{f1:.3f} ({n_test} images)"),
+        Row("  calibration error (ECE, 10 bins) on the test split (muses)", f"{ece:.3f} ({n_test} images)",
+            note="how far the model's stated confidence is from how often it is right; make bench-quality measures it over 5 folds"),
         Row("peak RSS: train-model", f"{run.peak_mb:,.0f} MB", "<= 3 GB", run.peak_mb <= 3072,
             "main process (os.wait4); data-loader workers are separate processes"),
     ]
 
 
-def _test_macro_f1(model: Path, dataset: Path) -> tuple[float, int]:
+def _test_scores(model: Path, dataset: Path) -> tuple[float, float, int]:
+    """Macro-F1 and expected calibration error of ``model`` on the dataset's test split."""
     import numpy as np
     from sklearn.metrics import f1_score
 
+    from muses.analysis.calibration import expected_calibration_error
     from muses.model.classifier import Classifier
     from muses.datasets.folder import read_dataset
 
     test = read_dataset(dataset).split("test")
     probs = Classifier.load(model, device="cpu").predict_new([t.path for t in test])
     y = np.array([t.label for t in test])
-    return float(f1_score(y, probs.argmax(1), average="macro", zero_division=0)), len(test)
+    f1 = float(f1_score(y, probs.argmax(1), average="macro", zero_division=0))
+    return f1, expected_calibration_error(probs, y), len(test)
 
 
 def section_original(b: Bench) -> list[Row]:

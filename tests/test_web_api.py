@@ -60,6 +60,8 @@ def test_predict_returns_classes_and_similar_objects(client, web_project):
     # the same photo's item has the same stored top class, so the prediction boost finds it
     assert item_id in similar and similar[item_id]["thumbnail"].startswith("/images/")
     assert similar[item_id]["predicted"] == body["classes"][0]["name"]
+    # the answer in words, with the model's own threshold: "circle 97 %" or "uncertain: maybe circle 41 %"
+    assert body["answer"].removeprefix("uncertain: maybe ").startswith(body["classes"][0]["name"] + " ")
 
 
 def test_type_is_sniffed_from_the_content_not_the_name(client):
@@ -99,6 +101,7 @@ def test_upload_page_renders_results_and_errors(client, web_project):
     assert r.status_code == 200
     assert "Similar objects" in r.text and "<progress" in r.text and 'class="card"' in r.text
     assert 'src="data:image/jpeg;base64,' in r.text  # the upload shown beside its classes
+    assert 'class="model-answer"' in r.text
     r = client.post("/", files={"file": ("x.txt", b"hello", "text/plain")})
     assert r.status_code == 415 and 'class="error"' in r.text
     assert client.post("/").status_code == 400  # no file chosen
@@ -141,8 +144,10 @@ def test_item_detail_and_similar(client, web_project):
     assert similar and item_id not in {h["id"] for h in similar}
     assert client.get("/api/similar", params={"ids": "nope"}).status_code == 404
     assert client.get("/api/similar", params={"ids": " , "}).status_code == 422
+    assert detail["answer"].removeprefix("uncertain: maybe ").startswith(detail["classification"]["classes"][0]["name"])
     page = client.get(f"/items/{item_id}")
     assert page.status_code == 200 and "More like this" in page.text and "Predicted classes" in page.text
+    assert 'class="model-answer"' in page.text and detail["answer"] in page.text.replace("&#39;", "'")
     assert client.get("/items/nope").status_code == 404
 
 

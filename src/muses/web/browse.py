@@ -21,7 +21,7 @@ from muses.labeling.matching import record_fields
 from muses.search import Filters, SearchEngine, TextTerm
 from muses.search import browse_index
 from muses.search.browse_index import BrowseRow
-from muses.predictions import top_class
+from muses.predictions import describe, top_class
 from muses.web.cache import DefinitionsCache
 
 MAX_PER_PAGE = 100
@@ -213,6 +213,7 @@ class CollectionView:
                 "candidates": list(label.candidates),
             },
             "classification": item.classification,
+            "answer": describe(item.classification),
             "images": [
                 {"id": im.id, "position": im.position, "status": im.status, "problem": im.problem,
                  "url": f"/images/{im.id}" if im.stored_path else None}

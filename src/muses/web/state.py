@@ -13,6 +13,7 @@ from PIL import Image as PILImage
 from muses.collection.store import Item, Store
 from muses.errors import MusesError
 from muses.model.loading import load_model
+from muses.predictions import ClassProbability, answer
 from muses.search import SearchEngine, UnsupportedStoreError, open_engine
 from muses.embeddings import Embeddings
 from muses.search.similar import SimilarHit, VisualCache, similar_to_image, similar_to_items
@@ -110,8 +111,10 @@ class AppState:
         result = similar_to_image(clf.predict_pil([image]), clf.class_names, self.engine(),
                                   definitions=self.definitions.get(), limit=self.limits.similar_limit,
                                   features=clf.extract_features([image]) if visual else None, visual=visual)
+        ranked_classes = [ClassProbability(n, p) for n, p in result.classes]
         return {
             "model": clf.name,
+            "answer": str(answer(ranked_classes, clf.cfg.threshold)),
             "classes": [{"name": n, "probability": round(p, 6)} for n, p in result.classes[:TOP_K]],
             "similar": self.hits_json(result.hits),
         }
