@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from benchmarks.web_load import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,12 +50,6 @@ class LoadResult:
         return (f"{self.requests} requests, {self.failed} failed, {self.per_second:.0f} req/s, "
                 f"p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, p99 {self.p99_ms:.1f} ms"
                 + (f" (failures: {self.failures})" if self.failures else ""))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
