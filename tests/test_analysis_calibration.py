@@ -45,6 +45,15 @@ def test_fit_temperature_recovers_overconfidence():
     assert fit_temperature(true_logits, labels) == pytest.approx(1.0, abs=0.15)
 
 
+def test_fit_temperature_on_a_small_perfectly_separated_split_stays_near_one():
+    # 8 photos, every one right by a wide margin: the plain log loss keeps falling as T -> 0
+    logits = np.array([[6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, 0.0, 6.0], [5.0, 1.0, 0.0]] * 2)
+    labels = np.array([0, 1, 2, 0] * 2)
+    assert 0.4 < fit_temperature(logits, labels) <= 1.0
+    # the same margins on 4,000 photos carry enough evidence to sharpen further
+    assert fit_temperature(np.tile(logits, (500, 1)), np.tile(labels, 500)) < 0.6
+
+
 def test_fit_temperature_with_nothing_to_fit_is_one():
     assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
     assert fit_temperature(np.ones((4, 3)), np.zeros(4, dtype=int)) == 1.0

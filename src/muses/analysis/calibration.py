@@ -22,21 +22,27 @@ from muses.predictions import probabilities
 BINS = 10
 REFUSE_SHARE = 0.05  # of known-class validation photos answered "uncertain" by the chosen threshold
 MAX_THRESHOLD = 0.99  # a validation split the model is sure of to the last digit must not refuse 99.9 %
+# A Gaussian prior on log(temperature) around 1 (no change), worth a few photos: on a validation
+# split where every photo is right the log loss falls forever as the temperature shrinks, and a
+# plain fit on 8 such photos sharpened a model to T = 0.06. Hundreds of photos outweigh the prior.
+PRIOR_SD = 0.5
 
 
-def _log_loss(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    probs = probabilities(logits, temperature).astype(np.float64)
-    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+def _penalised_log_loss(logits: np.ndarray, labels: np.ndarray, log_t: float) -> float:
+    probs = probabilities(logits, float(np.exp(log_t))).astype(np.float64)
+    total = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).sum()
+    return float(total + log_t**2 / (2 * PRIOR_SD**2))
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the log loss of ``logits`` against ``labels`` (1.0 when
-    there is nothing to fit on), searched on a log scale within the range a model file allows."""
+    """The temperature that minimises the log loss of ``logits`` against ``labels`` plus a prior
+    that keeps it near 1 on small splits (1.0 when there is nothing to fit on), searched on a log
+    scale within the range a model file allows."""
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=int)
     if len(labels) == 0 or len(np.unique(labels)) < 2:
         return 1.0
     low, high = np.log(TEMPERATURE_RANGE)
-    found = minimize_scalar(lambda log_t: _log_loss(logits, labels, float(np.exp(log_t))), bounds=(low, high),
+    found = minimize_scalar(lambda log_t: _penalised_log_loss(logits, labels, log_t), bounds=(low, high),
                             method="bounded", options={"xatol": 1e-4})
     return round(float(np.exp(found.x)), 4)
 
