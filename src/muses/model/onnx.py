@@ -111,22 +111,31 @@ class OnnxPredictor:
     def features_key(self) -> str:
         return self.digest or model_digest(self.model_path)
 
-    def _run(self, images: Sequence[Image.Image], batch_size: int, output: str, width: int) -> np.ndarray:
+    def _run(self, images: Sequence[Image.Image], batch_size: int, outputs: Sequence[str]) -> list[np.ndarray]:
+        """The graph's ``outputs`` for ``images``, one array each; one run gives all of them."""
         images = list(images)
-        out = [
-            self.session.run([output], {INPUT: preprocess_many(images[s : s + batch_size], self.cfg.preprocess,
-                                                               workers=self.workers)})[0]
+        widths = {"logits": len(self.class_names), "features": self.cfg.num_features}
+        runs = [
+            self.session.run(list(outputs), {INPUT: preprocess_many(images[s : s + batch_size], self.cfg.preprocess,
+                                                                    workers=self.workers)})
             for s in range(0, len(images), batch_size)
         ]
-        return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
+        return [np.concatenate([r[k] for r in runs]) if runs else np.zeros((0, widths[name]), dtype=np.float32)
+                for k, name in enumerate(outputs)]
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (n_images, n_classes), columns in ``class_names`` order."""
-        return probabilities(self._run(images, batch_size, "logits", len(self.class_names)), self.cfg.temperature)
+        return probabilities(self._run(images, batch_size, ["logits"])[0], self.cfg.temperature)
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Pooled backbone features, shape (n_images, num_features)."""
-        return self._run(images, batch_size, "features", self.cfg.num_features)
+        return self._run(images, batch_size, ["features"])[0]
+
+    def predict_with_features(self, images: Sequence[Image.Image],
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and pooled features from one run of the graph (it makes both)."""
+        logits, feats = self._run(images, batch_size, OUTPUTS)
+        return probabilities(logits, self.cfg.temperature), feats
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)

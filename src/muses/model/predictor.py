@@ -8,6 +8,7 @@ failure for every caller alike.
     predictor = load_model("models/naive.safetensors")      # muses.model.loading
     probs = predictor.predict_pil(images)                     # (n_images, n_classes)
     feats = predictor.extract_features(images)                # (n_images, num_features)
+    probs, feats = predictor.predict_with_features(images)   # both from one backbone pass
 """
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ class Predictor(Protocol):
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Pooled backbone features, shape (n_images, num_features)."""
+        ...
+
+    def predict_with_features(self, images: Sequence[Image.Image],
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict_pil(images), extract_features(images))`` from one pass through the backbone."""
         ...
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
@@ -136,25 +142,34 @@ class TorchPredictor:
     def features_key(self) -> str:
         return backbones.state_digest(self.net.backbone)
 
-    def _run(self, images: Sequence[Image.Image], batch_size: int, fn, width: int) -> np.ndarray:
+    def _run(self, images: Sequence[Image.Image], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(logits, pooled features): the head is one linear layer on the pooled features, so
+        both come from the one backbone pass whichever of them a caller wants."""
         images = list(images)
         if not images:
-            return np.zeros((0, width), dtype=np.float32)
+            return (np.zeros((0, len(self.class_names)), dtype=np.float32),
+                    np.zeros((0, self.net.backbone.num_features), dtype=np.float32))
         self.net.eval()
-        out = []
+        logits, pooled = [], []
         with torch.inference_mode(), autocast(self.device):
             for start in range(0, len(images), batch_size):
                 x = torch.from_numpy(np.stack([preprocess_array(im, self.cfg.preprocess)
                                               for im in images[start : start + batch_size]]))
-                out.append(fn(x.to(self.device)).float().cpu())
-        return torch.cat(out).numpy()
+                feats = self.net.pooled(x.to(self.device))
+                logits.append(self.net.head(feats).float().cpu())
+                pooled.append(feats.float().cpu())
+        return torch.cat(logits).numpy(), torch.cat(pooled).numpy()
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        logits = self._run(images, batch_size, self.net, len(self.class_names))
-        return probabilities(logits, self.cfg.temperature)
+        return self.predict_with_features(images, batch_size)[0]
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        return self._run(images, batch_size, self.net.pooled, self.net.backbone.num_features)
+        return self._run(images, batch_size)[1]
+
+    def predict_with_features(self, images: Sequence[Image.Image],
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        logits, pooled = self._run(images, batch_size)
+        return probabilities(logits, self.cfg.temperature), pooled
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)
