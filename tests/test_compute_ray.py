@@ -2,13 +2,16 @@
 Ray cluster stores what the local path stores."""
 from __future__ import annotations
 
+import json
 import sys
 
+import numpy as np
 import pytest
 
 from muses.classify import classify_collection
 from muses.cli import main
 from muses.collection.store import Store
+from muses.embeddings import Embeddings
 from muses.compute import ComputeError, ComputeSettings, RayMissing, require_ray
 from muses.collection.images import generate_images
 from test_classify import met_project  # noqa: F401 - the fixture: real Met photos, a broken and a missing one
@@ -60,10 +63,24 @@ def _stored(project) -> dict:
     return {i.id: i.classification for i in Store.for_project(project).items() if i.classification}
 
 
+def _embedded(project) -> dict[int, np.ndarray]:
+    """Image id -> its stored embedding."""
+    embeddings = Embeddings.for_project(project)
+    ids, slots = embeddings.slots()
+    return dict(zip(ids.tolist(), embeddings.vectors(slots)))
+
+
+def _neighbours(project, item_id: str, capsys) -> list[str]:
+    assert main(["similar", "--item", item_id, "--json", "--project", str(project.root)]) == 0
+    return [h["item_id"] for h in json.loads(capsys.readouterr().out)["similar"]]
+
+
 @pytest.mark.slow
-def test_classify_on_ray_stores_what_the_local_path_stores(met_project, tiny_model_path, ray_cluster):
+def test_classify_on_ray_stores_what_the_local_path_stores(met_project, tiny_model_path, ray_cluster, capsys):
     local = classify_collection(met_project, model_path=tiny_model_path, runtime="torch", batch_size=3)
     expected = _stored(met_project)
+    expected_vectors = _embedded(met_project)
+    expected_similar = _neighbours(met_project, local.classified[0], capsys)
     on_ray = classify_collection(met_project, model_path=tiny_model_path, runtime="torch", batch_size=3,
                                  update_existing=True, compute=ComputeSettings(engine="ray", workers=2))
     got = _stored(met_project)
@@ -77,6 +94,13 @@ def test_classify_on_ray_stores_what_the_local_path_stores(met_project, tiny_mod
             # Within 1e-4, not 1e-5: the tiny model's fitted temperature (about 0.06) multiplies the
             # float32 rounding differences of torch running with another thread count by ~17.
             assert k["probability"] == pytest.approx(w["probability"], abs=1e-4)
+    # the photos' embeddings too, so that similar-object search works after a Ray run
+    vectors = _embedded(met_project)
+    assert vectors.keys() == expected_vectors.keys() and len(vectors) == 7  # every readable photo
+    for image_id, vector in vectors.items():
+        # stored as float16: within one float16 step of the local run's (about 3e-5 at these values)
+        np.testing.assert_allclose(vector, expected_vectors[image_id], atol=2 ** -15, rtol=2 ** -10)
+    assert _neighbours(met_project, local.classified[0], capsys) == expected_similar
     # resumable as on one machine: nothing left to do, nothing done again
     again = classify_collection(met_project, model_path=tiny_model_path, runtime="torch",
                                 compute=ComputeSettings(engine="ray", workers=2))
