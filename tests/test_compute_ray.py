@@ -12,7 +12,8 @@ from muses.classify import classify_collection
 from muses.cli import main
 from muses.collection.store import Store
 from muses.embeddings import Embeddings
-from muses.compute import ComputeError, ComputeSettings, RayMissing, require_ray
+from muses.settings import ConfigError
+from muses.compute import ComputeSettings, RayMissing, require_ray
 from muses.collection.images import generate_images
 from test_classify import met_project  # noqa: F401 - the fixture: real Met photos, a broken and a missing one
 from test_collection_images import corpus_project  # noqa: F401 - the fixture: good, broken, truncated, huge... photos
@@ -27,9 +28,9 @@ def without_ray(monkeypatch):
 
 
 def test_settings_refuse_unknown_engine_and_zero_workers():
-    with pytest.raises(ComputeError, match="one of local, ray"):
+    with pytest.raises(ConfigError, match="one of local, ray"):
         ComputeSettings(engine="spark")
-    with pytest.raises(ComputeError, match=">= 1"):
+    with pytest.raises(ConfigError, match=">= 1"):
         ComputeSettings(engine="ray", workers=0)
     assert ComputeSettings(engine="ray").uses_ray and not ComputeSettings().uses_ray
 
