@@ -127,3 +127,62 @@ def test_generate_images_engine_ray_without_ray_says_what_to_install(corpus_proj
     code = main(["generate-images", "--force", "--engine", "ray", "--project", str(project.root)])
     err = capsys.readouterr().err
     assert code == 2 and 'pip install "muses[ray]"' in err and "Traceback" not in err
+
+
+def _train(root, dataset, compute=None):
+    """A short run of both phases (transfer, then fine-tuning the last block) from one seed."""
+    from muses.model.loading import setup_classifier
+    from muses.model.training import default_phases
+
+    root.mkdir()
+    clf = setup_classifier(64, mode="train", dataset=dataset, project=root, seed=0, views=2, workers=0,
+                           cache_dir=root / "cache", models_dir=root / "models", device="cpu", compute=compute)
+    history = clf.fit(default_phases(3, unfrozen_blocks=1, lr=3e-3), model_name="m")
+    return clf, history
+
+
+def _ray_actors(ray) -> int:
+    """Actors this cluster has started (alive or finished): proof that work went to Ray. Ray's
+    public state API needs the dashboard, which the test cluster runs without."""
+    return len(ray._private.state.actors())
+
+
+def _cached(cache_dir) -> dict:
+    """Every cached tensor, by file kind and entry key."""
+    from safetensors import safe_open
+
+    out = {}
+    for path in sorted(cache_dir.rglob("*.safetensors")):
+        kind = path.name.split("-")[0] if path.parent == cache_dir else path.parent.name.split("-")[0]
+        with safe_open(str(path), framework="pt") as f:
+            out.update({(kind, key): f.get_tensor(key) for key in f.keys()})
+    return out
+
+
+@pytest.mark.slow
+def test_training_features_extracted_on_ray_train_the_same_model(shapes_dataset, tmp_path, ray_cluster):
+    local, local_history = _train(tmp_path / "local", shapes_dataset)
+    before = _ray_actors(ray_cluster)
+    on_ray, ray_history = _train(tmp_path / "ray", shapes_dataset, ComputeSettings(engine="ray", workers=2))
+    assert _ray_actors(ray_cluster) >= before + 2  # the frozen trunk run by 2 actors
+    want, got = _cached(tmp_path / "local" / "cache"), _cached(tmp_path / "ray" / "cache")
+    assert got.keys() == want.keys() and {kind for kind, _ in got} == {"trunk", "pooled"}
+    for key, value in got.items():  # float16 files: within a float16 step of the local run's
+        np.testing.assert_allclose(value.float().numpy(), want[key].float().numpy(), rtol=2 ** -9, atol=1e-4)
+    assert [h["val_accuracy"] for h in ray_history] == [h["val_accuracy"] for h in local_history]
+    for name, value in on_ray.net.state_dict().items():
+        np.testing.assert_allclose(value.float().numpy(), local.net.state_dict()[name].float().numpy(), atol=1e-3)
+    photos = [p for p in sorted((shapes_dataset / "images").iterdir())[:6]]
+    np.testing.assert_allclose(on_ray.predict_new(photos), local.predict_new(photos), atol=1e-3)
+
+
+def test_train_model_on_ray_and_in_several_processes_is_refused(project, capsys):
+    code = main(["train-model", "--engine", "ray", "--nproc", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "use one of them" in err and "Traceback" not in err
+
+
+def test_train_model_engine_ray_without_ray_says_what_to_install(project, without_ray, capsys):
+    code = main(["train-model", "--engine", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "muses[ray]"' in err and "Traceback" not in err
