@@ -17,6 +17,7 @@ from muses.compute import ComputeSettings, RayMissing, require_ray
 from muses.collection.images import generate_images
 from test_classify import met_project  # noqa: F401 - the fixture: real Met photos, a broken and a missing one
 from test_collection_images import corpus_project  # noqa: F401 - the fixture: good, broken, truncated, huge... photos
+from test_model_onnx import exported  # noqa: F401 - the fixture: the tiny model exported for ONNX Runtime
 
 pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")
 
@@ -184,5 +185,34 @@ def test_train_model_on_ray_and_in_several_processes_is_refused(project, capsys)
 
 def test_train_model_engine_ray_without_ray_says_what_to_install(project, without_ray, capsys):
     code = main(["train-model", "--engine", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "muses[ray]"' in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_label_review_features_extracted_on_ray_are_the_local_ones(exported, shapes_dataset, tmp_path, runtime,
+                                                                    ray_cluster):
+    from muses.analysis.label_issues import image_features
+    from muses.model.loading import load_model
+
+    predictor = load_model(exported[0], runtime=runtime)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    photos = sorted((shapes_dataset / "images").iterdir())[:10] + [broken]
+    local = image_features(predictor, photos, cache_dir=tmp_path / "local", batch_size=4)
+    before = _ray_actors(ray_cluster)
+    on_ray = image_features(predictor, photos, cache_dir=tmp_path / "ray", batch_size=4,
+                            compute=ComputeSettings(engine="ray", workers=2))
+    assert _ray_actors(ray_cluster) == before + 2
+    assert on_ray.paths == local.paths and len(on_ray.paths) == 10
+    assert [p for p, _ in on_ray.skipped] == [p for p, _ in local.skipped] == [broken]
+    # the cache holds float16: within one float16 step of the local run's
+    np.testing.assert_allclose(on_ray.values, local.values, rtol=2 ** -10, atol=1e-5)
+    assert [p.name for p in (tmp_path / "ray").iterdir()] == [p.name for p in (tmp_path / "local").iterdir()]
+
+
+def test_label_issues_engine_ray_without_ray_says_what_to_install(project, without_ray, capsys):
+    code = main(["label-issues", "--engine", "ray"])
     err = capsys.readouterr().err
     assert code == 2 and 'pip install "muses[ray]"' in err and "Traceback" not in err

@@ -97,11 +97,15 @@ class OnnxPredictor:
 
     def __init__(self, onnx_path: str | Path, cfg: ModelCfg, *, model_path: str | Path, threads: int | None = None,
                  workers: int | None = None):
-        self.onnx_path, self.cfg, self.workers = Path(onnx_path), cfg, workers
+        self.onnx_path, self.cfg, self.workers, self.threads = Path(onnx_path), cfg, workers, threads
         self.model_path = model_paths(model_path)[0]
         self.name = self.model_path.stem
         self.session = _session(onnx_path, threads)
         self.digest = _digest_of(self.session)  # the model file it was exported from
+
+    def __reduce__(self):
+        # A session cannot be pickled: a copy (a Ray worker's) opens the same file again.
+        return _reopen, (self.onnx_path, self.cfg, self.model_path, self.threads, self.workers)
 
     @property
     def class_names(self) -> list[str]:
@@ -139,6 +143,10 @@ class OnnxPredictor:
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)
+
+
+def _reopen(onnx_path: Path, cfg: ModelCfg, model_path: Path, threads: int | None, workers: int | None) -> OnnxPredictor:
+    return OnnxPredictor(onnx_path, cfg, model_path=model_path, threads=threads, workers=workers)
 
 
 def load_onnx(
