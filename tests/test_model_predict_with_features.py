@@ -27,3 +27,15 @@ def test_no_photos_give_empty_answers_of_the_right_width(exported, runtime):
     clf = load_model(exported[0], runtime=runtime)
     probs, feats = clf.predict_with_features([])
     assert probs.shape == (0, len(clf.class_names)) and feats.shape == (0, clf.cfg.num_features)
+
+
+@pytest.mark.parametrize("allowed, threads", [("1", 1), ("3", 3), ("", None), ("lots", None)])
+def test_onnx_sessions_take_the_threads_omp_num_threads_allows(monkeypatch, allowed, threads):
+    """Ray sets OMP_NUM_THREADS to a worker's CPUs: two workers must not each take every core."""
+    import os
+
+    from muses.model.onnx import session_options
+
+    monkeypatch.setenv("OMP_NUM_THREADS", allowed)
+    assert session_options().intra_op_num_threads == (threads or os.cpu_count())
+    assert session_options(threads=2).intra_op_num_threads == 2  # an explicit count wins

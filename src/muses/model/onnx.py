@@ -81,12 +81,19 @@ def is_current(model_path: str | Path, onnx_path: str | Path | None = None) -> b
 
 
 def session_options(threads: int | None = None):
-    """ONNX Runtime options: every core for one inference, all graph optimizations."""
+    """ONNX Runtime options: all graph optimizations, and every core for one inference, or as
+    many as ``OMP_NUM_THREADS`` allows: Ray sets it to the CPUs it gave a worker, so that several
+    workers on one machine do not each take every core."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads or _allowed_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     return options
+
+
+def _allowed_threads() -> int:
+    allowed = os.environ.get("OMP_NUM_THREADS", "")
+    return int(allowed) if allowed.isdigit() and int(allowed) > 0 else os.cpu_count() or 1
 
 
 class OnnxPredictor:
