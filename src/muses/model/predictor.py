@@ -142,34 +142,36 @@ class TorchPredictor:
     def features_key(self) -> str:
         return backbones.state_digest(self.net.backbone)
 
-    def _run(self, images: Sequence[Image.Image], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """(logits, pooled features): the head is one linear layer on the pooled features, so
-        both come from the one backbone pass whichever of them a caller wants."""
+    def _run(self, images: Sequence[Image.Image], batch_size: int, fn, width: int) -> np.ndarray:
         images = list(images)
         if not images:
-            return (np.zeros((0, len(self.class_names)), dtype=np.float32),
-                    np.zeros((0, self.net.backbone.num_features), dtype=np.float32))
+            return np.zeros((0, width), dtype=np.float32)
         self.net.eval()
-        logits, pooled = [], []
+        out = []
         with torch.inference_mode(), autocast(self.device):
             for start in range(0, len(images), batch_size):
                 x = torch.from_numpy(np.stack([preprocess_array(im, self.cfg.preprocess)
                                               for im in images[start : start + batch_size]]))
-                feats = self.net.pooled(x.to(self.device))
-                logits.append(self.net.head(feats).float().cpu())
-                pooled.append(feats.float().cpu())
-        return torch.cat(logits).numpy(), torch.cat(pooled).numpy()
+                out.append(fn(x.to(self.device)).float().cpu())
+        return torch.cat(out).numpy()
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        return self.predict_with_features(images, batch_size)[0]
+        logits = self._run(images, batch_size, self.net, len(self.class_names))
+        return probabilities(logits, self.cfg.temperature)
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        return self._run(images, batch_size)[1]
+        return self._run(images, batch_size, self.net.pooled, self.net.backbone.num_features)
 
     def predict_with_features(self, images: Sequence[Image.Image],
                               batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        logits, pooled = self._run(images, batch_size)
-        return probabilities(logits, self.cfg.temperature), pooled
+        n = len(self.class_names)
+        both = self._run(images, batch_size, self._logits_and_pooled, n + self.net.backbone.num_features)
+        return probabilities(both[:, :n], self.cfg.temperature), both[:, n:]
+
+    def _logits_and_pooled(self, x: torch.Tensor) -> torch.Tensor:
+        # the head is one linear layer on the pooled features: both from one backbone pass
+        pooled = self.net.pooled(x)
+        return torch.cat([self.net.head(pooled), pooled], dim=1)
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)
