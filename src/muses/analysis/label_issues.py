@@ -167,7 +167,8 @@ def image_features(predictor: Predictor, paths: Sequence[str | Path], *, cache_d
                                                                             compute=compute))):
             skipped += found.failed
             for i, value in zip(found.readable, found.values):
-                cache.entries[keys[chunk[i]]] = torch.from_numpy(np.asarray(value, dtype=np.float32)).half()
+                # a copy: rows from Ray arrive read-only, and torch warns of those
+                cache.entries[keys[chunk[i]]] = torch.from_numpy(np.array(value, dtype=np.float32)).half()
             bar.update(len(chunk))
             if (b + 1) % features.SAVE_EVERY == 0:  # an interrupted run keeps what it computed
                 cache.save()

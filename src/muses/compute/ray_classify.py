@@ -77,7 +77,8 @@ def classify_photos(photos: Sequence[tuple[str, str, int]], job: PhotoJob, *, se
     ds = ray.data.from_items([{"item_id": i, "path": p, "image_id": m} for i, p, m in photos],
                              override_num_blocks=shards)
     out = ds.map_batches(_PhotoClassifier, fn_constructor_kwargs={"job": job}, batch_size=batch_size,
-                         concurrency=settings.workers, num_cpus=1, batch_format="numpy")
+                         compute=ray.data.ActorPoolStrategy(size=settings.workers), num_cpus=1,
+                         batch_format="numpy")
     for b in out.iter_batches(batch_size=batch_size, batch_format="numpy"):
         for item_id, path, image_id, probs, feats, error in zip(b["item_id"], b["path"], b["image_id"], b["probs"],
                                                                 b["features"], b["error"]):
