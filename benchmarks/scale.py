@@ -3,7 +3,7 @@
     python -m benchmarks.scale                      # 10k and 100k records, SQLite; table in results/
     python -m benchmarks.scale --million            # 10k, 100k and 1M (about half an hour)
     python -m benchmarks.scale --store-url 'postgresql+psycopg://localhost/muses_scale_{size}'
-    python -m benchmarks.scale --ray 2000           # generate-images on 2,000 photos: local vs Ray, 1 vs 2 workers
+    python -m benchmarks.scale --ray 2000           # generate-images, classify, label-issues: local vs Ray, 1 vs 2 workers
 
 Each command runs in its own process (benchmarks.run.run_child: wall time and that process's
 peak RSS from os.wait4). Per size: import records/s, labeling (label-preview) records/s,
@@ -181,8 +181,9 @@ def run(sizes: tuple[int, ...], *, store_url: str | None = None, images: int = 2
 
 
 def ray_throughput(photos: int, *, log=print) -> str:
-    """generate-images on ``photos`` synthetic photos: this machine vs a Ray cluster started by the
-    command, 1 and 2 workers each (the Ray rows include starting the cluster)."""
+    """generate-images, classify (with embeddings) and feature extraction (label-issues) on
+    ``photos`` synthetic photos: this machine vs a Ray cluster started by the command, 1 and 2
+    workers (the Ray rows include starting the cluster)."""
     rows = ["| generate-images | photos/s | wall s | driver peak RSS |", "| --- | --- | --- | --- |"]
     with tempfile.TemporaryDirectory(prefix="muses-ray-") as tmp:
         work = Path(tmp)
@@ -195,7 +196,39 @@ def ray_throughput(photos: int, *, log=print) -> str:
             log(f"  generate-images, {engine}, {workers} worker(s)")
             run = _muses(project, "generate-images", *flags)
             rows.append(f"| {engine}, {workers} worker(s) | {photos / run.seconds:,.1f} | {run.seconds:.1f} | {run.peak_mb:,.0f} MB |")
+        rows += ["", *_ray_model_rows(project, log=log)]
     return "\n".join(rows)
+
+
+_RAY_ENGINES = (("local", []), ("ray, 1 worker", ["--engine", "ray", "--ray-workers", "1"]),
+                ("ray, 2 workers", ["--engine", "ray", "--ray-workers", "2"]))
+
+
+def _ray_model_rows(project: Path, *, log=print) -> list[str]:
+    """classify (ONNX, probabilities and embeddings from one pass) and label-issues' feature
+    extraction (torch, the cache emptied before each run) on the project's usable photos, after
+    a one-epoch model is trained on its naive labels (not timed)."""
+    import shutil
+
+    from muses.collection.store import USABLE_STATUSES, Image, Store
+    from muses.settings import Project
+    from sqlalchemy import func, select
+
+    log("  a model to run (export-classification-data, train-model --epochs 1; not timed)")
+    _muses(project, "export-classification-data", "--exporter", "naive")
+    _muses(project, "train-model", "--epochs", "1", "--no-fine-tuning", "--views", "1")
+    with Store.for_project(Project.load(project)).session() as s:
+        usable = s.scalar(select(func.count()).select_from(Image).where(Image.status.in_(USABLE_STATUSES)))
+    rows = []
+    for command, args in (("classify", ["--update-existing"]), ("label-issues", [])):
+        rows += [f"| {command} ({usable:,} photos) | photos/s | wall s | driver peak RSS |", "| --- | --- | --- | --- |"]
+        for name, flags in _RAY_ENGINES:
+            shutil.rmtree(project / "cache", ignore_errors=True)  # label-issues' features are made anew each time
+            log(f"  {command}, {name}")
+            run = _muses(project, command, *args, *flags)
+            rows.append(f"| {name} | {usable / run.seconds:,.1f} | {run.seconds:.1f} | {run.peak_mb:,.0f} MB |")
+        rows.append("")
+    return rows[:-1]
 
 
 def main(argv: list[str] | None = None) -> int:

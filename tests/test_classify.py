@@ -155,3 +155,11 @@ def test_killed_run_resumes(project, met_sample, tiny_model_path):
     report = classify_collection(project, model_path=tiny_model_path)
     assert report.skipped_existing == len(done)
     assert set(report.classified) == set(ids) - done
+
+
+def test_an_unreadable_photo_does_not_send_its_item_back_to_every_run(met_project, tiny_model_path):
+    """Item 2's second photo is missing: it is never embedded, yet the item is done."""
+    first = classify_collection(met_project, model_path=tiny_model_path)
+    assert any(path.endswith("gone.jpg") for _, path, _ in first.unreadable)
+    again = classify_collection(met_project, model_path=tiny_model_path)
+    assert again.classified == [] and again.skipped_existing == len(first.classified)

@@ -112,7 +112,7 @@ def classify_collection(
     with the ids of each committed batch. Photos that cannot be read (or are over
     ``max_pixels``) are listed in the report. ``embed``: store each photo's embedding too.
     ``compute`` with the Ray engine classifies the photos on a Ray cluster; the results are
-    stored here, batch by batch, as on one machine (embeddings are not made there yet)."""
+    stored here, batch by batch, as on one machine (the embeddings too)."""
     if batch_size < 1:
         raise ClassifyError(f"batch_size must be >= 1, got {batch_size}")
     if top_k < 1:
@@ -121,7 +121,7 @@ def classify_collection(
     model_name = clf.name
     store = Store.for_project(project)
     on_ray = compute is not None and compute.uses_ray
-    embeddings = Embeddings.for_project(project, store) if embed and not on_ray else None
+    embeddings = Embeddings.for_project(project, store) if embed else None
     if embeddings:
         embeddings.prepare(clf.features_key, model_name)
     todo, skipped, without = _plan(store, update_existing, ids, embeddings.items_missing() if embeddings else ())
@@ -155,41 +155,59 @@ def _local_batches(todo, store, clf, project, report, *, batch_size, max_pixels,
                   for n, item in enumerate(items) for im in item.usable_images]
         images, kept, failed = load_images([p for _, p, _ in photos], clf.cfg.input_size, max_pixels=max_pixels)
         report.unreadable += [(items[photos[i][0]].id, str(path), why) for i, path, why in failed]
-        probs = clf.predict_pil(images, batch_size=batch_size) if images else np.zeros((0, 0))
         owner = np.asarray([photos[i][0] for i in kept])
-        embedded = None
-        if embed and images:
-            embedded = ([photos[i][2] for i in kept], clf.extract_features(images, batch_size=batch_size))
+        probs, embedded = np.zeros((0, 0)), None
+        if images and embed:
+            probs, feats = clf.predict_with_features(images, batch_size=batch_size)
+            embedded = ([photos[i][2] for i in kept], feats)
+        elif images:
+            probs = clf.predict_pil(images, batch_size=batch_size)
         yield Found({item.id: probs[owner == n] if images else probs for n, item in enumerate(items)}, embedded)
 
 
 def _ray_batches(todo, store, clf, project, report, *, batch_size, max_pixels, compute, runtime,
-                 model_path, **_) -> Iterator[Found]:
-    """The photos classified on Ray, gathered back into items; a batch is yielded once it holds
-    about ``batch_size`` photos and its last item is complete."""
+                 model_path, embed, **_) -> Iterator[Found]:
+    """The photos classified (and embedded) on Ray, gathered back into items; a batch is yielded
+    once it holds about ``batch_size`` photos and its last item is complete."""
     from muses.compute.ray_classify import PhotoJob, classify_photos
 
-    photos = [(item.id, str(project.path(im.stored_path or im.original)))
+    photos = [(item.id, str(project.path(im.stored_path or im.original)), im.id)
               for item in store.items(todo) for im in item.usable_images]
-    job = PhotoJob(str(model_path or project.model_path), runtime, str(project.root), max_pixels)
-    found: dict[str, list[np.ndarray]] = {}
-    n_photos = 0
+    job = PhotoJob(str(model_path or project.model_path), runtime, str(project.root), max_pixels, embed)
+    batch = _Gathered()
     for result in classify_photos(photos, job, settings=compute, batch_size=batch_size):
-        if result.item_id not in found and n_photos >= batch_size:
-            yield _stacked(found)
-            found, n_photos = {}, 0
-        rows = found.setdefault(result.item_id, [])
-        n_photos += 1
+        if result.item_id not in batch.probabilities and batch.photos >= batch_size:
+            yield batch.found()
+            batch = _Gathered()
+        batch.add(result, report)
+    if batch.probabilities:
+        yield batch.found()
+
+
+@dataclass
+class _Gathered:
+    """Photo results from Ray, by item, until there are enough for a batch."""
+
+    probabilities: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    image_ids: list[int] = field(default_factory=list)
+    features: list[np.ndarray] = field(default_factory=list)
+    photos: int = 0
+
+    def add(self, result, report: ClassifyReport) -> None:
+        rows = self.probabilities.setdefault(result.item_id, [])
+        self.photos += 1
         if result.probabilities is None:
             report.unreadable.append((result.item_id, result.path, result.error))
-        else:
-            rows.append(result.probabilities)
-    if found:
-        yield _stacked(found)
+            return
+        rows.append(result.probabilities)
+        if result.features is not None:
+            self.image_ids.append(result.image_id)
+            self.features.append(result.features)
 
-
-def _stacked(found: dict[str, list[np.ndarray]]) -> Found:
-    return Found({i: np.stack(rows) if rows else np.zeros((0, 0)) for i, rows in found.items()})
+    def found(self) -> Found:
+        embedded = (self.image_ids, np.stack(self.features)) if self.features else None
+        return Found({i: np.stack(rows) if rows else np.zeros((0, 0)) for i, rows in self.probabilities.items()},
+                     embedded)
 
 
 def _store_batch(store: Store, found: Found, clf, model_name: str, top_k: int, report: ClassifyReport,

@@ -94,11 +94,14 @@ class Embeddings:
             return s.scalar(select(func.count()).select_from(ImageEmbedding)) or 0
 
     def items_missing(self) -> set[str]:
-        """Items with a usable photo that has no embedding."""
-        embedded = select(ImageEmbedding.image_id)
+        """Items with a usable photo and no embedded photo at all (classified before embeddings
+        existed, or with another model). An item whose other photos are embedded is not missing:
+        a photo listed usable that could not be read is never embedded, and would otherwise send
+        its item back to every classify run."""
+        embedded = select(Image.item_id).join(ImageEmbedding, ImageEmbedding.image_id == Image.id)
         with self.store.session() as s:
             return set(s.scalars(select(Image.item_id).where(
-                Image.status.in_(USABLE_STATUSES), Image.id.not_in(embedded)).distinct()))
+                Image.status.in_(USABLE_STATUSES), Image.item_id.not_in(embedded)).distinct()))
 
     def slots(self) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, their slots), both int64, ordered by slot."""

@@ -37,6 +37,11 @@ def _bounded(default, *, low=None, high=None):
     return field(default=default, metadata={"low": low, "high": high})
 
 
+def _one_of(default, choices: tuple[str, ...]):
+    """A dataclass field whose value must be one of ``choices``; checked when muses.toml is read."""
+    return field(default=default, metadata={"choices": choices})
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     url: str = ""  # SQLAlchemy URL; empty: the SQLite file muses.sqlite in the project
@@ -90,6 +95,29 @@ class WebSettings:
     port: int = _bounded(8000, low=1, high=65535)
 
 
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    """Where the heavy work runs (classify, generate-images, feature extraction): this machine,
+    or a Ray cluster. A command's --engine, --address and --ray-workers override the table."""
+
+    engine: str = _one_of("local", ENGINES)
+    address: str = ""  # a running Ray cluster ("auto", "ray://host:10001"); "": start one on this machine
+    workers: int = _bounded(2, low=1)  # Ray actors (each holds one model) or parallel tasks
+
+    def __post_init__(self) -> None:  # the same checks for settings made in code as for muses.toml's
+        if self.engine not in ENGINES:
+            raise ConfigError(f"the compute engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.workers < 1:
+            raise ConfigError(f"Ray workers must be >= 1, got {self.workers}")
+
+    @property
+    def uses_ray(self) -> bool:
+        return self.engine == "ray"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything muses.toml can say; each table is one dataclass."""
@@ -101,6 +129,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     plots: PlotSettings = field(default_factory=PlotSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
 
 
 # -- reading muses.toml -----------------------------------------------------------------------
@@ -165,6 +194,9 @@ def _check_value(value: Any, kind: Any, bounds: typing.Mapping, where) -> Any:
         fits, value = True, float(value)
     if not fits:
         raise ConfigError(f"{where()}: expected {_TYPE_WORDS[kind]}, got {value!r}")
+    choices = bounds.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where()}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
     low, high = bounds.get("low"), bounds.get("high")
     if (low is not None and value < low) or (high is not None and value > high):
         limits = f"between {low} and {high}" if high is not None else f"at least {low}"

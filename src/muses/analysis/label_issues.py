@@ -30,10 +30,11 @@ from muses.datasets.folder import DatasetFolder, file_digest
 from muses.errors import MusesError
 from muses.model import features
 from muses.model.decoding import MAX_PIXELS
-from muses.model.image_loading import load_images
+from muses.model.photo_features import features_in_chunks
 from muses.model.predictor import Predictor
 from muses.predictions import OTHER
 from muses.progress import progress_bar
+from muses.settings import ComputeSettings
 
 # Inverse L2 strength on standardized features. Strong: 1280 features, a few hundred photos.
 # On the Met sample with 10 % flipped labels (5 draws) C=0.01 found them with precision 0.66 /
@@ -142,9 +143,10 @@ class Features:
 
 
 def image_features(predictor: Predictor, paths: Sequence[str | Path], *, cache_dir: Path | None = None,
-                   batch_size: int = 32, max_pixels: int = MAX_PIXELS) -> Features:
+                   batch_size: int = 32, max_pixels: int = MAX_PIXELS, compute: ComputeSettings | None = None) -> Features:
     """Pooled backbone features of ``paths`` via ``predictor.extract_features``, cached per
-    image content and the predictor's ``features_key``; unreadable images are skipped and listed."""
+    image content and the predictor's ``features_key``; unreadable images are skipped and listed.
+    ``compute`` with the Ray engine extracts them on Ray actors; the cache is written here alike."""
     cache = features.open_cache(
         cache_dir, "pooled-review",
         backbone=predictor.cfg.backbone, weights=predictor.features_key, preprocess=predictor.cfg.preprocess.to_dict(),
@@ -159,13 +161,14 @@ def image_features(predictor: Predictor, paths: Sequence[str | Path], *, cache_d
             keys[p] = None
             skipped.append((p, f"cannot be read: {exc}"))
     todo = [p for p in paths if keys[p] is not None and keys[p] not in cache.entries]
+    chunks = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     with progress_bar(total=len(todo), desc="features", unit="photos") as bar:
-        for b, start in enumerate(range(0, len(todo), batch_size)):
-            chunk = todo[start : start + batch_size]
-            images, readable, failed = load_images(chunk, predictor.cfg.input_size, max_pixels=max_pixels)
-            skipped += [(path, why) for _, path, why in failed]
-            for i, value in zip(readable, predictor.extract_features(images, batch_size)):
-                cache.entries[keys[chunk[i]]] = torch.from_numpy(np.asarray(value, dtype=np.float32)).half()
+        for b, (chunk, found) in enumerate(zip(chunks, features_in_chunks(predictor, chunks, max_pixels=max_pixels,
+                                                                            compute=compute))):
+            skipped += found.failed
+            for i, value in zip(found.readable, found.values):
+                # a copy: rows from Ray arrive read-only, and torch warns of those
+                cache.entries[keys[chunk[i]]] = torch.from_numpy(np.array(value, dtype=np.float32)).half()
             bar.update(len(chunk))
             if (b + 1) % features.SAVE_EVERY == 0:  # an interrupted run keeps what it computed
                 cache.save()
@@ -240,6 +243,7 @@ def review_labels(
     catalog: Mapping[str, Mapping[str, str]] | None = None,
     cache_dir: Path | None = None,
     decided: Collection[str] = (),
+    compute: ComputeSettings | None = None,
 ) -> LabelReview:
     """Rank the dataset's items whose naive label looks wrong, and suggest classes for the
     ``unlabeled`` items (item id → photos) that a head fitted on all labeled photos is sure of.
@@ -247,13 +251,13 @@ def review_labels(
     Photo probabilities are averaged per item: an item is one catalog record with one label.
     ``catalog`` (item id → {"title", "object_type"}) fills those columns of the rows. Records
     in ``decided`` (a reviewer has decided their class) still teach the heads but are never
-    listed again.
+    listed again. ``compute`` with the Ray engine extracts the photos' features on Ray.
     """
     if not 0 < threshold <= 1:
         raise ReviewError(f"threshold must be in (0, 1], got {threshold}")
     _check_folds(folds)  # before the minutes of feature extraction
     row = _RowMaker(dataset.classes, catalog or {})
-    feats = image_features(classifier, [s.path for s in dataset.samples], cache_dir=cache_dir)
+    feats = image_features(classifier, [s.path for s in dataset.samples], cache_dir=cache_dir, compute=compute)
     readable = set(feats.paths)
     samples = [s for s in dataset.samples if s.path in readable]
     labels = np.array([s.label for s in samples])
@@ -270,7 +274,7 @@ def review_labels(
     unlabeled = {item_id: paths for item_id, paths in (unlabeled or {}).items() if item_id not in decided}
     if unlabeled:
         pairs = [(item_id, Path(p)) for item_id, paths in unlabeled.items() for p in paths]
-        u_feats = image_features(classifier, [p for _, p in pairs], cache_dir=cache_dir)
+        u_feats = image_features(classifier, [p for _, p in pairs], cache_dir=cache_dir, compute=compute)
         skipped += [(str(p), why) for p, why in u_feats.skipped]
         readable = set(u_feats.paths)
         pairs = [(item_id, p) for item_id, p in pairs if p in readable]  # the order of u_feats.values

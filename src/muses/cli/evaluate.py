@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from muses.cli import command_parser, format_table
+from muses.cli.engines import add_compute_args, compute_from_args
 from muses.datasets.folder import SPLITS
 from muses.settings import find_project
 
@@ -29,6 +30,7 @@ LABEL_ISSUES_EXAMPLES = """\
   muses label-issues --folds 10 --seed 1 --threshold 0.95
   muses label-issues --dataset datasets/v2 --model models/v2.safetensors --out review/
   muses label-issues --features model          # the model's own (fine-tuned) features
+  muses label-issues --engine ray --ray-workers 4   # the photos' features extracted on Ray
 
 Every labeled record gets a prediction from a linear head fitted on the other folds' records
 (cross-validation on backbone features: the model's, or for a fine-tuned model the pretrained
@@ -78,6 +80,7 @@ def register(subparsers) -> None:
     p.add_argument("--features", choices=("auto", "model", "pretrained"), default="auto",
                    help="backbone weights for the features: the model's, or the pretrained ones it started from, "
                         "which never saw a label; auto: pretrained for a fine-tuned model (default auto)")
+    add_compute_args(p)
     p.set_defaults(func=run_label_issues)
 
 
@@ -202,14 +205,18 @@ def run_label_issues(args) -> int:
     from muses.model.features import CACHE_DIR
     from muses.analysis.label_issues import review_labels, unlabeled_photos
     from muses.analysis.reports import write_label_review
+    from muses.compute import require_ray
 
     project = find_project(args.project)
+    compute = compute_from_args(args)
+    if compute.uses_ray:
+        require_ray()  # before loading the model: say what to install first
     extractor, dataset, out_dir, name = _review_features(project, args)
     store = Store.for_project(project)
     decided = current_decisions(store)
     catalog, unlabeled = unlabeled_photos(store, project, {s.item_id for s in dataset.samples})
     review = review_labels(extractor, dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
-                           catalog=catalog, cache_dir=project.root / CACHE_DIR, decided=set(decided))
+                           catalog=catalog, cache_dir=project.root / CACHE_DIR, decided=set(decided), compute=compute)
     files = write_label_review(out_dir, name, review, gallery_size=args.gallery_size)
     _print_skipped(review.skipped)
     for caption, rows, cols in (("records whose label looks wrong", review.issues, ["naive_label", "suggested"]),

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from muses.cli import UsageError, command_parser, format_table, positive
+from muses.cli.engines import add_compute_args, compute_from_args
 from muses.model import RUNTIMES
 from muses.model.decoding import MAX_PIXELS  # no torch: cheap enough for --help
 from muses.settings import find_project
@@ -20,6 +21,7 @@ TRAIN_EXAMPLES = """\
   muses train-model --epochs 50 --resume                          # after Ctrl-C or a crash
   muses train-model --epochs 50 --nproc 4                         # 4 processes (GPUs), DDP
   torchrun --nproc_per_node 4 -m muses train-model --epochs 50    # the same, started by torchrun
+  muses train-model --epochs 50 --engine ray --ray-workers 4      # frozen features extracted on Ray
 
 The epochs are split 60/40 between transfer learning (only the new head trains, on cached
 backbone features: seconds) and fine-tuning (the last --unfrozen-blocks blocks of the
@@ -73,6 +75,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--nproc", type=positive(int), default=1, metavar="N",
                    help="train in N processes (DistributedDataParallel; one per GPU, or gloo on CPU) (default 1)")
+    add_compute_args(p)
     p.set_defaults(func=run_train)
 
     p = command_parser(subparsers, "predict", help="classify new photos with a trained model", examples=PREDICT_EXAMPLES)
@@ -89,8 +92,14 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    from muses.compute import require_ray
     from muses.model import distributed
 
+    if compute_from_args(args).uses_ray:
+        if args.nproc > 1 or distributed.from_env().active:
+            raise UsageError("--engine ray extracts the features on a Ray cluster; --nproc trains in several "
+                             "processes here: use one of them (or --engine local with --nproc)")
+        require_ray()  # before minutes of setting up: say what to install first
     if args.nproc > 1 and not distributed.from_env().active:
         return distributed.launch(args.nproc, _without_nproc(sys.argv[1:]))
     device = distributed.setup(args.device)  # under torchrun: join the run, take this process's GPU
@@ -145,6 +154,7 @@ def _train(args, device: str, *, main: bool) -> int:
             early_stopping=args.early_stopping,
             restore_best=args.early_stopping is not None,
             label_smoothing=args.label_smoothing,
+            compute=compute_from_args(args),
         )
         if args.fine_tuning and args.unfrozen_blocks > clf.num_blocks:
             raise UsageError(f"--unfrozen-blocks: {clf.cfg.backbone} has {clf.num_blocks} blocks, got {args.unfrozen_blocks}")

@@ -22,6 +22,7 @@ class PhotoJob:
     runtime: str
     project_root: str
     max_pixels: int
+    embed: bool = False  # each photo's pooled features too (the same backbone pass)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class PhotoResult:
     path: str
     probabilities: np.ndarray | None  # None: the photo could not be read (``error`` says why)
     error: str = ""
+    image_id: int = 0
+    features: np.ndarray | None = None  # the photo's pooled features, when the job embeds
 
 
 class _PhotoClassifier:
@@ -39,7 +42,7 @@ class _PhotoClassifier:
         from muses.model.loading import load_model
 
         self.clf = load_model(job.model_path, runtime=job.runtime, project=job.project_root)
-        self.max_pixels = job.max_pixels
+        self.max_pixels, self.embed = job.max_pixels, job.embed
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from muses.model.image_loading import load_images
@@ -47,17 +50,20 @@ class _PhotoClassifier:
         paths = [str(p) for p in batch["path"]]
         images, kept, failed = load_images(paths, self.clf.cfg.input_size, max_pixels=self.max_pixels)
         probs = np.full((len(paths), len(self.clf.class_names)), np.nan, dtype=np.float64)
-        if images:
+        feats = np.full((len(paths), self.clf.cfg.num_features if self.embed else 0), np.nan, dtype=np.float32)
+        if images and self.embed:
+            probs[kept], feats[kept] = self.clf.predict_with_features(images, batch_size=len(images))
+        elif images:
             probs[kept] = self.clf.predict_pil(images, batch_size=len(images))
         errors = np.full(len(paths), "", dtype=object)
         for i, _, why in failed:
             errors[i] = why
-        return {"item_id": batch["item_id"], "path": batch["path"], "probs": probs, "error": errors}
+        return {**batch, "probs": probs, "features": feats, "error": errors}
 
 
-def classify_photos(photos: Sequence[tuple[str, str]], job: PhotoJob, *, settings: ComputeSettings,
+def classify_photos(photos: Sequence[tuple[str, str, int]], job: PhotoJob, *, settings: ComputeSettings,
                     batch_size: int) -> Iterator[PhotoResult]:
-    """Each ``(item id, photo path)``'s class probabilities, in the order given."""
+    """Each ``(item id, photo path, image id)``'s class probabilities (and features), in the order given."""
     if not photos:
         return
     ray = connect(settings)
@@ -68,9 +74,13 @@ def classify_photos(photos: Sequence[tuple[str, str]], job: PhotoJob, *, setting
     ctx.enable_progress_bars = False
     # at least one shard per worker, a few per worker on big runs (so a slow shard does not hold the rest)
     shards = min(len(photos), max(settings.workers, min(len(photos) // batch_size, 8 * settings.workers)))
-    ds = ray.data.from_items([{"item_id": i, "path": p} for i, p in photos], override_num_blocks=shards)
+    ds = ray.data.from_items([{"item_id": i, "path": p, "image_id": m} for i, p, m in photos],
+                             override_num_blocks=shards)
     out = ds.map_batches(_PhotoClassifier, fn_constructor_kwargs={"job": job}, batch_size=batch_size,
-                         concurrency=settings.workers, num_cpus=1, batch_format="numpy")
+                         compute=ray.data.ActorPoolStrategy(size=settings.workers), num_cpus=1,
+                         batch_format="numpy")
     for b in out.iter_batches(batch_size=batch_size, batch_format="numpy"):
-        for item_id, path, probs, error in zip(b["item_id"], b["path"], b["probs"], b["error"]):
-            yield PhotoResult(str(item_id), str(path), None if error else np.asarray(probs), str(error))
+        for item_id, path, image_id, probs, feats, error in zip(b["item_id"], b["path"], b["image_id"], b["probs"],
+                                                                b["features"], b["error"]):
+            yield PhotoResult(str(item_id), str(path), None if error else np.asarray(probs), str(error),
+                              int(image_id), np.asarray(feats) if job.embed and not error else None)

@@ -21,6 +21,7 @@ from muses.model.predictor import ClassifierNet, TorchPredictor, load_net, build
 from muses.model.preprocessing import PreprocessCfg
 from muses.model.training import Phase, TrainCfg, Trainer, TrainingError, num_blocks, unfreeze_blocks
 from muses.model.views import AugmentCfg
+from muses.settings import ComputeSettings
 
 
 class Classifier(TorchPredictor):
@@ -44,10 +45,11 @@ class Classifier(TorchPredictor):
         restore_best: bool = False,
         cache_trunk: bool = True,
         label_smoothing: float = 0.0,
+        compute: ComputeSettings | None = None,
     ):
         self.train_cfg = TrainCfg(seed=seed, batch_size=batch_size, views=views, augment=augment, workers=workers,
                                   cache_dir=cache_dir, early_stopping=early_stopping, restore_best=restore_best,
-                                  cache_trunk=cache_trunk, label_smoothing=label_smoothing)
+                                  cache_trunk=cache_trunk, label_smoothing=label_smoothing, compute=compute)
         super().__init__(net, cfg, device=device)
         self.dataset, self.models_dir = dataset, models_dir
         self.lr, self.decay = 1e-3, 0.0

@@ -11,6 +11,7 @@ folder (``cache/features/`` in the project) is safe to delete at any time.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 from muses.datasets.folder import Sample
+from muses.settings import ComputeSettings
 from muses.model import distributed
 from muses.model.files import writing
 from muses.model.predictor import autocast
@@ -129,31 +131,65 @@ def fill_from_images(
     workers: int,
     device: torch.device,
     desc: str,
+    compute: ComputeSettings | None = None,
 ) -> int:
     """Compute ``fn`` (a frozen module, already in eval mode) for every missing view; returns how many.
-    In a multi-process run each process computes its share and all of them get every entry."""
+    In a multi-process run each process computes its share and all of them get every entry.
+    ``compute`` with the Ray engine computes them on a Ray cluster's actors (CPU), one copy of
+    ``fn`` each; this process writes the same shards as when it computes them itself."""
     dist = distributed.current()
     distributed.barrier()  # every process has read the cache file before the first writes it again
     wanted = {entry_key(*p): p for p in pairs}
     todo = [p for k, p in wanted.items() if k not in cache.entries]
     if not todo:
         return 0
-    mine = distributed.shard(todo, dist, pad=False)
+    if compute is not None and compute.uses_ray:
+        if dist.active:
+            raise distributed.DistributedError("feature extraction runs on Ray or in several processes, not both")
+        outputs = _views_on_ray(fn, make_dataset(todo), batch_size=batch_size, compute=compute)
+        mine = todo
+    else:
+        mine = distributed.shard(todo, dist, pad=False)
+        outputs = _views_here(fn, make_dataset(mine), batch_size=batch_size, workers=workers, device=device)
     made: dict[str, torch.Tensor] = {}
-    loader = DataLoader(make_dataset(mine), batch_size=batch_size, num_workers=workers, generator=torch.Generator())
-    with torch.inference_mode(), progress_bar(total=len(mine), desc=desc, unit="views", disable=not dist.main) as bar:
-        for b, batch in enumerate(loader):
-            with autocast(device):
-                out = fn(batch.to(device)).float().cpu().half()
-            for pair, value in zip(mine[len(made) : len(made) + len(batch)], out):
+    with progress_bar(total=len(mine), desc=desc, unit="views", disable=not dist.main) as bar:
+        for b, out in enumerate(outputs):
+            for pair, value in zip(mine[len(made) : len(made) + len(out)], out):
                 made[entry_key(*pair)] = cache.entries[entry_key(*pair)] = value.clone()
-            bar.update(len(batch))
+            bar.update(len(out))
             if (b + 1) % SAVE_EVERY == 0:
                 cache.save()
     for share in distributed.gather(made, dist):
         cache.entries.update(share)
     cache.save()
     return len(todo)
+
+
+def _views_here(fn, dataset: ViewDataset, *, batch_size: int, workers: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """``fn`` of the dataset's views, batch by batch in order, as float16 on the CPU."""
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, generator=torch.Generator())
+    for batch in loader:
+        with torch.inference_mode(), autocast(device):  # not around the yield: the caller's code is not ours
+            out = fn(batch.to(device)).float().cpu().half()
+        yield out
+
+
+class _ViewEncoder:
+    """A Ray worker's copy of the frozen module and the views: chunks of view indices → outputs."""
+
+    def __init__(self, fn: torch.nn.Module, dataset: ViewDataset):
+        self.fn, self.dataset = fn.cpu().eval(), dataset
+
+    def __call__(self, indices: range) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.fn(torch.stack([self.dataset[i] for i in indices])).float().half()
+
+
+def _views_on_ray(fn, dataset: ViewDataset, *, batch_size: int, compute: ComputeSettings) -> Iterator[torch.Tensor]:
+    from muses.compute.ray_pool import map_on_actors
+
+    chunks = [range(s, min(s + batch_size, len(dataset))) for s in range(0, len(dataset), batch_size)]
+    yield from map_on_actors(functools.partial(_ViewEncoder, fn, dataset), chunks, settings=compute)
 
 
 def fill_from_cache(

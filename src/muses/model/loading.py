@@ -61,7 +61,7 @@ def setup_classifier(
     ``mode='load'``: the model at ``model_path`` (default: muses.toml's model_path).
 
     ``options`` go to :class:`Classifier` (device, batch_size, views, workers, cache_dir,
-    early_stopping, restore_best, cache_trunk).
+    early_stopping, restore_best, cache_trunk, label_smoothing, compute).
     """
     from muses.datasets.folder import read_dataset
     from muses.model.backbones import default_preprocess

@@ -81,12 +81,19 @@ def is_current(model_path: str | Path, onnx_path: str | Path | None = None) -> b
 
 
 def session_options(threads: int | None = None):
-    """ONNX Runtime options: every core for one inference, all graph optimizations."""
+    """ONNX Runtime options: all graph optimizations, and every core for one inference, or as
+    many as ``OMP_NUM_THREADS`` allows: Ray sets it to the CPUs it gave a worker, so that several
+    workers on one machine do not each take every core."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads or _allowed_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     return options
+
+
+def _allowed_threads() -> int:
+    allowed = os.environ.get("OMP_NUM_THREADS", "")
+    return int(allowed) if allowed.isdigit() and int(allowed) > 0 else os.cpu_count() or 1
 
 
 class OnnxPredictor:
@@ -97,11 +104,15 @@ class OnnxPredictor:
 
     def __init__(self, onnx_path: str | Path, cfg: ModelCfg, *, model_path: str | Path, threads: int | None = None,
                  workers: int | None = None):
-        self.onnx_path, self.cfg, self.workers = Path(onnx_path), cfg, workers
+        self.onnx_path, self.cfg, self.workers, self.threads = Path(onnx_path), cfg, workers, threads
         self.model_path = model_paths(model_path)[0]
         self.name = self.model_path.stem
         self.session = _session(onnx_path, threads)
         self.digest = _digest_of(self.session)  # the model file it was exported from
+
+    def __reduce__(self):
+        # A session cannot be pickled: a copy (a Ray worker's) opens the same file again.
+        return _reopen, (self.onnx_path, self.cfg, self.model_path, self.threads, self.workers)
 
     @property
     def class_names(self) -> list[str]:
@@ -111,25 +122,38 @@ class OnnxPredictor:
     def features_key(self) -> str:
         return self.digest or model_digest(self.model_path)
 
-    def _run(self, images: Sequence[Image.Image], batch_size: int, output: str, width: int) -> np.ndarray:
+    def _run(self, images: Sequence[Image.Image], batch_size: int, outputs: Sequence[str]) -> list[np.ndarray]:
+        """The graph's ``outputs`` for ``images``, one array each; one run gives all of them."""
         images = list(images)
-        out = [
-            self.session.run([output], {INPUT: preprocess_many(images[s : s + batch_size], self.cfg.preprocess,
-                                                               workers=self.workers)})[0]
+        widths = {"logits": len(self.class_names), "features": self.cfg.num_features}
+        runs = [
+            self.session.run(list(outputs), {INPUT: preprocess_many(images[s : s + batch_size], self.cfg.preprocess,
+                                                                    workers=self.workers)})
             for s in range(0, len(images), batch_size)
         ]
-        return np.concatenate(out) if out else np.zeros((0, width), dtype=np.float32)
+        return [np.concatenate([r[k] for r in runs]) if runs else np.zeros((0, widths[name]), dtype=np.float32)
+                for k, name in enumerate(outputs)]
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (n_images, n_classes), columns in ``class_names`` order."""
-        return probabilities(self._run(images, batch_size, "logits", len(self.class_names)), self.cfg.temperature)
+        return probabilities(self._run(images, batch_size, ["logits"])[0], self.cfg.temperature)
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Pooled backbone features, shape (n_images, num_features)."""
-        return self._run(images, batch_size, "features", self.cfg.num_features)
+        return self._run(images, batch_size, ["features"])[0]
+
+    def predict_with_features(self, images: Sequence[Image.Image],
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and pooled features from one run of the graph (it makes both)."""
+        logits, feats = self._run(images, batch_size, OUTPUTS)
+        return probabilities(logits, self.cfg.temperature), feats
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)
+
+
+def _reopen(onnx_path: Path, cfg: ModelCfg, model_path: Path, threads: int | None, workers: int | None) -> OnnxPredictor:
+    return OnnxPredictor(onnx_path, cfg, model_path=model_path, threads=threads, workers=workers)
 
 
 def load_onnx(

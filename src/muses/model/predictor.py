@@ -8,6 +8,7 @@ failure for every caller alike.
     predictor = load_model("models/naive.safetensors")      # muses.model.loading
     probs = predictor.predict_pil(images)                     # (n_images, n_classes)
     feats = predictor.extract_features(images)                # (n_images, num_features)
+    probs, feats = predictor.predict_with_features(images)   # both from one backbone pass
 """
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ class Predictor(Protocol):
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Pooled backbone features, shape (n_images, num_features)."""
+        ...
+
+    def predict_with_features(self, images: Sequence[Image.Image],
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict_pil(images), extract_features(images))`` from one pass through the backbone."""
         ...
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
@@ -155,6 +161,17 @@ class TorchPredictor:
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         return self._run(images, batch_size, self.net.pooled, self.net.backbone.num_features)
+
+    def predict_with_features(self, images: Sequence[Image.Image],
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.class_names)
+        both = self._run(images, batch_size, self._logits_and_pooled, n + self.net.backbone.num_features)
+        return probabilities(both[:, :n], self.cfg.temperature), both[:, n:]
+
+    def _logits_and_pooled(self, x: torch.Tensor) -> torch.Tensor:
+        # the head is one linear layer on the pooled features: both from one backbone pass
+        pooled = self.net.pooled(x)
+        return torch.cat([self.net.head(pooled), pooled], dim=1)
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)

@@ -36,6 +36,7 @@ from muses.model.files import ModelCfg, read_checkpoint, save_checkpoint
 from muses.model.predictor import ClassifierNet, autocast
 from muses.model.views import DETERMINISTIC, AugmentCfg, ViewDataset
 from muses.progress import progress_bar, note
+from muses.settings import ComputeSettings
 
 TRANSFER_SHARE = 0.6  # of the epochs, when fine-tuning follows
 
@@ -79,6 +80,7 @@ class TrainCfg:
     restore_best: bool = False
     cache_trunk: bool = True
     label_smoothing: float = 0.0  # share of each target spread over the other classes
+    compute: ComputeSettings | None = None  # where frozen features are extracted (None: here)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.views < 1:
@@ -336,6 +338,7 @@ class Trainer:
         features.fill_from_images(
             cache, fn, pairs, self._view_dataset,
             batch_size=self.tc.batch_size, workers=self.tc.workers, device=self.device, desc=desc,
+            compute=self.tc.compute,
         )
 
     def _trunk_cache(self, n: int, pairs) -> tuple[features.FeatureCache, nn.Module] | None:
