@@ -13,8 +13,9 @@ from muses.settings import CONFIG_NAME, ComputeSettings, ConfigError, Project, i
 
 def _project(tmp_path, table: str) -> Project:
     init_project(tmp_path)
-    with (tmp_path / CONFIG_NAME).open("a", encoding="utf-8") as fh:
-        fh.write(f"\n[compute]\n{table}\n")
+    config = tmp_path / CONFIG_NAME
+    template = config.read_text(encoding="utf-8")  # [compute] is the template's last table: replace it
+    config.write_text(template.split("\n[compute]")[0] + f"\n[compute]\n{table}\n", encoding="utf-8")
     return Project.load(tmp_path)
 
 
