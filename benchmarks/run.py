@@ -572,7 +572,7 @@ def section_web_load(b: Bench) -> list[Row]:
     from benchmarks.web_load import run as run_web_load
 
     requests = 2000 if b.settings.epochs >= 10 else 100  # tiny settings: the harness check only
-    results = run_web_load(b.met_project().root, mixes=["browse", "item", "mixed"], requests=requests,
+    results = run_web_load(b.met_project().root, mixes=["browse", "item", "similar", "mixed"], requests=requests,
                            concurrency=50, log=b.log)
     return [Row(f"web {r.mix} pages, {r.requests} requests, 50 clients",
                 f"{r.rate:,.0f} req/s, p50 {r.percentile(.5):.0f} ms, p95 {r.percentile(.95):.0f} ms",

@@ -1,13 +1,13 @@
 """End to end: the real server on a free localhost port, driven by a real headless Chromium."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from benchmarks.web_load import free_port
 from conftest import REPO, add_met_items
 from muses.classify import classify_collection
 from muses.collection.store import Item, Store
@@ -24,12 +24,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
