@@ -184,3 +184,20 @@ def test_only_changed_items_are_recomputed(proj):
         s.get(Item, "A-5").images[0].status = "problem"
     assert browse_index.refresh_if_changed(store, None) == 1
     assert indexed(proj)["A-5"].thumbnail_image is None
+
+
+def test_similar_objects_are_remembered_until_the_store_changes(proj, client):
+    client.app.state.muses.view.refresh_interval = 0.0  # every request checks the store
+
+    def similar() -> list[str]:
+        r = client.get("/api/similar", params={"ids": "A-1", "limit": 12})
+        assert r.status_code == 200, r.text
+        return [h["id"] for h in r.json()["similar"]]
+
+    before = similar()
+    assert ("similar", ("A-1",), 12) in client.app.state.muses.view._memo  # the search is not done again
+    with Store.for_project(proj).transaction() as s:
+        s.add(Item(id="B-2", title="Marble bust of a man", object_type=["Sculpture", "Busts"],
+                   classification=_classification([("bust", 0.95)]),
+                   images=[Image(position=0, original="B-2.jpg", status="ok")]))
+    assert "B-2" not in before and "B-2" in similar()

@@ -78,6 +78,10 @@ def test_upload_a_photo_and_browse(server):
         page.locator(".card").first.click()
         page.wait_for_selector("h2:has-text('Predicted classes')")
         assert page.locator(".bars progress").count() >= 1
+        # the similar objects come after the page, fetched by its script, as cards like the listing's
+        page.wait_for_selector("#similar .grid .card", timeout=15_000)
+        assert page.locator("#similar .card .why").first.inner_text()
+        assert page.locator("#similar .similar-status").count() == 0
         page.screenshot(path=str(ARTIFACTS / "web-item.png"), full_page=True)
         browser.close()
 
