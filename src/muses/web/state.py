@@ -100,9 +100,11 @@ class AppState:
         return read_upload(data, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_pixels)
 
     def hits_json(self, hits: list[SimilarHit]) -> list[dict[str, Any]]:
-        items = {item.id: item for item in self.store.items([h.item_id for h in hits])}
-        return [{**self.view.summary(items[h.item_id]), "url": item_url(h.item_id), "score": round(h.score, 4),
-                 "matched": list(h.matched),
+        ids = [h.item_id for h in hits]
+        items = {item.id: item for item in self.store.items(ids)}
+        rows = self.view.rows(ids)  # one query for all, not one per hit
+        return [{**self.view.summary(items[h.item_id], rows.get(h.item_id)), "url": item_url(h.item_id),
+                 "score": round(h.score, 4), "matched": list(h.matched),
                  "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4), "why": h.why}
                 for h in hits if h.item_id in items]
 
