@@ -201,3 +201,22 @@ def test_similar_objects_are_remembered_until_the_store_changes(proj, client):
                    classification=_classification([("bust", 0.95)]),
                    images=[Image(position=0, original="B-2.jpg", status="ok")]))
     assert "B-2" not in before and "B-2" in similar()
+
+
+def test_similar_objects_read_their_cards_in_one_query(proj, client):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, sql, *rest) -> None:
+        statements.append(sql)
+
+    engine = client.app.state.muses.store.engine
+    client.get("/api/items")  # the browse index built
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        hits = client.get("/api/similar", params={"ids": "A-1", "limit": 12}).json()["similar"]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(hits) >= 3
+    assert sum("FROM browse_index" in sql for sql in statements) == 1, statements
