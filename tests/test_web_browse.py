@@ -220,3 +220,28 @@ def test_similar_objects_read_their_cards_in_one_query(proj, client):
         event.remove(engine, "before_cursor_execute", seen)
     assert len(hits) >= 3
     assert sum("FROM browse_index" in sql for sql in statements) == 1, statements
+
+
+def test_the_cards_photos_are_found_by_item_not_by_scanning_every_usable_photo(proj, client):
+    """Given the item and the status, SQLite's planner took the status index: every usable
+    photo of the collection read for each page of 24 cards."""
+    from sqlalchemy import event
+
+    engine = client.app.state.muses.store.engine
+    seen: list[tuple[str, tuple]] = []
+
+    def record(conn, cursor, sql, parameters, *rest) -> None:
+        if "FROM images" in sql and "images.item_id IN" in sql:
+            seen.append((sql, parameters))
+
+    client.get("/api/items")  # the browse index built
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert listing(client)["items"][0]["image_ids"]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen
+    with engine.connect() as conn:
+        for sql, parameters in seen:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters))
+            assert "ix_images_item_id" in plan, plan

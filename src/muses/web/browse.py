@@ -238,10 +238,12 @@ def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
     if not ids:
         return []
     photos: dict[str, list[int]] = {i: [] for i in ids}
-    usable = (select(Image.item_id, Image.id).where(Image.item_id.in_(ids), Image.status.in_(USABLE_STATUSES))
-              .order_by(Image.item_id, Image.position))
-    for item_id, image_id in s.execute(usable):
-        photos[item_id].append(image_id)
+    # Usable photos kept here, not in SQL: given both conditions, SQLite picks the status index
+    # and reads every usable photo of the collection (milliseconds at 20,000 items, growing).
+    images = select(Image.item_id, Image.id, Image.status).where(Image.item_id.in_(ids)).order_by(Image.item_id, Image.position)
+    for item_id, image_id, status in s.execute(images):
+        if status in USABLE_STATUSES:
+            photos[item_id].append(image_id)
     q = (select(Item.id, Item.title, Item.object_type, Item.material, Item.period, BrowseRow.predicted_class,
                 BrowseRow.naive_class, BrowseRow.predicted_probability, BrowseRow.disagreement)
          .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
