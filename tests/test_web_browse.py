@@ -245,3 +245,23 @@ def test_the_cards_photos_are_found_by_item_not_by_scanning_every_usable_photo(p
         for sql, parameters in seen:
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters))
             assert "ix_images_item_id" in plan, plan
+
+
+def test_a_search_is_paged_from_its_remembered_order(proj, client):
+    from sqlalchemy import event
+
+    everything = ids(listing(client, q="bust", sort="confidence"))
+    assert everything == ["A-1", "A-2", "A-7"]
+    statements: list[str] = []
+
+    def seen(conn, cursor, sql, *rest) -> None:
+        statements.append(sql)
+
+    engine = client.app.state.muses.store.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        pages = [ids(listing(client, q="bust", sort="confidence", per_page=2, page=n)) for n in (1, 2)]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert pages == [everything[:2], everything[2:]]
+    assert not [sql for sql in statements if "FROM browse_index" in sql and "IN (" in sql], statements

@@ -162,12 +162,20 @@ class CollectionView:
         where = _conditions(query, matches)
         # Counting aggregates over every matching row: remembered per set of filters, since
         # paging and sorting do not change the counts.
-        filters = ("counts", query.text.strip(), query.predicted, query.naive, query.disagree)
-        total, facets = self.memo(filters, lambda: self._counts(where))
+        filters = (query.text.strip(), query.predicted, query.naive, query.disagree)
+        total, facets = self.memo(("counts", *filters), lambda: self._counts(where))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
+        offset = (page - 1) * query.per_page
+        if matches is not None:
+            # A search's items in the page's order, remembered (at most MAX_SEARCH_HITS ids): the
+            # next pages are slices, not queries with thousands of ids in them.
+            ordered = self.memo(("ordered", *filters, query.order), lambda: self._ordered_matches(where, query, matches))
+            ids = ordered[offset : offset + query.per_page]
         with self.store.session() as s:
-            ids = self._page_ids(s, where, query, matches, (page - 1) * query.per_page)
+            if matches is None:
+                q = select(BrowseRow.item_id).where(*where.values()).order_by(*_ORDER[query.order])
+                ids = list(s.scalars(q.offset(offset).limit(query.per_page)))
             cards = _cards(s, ids)
         return {
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
@@ -186,12 +194,13 @@ class CollectionView:
             exact = s.scalar(select(BrowseRow.item_id).where(BrowseRow.item_id == text))
         return [exact] + [i for i in ranked if i != exact] if exact else ranked
 
-    def _page_ids(self, s, where: dict, query: Query, matches: list[str] | None, offset: int) -> list[str]:
-        if query.order == "relevance" and matches is not None:
-            kept = set(s.scalars(select(BrowseRow.item_id).where(*where.values())))
-            return [i for i in matches if i in kept][offset : offset + query.per_page]
-        q = select(BrowseRow.item_id).where(*where.values()).order_by(*_ORDER[query.order])
-        return list(s.scalars(q.offset(offset).limit(query.per_page)))
+    def _ordered_matches(self, where: dict, query: Query, matches: list[str]) -> list[str]:
+        """The searched items the filters keep, in the order ``query`` asks for."""
+        with self.store.session() as s:
+            if query.order == "relevance":
+                kept = set(s.scalars(select(BrowseRow.item_id).where(*where.values())))
+                return [i for i in matches if i in kept]
+            return list(s.scalars(select(BrowseRow.item_id).where(*where.values()).order_by(*_ORDER[query.order])))
 
     # -- one item ------------------------------------------------------------------------------
     def summary(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
