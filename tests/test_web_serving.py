@@ -1,6 +1,7 @@
 """`muses serve --workers N`: each worker process builds the same app from the environment."""
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -13,7 +14,10 @@ def test_a_worker_builds_the_app_it_was_given(project, monkeypatch, tmp_path):
     options = {"project": str(project.root), "model_path": str(tmp_path / "m.safetensors"), "allow_writes": True,
                "max_upload_bytes": 1234, "max_pixels": 99}
     monkeypatch.setenv(serving.ENV, json.dumps(options))
+    gc.unfreeze()
     app = serving.app_from_environment()
+    assert gc.get_freeze_count() > 10_000  # what starting made is left out of collections
+    gc.unfreeze()
     state = app.state.muses
     assert state.project.root == project.root and state.allow_writes
     assert (state.limits.max_upload_bytes, state.limits.max_pixels) == (1234, 99)
