@@ -4,6 +4,7 @@ JSON API. Filters, counts and order are indexed SQL over the browse index
 (:mod:`muses.search.browse_index`); text search goes through the search engine."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -159,22 +160,24 @@ class CollectionView:
                 raise ValueError("a text query needs a search engine")
             text = query.text.strip()
             matches = self.memo(("text", text), lambda: self._id_first(text, text_matches(engine(), text)))
-        where = _conditions(query, matches)
+        # Built only when asked for: with a search in it, the condition holds thousands of ids,
+        # and what it is needed for (counts, the search's order) is mostly remembered.
+        where = functools.cache(lambda: _conditions(query, matches))
         # Counting aggregates over every matching row: remembered per set of filters, since
         # paging and sorting do not change the counts.
         filters = (query.text.strip(), query.predicted, query.naive, query.disagree)
-        total, facets = self.memo(("counts", *filters), lambda: self._counts(where))
+        total, facets = self.memo(("counts", *filters), lambda: self._counts(where()))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
         offset = (page - 1) * query.per_page
         if matches is not None:
             # A search's items in the page's order, remembered (at most MAX_SEARCH_HITS ids): the
             # next pages are slices, not queries with thousands of ids in them.
-            ordered = self.memo(("ordered", *filters, query.order), lambda: self._ordered_matches(where, query, matches))
+            ordered = self.memo(("ordered", *filters, query.order), lambda: self._ordered_matches(where(), query, matches))
             ids = ordered[offset : offset + query.per_page]
         with self.store.session() as s:
             if matches is None:
-                q = select(BrowseRow.item_id).where(*where.values()).order_by(*_ORDER[query.order])
+                q = select(BrowseRow.item_id).where(*where().values()).order_by(*_ORDER[query.order])
                 ids = list(s.scalars(q.offset(offset).limit(query.per_page)))
             cards = _cards(s, ids)
         return {
