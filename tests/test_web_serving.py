@@ -39,3 +39,14 @@ def test_serve_refuses_zero_workers(project, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["serve", "--workers", "0"])
     assert exc.value.code == 2 and "--workers" in capsys.readouterr().err
+
+
+def test_a_process_answers_a_bounded_number_of_requests_at_once(project):
+    import anyio.to_thread
+
+    from muses.web import app as web_app
+
+    with TestClient(web_app.create_app(project.root)) as client:
+        tokens = client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+        assert tokens == web_app.THREADS < 40  # anyio's default
+        assert client.get("/items").status_code == 200

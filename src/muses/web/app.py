@@ -8,7 +8,10 @@ Images are served by their id in the store, never by a path from the request.
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+import anyio.to_thread
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -23,6 +26,19 @@ from muses.web.templating import HERE
 from muses.web.uploads import MAX_BYTES, MAX_PIXELS
 
 FORM_OVERHEAD = 64 * 1024  # multipart headers around the file
+# Requests answered at once per process, each in a thread of its own; the others wait their turn
+# in the event loop. Python runs one thread at a time, so anyio's default of 40 only shared the
+# core more finely while each thread held a database connection (SQLAlchemy keeps 5, opens up
+# to 10 more and closes them again: on PostgreSQL a new server process each time). Measured
+# under 50 clients: 8 cut PostgreSQL's p95 for item pages from 1.2 s to 0.35 s and did as well
+# or better on SQLite.
+THREADS = 8
+
+
+@asynccontextmanager
+async def _threads(app: FastAPI):  # set in the server's event loop, which owns the limiter
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    yield
 
 
 def create_app(
@@ -45,6 +61,7 @@ def create_app(
         description="Classify a photo against the museum's model and find similar objects; browse the "
                     "collection with its naive labels and predicted classes.",
         dependencies=[Depends(same_origin)],
+        lifespan=_threads,
     )
     app.state.muses = AppState(proj, Path(model_path) if model_path else proj.model_path, limits, allow_writes, reviewer)
     app.add_middleware(BodyLimit, max_upload_bytes=max_upload_bytes, overhead=FORM_OVERHEAD)
