@@ -11,11 +11,12 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.web_load import free_port
 
 
 def bin_dir() -> Path | None:
@@ -25,13 +26,6 @@ def bin_dir() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    # only names the socket file; nothing listens on TCP
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -95,7 +89,8 @@ def start_cluster() -> Cluster:
         user = "postgres"
         owner = pwd.getpwnam(user)
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    cluster = Cluster(bin=found, root=root, port=_free_port(), user=user)
+    # The port only names the socket file; nothing listens on TCP.
+    cluster = Cluster(bin=found, root=root, port=free_port(), user=user)
     (root / "socket").mkdir()
     if user:
         os.chown(root / "socket", owner.pw_uid, owner.pw_gid)

@@ -184,3 +184,84 @@ def test_only_changed_items_are_recomputed(proj):
         s.get(Item, "A-5").images[0].status = "problem"
     assert browse_index.refresh_if_changed(store, None) == 1
     assert indexed(proj)["A-5"].thumbnail_image is None
+
+
+def test_similar_objects_are_remembered_until_the_store_changes(proj, client):
+    client.app.state.muses.view.refresh_interval = 0.0  # every request checks the store
+
+    def similar() -> list[str]:
+        r = client.get("/api/similar", params={"ids": "A-1", "limit": 12})
+        assert r.status_code == 200, r.text
+        return [h["id"] for h in r.json()["similar"]]
+
+    before = similar()
+    assert ("similar", ("A-1",), 12) in client.app.state.muses.view._memo  # the search is not done again
+    with Store.for_project(proj).transaction() as s:
+        s.add(Item(id="B-2", title="Marble bust of a man", object_type=["Sculpture", "Busts"],
+                   classification=_classification([("bust", 0.95)]),
+                   images=[Image(position=0, original="B-2.jpg", status="ok")]))
+    assert "B-2" not in before and "B-2" in similar()
+
+
+def test_similar_objects_read_their_cards_in_one_query(proj, client):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(conn, cursor, sql, *rest) -> None:
+        statements.append(sql)
+
+    engine = client.app.state.muses.store.engine
+    client.get("/api/items")  # the browse index built
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        hits = client.get("/api/similar", params={"ids": "A-1", "limit": 12}).json()["similar"]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(hits) >= 3
+    assert sum("FROM browse_index" in sql for sql in statements) == 1, statements
+
+
+def test_the_cards_photos_are_found_by_item_not_by_scanning_every_usable_photo(proj, client):
+    """Given the item and the status, SQLite's planner took the status index: every usable
+    photo of the collection read for each page of 24 cards."""
+    from sqlalchemy import event
+
+    engine = client.app.state.muses.store.engine
+    seen: list[tuple[str, tuple]] = []
+
+    def record(conn, cursor, sql, parameters, *rest) -> None:
+        if "FROM images" in sql and "images.item_id IN" in sql:
+            seen.append((sql, parameters))
+
+    client.get("/api/items")  # the browse index built
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert listing(client)["items"][0]["image_ids"]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen
+    with engine.connect() as conn:
+        for sql, parameters in seen:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters))
+            assert "ix_images_item_id" in plan, plan
+
+
+def test_a_search_is_paged_from_its_remembered_order(proj, client):
+    from sqlalchemy import event
+
+    everything = ids(listing(client, q="bust", sort="confidence"))
+    assert everything == ["A-1", "A-2", "A-7"]
+    statements: list[str] = []
+
+    def seen(conn, cursor, sql, *rest) -> None:
+        statements.append(sql)
+
+    engine = client.app.state.muses.store.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        pages = [ids(listing(client, q="bust", sort="confidence", per_page=2, page=n)) for n in (1, 2)]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert pages == [everything[:2], everything[2:]]
+    assert not [sql for sql in statements if "FROM browse_index" in sql and "IN (" in sql], statements

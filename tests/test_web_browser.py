@@ -1,13 +1,13 @@
 """End to end: the real server on a free localhost port, driven by a real headless Chromium."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from benchmarks.web_load import free_port
 from conftest import REPO, add_met_items
 from muses.classify import classify_collection
 from muses.collection.store import Item, Store
@@ -24,12 +24,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +78,10 @@ def test_upload_a_photo_and_browse(server):
         page.locator(".card").first.click()
         page.wait_for_selector("h2:has-text('Predicted classes')")
         assert page.locator(".bars progress").count() >= 1
+        # the similar objects come after the page, fetched by its script, as cards like the listing's
+        page.wait_for_selector("#similar .grid .card", timeout=15_000)
+        assert page.locator("#similar .card .why").first.inner_text()
+        assert page.locator("#similar .similar-status").count() == 0
         page.screenshot(path=str(ARTIFACTS / "web-item.png"), full_page=True)
         browser.close()
 

@@ -17,7 +17,7 @@ def test_percentiles_rates_and_the_target():
     assert web_load.meets_target(result("item", [10.0] * 300)) is True
     assert web_load.meets_target(result("item", [10.0] * 300, errors=1)) is False
     assert web_load.meets_target(result("images", [10.0] * 10)) is None  # reported only
-    assert "| item | 300 | 50 | 300 | 10 | 10 | 0 | met |" in web_load.table([result("item", [10.0] * 300)])
+    assert "| item | 300 | 50 | 300 | 10 | 10 | 10 | 0 | met |" in web_load.table([result("item", [10.0] * 300)])
 
 
 def test_urls_are_what_a_curator_asks_for():
@@ -29,7 +29,8 @@ def test_urls_are_what_a_curator_asks_for():
     assert all(u.startswith("/items?") and "page=" in u for u in urls["browse"])
     assert set(urls["item"]) == {"/items/a%2Fb", "/items/2"}
     assert set(urls["images"]) == {"/images/7"}
-    assert {u.split("?")[0] for u in urls["api"]} == {"/api/items", "/api/items/a%2Fb", "/api/items/2"}
+    assert {u.split("?")[0] for u in urls["api"]} == {"/api/items", "/api/items/a%2Fb", "/api/items/2", "/api/similar"}
+    assert set(urls["similar"]) == {"/api/similar?ids=a%2Fb&limit=12", "/api/similar?ids=2&limit=12"}
 
 
 @pytest.mark.slow
@@ -37,10 +38,28 @@ def test_a_small_run_against_a_real_server(project, met_sample):
     from conftest import add_met_items
 
     add_met_items(project, met_sample, 12)
-    results = web_load.run(project.root, mixes=["browse", "item", "images"], requests=30, concurrency=4,
-                           serve_args=["--workers", "1"], log=print)
+    results = web_load.run(project.root, mixes=["browse", "item", "similar", "images"], requests=30, concurrency=4,
+                           workers=1, log=print)
     print(web_load.table(results))
-    assert [r.mix for r in results] == ["browse", "item", "images"]
+    assert [r.mix for r in results] == ["browse", "item", "similar", "images"]
     for r in results:
         assert r.errors == 0, r.error_kinds
         assert len(r.latencies_ms) == 30 and r.rate > 0
+
+
+@pytest.mark.slow
+def test_the_clients_read_whole_answers_and_count_what_failed(project, met_sample):
+    """The load generator's own HTTP client against a real server: bodies of every size read to
+    the end over one kept-alive connection, errors counted by status."""
+    import asyncio
+
+    from conftest import add_met_items
+
+    ids = add_met_items(project, met_sample, 3)
+    with web_load.Server(project.root, workers=1) as server:
+        seconds, latencies, errors = asyncio.run(web_load._load(
+            server.base, [f"/items/{ids[0]}", "/static/style.css", "/items/no-such-id", f"/api/items/{ids[1]}"] * 3, 1))
+    assert len(latencies) == 12 and seconds > 0
+    # a body left unread would be taken for the next answer's start: an error of the client's own
+    assert [kind.split(":")[0] for kind in errors] == ["HTTP 404"] and sum(errors.values()) == 3, errors
+    assert "Started server process" in server.output

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from benchmarks.web_load import free_port
 from conftest import EXAMPLES, REPO, add_met_items
 from muses.cli import main
 from muses.collection import decisions as dec
@@ -19,7 +20,7 @@ from muses.labeling.definitions import load_definitions
 from muses.labeling.matching import LABELED, Matcher, record_fields
 from muses.settings import Project, init_project
 from muses.web import create_app
-from test_web_browser import ARGS, CHROMIUM, free_port
+from test_web_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = REPO / "test-artifacts"

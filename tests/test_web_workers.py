@@ -15,18 +15,14 @@ def test_several_workers_on_sqlite_get_a_warning():
 
 @pytest.mark.slow
 def test_serve_with_two_workers_answers_concurrent_requests(any_store_project, met_sample):
-    from benchmarks.serve_load import free_port, request_paths, run_load, start_server
+    from benchmarks.web_load import Server, collection_of, measure
     from muses.collection.store import Store
 
-    ids = add_met_items(any_store_project, met_sample, 30)
-    port = free_port()
-    server = start_server(any_store_project.root, workers=2, port=port)
-    try:
-        server.wait_until_up(f"http://127.0.0.1:{port}")
-        result = run_load(f"http://127.0.0.1:{port}", request_paths(ids, 200), concurrency=10)
-    finally:
-        out = server.stop()
-    assert result.requests == 200 and result.failed == 0, out
+    add_met_items(any_store_project, met_sample, 30)
+    with Server(any_store_project.root, workers=2) as server:
+        result = measure(server.base, collection_of(any_store_project.root), "api", requests=200, concurrency=10)
+    out = server.output
+    assert result.requests == 200 and result.errors == 0, (result.error_kinds, out)
     sqlite = Store.for_project(any_store_project).engine.dialect.name == "sqlite"
     assert ("one writer at a time" in out) == sqlite
     assert out.count("Started server process") >= 2, out  # two worker processes

@@ -1,6 +1,8 @@
 """The HTML pages: upload a photo (/), the collection (/items) and one item (/items/ID)."""
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
@@ -46,24 +48,29 @@ def items_page(request: Request, q: str = "", predicted: str = "", naive: str = 
     })
 
 
-def _item_page(request: Request, state: AppState, item_id: str):
+def _item_page(request: Request, state: AppState, item_id: str, *, with_similar: bool):
+    """The item at once; its similar objects (the page's dearest part, a search) come after
+    from /api/similar, fetched by the page's script, or in the page when asked for
+    (``?similar=1``: the link a browser without JavaScript follows)."""
     item = state.item(item_id)
-    similar = []
-    if item.usable_images and state.has_engine():
-        # the same answer until the store changes: the search behind it is the page's dearest part
-        similar = state.view.memo(("similar", item.id), lambda: state.similar_items([item.id], state.limits.similar_limit))
-    return templates.TemplateResponse(request, "item.html", {"item": state.view.detail(item), "similar": similar})
+    offer = bool(item.usable_images) and state.has_engine()
+    similar = state.similar_items([item.id], state.limits.similar_limit) if offer and with_similar else None
+    return templates.TemplateResponse(request, "item.html", {
+        "item": state.view.detail(item), "offer_similar": offer, "similar": similar,
+        "similar_api": "/api/similar?" + urlencode({"ids": item.id, "limit": state.limits.similar_limit}),
+    })
 
 
 @router.get("/items/{item_id:path}", response_class=HTMLResponse)
-def item_page(request: Request, item_id: str, state: AppState = Depends(get_state)):
-    return _item_page(request, state, item_id)
+def item_page(request: Request, item_id: str, similar: bool = False, state: AppState = Depends(get_state)):
+    return _item_page(request, state, item_id, with_similar=similar)
 
 
 @router.get("/item", response_class=HTMLResponse)
-def item_page_by_query(request: Request, id: str = Query(...), state: AppState = Depends(get_state)):
+def item_page_by_query(request: Request, id: str = Query(...), similar: bool = False,
+                       state: AppState = Depends(get_state)):
     """For the ids '.' and '..', which cannot be a path segment (see templating.item_url)."""
-    return _item_page(request, state, id)
+    return _item_page(request, state, id, with_similar=similar)
 
 
 def _image_number(text: str) -> int | None:

@@ -20,6 +20,7 @@ from muses.search.similar import SimilarHit, VisualCache, similar_to_image, simi
 from muses.settings import Project
 from muses.web.browse import CollectionView
 from muses.web.cache import DefinitionsCache
+from muses.web.templating import item_url
 from muses.web.uploads import MAX_BYTES, MAX_PIXELS, read_upload
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,11 @@ class AppState:
         return read_upload(data, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_pixels)
 
     def hits_json(self, hits: list[SimilarHit]) -> list[dict[str, Any]]:
-        items = {item.id: item for item in self.store.items([h.item_id for h in hits])}
-        return [{**self.view.summary(items[h.item_id]), "score": round(h.score, 4), "matched": list(h.matched),
+        ids = [h.item_id for h in hits]
+        items = {item.id: item for item in self.store.items(ids)}
+        rows = self.view.rows(ids)  # one query for all, not one per hit
+        return [{**self.view.summary(items[h.item_id], rows.get(h.item_id)), "url": item_url(h.item_id),
+                 "score": round(h.score, 4), "matched": list(h.matched),
                  "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4), "why": h.why}
                 for h in hits if h.item_id in items]
 
@@ -120,6 +124,10 @@ class AppState:
         }
 
     def similar_items(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
+        """Items like ``ids``: the same answer until the store changes (a search: remembered)."""
+        return self.view.memo(("similar", tuple(ids), limit), lambda: self._similar_items(ids, limit))
+
+    def _similar_items(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
         items = list(self.store.items(ids))
         missing = sorted(set(ids) - {i.id for i in items})
         if missing:

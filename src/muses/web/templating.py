@@ -12,12 +12,13 @@ from muses import __version__
 HERE = Path(__file__).parent
 
 
-def item_url(item_id: str) -> str:
-    """The page of an item. The id is one percent-encoded path segment ('/' too), except the ids
-    '.' and '..': browsers drop those path segments even when encoded, so they go in the query."""
+def item_url(item_id: str, **params: object) -> str:
+    """The page of an item (with ``params`` in its query). The id is one percent-encoded path
+    segment ('/' too), except the ids '.' and '..': browsers drop those path segments even when
+    encoded, so they go in the query."""
     if item_id in (".", ".."):
-        return "/item?" + urlencode({"id": item_id})
-    return "/items/" + quote(item_id, safe="")
+        return "/item?" + urlencode({"id": item_id, **params})
+    return "/items/" + quote(item_id, safe="") + ("?" + urlencode(params) if params else "")
 
 
 def _app_globals(request: Request) -> dict:
