@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.web_load import free_port
 from conftest import REPO, add_met_items
 from muses.classify import classify_collection
 from muses.collection_map import SCALE, MapError, build_map, layout, map_path
@@ -91,12 +91,6 @@ def test_cli_map(mapped, monkeypatch, capsys):
     assert "12 objects placed by pca" in out and "muses serve" in out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_map_draws_and_a_click_opens_the_object(mapped, tiny_model_path):
     import uvicorn
@@ -105,7 +99,7 @@ def test_map_draws_and_a_click_opens_the_object(mapped, tiny_model_path):
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install chromium (CI installs it)")
     project, _, _ = mapped
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(project, tiny_model_path), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

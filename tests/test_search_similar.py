@@ -142,7 +142,7 @@ def test_web_shows_the_reason(classified, tiny_model_path):
     with TestClient(create_app(project, tiny_model_path)) as client:
         body = client.get("/api/similar", params={"ids": ids[1], "limit": 3}).json()
         assert [h["why"].startswith("looks alike") for h in body["similar"]] == [True] * 3
-        page = client.get(f"/items/{ids[1]}").text
+        page = client.get(f"/items/{ids[1]}", params={"similar": 1}).text
         assert 'class="why">looks alike' in page
         with open(project.images_dir / f"{ids[7]}.jpg", "rb") as f:
             uploaded = client.post("/api/predict", files={"file": ("x.jpg", f, "image/jpeg")}).json()
