@@ -179,3 +179,34 @@ def test_class_queries_on_the_real_met_sample_find_that_class(any_store_project,
         total += len(labels)
     assert correct / total >= 0.85
 
+
+
+def test_the_database_ranks_and_returns_only_the_best_items_rows(store):
+    """A word found in a tenth of a million records must not send every match to Python: the
+    ranked statement returns the rows of the best ``limit`` items only, in the engine's order."""
+    from muses.search.lazy_index import filter_sql, ranked_query
+
+    engine = open_engine(store)
+    engine.refresh()
+    query = [TextTerm(("ceramics", "marble", "sculpture"), {"object_type": 1.0, "material": 2.0}, label="words"),
+             ClassTerm("vessel", 1.0, label="class")]
+    conditions, base = filter_sql(Filters())
+    with store.engine.connect() as conn:
+        parts = [(select, t.label) for t in query for select in engine._selects(conn, t, conditions, base)]
+        rows = conn.execute(*ranked_query(parts, exclude_ids={"v-vase"}, limit=2)).all()
+    assert len({item_id for item_id, _, _ in rows}) == 2 and "v-vase" not in {r[0] for r in rows}
+    assert ids(engine.search(query, Filters(exclude_ids={"v-vase"}), limit=2)) == sorted(
+        {r[0] for r in rows}, key=lambda i: (-sum(s for j, s, _ in rows if j == i), i))
+
+
+def test_the_freshness_check_reads_an_index_not_the_items_table(tmp_path):
+    """Every search first checks the store's newest change: one index lookup (migration 0003),
+    not a scan of a million records (the count reads the smallest index, SQLite has no cheaper one)."""
+    from sqlalchemy import text
+
+    from muses.search.fts5 import _FINGERPRINT
+
+    store = Store(f"sqlite:///{tmp_path / 'muses.sqlite'}")
+    with store.engine.connect() as conn:
+        plan = " ".join(row[-1] for row in conn.execute(text("EXPLAIN QUERY PLAN " + _FINGERPRINT)))
+    assert "SEARCH items USING COVERING INDEX ix_items_updated_at" in plan  # max(updated_at): one lookup
