@@ -210,3 +210,23 @@ def test_the_freshness_check_reads_an_index_not_the_items_table(tmp_path):
     with store.engine.connect() as conn:
         plan = " ".join(row[-1] for row in conn.execute(text("EXPLAIN QUERY PLAN " + _FINGERPRINT)))
     assert "SEARCH items USING COVERING INDEX ix_items_updated_at" in plan  # max(updated_at): one lookup
+
+
+def test_the_index_is_built_a_batch_at_a_time_and_takes_every_item(store_url):
+    """Stale items are found in SQL and reindexed in rounds of STALE_BATCH (a first index of a
+    million records never holds a million stamps); every round resumes after the last id."""
+    from sqlalchemy import text
+
+    from muses.search.lazy_index import STALE_BATCH, stale_batches
+
+    store = Store(store_url)
+    n = STALE_BATCH * 2 + 7
+    with store.transaction() as s:
+        s.add_all(Item(id=f"{i:05d}", title="Vase" if i == n - 1 else "Bowl") for i in range(n))
+    engine = open_engine(store)
+    assert engine.refresh() == n and engine.refresh() == 0
+    assert ids(engine.search([TextTerm(("vase",), {"title": 1.0})], Filters(usable_only=False))) == [f"{n - 1:05d}"]
+    with store.engine.connect() as conn:
+        rounds = list(stale_batches(conn, "SELECT i.id, i.title FROM items i WHERE i.title = 'Bowl'", size=300))
+        assert [len(r) for r in rounds] == [300, 300, 300, 106] and list(rounds[1])[0] == "00300"
+        assert conn.execute(text("SELECT count(*) FROM items")).scalar() == n

@@ -31,10 +31,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 # What an item's index row depends on: its fields (updated_at) and its usable images.
-_STAMPS = (
-    "SELECT i.id, COALESCE(i.updated_at, '') || '|' || "
-    f"(SELECT count(*) || ':' || total(im.id) FROM images im WHERE im.item_id = i.id AND im.status IN ({_USABLE})) "
-    "FROM items i"
+_STAMP = (
+    "COALESCE(i.updated_at, '') || '|' || "
+    f"(SELECT count(*) || ':' || total(im.id) FROM images im WHERE im.item_id = i.id AND im.status IN ({_USABLE}))"
 )
 # count and max apart: each its own index (max(updated_at) one lookup), not one scan of the table
 _FINGERPRINT = (
@@ -78,23 +77,13 @@ class FTS5Engine(LazyIndex):
             # before anything is read, so what is read below cannot be changed meanwhile.
             conn.execute(text("DELETE FROM search_meta WHERE key = 'fingerprint'"))
             fingerprint = self._fingerprint(conn)
-            stamps = dict(conn.execute(text(_STAMPS)).all())
-            indexed = dict(conn.execute(text("SELECT item_id, stamp FROM search_docs")).all())
-            if ids is None:
-                stale = [i for i, stamp in stamps.items() if indexed.get(i) != stamp]
-                gone = [i for i in indexed if i not in stamps]
-            else:
-                wanted = {str(i) for i in ids}
-                stale = [i for i in wanted if i in stamps]
-                gone = [i for i in wanted if i in indexed and i not in stamps]
-            self._drop(conn, stale + gone)
-            self._add(conn, self.store.items(stale), stamps)
+            count = self._sync(conn, ids, stamp=_STAMP, docs="search_docs")
             if ids is None:  # after a partial reindex, the next search compares every stamp
                 conn.execute(
                     text("INSERT OR REPLACE INTO search_meta (key, value) VALUES ('fingerprint', :v)"),
                     {"v": fingerprint},
                 )
-        return len(stale) + len(gone)
+        return count
 
     @staticmethod
     def _drop(conn: Connection, ids: list[str]) -> None:

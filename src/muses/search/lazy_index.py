@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
@@ -36,6 +36,30 @@ def filter_sql(filters: Filters) -> tuple[str, dict]:
     if filters.top_class is not None:
         where.append("d.top_class = :top_class")
     return "".join(" AND " + w for w in where), {"top_class": filters.top_class}
+
+
+STALE_BATCH = 500  # items reindexed per round: what one round holds in memory
+
+
+def stale_batches(conn: Connection, stale_sql: str, *, size: int = STALE_BATCH) -> Iterator[dict[str, str]]:
+    """{item id: stamp} of the items ``stale_sql`` (a SELECT of id and stamp from ``items i``
+    with a WHERE) finds, ``size`` at a time in id order; each round resumes after the last id,
+    so the caller reindexes one batch before the next is read and nothing grows with the collection."""
+    last = None
+    while True:
+        after = "" if last is None else " AND i.id > :last"
+        rows = conn.execute(text(f"{stale_sql}{after} ORDER BY i.id LIMIT :size"), {"last": last, "size": size}).all()
+        if not rows:
+            return
+        yield dict(rows)
+        last = rows[-1][0]
+
+
+def rows_for_ids(conn: Connection, sql: str, ids: Sequence[str], *, chunk: int = STALE_BATCH) -> Iterator:
+    """The rows of ``sql`` (with ``IN :ids``) for ``ids``, asked ``chunk`` ids at a time."""
+    for start in range(0, len(ids), chunk):
+        yield from conn.execute(text(sql).bindparams(bindparam("ids", expanding=True)),
+                                {"ids": list(ids[start : start + chunk])})
 
 
 Select = tuple[str, dict]  # SQL giving (item id, score) rows, and its parameters
@@ -105,6 +129,36 @@ class LazyIndex(ABC):
                 return []
             rows = conn.execute(*ranked_query(parts, exclude_ids=filters.exclude_ids, limit=limit)).all()
         return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
+
+    def _sync(self, conn: Connection, ids: Collection[str] | None, *, stamp: str, docs: str) -> int:
+        """Re-add the rows of ``ids`` (None: of every item whose ``stamp``, an SQL expression on
+        ``items i``, differs from the one in table ``docs``) and drop the rows of removed items;
+        returns how many. Stale items are found in SQL and handled a batch at a time."""
+        if ids is None:
+            batches = stale_batches(conn, f"SELECT i.id, {stamp} FROM items i LEFT JOIN {docs} d ON d.item_id = i.id "
+                                          f"WHERE (d.item_id IS NULL OR d.stamp <> {stamp})")
+            gone = list(conn.execute(text(f"SELECT d.item_id FROM {docs} d WHERE NOT EXISTS "
+                                          "(SELECT 1 FROM items i WHERE i.id = d.item_id)")).scalars())
+        else:
+            wanted = sorted({str(i) for i in ids})
+            stamps = dict(rows_for_ids(conn, f"SELECT i.id, {stamp} FROM items i WHERE i.id IN :ids", wanted))
+            indexed = [i for i, in rows_for_ids(conn, f"SELECT item_id FROM {docs} WHERE item_id IN :ids", wanted)]
+            batches, gone = iter([stamps]), [i for i in indexed if i not in stamps]
+        count = len(gone)
+        self._drop(conn, gone)
+        for stamps in batches:
+            self._drop(conn, list(stamps))
+            self._add(conn, self.store.items(stamps), stamps)
+            count += len(stamps)
+        return count
+
+    @abstractmethod
+    def _drop(self, conn: Connection, ids: list[str]) -> None:
+        """Remove the index rows of ``ids``."""
+
+    @abstractmethod
+    def _add(self, conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
+        """Index ``items`` with their stamps."""
 
     @abstractmethod
     def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:

@@ -52,11 +52,6 @@ _FINGERPRINT = (
     "SELECT (SELECT count(*) FROM items) || '|' || COALESCE((SELECT max(updated_at) FROM items)::text, '') || '|' || "
     f"(SELECT count(*) || ':' || COALESCE(sum(id), 0) FROM images WHERE status IN ({_USABLE}))"
 )
-_STALE = (
-    f"SELECT i.id, {_STAMP} AS stamp FROM items i LEFT JOIN search_pg_docs d ON d.item_id = i.id "
-    f"WHERE d.item_id IS NULL OR d.stamp <> {_STAMP}"
-)
-_GONE = "SELECT d.item_id FROM search_pg_docs d WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = d.item_id)"
 _BATCH = 500
 
 
@@ -105,16 +100,7 @@ class PostgresEngine(LazyIndex):
             # another process reindexing meanwhile would find the same stale rows
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
             fingerprint = self._fingerprint(conn)
-            if ids is None:
-                stamps = dict(conn.execute(text(_STALE)).all())
-                gone = list(conn.execute(text(_GONE)).scalars())
-            else:
-                wanted = {"ids": sorted({str(i) for i in ids})}
-                stamps = dict(conn.execute(_in_ids(f"SELECT i.id, {_STAMP} FROM items i WHERE i.id IN :ids"), wanted).all())
-                indexed = conn.execute(_in_ids("SELECT item_id FROM search_pg_docs WHERE item_id IN :ids"), wanted).scalars()
-                gone = [i for i in indexed if i not in stamps]
-            self._drop(conn, list(stamps) + gone)
-            self._add(conn, self.store.items(stamps), stamps)
+            count = self._sync(conn, ids, stamp=_STAMP, docs="search_pg_docs")
             totals = conn.execute(text("SELECT count(*), COALESCE(sum(tokens), 0) FROM search_pg_docs")).one()
             meta = {"rows": str(totals[0]), "tokens": str(totals[1])}
             # after a partial reindex, the next search compares every stamp
@@ -124,7 +110,7 @@ class PostgresEngine(LazyIndex):
                      "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
                 [{"key": k, "value": v} for k, v in meta.items()],
             )
-        return len(stamps) + len(gone)
+        return count
 
     @staticmethod
     def _drop(conn: Connection, ids: list[str]) -> None:
