@@ -358,3 +358,30 @@ def test_a_relative_out_folder_is_taken_from_the_project(hand_made, tmp_path, mo
     assert main(["export-classification-data", "--min-items", "3", "--out", "datasets/v2"]) == 0
     assert (hand_made.root / "datasets" / "v2" / "manifest.csv").is_file()
     assert list(elsewhere.iterdir()) == []
+
+
+def test_an_export_keeps_a_count_per_candidate_not_its_label_and_files(project, tmp_path):
+    """Choosing the dataset needs only each candidate's class and number of photos; the chosen
+    items are read again for the rest, so memory grows by little more than an id per record."""
+    import tracemalloc
+
+    project.definitions_path.write_text(DEFINITIONS, encoding="utf-8")
+    photo = project.root / "images" / "shared.jpg"
+    photo.parent.mkdir(exist_ok=True)
+    PILImage.new("RGB", (8, 8), (200, 100, 50)).save(photo)
+
+    def peak(n: int) -> int:
+        with Store.for_project(project).transaction() as session:
+            for i in range(n):
+                title = ("Bust", "Vase", "Medal", "Plate")[i % 4]  # repeated: the matcher's cache stays small
+                session.merge(Item(id=f"{n}-{i:06d}", title=title, images=[
+                    Image(position=0, original=f"/p/{i}.jpg", stored_path="images/shared.jpg", status=OK)]))
+        tracemalloc.start()
+        result = NaiveExporter(max_images=5, min_items=3, progress=False).export(project, out=f"d{n}")
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert sum(c["labeled"] for c in result.report["classes"]) >= 3 * n // 4
+        return used
+
+    small = peak(1_000)
+    assert peak(7_000) - small < 7_000_000  # with a Label and a list of paths per candidate: 9.5 MB

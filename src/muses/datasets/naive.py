@@ -15,14 +15,14 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from muses.collection.decisions import NOT_ONE, Decision, current_decisions
-from muses.collection.store import Store
+from muses.collection.store import Item, Store
 from muses.labeling.matching import EXCLUDED, LABELED, UNLABELED, Label, Matcher, record_fields
 from muses.labeling.report import LeftOut, ReportTally, load_gold, write_report
 from muses.progress import progress_bar
@@ -84,13 +84,24 @@ def _alive(pid: int) -> bool:
 
 @dataclass
 class _Labeled:
-    """One pass over the store: the report's tally, and only what the dataset is made of."""
+    """One pass over the store: the report's tally, and only what choosing the dataset needs."""
 
     tally: ReportTally
-    candidates: dict[str, Label]  # labeled (and, for ``other``, unlabeled) items with usable image files
-    titles: dict[str, str]  # of the candidates
-    images: dict[str, list[tuple[int, Path]]]  # candidate -> its ML-size image files
+    # labeled (and, for ``other``, unlabeled) items with image files -> (class or None, how many files)
+    candidates: dict[str, tuple[str | None, int]]
     skipped: list[dict[str, str]]  # usable images of labeled items whose file is missing
+
+
+def _image_files(project, item: Item) -> tuple[list[tuple[int, Path]], list[str]]:
+    """(position, file) of the item's usable images whose ML-size copy exists, and the others."""
+    found, missing = [], []
+    for im in item.usable_images:
+        path = project.path(im.stored_path) if im.stored_path else None
+        if path is not None and path.is_file():
+            found.append((im.position, path))
+        else:
+            missing.append(str(im.stored_path or im.original))
+    return found, missing
 
 
 REVIEWED = "review"  # Label.field of a record whose class a reviewer decided
@@ -109,35 +120,52 @@ def reviewed(label: Label, decision: Decision | None, class_names: Sequence[str]
                           candidates=(), vetoes=())
 
 
-def _label_store(project, defs: Definitions, *, progress: bool, unlabeled: bool = False,
-                 gold: dict[str, str] | None = None, left_out: LeftOut | None = None) -> _Labeled:
+def _labeler(store: Store, defs: Definitions) -> Callable[[Item], Label]:
+    """item -> its label, as a reviewer decided it where one did."""
+    matcher, decisions = Matcher(defs), current_decisions(store)
+    return lambda item: reviewed(matcher.label(record_fields(item)), decisions.get(item.id), defs.class_names)
+
+
+def _label_store(project, store: Store, label_of: Callable[[Item], Label], tally: ReportTally, *, progress: bool,
+                 keep: Sequence[str] = ()) -> _Labeled:
     """Every record labeled and tallied as the store streams by (batches of items, see
-    ``Store.items``); only the dataset's candidates are kept: labeled records with image files
-    (and unlabeled ones, which the ``other`` class is made of, with ``unlabeled``)."""
-    store = Store.for_project(project)
-    matcher = Matcher(defs)
-    decisions = current_decisions(store)
-    out = _Labeled(ReportTally(defs, gold=gold, left_out=left_out), {}, {}, {}, [])
-    total = store.stats()["items"]
+    ``Store.items``); of the records whose status is in ``keep`` and that have image files, only
+    the class and the number of files are kept (the dataset is chosen from them)."""
+    out = _Labeled(tally, {}, [])
+    total = store.count_items()
     for item in progress_bar(store.items(), total=total, desc="labeling", unit="objects", disable=not progress):
-        label = reviewed(matcher.label(record_fields(item)), decisions.get(item.id), defs.class_names)
-        usable = item.usable_images
-        out.tally.add(label, title=item.title or "", has_images=bool(usable))
-        if label.status != LABELED and not (unlabeled and label.status == UNLABELED):
+        label = label_of(item)
+        tally.add(label, title=item.title or "", has_images=bool(item.usable_images))
+        if label.status != LABELED and label.status not in keep:
             continue
-        files = []
-        for im in usable:
-            path = project.path(im.stored_path) if im.stored_path else None
-            if path is not None and path.is_file():
-                files.append((im.position, path))
-            elif label.status == LABELED:
-                out.skipped.append({"item_id": label.item_id, "image": str(im.stored_path or im.original),
-                                    "reason": "ML-size copy missing; run `muses generate-images`"})
-        if files:
-            out.candidates[label.item_id] = label
-            out.titles[label.item_id] = item.title or ""
-            out.images[label.item_id] = files
+        files, missing = _image_files(project, item)
+        if label.status == LABELED:
+            out.skipped += [{"item_id": item.id, "image": image, "reason": "ML-size copy missing; run `muses "
+                             "generate-images`"} for image in missing]
+        if files and label.status in keep:
+            out.candidates[item.id] = (label.cls, len(files))
     return out
+
+
+def _dataset_rows(project, store: Store, label_of: Callable[[Item], Label], splits: dict[str, str],
+                  class_of: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The manifest rows of the chosen items (in id order) and their titles: a second pass that
+    reads only those items again, so the first needed to keep no more than a count per item."""
+    per_item: dict[str, list[dict[str, Any]]] = {}
+    titles = {}
+    for item in store.items(splits):
+        label, (files, _) = label_of(item), _image_files(project, item)
+        titles[item.id] = item.title or ""
+        per_item[item.id] = [{
+            "item_id": item.id,
+            "image": f"images/{_image_name(item.id, position, path.suffix.lower())}",
+            "class": class_of[item.id],
+            "split": splits[item.id],
+            "keyword": label.keyword or "",
+            "field": label.field or "",
+            "_source": path,
+        } for position, path in files]
+    return [row for item_id in sorted(per_item) for row in per_item[item_id]], titles
 
 
 def preview(project, *, definitions: str | os.PathLike | None = None, gold: str | os.PathLike | None = None,
@@ -145,13 +173,16 @@ def preview(project, *, definitions: str | os.PathLike | None = None, gold: str 
     """The labeling report for the project's store, without writing a dataset; ``left_out``: a
     CSV file to write every conflicting, excluded and unlabeled record to."""
     defs = load_definitions(definitions or project.definitions_path)
+    store = Store.for_project(project)
     gold_labels = load_gold(gold) if gold else None
     if left_out is None:
-        labeled = _label_store(project, defs, progress=progress, gold=gold_labels)
+        labeled = _label_store(project, store, _labeler(store, defs), ReportTally(defs, gold=gold_labels),
+                               progress=progress)
     else:
         try:
             with Path(left_out).open("w", newline="", encoding="utf-8") as fh:
-                labeled = _label_store(project, defs, progress=progress, gold=gold_labels, left_out=LeftOut(fh))
+                tally = ReportTally(defs, gold=gold_labels, left_out=LeftOut(fh))
+                labeled = _label_store(project, store, _labeler(store, defs), tally, progress=progress)
         except OSError as exc:
             raise RunFailed(f"cannot write {left_out}: {exc.strerror or exc}. Choose a folder you may write to.") from exc
     return labeled.tally.report(splits=SPLITS, skipped=labeled.skipped)
@@ -228,34 +259,25 @@ class NaiveExporter:
     def _export_into(self, tmp: Path, project, defs: Definitions,
                      gold: dict[str, str] | None) -> tuple[dict[str, Any], list[str]]:
         """The dataset written into ``tmp``; its report and warnings."""
+        store = Store.for_project(project)
+        label_of = _labeler(store, defs)
+        keep = (LABELED, UNLABELED) if self.other else (LABELED,)
         with (tmp / LEFT_OUT).open("w", newline="", encoding="utf-8") as fh:
-            labeled = _label_store(project, defs, progress=self.progress, unlabeled=self.other, gold=gold,
-                                   left_out=LeftOut(fh))
-        candidates, images = labeled.candidates, labeled.images
+            tally = ReportTally(defs, gold=gold, left_out=LeftOut(fh))
+            labeled = _label_store(project, store, label_of, tally, progress=self.progress, keep=keep)
+        candidates = labeled.candidates
 
         by_class: dict[str, dict[str, int]] = {name: {} for name in defs.class_names}
-        for item_id, label in candidates.items():
-            if label.status == LABELED:
-                by_class[label.cls][item_id] = len(images[item_id])
+        for item_id, (cls, n_files) in candidates.items():
+            if cls is not None:
+                by_class[cls][item_id] = n_files
         warnings = self._check_counts(by_class)
         kept = sample_per_class(by_class, self.max_images, self.seed)
-        kept.update(self._other_class(defs, candidates, images, by_class, kept, warnings))
+        kept.update(self._other_class(defs, candidates, by_class, kept, warnings))
         splits = stratified_split(kept, self.split, self.seed)
-
         class_of = {item_id: cls for cls, ids in kept.items() for item_id in ids}
-        rows = []
-        for item_id in sorted(splits):
-            for position, path in images[item_id]:
-                rows.append({
-                    "item_id": item_id,
-                    "image": f"images/{_image_name(item_id, position, path.suffix.lower())}",
-                    "class": class_of[item_id],
-                    "split": splits[item_id],
-                    "keyword": candidates[item_id].keyword or "",
-                    "field": candidates[item_id].field or "",
-                    "_source": path,
-                })
-        report = labeled.tally.report(splits=SPLITS, rows=rows, titles=labeled.titles, skipped=labeled.skipped,
+        rows, titles = _dataset_rows(project, store, label_of, splits, class_of)
+        report = labeled.tally.report(splits=SPLITS, rows=rows, titles=titles, skipped=labeled.skipped,
                                       warnings=warnings)
         report["left_out"] = LEFT_OUT
         if OTHER in kept:
@@ -271,7 +293,7 @@ class NaiveExporter:
         self._fill(tmp, rows, meta, report)
         return report, warnings
 
-    def _other_class(self, defs: Definitions, candidates: dict[str, Label], images, by_class, kept,
+    def _other_class(self, defs: Definitions, candidates: dict[str, tuple[str | None, int]], by_class, kept,
                      warnings: list[str]) -> dict[str, list[str]]:
         """``{"other": items}``: unlabeled records with images, capped at the largest class's images
         (none without ``other``, when a defined class is called so, or when too few records are left)."""
@@ -280,7 +302,7 @@ class NaiveExporter:
         if OTHER in defs.class_names:
             warnings.append(f"no extra {OTHER!r} class: the definitions already have a class of that name")
             return {}
-        pool = {item_id: len(images[item_id]) for item_id, label in candidates.items() if label.status == UNLABELED}
+        pool = {item_id: n_files for item_id, (cls, n_files) in candidates.items() if cls is None}
         if len(pool) < self.min_items:
             warnings.append(f"no {OTHER!r} class (\"none of these\"): only {len(pool)} records with photos match no "
                             f"class, {self.min_items} needed")
