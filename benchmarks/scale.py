@@ -8,7 +8,8 @@
 
 Each command runs in its own process (benchmarks.run.run_child: wall time and that process's
 peak RSS from os.wait4). Per size: import records/s, labeling (label-preview) records/s,
-search and browse p95 latency, `muses items` / `muses stats` time, peak RSS of each. The last
+search and browse p95 latency, `muses items` / `muses stats` time, the naive export (its photos
+marked usable first, as generate-images would), peak RSS of each. The last
 table says how each figure grows from the smallest to the largest size: time per record and
 memory should stay flat, command times at most linear. ``--store-url`` puts each size in its
 own database (``{size}`` in the URL is replaced by the record count; the databases must be empty);
@@ -38,8 +39,9 @@ DEFAULT_SIZES = (10_000, 100_000)
 MILLION = 1_000_000
 QUERIES = ("bust", "vase", "portrait miniature", "earring", "medal", "terracotta", "washington", "photograph",
            "cameo", "glass bottle")
-PROBE_REPEAT = 3  # rounds of the queries / pages; p95 over all of them
+PROBE_REPEAT = 5  # rounds of the queries / pages; p95 over all of them
 PROBE_BUDGET_S = 60.0  # a probe stops sampling after this long (a slow page at 1M would take hours)
+EXPORT_IMAGES = 100  # --max-images of the export: the labeling pass is measured, not copying photos
 FLAT = 1.5  # a per-record or fixed-cost figure that grows less than this from the smallest size is "flat"
 
 
@@ -116,7 +118,7 @@ PROBES = {"search": probe_search, "browse": probe_browse}
 def measure(size: int, source: Path, work: Path, *, store_url: str | None = None, log=print) -> list[Figure]:
     """Import ``size`` records of ``source`` into a fresh project and time the commands on it."""
     project = work / f"project-{size}"
-    records = work / f"records-{size}.jsonl"
+    records = source / f"records-{size}.jsonl"  # beside images/: the records name their photos relative to it
     with (source / "records.jsonl").open(encoding="utf-8") as src, records.open("w", encoding="utf-8") as dst:
         for n, line in enumerate(src):
             if n == size:
@@ -159,7 +161,26 @@ def _measure_commands(project: Path, records: Path, source: Path, size: int, *, 
         log(f"  {size:,}: {kind} probe")
         run, p95 = _probe(project, kind)
         figures.append(Figure(f"{kind} p95", run.seconds, run.peak_mb, p95, "ms"))
+    log(f"  {size:,}: export-classification-data")
+    _as_if_checked(project)
+    run = _muses(project, "export-classification-data", "--max-images", str(EXPORT_IMAGES), "--min-items", "1")
+    figures.append(Figure(f"export ({EXPORT_IMAGES} photos a class)", run.seconds, run.peak_mb, size / run.seconds,
+                          "records/s"))
     return figures
+
+
+def _as_if_checked(project: Path) -> None:
+    """Every photo usable, its original standing in for the ML-size copy: what generate-images
+    would make of the synthetic photos (it has its own rows, --ray), so that the export has some."""
+    from sqlalchemy import update
+
+    from muses.collection.store import OK, Image, Store
+    from muses.settings import Project
+
+    store = Store.for_project(Project.load(project))
+    with store.transaction() as s:
+        s.execute(update(Image).values(status=OK, stored_path=Image.original))
+    store.engine.dispose()
 
 
 def growth(small: float, large: float, size_ratio: float, *, per_record: bool) -> str:
