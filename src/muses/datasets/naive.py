@@ -244,9 +244,10 @@ class NaiveExporter:
         defs = load_definitions(self.definitions or project.definitions_path)
         gold = load_gold(self.gold) if self.gold else None
         out = project.path(out) if out else project.datasets_dir / self.name
+        store = Store.for_project(project)  # a store that cannot be used says so before anything is written
         try:
             with _staging(out) as tmp:
-                report, warnings = self._export_into(tmp, project, defs, gold)
+                report, warnings = self._export_into(tmp, project, store, defs, gold)
                 _publish(tmp, out)
         except OSError as exc:
             raise RunFailed(
@@ -256,10 +257,9 @@ class NaiveExporter:
             ) from exc
         return ExportResult(path=out, report=report, warnings=warnings)
 
-    def _export_into(self, tmp: Path, project, defs: Definitions,
+    def _export_into(self, tmp: Path, project, store: Store, defs: Definitions,
                      gold: dict[str, str] | None) -> tuple[dict[str, Any], list[str]]:
         """The dataset written into ``tmp``; its report and warnings."""
-        store = Store.for_project(project)
         label_of = _labeler(store, defs)
         keep = (LABELED, UNLABELED) if self.other else (LABELED,)
         with (tmp / LEFT_OUT).open("w", newline="", encoding="utf-8") as fh:
