@@ -2,37 +2,46 @@
 
     python -m benchmarks.scale                      # 10k and 100k records, SQLite; table in results/
     python -m benchmarks.scale --million            # 10k, 100k and 1M (about half an hour)
+    python -m benchmarks.scale --postgres           # the same on PostgreSQL: a throwaway cluster, one database per size
     python -m benchmarks.scale --store-url 'postgresql+psycopg://localhost/muses_scale_{size}'
     python -m benchmarks.scale --ray 2000           # generate-images, classify, label-issues: local vs Ray, 1 vs 2 workers
 
 Each command runs in its own process (benchmarks.run.run_child: wall time and that process's
 peak RSS from os.wait4). Per size: import records/s, labeling (label-preview) records/s,
-search and browse p95 latency, `muses items` / `muses stats` time, peak RSS of each. The last
+search and browse p95 latency, `muses items` / `muses stats` time, the naive export (its photos
+marked usable first, as generate-images would), peak RSS of each. The last
 table says how each figure grows from the smallest to the largest size: time per record and
 memory should stay flat, command times at most linear. ``--store-url`` puts each size in its
-own database (``{size}`` in the URL is replaced by the record count; the databases must be empty).
+own database (``{size}`` in the URL is replaced by the record count; the databases must be empty);
+``--postgres`` starts a PostgreSQL cluster of its own (benchmarks/pg_cluster.py: a unix socket in a
+temporary folder), makes one database per size in it and removes the cluster at the end.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import pg_cluster
 from benchmarks.run import RESULTS, ChildRun, run_child
 from benchmarks.synthetic import generate
+from muses.collection.store import STORE_URL_ENV
 
 DEFAULT_SIZES = (10_000, 100_000)
 MILLION = 1_000_000
 QUERIES = ("bust", "vase", "portrait miniature", "earring", "medal", "terracotta", "washington", "photograph",
            "cameo", "glass bottle")
-PROBE_REPEAT = 3  # rounds of the queries / pages; p95 over all of them
+PROBE_REPEAT = 5  # rounds of the queries / pages; p95 over all of them
 PROBE_BUDGET_S = 60.0  # a probe stops sampling after this long (a slow page at 1M would take hours)
+EXPORT_IMAGES = 100  # --max-images of the export: the labeling pass is measured, not copying photos
 FLAT = 1.5  # a per-record or fixed-cost figure that grows less than this from the smallest size is "flat"
 
 
@@ -109,7 +118,7 @@ PROBES = {"search": probe_search, "browse": probe_browse}
 def measure(size: int, source: Path, work: Path, *, store_url: str | None = None, log=print) -> list[Figure]:
     """Import ``size`` records of ``source`` into a fresh project and time the commands on it."""
     project = work / f"project-{size}"
-    records = work / f"records-{size}.jsonl"
+    records = source / f"records-{size}.jsonl"  # beside images/: the records name their photos relative to it
     with (source / "records.jsonl").open(encoding="utf-8") as src, records.open("w", encoding="utf-8") as dst:
         for n, line in enumerate(src):
             if n == size:
@@ -117,9 +126,26 @@ def measure(size: int, source: Path, work: Path, *, store_url: str | None = None
             dst.write(line)
     if run_child(["-m", "muses", "init", str(project)]).returncode != 0:
         raise RuntimeError(f"muses init {project} failed")
-    if store_url:
-        with (project / "muses.toml").open("a", encoding="utf-8") as fh:
-            fh.write(f'\n[store]\nurl = "{store_url.format(size=size)}"\n')
+    with _store_url(store_url.format(size=size) if store_url else None):
+        return _measure_commands(project, records, source, size, log=log)
+
+
+@contextmanager
+def _store_url(url: str | None):
+    """$MUSES_STORE_URL set to ``url`` for the child processes started meanwhile."""
+    before = os.environ.get(STORE_URL_ENV)
+    if url:
+        os.environ[STORE_URL_ENV] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STORE_URL_ENV, None)
+        else:
+            os.environ[STORE_URL_ENV] = before
+
+
+def _measure_commands(project: Path, records: Path, source: Path, size: int, *, log=print) -> list[Figure]:
     figures = []
     log(f"  {size:,}: import")
     run = _muses(project, "import", str(records), "--preset", "met-scrapi", "--image-root", str(source))
@@ -135,7 +161,26 @@ def measure(size: int, source: Path, work: Path, *, store_url: str | None = None
         log(f"  {size:,}: {kind} probe")
         run, p95 = _probe(project, kind)
         figures.append(Figure(f"{kind} p95", run.seconds, run.peak_mb, p95, "ms"))
+    log(f"  {size:,}: export-classification-data")
+    _as_if_checked(project)
+    run = _muses(project, "export-classification-data", "--max-images", str(EXPORT_IMAGES), "--min-items", "1")
+    figures.append(Figure(f"export ({EXPORT_IMAGES} photos a class)", run.seconds, run.peak_mb, size / run.seconds,
+                          "records/s"))
     return figures
+
+
+def _as_if_checked(project: Path) -> None:
+    """Every photo usable, its original standing in for the ML-size copy: what generate-images
+    would make of the synthetic photos (it has its own rows, --ray), so that the export has some."""
+    from sqlalchemy import update
+
+    from muses.collection.store import OK, Image, Store
+    from muses.settings import Project
+
+    store = Store.for_project(Project.load(project))
+    with store.transaction() as s:
+        s.execute(update(Image).values(status=OK, stored_path=Image.original))
+    store.engine.dispose()
 
 
 def growth(small: float, large: float, size_ratio: float, *, per_record: bool) -> str:
@@ -231,11 +276,40 @@ def _ray_model_rows(project: Path, *, log=print) -> list[str]:
     return rows[:-1]
 
 
+def store_name(url: str | None) -> str:
+    """The database a URL names, for the file name: 'sqlite', 'postgresql'."""
+    return url.split(":", 1)[0].split("+", 1)[0] if url else "sqlite"
+
+
+def machine_note() -> str:
+    """The cores and the load they were under: a table measured while other work shared them says so."""
+    cores = os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    shared = (f"; other processes kept about {load:.1f} of the {cores} cores busy when it started, so its times "
+              "are slower than on a quiet machine") if load >= 0.5 else ""
+    return f"{cores} CPU cores{shared}"
+
+
+def run_on_postgres(sizes: tuple[int, ...], *, images: int, log=print) -> dict[int, list[Figure]]:
+    """:func:`run` on a throwaway PostgreSQL cluster, one database per size."""
+    why = pg_cluster.missing()
+    if why:
+        raise SystemExit(f"--postgres: {why}")
+    with pg_cluster.start_cluster() as cluster:
+        for size in sizes:
+            cluster.create_database(f"muses_scale_{size}")
+        log(f"PostgreSQL cluster in {cluster.root}")
+        return run(sizes, store_url=cluster.url("muses_scale_{size}"), images=images, log=log)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="record counts")
     parser.add_argument("--million", action="store_true", help="add the 1,000,000-record size")
-    parser.add_argument("--store-url", help="a database URL per size ({size} is replaced); default: SQLite files")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--store-url", help="a database URL per size ({size} is replaced); default: SQLite files")
+    where.add_argument("--postgres", action="store_true",
+                       help="on a throwaway PostgreSQL cluster this command starts and removes")
     parser.add_argument("--images", type=int, default=2000, help="distinct synthetic photos (default 2000)")
     parser.add_argument("--results", type=Path, default=RESULTS, metavar="DIR")
     parser.add_argument("--ray", type=int, metavar="PHOTOS", help="only the Ray throughput rows, on PHOTOS photos")
@@ -246,13 +320,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = tuple(sorted(set(args.sizes) | ({MILLION} if args.million else set())))
     started = time.perf_counter()
+    machine = machine_note()
     if args.ray:
         table, sizes, store = ray_throughput(args.ray), (args.ray,), "ray"
+    elif args.postgres:
+        table, store = format_table(run_on_postgres(sizes, images=args.images)), "postgresql"
     else:
         table = format_table(run(sizes, store_url=args.store_url, images=args.images))
-        store = args.store_url.split(":", 1)[0] if args.store_url else "sqlite"
+        store = store_name(args.store_url)
     text = (f"# muses scale bench, {dt.date.today().isoformat()} ({store})\n\n"
-            f"whole run {time.perf_counter() - started:.0f} s; each command in its own process\n\n{table}\n")
+            f"whole run {time.perf_counter() - started:.0f} s; each command in its own process; {machine}\n\n{table}\n")
     print(text)
     args.results.mkdir(parents=True, exist_ok=True)
     out = args.results / f"scale-{dt.date.today().isoformat()}-{store}-{max(sizes)}.md"

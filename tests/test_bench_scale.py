@@ -1,14 +1,18 @@
 """The scale bench: the synthetic collection and the growth verdicts of its table."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from benchmarks.scale import Figure, format_table, growth
 from benchmarks.synthetic import generate
 from muses.collection.importers import import_records
-from muses.collection.store import Store
+from muses.collection.store import STORE_URL_ENV, Store
 
 
 def test_synthetic_records_are_met_shaped_and_reuse_a_few_photos(tmp_path):
@@ -47,3 +51,35 @@ def test_table_has_a_time_and_a_memory_row_per_command():
 def test_bad_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match=">= 1"):
         generate(tmp_path, 0)
+
+
+def test_the_file_names_the_database_and_the_header_the_cores():
+    from benchmarks.scale import machine_note, store_name
+
+    assert store_name(None) == "sqlite"
+    assert store_name("postgresql+psycopg://u@h/db") == "postgresql" and store_name("sqlite:///x.db") == "sqlite"
+    assert f"{os.cpu_count()} CPU cores" in machine_note()
+
+
+def test_the_store_url_reaches_the_commands_through_the_environment(monkeypatch):
+    from benchmarks.scale import _store_url
+
+    monkeypatch.setenv(STORE_URL_ENV, "sqlite:///before.db")
+    with _store_url("postgresql+psycopg://u@h/muses_scale_10"):
+        assert os.environ[STORE_URL_ENV] == "postgresql+psycopg://u@h/muses_scale_10"
+    assert os.environ[STORE_URL_ENV] == "sqlite:///before.db"
+
+
+@pytest.mark.slow
+def test_the_bench_runs_on_a_postgresql_cluster_it_starts_and_removes(tmp_path):
+    """`--postgres`: no hand set-up; one database per size, the cluster gone afterwards."""
+    from benchmarks import pg_cluster
+    from benchmarks.scale import main
+
+    if pg_cluster.missing():
+        pytest.skip(pg_cluster.missing())
+    before = set(Path(tempfile.gettempdir()).glob("muses-pg-*"))
+    assert main(["--postgres", "--sizes", "40", "80", "--images", "3", "--results", str(tmp_path)]) == 0
+    table = (tmp_path / f"scale-{dt.date.today().isoformat()}-postgresql-80.md").read_text(encoding="utf-8")
+    assert "| import | " in table and "| export (100 photos a class): peak RSS |" in table and "(postgresql)" in table
+    assert set(Path(tempfile.gettempdir()).glob("muses-pg-*")) == before

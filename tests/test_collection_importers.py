@@ -176,3 +176,28 @@ def test_encoding_is_checked_before_anything_is_written(store, tmp_path):
     assert import_records(store, bom).new == 1 and store.get_item("é").title == "café"
     with pytest.raises(ImportFormatError, match="unknown encoding"):
         import_records(store, bom, encoding="klingon")
+
+
+def test_the_ids_seen_wait_on_disk_not_in_memory(store, tmp_path):
+    """Duplicate ids are still found across batches, but the import's memory does not grow with
+    the file: ids go to a temporary SQLite file (FirstLines), not a dict of a million strings."""
+    import tracemalloc
+
+    from muses.collection.importers import FirstLines
+
+    def peak(n: int) -> int:
+        path = tmp_path / f"r{n}.jsonl"
+        _write_jsonl(path, [{"id": f"{n}-{i:06d}-{'x' * 40}", "title": "Vase"} for i in range(n)]
+                     + [{"id": f"{n}-000000-{'x' * 40}", "title": "Vase again"}])
+        tracemalloc.start()
+        report = import_records(store, path, batch_size=500)
+        result = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert [d.line for d in report.duplicates] == [n + 1]
+        return result
+
+    peak(1_000)  # caches warm
+    assert peak(12_000) - peak(2_000) < 1_200_000  # a dict of 10,000 more ids adds about 1.8 MB
+    seen = FirstLines()
+    assert (seen.earlier("a", 1), seen.earlier("b", 2), seen.earlier("a", 9)) == (None, None, 1)
+    seen.close()

@@ -78,7 +78,7 @@ def two_revisions(tmp_path, monkeypatch):
     scripts = tmp_path / "migrations"
     shutil.copytree(schema._SCRIPTS, scripts)
     (scripts / "versions" / "0099_inventory.py").write_text(
-        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0099"\ndown_revision = "0002"\n'
+        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0099"\ndown_revision = "' + schema.head() + '"\n'
         "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n"
         '    with op.batch_alter_table("items") as batch:\n'
         '        batch.add_column(sa.Column("inventory", sa.Text(), nullable=True))\n\n\n'

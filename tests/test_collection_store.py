@@ -61,6 +61,22 @@ def test_stats_counts_statuses_and_problems(store_url):
     assert stats["images_by_status"] == {OK: 1, CROPPED: 1, PROBLEM: 1}
 
 
+def test_items_needing_attention_are_chosen_and_counted_by_the_database(store_url):
+    """`muses items --problems` and its "N more not shown" ask the database, not a walk of every item."""
+    store = Store(store_url)
+    with store.transaction() as s:
+        s.add(_item(1, images=[Image(original="/a.jpg", status=OK)]))  # fine
+        s.add(_item(2, images=[Image(original="/b.jpg", status=OK),
+                               Image(original="/c.jpg", status=PROBLEM, problem="blank")]))  # a problem photo
+        s.add(_item(3))  # no photo
+        s.add(_item(4, images=[Image(original="/d.jpg")]))  # not checked yet: nothing usable
+    assert [i.id for i in store.items(needing_attention=True, batch_size=2)] == ["2", "3", "4"]
+    assert (store.count_items(), store.count_items(needing_attention=True)) == (4, 3)
+    statements = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert store.count_items() == 4 and len(statements) == 1 and "count(" in statements[0].lower()
+
+
 # -- locks, races and unwritable stores (issue 11) --------------------------------------------
 def _hold_write_lock(path):
     """A second, real SQLite connection holding the write lock, as another program would."""

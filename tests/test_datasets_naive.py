@@ -134,8 +134,15 @@ def test_report_shows_example_photos_per_keyword_and_the_excluded_records(hand_m
 def test_dataset_folder_follows_the_contract(hand_made):
     out = NaiveExporter(min_items=3, seed=7, progress=False).export(hand_made).path
     assert out == hand_made.datasets_dir / "naive"
-    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "images", "manifest.csv", "report.html",
-                                                      "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "images", "left-out.csv", "manifest.csv",
+                                                      "report.html", "report.json"]
+    with (out / "left-out.csv").open(newline="", encoding="utf-8") as fh:
+        left_out = {row["id"]: row for row in csv.DictReader(fh)}
+    assert set(left_out) == {"c1", "e1", "u1", "u2"}
+    assert (left_out["c1"]["status"], left_out["c1"]["classes"], left_out["c1"]["title"]) == (
+        "conflict", "bust; vase", "Bust on a vase")
+    assert (left_out["e1"]["status"], left_out["e1"]["exclude_words"]) == ("excluded", "vase: vase painter")
+    assert left_out["u2"]["status"] == "unlabeled"
     rows = read_manifest(out)
     assert list(rows[0]) == ["item_id", "image", "class", "split", "keyword", "field"]
     assert {r["item_id"] for r in rows} == {"b1", "b2", "b3", "b4", "m1", "m2", "m3", "m4", "v1", "v2", "v3", "v4"}
@@ -267,6 +274,11 @@ def test_cli_export_and_errors(hand_made, capsys):
     assert "conflicts (first 1 of 1)" in capsys.readouterr().out
     assert main(["label-preview", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["unlabeled"] == 2
+    assert main(["label-preview", "--left-out", "left.csv"]) == 0
+    assert "left.csv" in capsys.readouterr().out
+    assert (hand_made.root / "left.csv").read_text(encoding="utf-8").count("\n") == 1 + 4  # header, c1 e1 u1 u2
+    assert main(["label-preview", "--left-out", str(hand_made.root / "nowhere" / "left.csv")]) == 1
+    assert "cannot write" in capsys.readouterr().err
 
 
 def test_met_sample_with_demo_definitions(project, met_sample):
@@ -346,3 +358,30 @@ def test_a_relative_out_folder_is_taken_from_the_project(hand_made, tmp_path, mo
     assert main(["export-classification-data", "--min-items", "3", "--out", "datasets/v2"]) == 0
     assert (hand_made.root / "datasets" / "v2" / "manifest.csv").is_file()
     assert list(elsewhere.iterdir()) == []
+
+
+def test_an_export_keeps_a_count_per_candidate_not_its_label_and_files(project, tmp_path):
+    """Choosing the dataset needs only each candidate's class and number of photos; the chosen
+    items are read again for the rest, so memory grows by little more than an id per record."""
+    import tracemalloc
+
+    project.definitions_path.write_text(DEFINITIONS, encoding="utf-8")
+    photo = project.root / "images" / "shared.jpg"
+    photo.parent.mkdir(exist_ok=True)
+    PILImage.new("RGB", (8, 8), (200, 100, 50)).save(photo)
+
+    def peak(n: int) -> int:
+        with Store.for_project(project).transaction() as session:
+            for i in range(n):
+                title = ("Bust", "Vase", "Medal", "Plate")[i % 4]  # repeated: the matcher's cache stays small
+                session.merge(Item(id=f"{n}-{i:06d}", title=title, images=[
+                    Image(position=0, original=f"/p/{i}.jpg", stored_path="images/shared.jpg", status=OK)]))
+        tracemalloc.start()
+        result = NaiveExporter(max_images=5, min_items=3, progress=False).export(project, out=f"d{n}")
+        used = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert sum(c["labeled"] for c in result.report["classes"]) >= 3 * n // 4
+        return used
+
+    small = peak(1_000)
+    assert peak(7_000) - small < 7_000_000  # with a Label and a list of paths per candidate: 9.5 MB

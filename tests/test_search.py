@@ -179,3 +179,54 @@ def test_class_queries_on_the_real_met_sample_find_that_class(any_store_project,
         total += len(labels)
     assert correct / total >= 0.85
 
+
+
+def test_the_database_ranks_and_returns_only_the_best_items_rows(store):
+    """A word found in a tenth of a million records must not send every match to Python: the
+    ranked statement returns the rows of the best ``limit`` items only, in the engine's order."""
+    from muses.search.lazy_index import filter_sql, ranked_query
+
+    engine = open_engine(store)
+    engine.refresh()
+    query = [TextTerm(("ceramics", "marble", "sculpture"), {"object_type": 1.0, "material": 2.0}, label="words"),
+             ClassTerm("vessel", 1.0, label="class")]
+    conditions, base = filter_sql(Filters())
+    with store.engine.connect() as conn:
+        parts = [(select, t.label) for t in query for select in engine._selects(conn, t, conditions, base)]
+        rows = conn.execute(*ranked_query(parts, exclude_ids={"v-vase"}, limit=2)).all()
+    assert len({item_id for item_id, _, _ in rows}) == 2 and "v-vase" not in {r[0] for r in rows}
+    assert ids(engine.search(query, Filters(exclude_ids={"v-vase"}), limit=2)) == sorted(
+        {r[0] for r in rows}, key=lambda i: (-sum(s for j, s, _ in rows if j == i), i))
+
+
+def test_the_freshness_check_reads_an_index_not_the_items_table(tmp_path):
+    """Every search first checks the store's newest change: one index lookup (migration 0003),
+    not a scan of a million records (the count reads the smallest index, SQLite has no cheaper one)."""
+    from sqlalchemy import text
+
+    from muses.search.fts5 import _FINGERPRINT
+
+    store = Store(f"sqlite:///{tmp_path / 'muses.sqlite'}")
+    with store.engine.connect() as conn:
+        plan = " ".join(row[-1] for row in conn.execute(text("EXPLAIN QUERY PLAN " + _FINGERPRINT)))
+    assert "SEARCH items USING COVERING INDEX ix_items_updated_at" in plan  # max(updated_at): one lookup
+
+
+def test_the_index_is_built_a_batch_at_a_time_and_takes_every_item(store_url):
+    """Stale items are found in SQL and reindexed in rounds of STALE_BATCH (a first index of a
+    million records never holds a million stamps); every round resumes after the last id."""
+    from sqlalchemy import text
+
+    from muses.search.lazy_index import STALE_BATCH, stale_batches
+
+    store = Store(store_url)
+    n = STALE_BATCH * 2 + 7
+    with store.transaction() as s:
+        s.add_all(Item(id=f"{i:05d}", title="Vase" if i == n - 1 else "Bowl") for i in range(n))
+    engine = open_engine(store)
+    assert engine.refresh() == n and engine.refresh() == 0
+    assert ids(engine.search([TextTerm(("vase",), {"title": 1.0})], Filters(usable_only=False))) == [f"{n - 1:05d}"]
+    with store.engine.connect() as conn:
+        rounds = list(stale_batches(conn, "SELECT i.id, i.title FROM items i WHERE i.title = 'Bowl'", size=300))
+        assert [len(r) for r in rounds] == [300, 300, 300, 106] and list(rounds[1])[0] == "00300"
+        assert conn.execute(text("SELECT count(*) FROM items")).scalar() == n

@@ -246,11 +246,8 @@ def _item_row(item) -> dict:
 
 
 def _wanted_rows(store, *, problems: bool):
-    for item in store.items():
-        row = _item_row(item)
-        if problems and row["problem_images"] == 0 and row["usable_images"] > 0:
-            continue
-        yield row
+    for item in store.items(needing_attention=problems):
+        yield _item_row(item)
 
 
 def run_items(args) -> int:
@@ -263,7 +260,7 @@ def run_items(args) -> int:
     rows, shown = _wanted_rows(store, problems=args.problems), []
     for count, row in enumerate(rows):
         if limit and count >= limit:
-            more = 1 + sum(1 for _ in rows)
+            more = store.count_items(needing_attention=args.problems) - limit  # counted in SQL, not walked
             print(f"muses items: showing the first {limit} items, {more} more not shown; --all lists every one",
                   file=sys.stderr)
             break

@@ -19,6 +19,7 @@ PREVIEW_EXAMPLES = """\
   muses label-preview                      # how the project's definitions label the store
   muses label-preview --definitions draft.toml --gold checked.csv
   muses label-preview --json > report.json
+  muses label-preview --left-out left-out.csv   # also list every record the labels leave out
 """
 
 
@@ -52,6 +53,9 @@ def register(subparsers) -> None:
     )
     _add_label_args(p)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--left-out", metavar="FILE",
+                   help="write every conflicting, excluded and unlabeled record to this CSV file, relative to the "
+                        "project folder (the report lists only the first few hundred)")
     p.set_defaults(func=run_preview)
 
 
@@ -86,11 +90,14 @@ def run_preview(args) -> int:
     from muses.datasets.naive import preview
 
     project = find_project(args.project)
-    report = preview(project, definitions=args.definitions, gold=args.gold)
+    left_out = project.path(args.left_out) if args.left_out else None
+    report = preview(project, definitions=args.definitions, gold=args.gold, left_out=left_out)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     print(_format_report(report))
+    if args.left_out:
+        print(f"every record the labels leave out: {left_out}")
     print("next: muses export-classification-data   (writes the training data with these labels)")
     return 0
 

@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import io
 import json
+import sqlite3
 import sys
 import time
 from collections import defaultdict
@@ -565,6 +566,26 @@ def read_options(path: Path, fmt: str, *, encoding: str | None = None, delimiter
     return ReadOptions(encoding=encoding, delimiter=delimiter)
 
 
+class FirstLines:
+    """Each id's first line in the file, kept in a private temporary SQLite file (deleted when
+    closed) rather than in memory: a million ids would otherwise stay for the whole import."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("")  # "": a temporary file of its own, never shared
+        self._db.execute("CREATE TABLE first (id TEXT PRIMARY KEY, line INTEGER NOT NULL)")
+
+    def earlier(self, item_id: str, line: int) -> int | None:
+        """The line ``item_id`` was first seen on; None when this is its first (then noted)."""
+        row = self._db.execute("SELECT line FROM first WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO first (id, line) VALUES (?, ?)", (item_id, line))
+            return None
+        return row[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
 def import_records(store: Store, path: str | Path, *, format: str | None = None,
                    mapping: Mapping[str, str] | None = None, preset: str | None = None,
                    source: str | None = None, encoding: str | None = None, delimiter: str | None = None,
@@ -606,7 +627,21 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     total = None if fmt == "json" else count_lines(path)
     start = time.perf_counter()
     rows = READERS[fmt](path, options)
-    first_lines: dict[str, int] = {}  # id → line where it first appeared in this file
+    first_lines = FirstLines()
+    try:
+        _import_rows(store, rows, report, mapping=mapping, splits=splits, base_dir=base_dir, roots=allowed,
+                     source=source, batch_size=batch_size, first_lines=first_lines, total=total, progress=progress)
+    finally:
+        first_lines.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _import_rows(store: Store, rows: Iterator, report: ImportReport, *, mapping: dict[str, str],
+                 splits: dict[str, str], base_dir: Path, roots: Roots, source: str, batch_size: int,
+                 first_lines: FirstLines, total: int | None,
+                 progress: Callable[[int, int | None], None] | None) -> None:
+    path, fmt, delimiter = Path(report.path), report.format, report.delimiter
     keys_seen: set[str] = set()
     cells = CellCounter(mapping, splits)
     line = 0
@@ -621,16 +656,16 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
                     raise record
                 keys_seen.update(record)
                 cells.add(record)
-                data = convert_record(record, mapping, base_dir=base_dir, roots=allowed, source=source,
+                data = convert_record(record, mapping, base_dir=base_dir, roots=roots, source=source,
                                       splits=splits)
             except RecordError as exc:
                 report.skipped.append(LineNote(line, str(exc)))
                 continue
             report.refused_images += [LineNote(line, reason) for reason in data.refused]
-            if data.id in first_lines:
-                report.duplicates.append(LineNote(line, f"id {data.id!r} also on line {first_lines[data.id]}; "
+            earlier = first_lines.earlier(data.id, line)
+            if earlier is not None:
+                report.duplicates.append(LineNote(line, f"id {data.id!r} also on line {earlier}; "
                                                          "this later record replaces it"))
-            first_lines.setdefault(data.id, line)
             batch[data.id] = data
         if batch:
             try:
@@ -645,7 +680,6 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
             progress(line, total)
     if progress is not None:  # the whole file is read: a header, blank lines and a record's later lines too
         progress(total or line, total)
-    report.seconds = time.perf_counter() - start
     report.unmapped = {ours: theirs for ours, theirs in mapping.items() if theirs not in keys_seen}
     report.multi_valued = cells.multi_valued()
     if keys_seen and "id" in report.unmapped:
@@ -653,8 +687,7 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
         raise ImportFormatError(f"{path}: no record has the id key {mapping['id']!r}; the records' keys are "
                                 f"{', '.join(map(ascii, sorted(keys_seen)))}. Map them with --map id=KEY "
                                 "(and title=KEY, object_type=KEY, image=KEY, ...) or use --preset."
-                                + _delimiter_hint(keys_seen, options.delimiter if fmt == "csv" else None))
-    return report
+                                + _delimiter_hint(keys_seen, delimiter))
 
 
 def _delimiter_hint(keys: set[str], delimiter: str | None) -> str:

@@ -55,6 +55,7 @@ class Item(Base):
     classification: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime,
+        index=True,  # the search and browse indexes ask for its maximum before every request
         default=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
         # every ORM update bumps it: the search index refreshes changed items from this stamp
         onupdate=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
@@ -94,6 +95,11 @@ class Image(Base):
 
     def __repr__(self) -> str:
         return f"Image(item_id={self.item_id!r}, original={self.original!r}, status={self.status!r})"
+
+
+def _needing_attention():
+    """Items with a problem photo, or with no usable one."""
+    return Item.images.any(Image.status == PROBLEM) | ~Item.images.any(Image.status.in_(USABLE_STATUSES))
 
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; [store] busy_timeout
@@ -220,19 +226,35 @@ class Store:
         with self.session() as s:
             return s.scalars(select(Item).where(Item.id == str(item_id)).options(selectinload(Item.images))).first()
 
-    def items(self, ids: Iterable[str] | None = None, *, batch_size: int = 1000) -> Iterator[Item]:
-        """Items with their images loaded, in id order, read in batches to bound memory."""
+    def items(self, ids: Iterable[str] | None = None, *, batch_size: int = 1000,
+              needing_attention: bool = False) -> Iterator[Item]:
+        """Items with their images loaded, in id order, read in batches to bound memory;
+        ``needing_attention``: only those with a problem photo or no usable one."""
+        yield from self._items(ids, batch_size=batch_size, where=_needing_attention() if needing_attention else None)
+
+    def count_items(self, *, needing_attention: bool = False) -> int:
+        """How many items (``needing_attention``: see :meth:`items`), counted by the database."""
+        q = select(func.count()).select_from(Item)
+        if needing_attention:
+            q = q.where(_needing_attention())
+        with self.session() as s:
+            return s.scalar(q)
+
+    def _items(self, ids: Iterable[str] | None, *, batch_size: int, where=None) -> Iterator[Item]:
         wanted = None if ids is None else [str(i) for i in ids]
+        conditions = () if where is None else (where,)
         with self.session() as s:
             if wanted is not None:
                 for start in range(0, len(wanted), batch_size):
                     chunk = wanted[start : start + batch_size]
-                    q = select(Item).where(Item.id.in_(chunk)).options(selectinload(Item.images)).order_by(Item.id)
+                    q = (select(Item).where(Item.id.in_(chunk), *conditions).options(selectinload(Item.images))
+                         .order_by(Item.id))
                     yield from s.scalars(q)
+                    s.expunge_all()  # a long list of ids must not pile up in the session
                 return
             last = None
             while True:
-                q = select(Item).options(selectinload(Item.images)).order_by(Item.id).limit(batch_size)
+                q = select(Item).where(*conditions).options(selectinload(Item.images)).order_by(Item.id).limit(batch_size)
                 if last is not None:
                     q = q.where(Item.id > last)
                 batch = list(s.scalars(q))

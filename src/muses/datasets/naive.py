@@ -15,15 +15,16 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from muses.collection.decisions import NOT_ONE, Decision, current_decisions
-from muses.collection.store import Store
+from muses.collection.store import Item, Store
 from muses.labeling.matching import EXCLUDED, LABELED, UNLABELED, Label, Matcher, record_fields
-from muses.labeling.report import build_report, load_gold, write_report
+from muses.labeling.report import LeftOut, ReportTally, load_gold, write_report
 from muses.progress import progress_bar
 from muses.datasets.folder import MANIFEST_COLUMNS, SPLITS
 from muses.datasets.splitting import (
@@ -41,6 +42,7 @@ from muses.predictions import OTHER
 
 __all__ = ["ExportResult", "NaiveExporter", "preview"]
 
+LEFT_OUT = "left-out.csv"  # every conflicting, excluded and unlabeled record, beside the report
 FEW_TEST_ITEMS = 5  # below this a class's test metrics are too noisy to trust; warn
 
 
@@ -82,11 +84,24 @@ def _alive(pid: int) -> bool:
 
 @dataclass
 class _Labeled:
-    labels: list[Label]
-    titles: dict[str, str]
-    with_images: set[str]  # items with at least one usable image
-    images: dict[str, list[tuple[int, Path]]]  # labeled (and unlabeled) item -> its ML-size image files
-    skipped: list[dict[str, str]]  # usable images whose file is missing
+    """One pass over the store: the report's tally, and only what choosing the dataset needs."""
+
+    tally: ReportTally
+    # labeled (and, for ``other``, unlabeled) items with image files -> (class or None, how many files)
+    candidates: dict[str, tuple[str | None, int]]
+    skipped: list[dict[str, str]]  # usable images of labeled items whose file is missing
+
+
+def _image_files(project, item: Item) -> tuple[list[tuple[int, Path]], list[str]]:
+    """(position, file) of the item's usable images whose ML-size copy exists, and the others."""
+    found, missing = [], []
+    for im in item.usable_images:
+        path = project.path(im.stored_path) if im.stored_path else None
+        if path is not None and path.is_file():
+            found.append((im.position, path))
+        else:
+            missing.append(str(im.stored_path or im.original))
+    return found, missing
 
 
 REVIEWED = "review"  # Label.field of a record whose class a reviewer decided
@@ -105,43 +120,72 @@ def reviewed(label: Label, decision: Decision | None, class_names: Sequence[str]
                           candidates=(), vetoes=())
 
 
-def _label_store(project, defs: Definitions, *, progress: bool, unlabeled: bool = False) -> _Labeled:
-    """Every record labeled; the image files of the labeled ones (and of the unlabeled ones,
-    which the ``other`` class is made of, with ``unlabeled``)."""
-    store = Store.for_project(project)
-    matcher = Matcher(defs)
-    decisions = current_decisions(store)
-    out = _Labeled([], {}, set(), {}, [])
-    total = store.stats()["items"]
+def _labeler(store: Store, defs: Definitions) -> Callable[[Item], Label]:
+    """item -> its label, as a reviewer decided it where one did."""
+    matcher, decisions = Matcher(defs), current_decisions(store)
+    return lambda item: reviewed(matcher.label(record_fields(item)), decisions.get(item.id), defs.class_names)
+
+
+def _label_store(project, store: Store, label_of: Callable[[Item], Label], tally: ReportTally, *, progress: bool,
+                 keep: Sequence[str] = ()) -> _Labeled:
+    """Every record labeled and tallied as the store streams by (batches of items, see
+    ``Store.items``); of the records whose status is in ``keep`` and that have image files, only
+    the class and the number of files are kept (the dataset is chosen from them)."""
+    out = _Labeled(tally, {}, [])
+    total = store.count_items()
     for item in progress_bar(store.items(), total=total, desc="labeling", unit="objects", disable=not progress):
-        label = reviewed(matcher.label(record_fields(item)), decisions.get(item.id), defs.class_names)
-        out.labels.append(label)
-        out.titles[label.item_id] = item.title or ""
-        usable = item.usable_images
-        if usable:
-            out.with_images.add(label.item_id)
-        if label.status != LABELED and not (unlabeled and label.status == UNLABELED):
+        label = label_of(item)
+        tally.add(label, title=item.title or "", has_images=bool(item.usable_images))
+        if label.status != LABELED and label.status not in keep:
             continue
-        out.images[label.item_id] = []
-        for im in usable:
-            path = project.path(im.stored_path) if im.stored_path else None
-            if path is None or not path.is_file():
-                if label.status != LABELED:
-                    continue
-                out.skipped.append({"item_id": label.item_id, "image": str(im.stored_path or im.original),
-                                    "reason": "ML-size copy missing; run `muses generate-images`"})
-                continue
-            out.images[label.item_id].append((im.position, path))
+        files, missing = _image_files(project, item)
+        if label.status == LABELED:
+            out.skipped += [{"item_id": item.id, "image": image, "reason": "ML-size copy missing; run `muses "
+                             "generate-images`"} for image in missing]
+        if files and label.status in keep:
+            out.candidates[item.id] = (label.cls, len(files))
     return out
 
 
+def _dataset_rows(project, store: Store, label_of: Callable[[Item], Label], splits: dict[str, str],
+                  class_of: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The manifest rows of the chosen items (in id order) and their titles: a second pass that
+    reads only those items again, so the first needed to keep no more than a count per item."""
+    per_item: dict[str, list[dict[str, Any]]] = {}
+    titles = {}
+    for item in store.items(splits):
+        label, (files, _) = label_of(item), _image_files(project, item)
+        titles[item.id] = item.title or ""
+        per_item[item.id] = [{
+            "item_id": item.id,
+            "image": f"images/{_image_name(item.id, position, path.suffix.lower())}",
+            "class": class_of[item.id],
+            "split": splits[item.id],
+            "keyword": label.keyword or "",
+            "field": label.field or "",
+            "_source": path,
+        } for position, path in files]
+    return [row for item_id in sorted(per_item) for row in per_item[item_id]], titles
+
+
 def preview(project, *, definitions: str | os.PathLike | None = None, gold: str | os.PathLike | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """The labeling report for the project's store, without writing a dataset."""
+            progress: bool = True, left_out: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The labeling report for the project's store, without writing a dataset; ``left_out``: a
+    CSV file to write every conflicting, excluded and unlabeled record to."""
     defs = load_definitions(definitions or project.definitions_path)
-    labeled = _label_store(project, defs, progress=progress)
-    return build_report(labeled.labels, defs, splits=SPLITS, titles=labeled.titles, with_images=labeled.with_images,
-                        skipped=labeled.skipped, gold=load_gold(gold) if gold else None)
+    store = Store.for_project(project)
+    gold_labels = load_gold(gold) if gold else None
+    if left_out is None:
+        labeled = _label_store(project, store, _labeler(store, defs), ReportTally(defs, gold=gold_labels),
+                               progress=progress)
+    else:
+        try:
+            with Path(left_out).open("w", newline="", encoding="utf-8") as fh:
+                tally = ReportTally(defs, gold=gold_labels, left_out=LeftOut(fh))
+                labeled = _label_store(project, store, _labeler(store, defs), tally, progress=progress)
+        except OSError as exc:
+            raise RunFailed(f"cannot write {left_out}: {exc.strerror or exc}. Choose a folder you may write to.") from exc
+    return labeled.tally.report(splits=SPLITS, skipped=labeled.skipped)
 
 
 def _count_other(report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -200,37 +244,42 @@ class NaiveExporter:
         defs = load_definitions(self.definitions or project.definitions_path)
         gold = load_gold(self.gold) if self.gold else None
         out = project.path(out) if out else project.datasets_dir / self.name
+        store = Store.for_project(project)  # a store that cannot be used says so before anything is written
+        try:
+            with _staging(out) as tmp:
+                report, warnings = self._export_into(tmp, project, store, defs, gold)
+                _publish(tmp, out)
+        except OSError as exc:
+            raise RunFailed(
+                f"cannot write the dataset folder {out}: {exc.strerror or exc}"
+                f"{f' ({exc.filename})' if exc.filename else ''}. Free some disk space or make the folder "
+                "writable, then run the export again; any earlier dataset there is unchanged."
+            ) from exc
+        return ExportResult(path=out, report=report, warnings=warnings)
 
-        labeled = _label_store(project, defs, progress=self.progress, unlabeled=self.other)
-        labels, images = labeled.labels, labeled.images
+    def _export_into(self, tmp: Path, project, store: Store, defs: Definitions,
+                     gold: dict[str, str] | None) -> tuple[dict[str, Any], list[str]]:
+        """The dataset written into ``tmp``; its report and warnings."""
+        label_of = _labeler(store, defs)
+        keep = (LABELED, UNLABELED) if self.other else (LABELED,)
+        with (tmp / LEFT_OUT).open("w", newline="", encoding="utf-8") as fh:
+            tally = ReportTally(defs, gold=gold, left_out=LeftOut(fh))
+            labeled = _label_store(project, store, label_of, tally, progress=self.progress, keep=keep)
+        candidates = labeled.candidates
 
         by_class: dict[str, dict[str, int]] = {name: {} for name in defs.class_names}
-        for label in labels:
-            if label.status == LABELED and images.get(label.item_id):
-                by_class[label.cls][label.item_id] = len(images[label.item_id])
+        for item_id, (cls, n_files) in candidates.items():
+            if cls is not None:
+                by_class[cls][item_id] = n_files
         warnings = self._check_counts(by_class)
         kept = sample_per_class(by_class, self.max_images, self.seed)
-        kept.update(self._other_class(defs, labels, images, by_class, kept, warnings))
+        kept.update(self._other_class(defs, candidates, by_class, kept, warnings))
         splits = stratified_split(kept, self.split, self.seed)
-
-        by_id = {label.item_id: label for label in labels}
         class_of = {item_id: cls for cls, ids in kept.items() for item_id in ids}
-        rows = []
-        for item_id in sorted(splits):
-            for position, path in images[item_id]:
-                rows.append({
-                    "item_id": item_id,
-                    "image": f"images/{_image_name(item_id, position, path.suffix.lower())}",
-                    "class": class_of[item_id],
-                    "split": splits[item_id],
-                    "keyword": by_id[item_id].keyword or "",
-                    "field": by_id[item_id].field or "",
-                    "_source": path,
-                })
-        report = build_report(
-            labels, defs, splits=SPLITS, titles=labeled.titles, with_images=labeled.with_images, rows=rows,
-            skipped=labeled.skipped, warnings=warnings, gold=gold,
-        )
+        rows, titles = _dataset_rows(project, store, label_of, splits, class_of)
+        report = labeled.tally.report(splits=SPLITS, rows=rows, titles=titles, skipped=labeled.skipped,
+                                      warnings=warnings)
+        report["left_out"] = LEFT_OUT
         if OTHER in kept:
             _count_other(report, rows)
         meta = {
@@ -241,10 +290,10 @@ class NaiveExporter:
             "exporter": self.name,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        self._write(out, rows, meta, report)
-        return ExportResult(path=out, report=report, warnings=warnings)
+        self._fill(tmp, rows, meta, report)
+        return report, warnings
 
-    def _other_class(self, defs: Definitions, labels: list[Label], images, by_class, kept,
+    def _other_class(self, defs: Definitions, candidates: dict[str, tuple[str | None, int]], by_class, kept,
                      warnings: list[str]) -> dict[str, list[str]]:
         """``{"other": items}``: unlabeled records with images, capped at the largest class's images
         (none without ``other``, when a defined class is called so, or when too few records are left)."""
@@ -253,8 +302,7 @@ class NaiveExporter:
         if OTHER in defs.class_names:
             warnings.append(f"no extra {OTHER!r} class: the definitions already have a class of that name")
             return {}
-        pool = {label.item_id: len(images[label.item_id]) for label in labels
-                if label.status == UNLABELED and images.get(label.item_id)}
+        pool = {item_id: n_files for item_id, (cls, n_files) in candidates.items() if cls is None}
         if len(pool) < self.min_items:
             warnings.append(f"no {OTHER!r} class (\"none of these\"): only {len(pool)} records with photos match no "
                             f"class, {self.min_items} needed")
@@ -279,40 +327,39 @@ class NaiveExporter:
                 warnings.append(f"class {cls!r} gets only {n_test} test item(s); its test metrics will be noisy")
         return warnings
 
-    def _write(self, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], report: dict[str, Any]) -> None:
-        try:
-            self._write_folder(out, rows, meta, report)
-        except OSError as exc:
-            raise RunFailed(
-                f"cannot write the dataset folder {out}: {exc.strerror or exc}"
-                f"{f' ({exc.filename})' if exc.filename else ''}. Free some disk space or make the folder "
-                "writable, then run the export again; any earlier dataset there is unchanged."
-            ) from exc
+    def _fill(self, tmp: Path, rows: list[dict[str, Any]], meta: dict[str, Any], report: dict[str, Any]) -> None:
+        (tmp / "images").mkdir()
+        for row in progress_bar(rows, desc="copying images", unit="photos", disable=not self.progress):
+            shutil.copyfile(row["_source"], tmp / row["image"])
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        (tmp / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_report(report, tmp)
 
-    def _write_folder(self, out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], report: dict[str, Any]) -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # Everything goes into a temporary sibling first, then one rename makes it visible, so
-        # an interrupted export never leaves a half dataset that looks complete.
-        _remove_abandoned(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
-        try:
-            (tmp / "images").mkdir()
-            for row in progress_bar(rows, desc="copying images", unit="photos", disable=not self.progress):
-                shutil.copyfile(row["_source"], tmp / row["image"])
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            (tmp / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
-            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-            write_report(report, tmp)
-            old = None
-            if out.exists():
-                old = out.parent / f".{out.name}.old-{os.getpid()}"
-                out.rename(old)
-            tmp.rename(out)
-            if old is not None:  # what is left if this fails goes with the next export's clean-up
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A temporary sibling of ``out`` that everything is written into first (removed if anything
+    fails), so an interrupted export never leaves a half dataset that looks complete."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """One rename makes the finished dataset visible in place of the old one."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:  # what is left if this fails goes with the next export's clean-up
+        shutil.rmtree(old, ignore_errors=True)

@@ -8,14 +8,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
 from muses.labeling.definitions import Definitions
 from muses.errors import MusesError
 
-N_EXAMPLES = 10  # conflict examples shown in the table and the HTML page
+N_EXAMPLES = 10  # conflict and unlabeled examples shown in the table and the HTML page
 N_PHOTOS = 4  # example photos per keyword
+N_LISTED = 200  # conflicting, excluded and unlabeled records listed in the report (all are in left-out.csv)
 
 
 class GoldError(MusesError):
@@ -45,139 +46,207 @@ def _precision(correct: int, total: int) -> float | None:
     return round(correct / total, 4) if total else None
 
 
-def build_report(
-    labels: Sequence[Label],
-    definitions: Definitions,
-    *,
-    splits: Sequence[str] = (),
-    titles: Mapping[str, str],
-    with_images: Iterable[str],
-    rows: Iterable[Mapping[str, str]] = (),
-    skipped: Sequence[Mapping[str, str]] = (),
-    warnings: Sequence[str] = (),
-    gold: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """All the report's numbers as plain JSON-ready data; ``rows`` are the manifest rows and
-    ``splits`` the dataset's split names (labeling knows nothing of datasets, so they are given)."""
-    with_images = set(with_images)
-    status = Counter(label.status for label in labels)
-    labeled = [label for label in labels if label.status == LABELED]
+LEFT_OUT_COLUMNS = ("id", "status", "classes", "exclude_words", "title")
 
-    split_items: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    split_images: dict[str, Counter] = defaultdict(Counter)
-    for row in rows:
-        split_items[row["class"]][row["split"]].add(row["item_id"])
-        split_images[row["class"]][row["split"]] += 1
 
-    labeled_by_class: dict[str, list[Label]] = defaultdict(list)
-    for label in labeled:
-        labeled_by_class[label.cls].append(label)
-    classes = []
-    for cls_id, name in definitions.classes.items():
-        mine = labeled_by_class[name]
-        entry = {
-            "id": cls_id,
-            "name": name,
-            "labeled": len(mine),
-            "labeled_with_images": sum(1 for label in mine if label.item_id in with_images),
-            "items": {s: len(split_items[name][s]) for s in splits},
-            "images": {s: split_images[name][s] for s in splits},
-        }
-        if gold is not None:
-            checked = [label for label in mine if label.item_id in gold]
-            truly = {i for i, g in gold.items() if g == name}
-            found = sum(1 for label in mine if label.item_id in truly)
-            entry["gold_checked"] = len(checked)
-            entry["precision"] = _precision(sum(gold[label.item_id] == name for label in checked), len(checked))
-            entry["recall"] = _precision(found, len(truly))
-        classes.append(entry)
+class LeftOut:
+    """``left-out.csv``: every record the labels leave out (conflicting, excluded, unlabeled),
+    written as the records stream by, so a curator gets the whole list whatever the collection's
+    size and nothing of it is held in memory."""
 
-    keywords = {(cls, kw): Counter() for cls, spec in definitions.synonyms_extended.items() for kw in spec["synonyms"]}
-    for label in labels:
+    def __init__(self, stream: TextIO):
+        self._writer = csv.writer(stream, lineterminator="\n")
+        self._writer.writerow(LEFT_OUT_COLUMNS)
+
+    def add(self, label: Label, title: str) -> None:
+        if label.status == LABELED:
+            return
+        classes = label.candidates if label.status == CONFLICT else dict.fromkeys(c for c, _ in label.vetoes)
+        words = sorted({f"{cls}: {word}" for cls, word in label.vetoes}) if label.status == EXCLUDED else ()
+        self._writer.writerow((label.item_id, label.status, "; ".join(classes), "; ".join(words), title))
+
+
+class _Spread:
+    """Up to ``n`` items spread evenly over a stream of unknown length, holding at most 2n: every
+    ``step``-th is kept, and when 2n are kept every other one goes and the step doubles."""
+
+    def __init__(self, n: int):
+        self.n, self.step, self.seen, self.kept = n, 1, 0, []
+
+    def add(self, value: Any) -> None:
+        if self.seen % self.step == 0:
+            self.kept.append(value)
+            if len(self.kept) > 2 * self.n:
+                self.kept, self.step = self.kept[::2], self.step * 2
+        self.seen += 1
+
+    def sample(self) -> list[Any]:
+        k = len(self.kept)
+        return self.kept if k <= self.n else [self.kept[i * k // self.n] for i in range(self.n)]
+
+
+class ReportTally:
+    """The labeling report gathered one record at a time: counts, and a bounded number of
+    examples and listed records (:data:`N_LISTED`), so its size does not grow with the
+    collection. ``left_out`` gets every conflicting, excluded and unlabeled record."""
+
+    def __init__(self, definitions: Definitions, *, gold: Mapping[str, str] | None = None,
+                 left_out: LeftOut | None = None):
+        self.definitions = definitions
+        self.gold = gold
+        self.left_out = left_out
+        self.status: Counter[str] = Counter()
+        self.items_with_images = 0
+        self.labeled: Counter[str] = Counter()  # per class
+        self.labeled_with_images: Counter[str] = Counter()
+        self.gold_checked: Counter[str] = Counter()  # per class: labels the gold file checks
+        self.gold_correct: Counter[str] = Counter()  # ... and finds right (recall's numerator too)
+        self.keywords = {(cls, kw): Counter() for cls, spec in definitions.synonyms_extended.items()
+                         for kw in spec["synonyms"]}
+        self.conflicts: list[dict[str, Any]] = []  # the first N_LISTED of each kind
+        self.excluded: list[dict[str, Any]] = []
+        self.unlabeled: list[str] = []
+        self.unlabeled_examples = _Spread(N_EXAMPLES)
+
+    def add(self, label: Label, *, title: str = "", has_images: bool = False) -> None:
+        self.status[label.status] += 1
+        self.items_with_images += has_images
+        if self.left_out is not None:
+            self.left_out.add(label, title)
+        if label.status == LABELED:
+            self._add_labeled(label, has_images)
+        elif label.status == CONFLICT and len(self.conflicts) < N_LISTED:
+            self.conflicts.append({"id": label.item_id, "title": title, "classes": list(label.candidates)})
+        elif label.status == EXCLUDED and len(self.excluded) < N_LISTED:
+            words: dict[str, list[str]] = defaultdict(list)
+            for cls, word in sorted(set(label.vetoes)):
+                words[cls].append(word)
+            self.excluded.append({"id": label.item_id, "title": title, "excluded": dict(words)})
+        elif label.status == UNLABELED:
+            if len(self.unlabeled) < N_LISTED:
+                self.unlabeled.append(label.item_id)
+            self.unlabeled_examples.add({"id": label.item_id, "title": title})
+        self._add_keywords(label)
+
+    def _add_labeled(self, label: Label, has_images: bool) -> None:
+        self.labeled[label.cls] += 1
+        self.labeled_with_images[label.cls] += has_images
+        if self.gold is not None and label.item_id in self.gold:
+            self.gold_checked[label.cls] += 1
+            self.gold_correct[label.cls] += self.gold[label.item_id] == label.cls
+
+    def _add_keywords(self, label: Label) -> None:
         hit_classes = {h.cls for h in label.hits}
         vetoed = {cls for cls, _ in label.vetoes}
         for cls, kw in {(h.cls, h.keyword) for h in label.hits}:
-            stats = keywords[(cls, kw)]
+            stats = self.keywords[(cls, kw)]
             stats["hits"] += 1
             stats["overlaps"] += len(hit_classes) > 1
             stats["conflicts"] += label.status == CONFLICT and cls in label.candidates
             stats["vetoed"] += cls in vetoed
             stats["overridden"] += label.status == LABELED and label.cls != cls and cls not in vetoed
-        if label.status == LABELED and (label.cls, label.keyword) in keywords:  # not a reviewer's decision
-            stats = keywords[(label.cls, label.keyword)]
+        if label.status == LABELED and (label.cls, label.keyword) in self.keywords:  # not a reviewer's decision
+            stats = self.keywords[(label.cls, label.keyword)]
             stats["decided"] += 1
-            if gold is not None and label.item_id in gold:
+            if self.gold is not None and label.item_id in self.gold:
                 stats["gold_checked"] += 1
-                stats["gold_correct"] += gold[label.item_id] == label.cls
-    keyword_rows = []
-    for (cls, kw), stats in keywords.items():
-        row = {"class": cls, "keyword": kw}
-        row.update({k: stats[k] for k in ("hits", "decided", "overlaps", "overridden", "conflicts", "vetoed")})
-        if gold is not None:
-            row["gold_checked"] = stats["gold_checked"]
-            row["precision"] = _precision(stats["gold_correct"], stats["gold_checked"])
-        keyword_rows.append(row)
+                stats["gold_correct"] += self.gold[label.item_id] == label.cls
 
-    conflicts = [label for label in labels if label.status == CONFLICT]
-    unlabeled = [label.item_id for label in labels if label.status == UNLABELED]
-    n_items = len(labels)
-    report: dict[str, Any] = {
-        "definitions": str(definitions.path) if definitions.path else None,
-        "definitions_digest": definitions.digest,
-        "conflict_policy": definitions.conflict_policy,
-        "splits": list(splits),
-        "summary": {
-            "items": n_items,
-            "items_with_images": len(with_images),
-            "labeled": status[LABELED],
-            "labeled_with_images": sum(1 for label in labeled if label.item_id in with_images),
-            "conflicts": status[CONFLICT],
-            "excluded": status[EXCLUDED],
-            "unlabeled": status[UNLABELED],
-            "coverage": round(status[LABELED] / n_items, 4) if n_items else 0.0,
-            "dataset_items": sum(sum(c["items"].values()) for c in classes),
-            "dataset_images": sum(sum(c["images"].values()) for c in classes),
-            "skipped_images": len(skipped),
-        },
-        "classes": classes,
-        "keywords": keyword_rows,
-        "conflict_examples": [
-            {"id": label.item_id, "title": titles.get(label.item_id, ""), "classes": list(label.candidates)}
-            for label in conflicts[:N_EXAMPLES]
-        ],
-        "conflicts": {label.item_id: list(label.candidates) for label in conflicts},
-        "excluded": {
-            label.item_id: sorted({f"{c}: {kw}" for c, kw in label.vetoes})
-            for label in labels
-            if label.status == EXCLUDED
-        },
-        "excluded_records": excluded_records(labels, titles),
-        "keyword_examples": keyword_examples(rows, titles),
-        "unlabeled_examples": [  # spread over the collection, not just its first ids
-            {"id": item_id, "title": titles.get(item_id, "")}
-            for item_id in unlabeled[:: max(1, len(unlabeled) // N_EXAMPLES)][:N_EXAMPLES]
-        ],
-        "unlabeled": unlabeled,
-        "skipped_images": list(skipped),
-        "warnings": list(warnings),
-    }
-    if gold is not None:
-        checked = [label for label in labeled if label.item_id in gold]
-        report["summary"]["gold_checked"] = len(checked)
-        report["summary"]["precision"] = _precision(sum(gold[l.item_id] == l.cls for l in checked), len(checked))
-    return report
+    def report(
+        self,
+        *,
+        splits: Sequence[str] = (),
+        rows: Iterable[Mapping[str, str]] = (),
+        titles: Mapping[str, str] | None = None,
+        skipped: Sequence[Mapping[str, str]] = (),
+        warnings: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """All the report's numbers as plain JSON-ready data; ``rows`` are the manifest rows,
+        ``titles`` their items' titles and ``splits`` the dataset's split names (labeling knows
+        nothing of datasets, so they are given)."""
+        rows = list(rows)
+        split_items: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        split_images: dict[str, Counter] = defaultdict(Counter)
+        for row in rows:
+            split_items[row["class"]][row["split"]].add(row["item_id"])
+            split_images[row["class"]][row["split"]] += 1
+        classes = [self._class_entry(cls_id, name, splits, split_items[name], split_images[name])
+                   for cls_id, name in self.definitions.classes.items()]
+        n_items, status = sum(self.status.values()), self.status
+        report: dict[str, Any] = {
+            "definitions": str(self.definitions.path) if self.definitions.path else None,
+            "definitions_digest": self.definitions.digest,
+            "conflict_policy": self.definitions.conflict_policy,
+            "splits": list(splits),
+            "summary": {
+                "items": n_items,
+                "items_with_images": self.items_with_images,
+                "labeled": status[LABELED],
+                "labeled_with_images": sum(self.labeled_with_images.values()),
+                "conflicts": status[CONFLICT],
+                "excluded": status[EXCLUDED],
+                "unlabeled": status[UNLABELED],
+                "coverage": round(status[LABELED] / n_items, 4) if n_items else 0.0,
+                "dataset_items": sum(sum(c["items"].values()) for c in classes),
+                "dataset_images": sum(sum(c["images"].values()) for c in classes),
+                "skipped_images": len(skipped),
+            },
+            "classes": classes,
+            "keywords": self._keyword_rows(),
+            "listed": N_LISTED,
+            "conflict_examples": self.conflicts[:N_EXAMPLES],
+            "conflicts": {c["id"]: c["classes"] for c in self.conflicts},
+            "excluded": {x["id"]: sorted(f"{c}: {w}" for c, words in x["excluded"].items() for w in words)
+                         for x in self.excluded},
+            "excluded_records": self.excluded,
+            "keyword_examples": keyword_examples(rows, titles or {}),
+            "unlabeled_examples": self.unlabeled_examples.sample(),  # spread over the collection
+            "unlabeled": self.unlabeled,
+            "skipped_images": list(skipped),
+            "warnings": list(warnings),
+        }
+        if self.gold is not None:
+            checked = sum(self.gold_checked.values())
+            report["summary"]["gold_checked"] = checked
+            report["summary"]["precision"] = _precision(sum(self.gold_correct.values()), checked)
+        return report
+
+    def _class_entry(self, cls_id: Any, name: str, splits: Sequence[str], items: Mapping[str, set[str]],
+                     images: Mapping[str, int]) -> dict[str, Any]:
+        entry = {
+            "id": cls_id,
+            "name": name,
+            "labeled": self.labeled[name],
+            "labeled_with_images": self.labeled_with_images[name],
+            "items": {s: len(items[s]) for s in splits},
+            "images": {s: images[s] for s in splits},
+        }
+        if self.gold is not None:
+            entry["gold_checked"] = self.gold_checked[name]
+            entry["precision"] = _precision(self.gold_correct[name], self.gold_checked[name])
+            entry["recall"] = _precision(self.gold_correct[name], sum(1 for g in self.gold.values() if g == name))
+        return entry
+
+    def _keyword_rows(self) -> list[dict[str, Any]]:
+        out = []
+        for (cls, kw), stats in self.keywords.items():
+            row = {"class": cls, "keyword": kw}
+            row.update({k: stats[k] for k in ("hits", "decided", "overlaps", "overridden", "conflicts", "vetoed")})
+            if self.gold is not None:
+                row["gold_checked"] = stats["gold_checked"]
+                row["precision"] = _precision(stats["gold_correct"], stats["gold_checked"])
+            out.append(row)
+        return out
 
 
-def excluded_records(labels: Iterable[Label], titles: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every record an exclude word kept out: object number, title, and per class the words."""
-    out = []
+def build_report(labels: Iterable[Label], definitions: Definitions, *, titles: Mapping[str, str],
+                 with_images: Iterable[str], gold: Mapping[str, str] | None = None, **details: Any) -> dict[str, Any]:
+    """:meth:`ReportTally.report` of labels already in hand (``details``: its keyword arguments)."""
+    tally = ReportTally(definitions, gold=gold)
+    with_images = set(with_images)
     for label in labels:
-        if label.status == EXCLUDED:
-            words: dict[str, list[str]] = defaultdict(list)
-            for cls, word in sorted(set(label.vetoes)):
-                words[cls].append(word)
-            out.append({"id": label.item_id, "title": titles.get(label.item_id, ""), "excluded": dict(words)})
-    return out
+        tally.add(label, title=titles.get(label.item_id, ""), has_images=label.item_id in with_images)
+    return tally.report(titles=titles, **details)
 
 
 def keyword_examples(rows: Iterable[Mapping[str, str]], titles: Mapping[str, str], *,

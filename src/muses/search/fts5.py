@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.predictions import top_class
 from muses.search import FIELDS, ClassTerm, TextTerm
-from muses.search.lazy_index import LazyIndex, item_fields
+from muses.search.lazy_index import LazyIndex, Select, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -31,13 +31,13 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 # What an item's index row depends on: its fields (updated_at) and its usable images.
-_STAMPS = (
-    "SELECT i.id, COALESCE(i.updated_at, '') || '|' || "
-    f"(SELECT count(*) || ':' || total(im.id) FROM images im WHERE im.item_id = i.id AND im.status IN ({_USABLE})) "
-    "FROM items i"
+_STAMP = (
+    "COALESCE(i.updated_at, '') || '|' || "
+    f"(SELECT count(*) || ':' || total(im.id) FROM images im WHERE im.item_id = i.id AND im.status IN ({_USABLE}))"
 )
+# count and max apart: each its own index (max(updated_at) one lookup), not one scan of the table
 _FINGERPRINT = (
-    "SELECT (SELECT count(*) || '|' || COALESCE(max(updated_at), '') FROM items) || '|' || "
+    "SELECT (SELECT count(*) FROM items) || '|' || COALESCE((SELECT max(updated_at) FROM items), '') || '|' || "
     f"(SELECT count(*) || ':' || total(id) FROM images WHERE status IN ({_USABLE}))"
 )
 
@@ -77,23 +77,13 @@ class FTS5Engine(LazyIndex):
             # before anything is read, so what is read below cannot be changed meanwhile.
             conn.execute(text("DELETE FROM search_meta WHERE key = 'fingerprint'"))
             fingerprint = self._fingerprint(conn)
-            stamps = dict(conn.execute(text(_STAMPS)).all())
-            indexed = dict(conn.execute(text("SELECT item_id, stamp FROM search_docs")).all())
-            if ids is None:
-                stale = [i for i, stamp in stamps.items() if indexed.get(i) != stamp]
-                gone = [i for i in indexed if i not in stamps]
-            else:
-                wanted = {str(i) for i in ids}
-                stale = [i for i in wanted if i in stamps]
-                gone = [i for i in wanted if i in indexed and i not in stamps]
-            self._drop(conn, stale + gone)
-            self._add(conn, self.store.items(stale), stamps)
+            count = self._sync(conn, ids, stamp=_STAMP, docs="search_docs")
             if ids is None:  # after a partial reindex, the next search compares every stamp
                 conn.execute(
                     text("INSERT OR REPLACE INTO search_meta (key, value) VALUES ('fingerprint', :v)"),
                     {"v": fingerprint},
                 )
-        return len(stale) + len(gone)
+        return count
 
     @staticmethod
     def _drop(conn: Connection, ids: list[str]) -> None:
@@ -124,22 +114,19 @@ class FTS5Engine(LazyIndex):
             )
 
     # -- searching -----------------------------------------------------------------------------
-    def _scorer(self, conn: Connection, conditions: str, base: dict):
-        def score(term: TextTerm | ClassTerm) -> list:
-            if isinstance(term, ClassTerm):
-                sql = "SELECT d.item_id, :boost FROM search_docs d WHERE d.top_class = :name"
-                return list(conn.execute(text(sql + conditions), {**base, "boost": float(term.boost), "name": term.name}))
-            # One bm25 per field, times the field's boost, summed (a search server's multi-field
-            # "should" query): boosts act linearly. FTS5's own column weights would sit inside
-            # bm25's saturating tf and flatten them.
-            rows = []
-            for name, boost in term.fields.items():
-                if boost > 0:
-                    weights = ", ".join("1.0" if f == name else "0.0" for f in FIELDS)
-                    sql = (f"SELECT d.item_id, -bm25(search_fts, {weights}) * :boost FROM search_fts "
-                           "JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match")
-                    params = {**base, "boost": float(boost), "match": match_expression(term.phrases, name)}
-                    rows += conn.execute(text(sql + conditions), params).all()
-            return rows
-
-        return score
+    def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
+        if isinstance(term, ClassTerm):
+            sql = "SELECT d.item_id AS item_id, :boost AS score FROM search_docs d WHERE d.top_class = :name"
+            return [(sql + conditions, {**base, "boost": float(term.boost), "name": term.name})]
+        # One bm25 per field, times the field's boost, summed (a search server's multi-field
+        # "should" query): boosts act linearly. FTS5's own column weights would sit inside
+        # bm25's saturating tf and flatten them.
+        selects = []
+        for name, boost in term.fields.items():
+            if boost > 0:
+                weights = ", ".join("1.0" if f == name else "0.0" for f in FIELDS)
+                sql = (f"SELECT d.item_id AS item_id, -bm25(search_fts, {weights}) * :boost AS score FROM search_fts "
+                       "JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match")
+                selects.append((sql + conditions, {**base, "boost": float(boost),
+                                                   "match": match_expression(term.phrases, name)}))
+        return selects

@@ -1,12 +1,15 @@
 """What every search engine's index shares: the text of each field of an item, the filters as
-SQL, and refreshing lazily before a search when the store's fingerprint changed."""
+SQL, ranking in SQL, and refreshing lazily before a search when the store's fingerprint changed."""
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import Item, Store
 from muses.search import ClassTerm, Filters, Hit, TextTerm, rank_hits
@@ -33,6 +36,60 @@ def filter_sql(filters: Filters) -> tuple[str, dict]:
     if filters.top_class is not None:
         where.append("d.top_class = :top_class")
     return "".join(" AND " + w for w in where), {"top_class": filters.top_class}
+
+
+STALE_BATCH = 500  # items reindexed per round: what one round holds in memory
+
+
+def stale_batches(conn: Connection, stale_sql: str, *, size: int = STALE_BATCH) -> Iterator[dict[str, str]]:
+    """{item id: stamp} of the items ``stale_sql`` (a SELECT of id and stamp from ``items i``
+    with a WHERE) finds, ``size`` at a time in id order; each round resumes after the last id,
+    so the caller reindexes one batch before the next is read and nothing grows with the collection."""
+    last = None
+    while True:
+        after = "" if last is None else " AND i.id > :last"
+        rows = conn.execute(text(f"{stale_sql}{after} ORDER BY i.id LIMIT :size"), {"last": last, "size": size}).all()
+        if not rows:
+            return
+        yield dict(rows)
+        last = rows[-1][0]
+
+
+def rows_for_ids(conn: Connection, sql: str, ids: Sequence[str], *, chunk: int = STALE_BATCH) -> Iterator:
+    """The rows of ``sql`` (with ``IN :ids``) for ``ids``, asked ``chunk`` ids at a time."""
+    for start in range(0, len(ids), chunk):
+        yield from conn.execute(text(sql).bindparams(bindparam("ids", expanding=True)),
+                                {"ids": list(ids[start : start + chunk])})
+
+
+Select = tuple[str, dict]  # SQL giving (item id, score) rows, and its parameters
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # a bound parameter, not a ::cast
+
+
+def ranked_query(parts: Sequence[tuple[Select, str]], *, exclude_ids: Collection[str], limit: int) -> tuple[TextClause, dict]:
+    """One statement for a whole query: each (select, term label) part is computed once
+    (MATERIALIZED: FTS5's bm25() works only there), the scores add up per item, and only the
+    rows of the best ``limit`` items come back, so a word found in a tenth of a million records
+    costs one pass in the database, not a hundred thousand rows in Python. The rows keep each
+    term's label for :func:`muses.search.rank_hits`, which orders them exactly."""
+    ctes, scored, params = [], [], {}
+    for n, ((sql, values), label) in enumerate(parts):
+        ctes.append(f"t{n} AS MATERIALIZED ({_PARAM.sub(lambda m: f':t{n}_{m.group(1)}', sql)})")
+        params.update({f"t{n}_{k}": v for k, v in values.items()})
+        scored.append(f"SELECT item_id, score, CAST(:label{n} AS TEXT) AS label FROM t{n}")
+        params[f"label{n}"] = label
+    keep = " AND item_id NOT IN :exclude" if exclude_ids else ""
+    sql = (f"WITH {', '.join(ctes)}, scored (item_id, score, label) AS ({' UNION ALL '.join(scored)}), "
+           f"top AS (SELECT item_id, sum(score) AS total FROM scored WHERE score > 0{keep} "
+           "GROUP BY item_id ORDER BY total DESC, item_id LIMIT :limit) "
+           # IN, not JOIN: SQLite then looks each row up in the 20 best, instead of scanning them per row
+           "SELECT s.item_id, s.score, s.label FROM scored s WHERE s.item_id IN (SELECT item_id FROM top) AND s.score > 0")
+    params["limit"] = limit
+    statement = text(sql)
+    if exclude_ids:
+        statement = statement.bindparams(bindparam("exclude", expanding=True))
+        params["exclude"] = sorted(map(str, exclude_ids))
+    return statement, params
 
 
 class LazyIndex(ABC):
@@ -63,18 +120,50 @@ class LazyIndex(ABC):
         filters = filters or Filters()
         self.refresh()
         conditions, base = filter_sql(filters)
-        rows: list[tuple[str, float, str]] = []
         with self.store.engine.connect() as conn:
-            scorer = self._scorer(conn, conditions, base)
+            parts = []
             for term in query:
                 if not isinstance(term, (TextTerm, ClassTerm)):
                     raise TypeError(f"a query holds TextTerm and ClassTerm objects, got {type(term).__name__}")
-                rows.extend((item_id, score, term.label) for item_id, score in scorer(term))
+                parts += [(select, term.label) for select in self._selects(conn, term, conditions, base)]
+            if not parts:
+                return []
+            rows = conn.execute(*ranked_query(parts, exclude_ids=filters.exclude_ids, limit=limit)).all()
         return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
 
+    def _sync(self, conn: Connection, ids: Collection[str] | None, *, stamp: str, docs: str) -> int:
+        """Re-add the rows of ``ids`` (None: of every item whose ``stamp``, an SQL expression on
+        ``items i``, differs from the one in table ``docs``) and drop the rows of removed items;
+        returns how many. Stale items are found in SQL and handled a batch at a time."""
+        if ids is None:
+            batches = stale_batches(conn, f"SELECT i.id, {stamp} FROM items i LEFT JOIN {docs} d ON d.item_id = i.id "
+                                          f"WHERE (d.item_id IS NULL OR d.stamp <> {stamp})")
+            gone = list(conn.execute(text(f"SELECT d.item_id FROM {docs} d WHERE NOT EXISTS "
+                                          "(SELECT 1 FROM items i WHERE i.id = d.item_id)")).scalars())
+        else:
+            wanted = sorted({str(i) for i in ids})
+            stamps = dict(rows_for_ids(conn, f"SELECT i.id, {stamp} FROM items i WHERE i.id IN :ids", wanted))
+            indexed = [i for i, in rows_for_ids(conn, f"SELECT item_id FROM {docs} WHERE item_id IN :ids", wanted)]
+            batches, gone = iter([stamps]), [i for i in indexed if i not in stamps]
+        count = len(gone)
+        self._drop(conn, gone)
+        for stamps in batches:
+            self._drop(conn, list(stamps))
+            self._add(conn, self.store.items(stamps), stamps)
+            count += len(stamps)
+        return count
+
     @abstractmethod
-    def _scorer(self, conn: Connection, conditions: str, base: dict) -> Callable[[TextTerm | ClassTerm], Iterable]:
-        """A function giving (item id, score) pairs for one term, within the filters' SQL."""
+    def _drop(self, conn: Connection, ids: list[str]) -> None:
+        """Remove the index rows of ``ids``."""
+
+    @abstractmethod
+    def _add(self, conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
+        """Index ``items`` with their stamps."""
+
+    @abstractmethod
+    def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
+        """The SELECTs giving (item_id, score) rows of ``term``, within the filters' SQL."""
 
     @abstractmethod
     def _fingerprint(self, conn: Connection) -> str:

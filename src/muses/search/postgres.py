@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.search import FIELDS, ClassTerm, TextTerm
 from muses.predictions import top_class
-from muses.search.lazy_index import LazyIndex, item_fields
+from muses.search.lazy_index import LazyIndex, Select, item_fields
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
 _LOCK = 7_140_140_002  # advisory lock key: one reindex at a time across processes
@@ -47,15 +47,11 @@ _STAMP = (
     "COALESCE(i.updated_at::text, '') || '|' || (SELECT count(*) || ':' || COALESCE(sum(im.id), 0) "
     f"FROM images im WHERE im.item_id = i.id AND im.status IN ({_USABLE}))"
 )
+# count and max apart: max(updated_at) is one index lookup, not part of a scan of the table
 _FINGERPRINT = (
-    "SELECT (SELECT count(*) || '|' || COALESCE(max(updated_at)::text, '') FROM items) || '|' || "
+    "SELECT (SELECT count(*) FROM items) || '|' || COALESCE((SELECT max(updated_at) FROM items)::text, '') || '|' || "
     f"(SELECT count(*) || ':' || COALESCE(sum(id), 0) FROM images WHERE status IN ({_USABLE}))"
 )
-_STALE = (
-    f"SELECT i.id, {_STAMP} AS stamp FROM items i LEFT JOIN search_pg_docs d ON d.item_id = i.id "
-    f"WHERE d.item_id IS NULL OR d.stamp <> {_STAMP}"
-)
-_GONE = "SELECT d.item_id FROM search_pg_docs d WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = d.item_id)"
 _BATCH = 500
 
 
@@ -104,16 +100,7 @@ class PostgresEngine(LazyIndex):
             # another process reindexing meanwhile would find the same stale rows
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
             fingerprint = self._fingerprint(conn)
-            if ids is None:
-                stamps = dict(conn.execute(text(_STALE)).all())
-                gone = list(conn.execute(text(_GONE)).scalars())
-            else:
-                wanted = {"ids": sorted({str(i) for i in ids})}
-                stamps = dict(conn.execute(_in_ids(f"SELECT i.id, {_STAMP} FROM items i WHERE i.id IN :ids"), wanted).all())
-                indexed = conn.execute(_in_ids("SELECT item_id FROM search_pg_docs WHERE item_id IN :ids"), wanted).scalars()
-                gone = [i for i in indexed if i not in stamps]
-            self._drop(conn, list(stamps) + gone)
-            self._add(conn, self.store.items(stamps), stamps)
+            count = self._sync(conn, ids, stamp=_STAMP, docs="search_pg_docs")
             totals = conn.execute(text("SELECT count(*), COALESCE(sum(tokens), 0) FROM search_pg_docs")).one()
             meta = {"rows": str(totals[0]), "tokens": str(totals[1])}
             # after a partial reindex, the next search compares every stamp
@@ -123,7 +110,7 @@ class PostgresEngine(LazyIndex):
                      "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"),
                 [{"key": k, "value": v} for k, v in meta.items()],
             )
-        return len(stamps) + len(gone)
+        return count
 
     @staticmethod
     def _drop(conn: Connection, ids: list[str]) -> None:
@@ -150,29 +137,24 @@ class PostgresEngine(LazyIndex):
             conn.execute(insert, batch)
 
     # -- searching -----------------------------------------------------------------------------
-    def _scorer(self, conn: Connection, conditions: str, base: dict):
+    def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
+        if isinstance(term, ClassTerm):
+            sql = ("SELECT d.item_id AS item_id, CAST(:boost AS float8) AS score FROM search_pg_docs d "
+                   "WHERE d.top_class = :name")
+            return [(sql + conditions, {**base, "boost": float(term.boost), "name": term.name})]
         meta = self._meta(conn)
         n_rows, n_tokens = int(meta.get("rows", 0)), int(meta.get("tokens", 0))
-
-        def score(term: TextTerm | ClassTerm) -> list:
-            if isinstance(term, ClassTerm):
-                sql = "SELECT d.item_id, CAST(:boost AS float8) FROM search_pg_docs d WHERE d.top_class = :name"
-                return list(conn.execute(text(sql + conditions), {**base, "boost": float(term.boost), "name": term.name}))
-            phrases = list(dict.fromkeys(p for p in (spaced(words(p)) for p in term.phrases) if p))
-            rows = []
-            for name, boost in term.fields.items():
-                if boost > 0 and phrases and n_rows:
-                    scored = self._field_scores(conn, name, phrases, n_rows, n_tokens / n_rows, conditions, base)
-                    rows += [(item_id, s * boost) for item_id, s in scored]
-            return rows
-
-        return score
+        phrases = list(dict.fromkeys(p for p in (spaced(words(p)) for p in term.phrases) if p))
+        if not phrases or not n_rows:
+            return []
+        return [self._field_select(conn, name, boost, phrases, n_rows, n_tokens / n_rows, conditions, base)
+                for name, boost in term.fields.items() if boost > 0]
 
     @staticmethod
-    def _field_scores(conn: Connection, field: str, phrases: list[str], n_rows: int, avg_tokens: float,
-                      conditions: str, base: dict) -> list[tuple[str, float]]:
-        """(item id, bm25) of the rows holding any of ``phrases`` (spaced) in ``field``."""
-        params = dict(base, avg=avg_tokens, k1=K1, b=B)
+    def _field_select(conn: Connection, field: str, boost: float, phrases: list[str], n_rows: int, avg_tokens: float,
+                      conditions: str, base: dict) -> Select:
+        """(item id, bm25 times ``boost``) of the rows holding any of ``phrases`` (spaced) in ``field``."""
+        params = dict(base, avg=avg_tokens, k1=K1, b=B, boost=boost)
         matches, parts = [], []
         for i, phrase in enumerate(phrases):
             params[f"p{i}"] = phrase
@@ -184,6 +166,6 @@ class PostgresEngine(LazyIndex):
             matches.append(f"d.{field}_v @@ phraseto_tsquery('simple', :q{i})")
             tf = f"((length(d.{field}) - length(replace(d.{field}, :p{i}, ''))) / length(:p{i}))::float8"
             parts.append(f":idf{i} * {tf} * (:k1 + 1) / ({tf} + :k1 * (1 - :b + :b * d.tokens / :avg))")
-        sql = (f"SELECT d.item_id, {' + '.join(parts)} FROM search_pg_docs d "
+        sql = (f"SELECT d.item_id AS item_id, ({' + '.join(parts)}) * :boost AS score FROM search_pg_docs d "
                f"WHERE ({' OR '.join(matches)}){conditions}")
-        return [(item_id, float(score)) for item_id, score in conn.execute(text(sql), params)]
+        return sql, params
