@@ -78,21 +78,32 @@ def fingerprint(store: Store, definitions: Definitions | None) -> str:
     """Changes whenever any row of the index may have to: items added, changed or removed,
     images becoming usable or not, another definitions.toml."""
     with store.session() as s:
-        count, latest = s.execute(select(func.count(), func.max(Item.updated_at))).one()
+        # apart: max(updated_at) is one lookup in its index; together they scan the table
+        count = s.scalar(select(func.count()).select_from(Item))
+        latest = s.scalar(select(func.max(Item.updated_at)))
         n_usable, id_sum = s.execute(
             select(func.count(), func.coalesce(func.sum(Image.id), 0)).where(Image.status.in_(USABLE_STATUSES))
         ).one()
     return f"{digest_of(definitions)}|{count}|{latest}|{n_usable}:{id_sum}"
 
 
-def _stamps(store: Store, digest: str) -> dict[str, str]:
-    usable = (
-        select(Image.item_id, func.count().label("n"), func.min(Image.id).label("first"), func.sum(Image.id).label("s"))
-        .where(Image.status.in_(USABLE_STATUSES)).group_by(Image.item_id).subquery()
-    )
-    q = select(Item.id, Item.updated_at, usable.c.n, usable.c.s).outerjoin(usable, usable.c.item_id == Item.id)
-    with store.session() as s:
-        return {i: f"{digest}|{updated}|{n or 0}:{total or 0}" for i, updated, n, total in s.execute(q)}
+def _stamp_batches(s, digest: str, ids: Collection[str] | None) -> Iterable[dict[str, str]]:
+    """{item id: stamp} of ``ids`` (None: every item), CHUNK items at a time in id order."""
+    usable = Image.status.in_(USABLE_STATUSES)
+    n = select(func.count()).where(Image.item_id == Item.id, usable).scalar_subquery()
+    total = select(func.coalesce(func.sum(Image.id), 0)).where(Image.item_id == Item.id, usable).scalar_subquery()
+    q = select(Item.id, Item.updated_at, n, total)
+    if ids is not None:
+        for chunk in _chunks(sorted({str(i) for i in ids})):
+            yield {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in s.execute(q.where(Item.id.in_(chunk)))}
+        return
+    last = None
+    while True:
+        rows = s.execute((q if last is None else q.where(Item.id > last)).order_by(Item.id).limit(CHUNK)).all()
+        if not rows:
+            return
+        yield {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in rows}
+        last = rows[-1][0]
 
 
 def row_for(item: Item, label: Label | None, stamp: str) -> dict:
@@ -116,39 +127,39 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
         yield ids[start : start + CHUNK]
 
 
-def changes(stamps: dict[str, str], indexed: dict[str, str], ids: Collection[str] | None) -> tuple[list[str], list[str]]:
-    """(rows to recompute, rows to drop): of ``ids`` whatever their stamps, else those whose
-    stamp changed and those whose item is gone."""
-    wanted = sorted(stamps.keys() | indexed.keys() if ids is None else {str(i) for i in ids})
-    stale = [i for i in wanted if i in stamps and (ids is not None or indexed.get(i) != stamps[i])]
-    return stale, [i for i in wanted if i in indexed and i not in stamps]
-
-
 def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] | None = None) -> int:
     """Recompute the rows of ``ids`` (default: every item whose stamp changed) and drop the rows
-    of removed items; returns how many rows changed."""
+    of removed items; returns how many rows changed. The stamps are compared CHUNK items at a
+    time, so memory stays flat whatever the collection's size."""
     BrowseRow.__table__.create(store.engine, checkfirst=True)
     BrowseMeta.__table__.create(store.engine, checkfirst=True)
     digest = digest_of(definitions)
     matcher = matcher_for(definitions) if definitions is not None else None
+    changed = 0
     with store.transaction() as s:
         # A write first: it takes the database's write lock before anything is read, so two
         # processes refreshing at once do the work one after the other, not over each other.
         s.execute(delete(BrowseMeta).where(BrowseMeta.key == "fingerprint"))
         current = fingerprint(store, definitions) if ids is None else None
-        stamps = _stamps(store, digest)
-        indexed = dict(s.execute(select(BrowseRow.item_id, BrowseRow.stamp)).all())
-        stale, gone = changes(stamps, indexed, ids)
-        for chunk in _chunks(stale + gone):
-            s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(chunk)))
-        for chunk in _chunks(stale):
-            rows = [row_for(item, matcher.label(record_fields(item)) if matcher else None, stamps[item.id])
-                    for item in store.items(chunk)]
-            if rows:
+        for stamps in _stamp_batches(s, digest, ids):
+            indexed = dict(s.execute(select(BrowseRow.item_id, BrowseRow.stamp)
+                                     .where(BrowseRow.item_id.in_(list(stamps)))).all())
+            stale = [i for i in stamps if ids is not None or indexed.get(i) != stamps[i]]
+            if stale:
+                s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(stale)))
+                rows = [row_for(item, matcher.label(record_fields(item)) if matcher else None, stamps[item.id])
+                        for item in store.items(stale)]
                 s.execute(insert(BrowseRow), rows)
+            changed += len(stale)
+        gone_q = select(BrowseRow.item_id).where(~select(Item.id).where(Item.id == BrowseRow.item_id).exists())
+        if ids is not None:
+            gone_q = gone_q.where(BrowseRow.item_id.in_([str(i) for i in ids]))
+        gone = list(s.scalars(gone_q))
+        for chunk in _chunks(gone):
+            s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(chunk)))
         if current is not None:
             s.add(BrowseMeta(key="fingerprint", value=current))
-    return len(stale) + len(gone)
+    return changed + len(gone)
 
 
 def stored_fingerprint(store: Store) -> str | None:
