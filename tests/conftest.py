@@ -127,15 +127,10 @@ STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def _postgres_missing() -> str | None:
-    import importlib.util
+    from benchmarks.pg_cluster import missing
 
-    from pg_cluster import bin_dir
-
-    if bin_dir() is None:
-        return "PostgreSQL is not installed (apt-get install postgresql): the PostgreSQL store tests skip"
-    if importlib.util.find_spec("psycopg") is None:
-        return 'psycopg is not installed (pip install "muses[postgres]"): the PostgreSQL store tests skip'
-    return None
+    why = missing()
+    return f"{why}: the PostgreSQL store tests skip" if why else None
 
 
 def pytest_report_header(config):
@@ -149,7 +144,7 @@ def pg_cluster():
     missing = _postgres_missing()
     if missing:
         pytest.skip(missing)
-    from pg_cluster import start_cluster
+    from benchmarks.pg_cluster import start_cluster
 
     cluster = start_cluster()
     yield cluster
