@@ -93,16 +93,20 @@ def _stamp_batches(s, digest: str, ids: Collection[str] | None) -> Iterable[dict
     n = select(func.count()).where(Image.item_id == Item.id, usable).scalar_subquery()
     total = select(func.coalesce(func.sum(Image.id), 0)).where(Image.item_id == Item.id, usable).scalar_subquery()
     q = select(Item.id, Item.updated_at, n, total)
+
+    def stamps(rows) -> dict[str, str]:
+        return {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in rows}
+
     if ids is not None:
         for chunk in _chunks(sorted({str(i) for i in ids})):
-            yield {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in s.execute(q.where(Item.id.in_(chunk)))}
+            yield stamps(s.execute(q.where(Item.id.in_(chunk))))
         return
     last = None
     while True:
         rows = s.execute((q if last is None else q.where(Item.id > last)).order_by(Item.id).limit(CHUNK)).all()
         if not rows:
             return
-        yield {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in rows}
+        yield stamps(rows)
         last = rows[-1][0]
 
 
