@@ -33,7 +33,7 @@ from pathlib import Path
 from benchmarks import pg_cluster
 from benchmarks.run import RESULTS, ChildRun, run_child
 from benchmarks.synthetic import generate
-from muses.collection.store import STORE_URL_ENV
+from muses.settings import STORE_URL_ENV
 
 DEFAULT_SIZES = (10_000, 100_000)
 MILLION = 1_000_000

@@ -12,7 +12,8 @@ import pytest
 from benchmarks.scale import Figure, format_table, growth
 from benchmarks.synthetic import generate
 from muses.collection.importers import import_records
-from muses.collection.store import STORE_URL_ENV, Store
+from muses.collection.store import Store
+from muses.settings import STORE_URL_ENV
 
 
 def test_synthetic_records_are_met_shaped_and_reuse_a_few_photos(tmp_path):

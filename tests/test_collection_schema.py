@@ -111,9 +111,7 @@ def test_an_older_store_is_refused_until_muses_db_upgrade(any_store_project, two
 
 
 def _url(project) -> str:
-    import os
-
-    return os.environ.get("MUSES_STORE_URL") or project.store_url
+    return project.store_url
 
 
 def _with_a_new_model() -> MetaData:
