@@ -139,7 +139,7 @@ def test_a_read_only_store_refuses_writes_with_a_message(tmp_path):
         s.add(_item(1))
     read_only = Store(f"sqlite:///file:{path}?mode=ro&uri=true")
     assert read_only.get_item("1") is not None
-    with pytest.raises(RunFailed, match=rf"cannot use the collection store .*m.sqlite: .*readonly.*may be written"):
+    with pytest.raises(RunFailed, match=r"cannot use the collection store .*m.sqlite: .*readonly.*may be written"):
         with read_only.transaction() as s:
             s.add(_item(2))
 

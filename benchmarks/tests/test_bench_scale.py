@@ -74,11 +74,11 @@ def test_the_store_url_reaches_the_commands_through_the_environment(monkeypatch)
 @pytest.mark.slow
 def test_the_bench_runs_on_a_postgresql_cluster_it_starts_and_removes(tmp_path):
     """`--postgres`: no hand set-up; one database per size, the cluster gone afterwards."""
-    from benchmarks import pg_cluster
+    from muses.testing import postgres
     from benchmarks.scale import main
 
-    if pg_cluster.missing():
-        pytest.skip(pg_cluster.missing())
+    if postgres.missing():
+        pytest.skip(postgres.missing())
     before = set(Path(tempfile.gettempdir()).glob("muses-pg-*"))
     assert main(["--postgres", "--sizes", "40", "80", "--images", "3", "--results", str(tmp_path)]) == 0
     table = (tmp_path / f"scale-{dt.date.today().isoformat()}-postgresql-80.md").read_text(encoding="utf-8")
