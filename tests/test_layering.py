@@ -32,7 +32,7 @@ FLOORS: dict[str, int] = {
     # 4
     "model": 4,
     # 5: what runs a model over the collection, and reads its results
-    "analysis": 5, "search": 5, "classify": 5, "classify_ray": 5, "collection_map": 5, "collection_map_ray": 5,
+    "analysis": 5, "search": 5, "classify": 5, "classify_ray": 5, "collection_map": 5,
     # 6: the use-case layer; the package itself (muses/__init__.py) exports it
     "actions": 6, "": 6,
     # 7: the doors
