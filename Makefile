@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench bench-quality clean-demo venv
+.PHONY: demo test test-fast lint bench bench-quality clean-demo venv
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo "PostgreSQL is not installed (apt-get install postgresql): the store, search, import, classify and web tests run on SQLite only; their PostgreSQL runs skip."
 	$(PY) -m pytest -q
+
+# pyflakes and syntax errors ([tool.ruff] in pyproject.toml); it reformats nothing
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -15,35 +15,13 @@ from pathlib import Path
 
 from muses.labeling.matching import Matcher
 from muses.labeling.definitions import load_definitions
+from muses.testing.catalog import FACETS, catalog_title
 
 DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "definitions.toml"
 
-_OBJECTS = ["Bust", "Portrait bust", "Head", "Vase", "Oinochoe", "Terracotta lekythos", "Medal", "Plaquette",
-            "Cameo", "Portrait miniature", "Photograph", "Earring", "Pendant", "Statuette", "Engraving",
-            "Figure", "Büste", "Fragment of a krater", "Glass bottle", "Ring", "Plate", "Panel"]
-_SUBJECTS = ["of a man", "of a woman", "of a youth", "of a satyr", "with lion head", "of a bearded man",
-             "with floral scrolls", "", "(one of a pair)"]
-_FIRST = ["Marie", "Louis", "Johann", "Élisabeth", "George", "Anna", "Cosimo", "Sabine", "Henri", "Giuseppe"]
-_LAST = ["Washington", "de Pompadour", "Müller", "Houdon", "Medici", "Stuart", "Borghese", "Ferroni", "Vanderbilt"]
-_FACETS = [
-    ["Sculpture", "Figures", "Marble", "Busts"], ["Photographs", "Albumen silver prints"],
-    ["Paintings", "Watercolors", "Ivory", "Miniatures"], ["Metal", "Bronze", "Medals", "Plaquettes"],
-    ["Clay", "Vessels", "Vases", "Terracotta", "Oinochoai"], ["Metal", "Costume", "Gold", "Jewelry", "Earrings"],
-    ["Clay", "Terracotta"], ["Sculpture", "Stone", "Limestone"], ["Paintings", "Canvas", "Oil paintings"],
-    ["Textiles", "Wool", "Tapestries"], ["Sculpture", "Chalcedony", "Gems", "Cameos"], ["Glass", "Pendants"],
-]
-
-
-def _title(rng: random.Random) -> str:
-    if rng.random() < 0.5:  # a portrait of someone: nearly every such title is unique
-        born = rng.randrange(1500, 1900)
-        return f"{rng.choice(_OBJECTS)} of {rng.choice(_FIRST)} {rng.choice(_LAST)} ({born}–{born + rng.randrange(20, 90)})"
-    return f"{rng.choice(_OBJECTS)} {rng.choice(_SUBJECTS)}".strip()
-
-
 def make_records(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
-    return [{"id": str(i), "title": _title(rng), "object_type": rng.choice(_FACETS)} for i in range(n)]
+    return [{"id": str(i), "title": catalog_title(rng), "object_type": rng.choice(FACETS)} for i in range(n)]
 
 
 def run(n: int = 200_000, repeat: int = 3) -> dict:

@@ -177,7 +177,7 @@ def train_head(x: np.ndarray, y: np.ndarray, n_classes: int, option: Option, *, 
 
 
 def calibrate(head: Head, option: Option, val_x: np.ndarray, val_y: np.ndarray, classes: list[str]) -> None:
-    from muses.analysis.calibration import choose_threshold, fit_temperature
+    from muses.model.calibration import choose_threshold, fit_temperature
     from muses.predictions import OTHER, probabilities
 
     logits = head.logits(val_x)

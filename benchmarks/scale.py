@@ -13,7 +13,7 @@ marked usable first, as generate-images would), peak RSS of each. The last
 table says how each figure grows from the smallest to the largest size: time per record and
 memory should stay flat, command times at most linear. ``--store-url`` puts each size in its
 own database (``{size}`` in the URL is replaced by the record count; the databases must be empty);
-``--postgres`` starts a PostgreSQL cluster of its own (benchmarks/pg_cluster.py: a unix socket in a
+``--postgres`` starts a PostgreSQL cluster of its own (muses/testing/postgres.py: a unix socket in a
 temporary folder), makes one database per size in it and removes the cluster at the end.
 """
 from __future__ import annotations
@@ -30,10 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import pg_cluster
+from muses.testing import postgres
 from benchmarks.run import RESULTS, ChildRun, run_child
 from benchmarks.synthetic import generate
-from muses.collection.store import STORE_URL_ENV
+from muses.settings import STORE_URL_ENV
 
 DEFAULT_SIZES = (10_000, 100_000)
 MILLION = 1_000_000
@@ -292,10 +292,10 @@ def machine_note() -> str:
 
 def run_on_postgres(sizes: tuple[int, ...], *, images: int, log=print) -> dict[int, list[Figure]]:
     """:func:`run` on a throwaway PostgreSQL cluster, one database per size."""
-    why = pg_cluster.missing()
+    why = postgres.missing()
     if why:
         raise SystemExit(f"--postgres: {why}")
-    with pg_cluster.start_cluster() as cluster:
+    with postgres.start_cluster() as cluster:
         for size in sizes:
             cluster.create_database(f"muses_scale_{size}")
         log(f"PostgreSQL cluster in {cluster.root}")

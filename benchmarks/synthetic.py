@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from benchmarks.labeling import _FACETS, _title
+from muses.testing.catalog import FACETS, catalog_title
 
 IMAGE_SIDE = 96
 CHUNK = 10_000  # records serialised per write: one C-level json.dumps call per record, one write per chunk
@@ -54,7 +54,7 @@ def write_images(folder: Path, n: int, *, seed: int = 0) -> list[str]:
 def _record(i: int, rng: random.Random, image: str) -> dict:
     born = rng.randrange(1500, 1900)
     return {
-        "_id": str(i), "id": i, "title": _title(rng), "what": rng.choice(_FACETS), "when": rng.choice(_PERIODS),
+        "_id": str(i), "id": i, "title": catalog_title(rng), "what": rng.choice(FACETS), "when": rng.choice(_PERIODS),
         "who": f"Maker {rng.randrange(5000)}", "date": str(born), "medium": rng.choice(_MEDIA),
         "accession number": f"S{i // 1000}.{i % 1000}", "credit line": "Synthetic record for the scale bench",
         "image": f"images/{image}",

@@ -23,9 +23,6 @@ import asyncio
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,20 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
+from muses.testing.net import Server
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "met-demo"
 DEFINITIONS = REPO / "examples" / "definitions.toml"
 TARGET_RATE, TARGET_P95_MS = 200.0, 300.0  # browse and item pages, 50 clients (issue 13)
-STARTUP_S = 300  # a loaded machine takes minutes to start worker processes (each imports the app)
 TIMEOUT_S = 60  # one request
 SEARCH_WORDS = ("bust", "vase", "portrait", "silver", "terracotta", "bronze", "woman", "print", "marble", "head")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (the kernel's choice)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -247,57 +238,6 @@ def measure(base: str, c: Collection, mix: str, *, requests: int, concurrency: i
     asyncio.run(_load(base, urls[: max(concurrency, requests // 20)], concurrency))  # warm-up: caches, connections
     seconds, latencies, errors = asyncio.run(_load(base, urls, concurrency))
     return Result(mix, requests, concurrency, seconds, latencies, sum(errors.values()), dict(errors))
-
-
-# -- the server ----------------------------------------------------------------------------------
-class Server:
-    """`muses serve` in its own process group on a free loopback port, stopped on exit as Ctrl-C
-    would. What it prints goes to a log file, never to a pipe nobody reads while it runs (a full
-    pipe stops the server); :attr:`output` has it once stopped."""
-
-    def __init__(self, project_root: Path, *, workers: int | None = None, store_url: str | None = None,
-                 extra: list[str] | None = None, log_dir: Path | None = None):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "muses", "serve", "--project", str(project_root), "--port", str(self.port),
-                     *(["--workers", str(workers)] if workers else []), *(extra or [])]
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-        if store_url:
-            self.env["MUSES_STORE_URL"] = store_url
-        self.log = (log_dir or Path(tempfile.mkdtemp(prefix="muses-serve-"))) / f"serve-{self.port}.log"
-        self.output = ""
-
-    def __enter__(self) -> Server:
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                         start_new_session=True)
-        try:
-            self._wait_until_up()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"muses serve stopped: {self.log.read_text(errors='replace')[-2000:]}")
-            _, _, errors = asyncio.run(_load(self.base, ["/api/items?per_page=1"], 1))  # refused until it listens
-            if not errors:
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"muses serve did not answer within {STARTUP_S} s")
-
-    def __exit__(self, *exc) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.output = self.log.read_text(errors="replace")
 
 
 def build_project(records: Path, root: Path, model: Path | None = None) -> Path:

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muses.analysis.calibration import (
-    choose_threshold,
-    expected_calibration_error,
-    fit_temperature,
-    plot_reliability,
-    reliability,
-)
+from muses.analysis.calibration import expected_calibration_error, plot_reliability, reliability
+from muses.model.calibration import choose_threshold, fit_temperature
 from muses.model.files import ModelCfg, read_cfg
 from muses.predictions import (
     NONE,

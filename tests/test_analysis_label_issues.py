@@ -95,7 +95,7 @@ def test_flipped_labels_found_through_the_real_backbone(tmp_path, tiny_model_pat
     """Drawn shapes, 10 % of their labels flipped, features from the tiny model's Lite0 backbone."""
     import csv
 
-    from conftest import SHAPES, make_shapes_dataset
+    from muses.testing.datasets import SHAPES, make_shapes_dataset
     from muses.datasets.folder import read_dataset
     from muses.model.loading import load_model
 

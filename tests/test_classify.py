@@ -11,7 +11,7 @@ from muses.cli import main
 from muses.collection.store import Image, Item, Store
 from muses.model.loading import load_model
 from muses.search import ClassTerm, open_engine
-from conftest import add_met_items
+from muses.testing.catalog import add_met_items
 
 # The tiny model knows shapes, not the project's definitions: that warning is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")

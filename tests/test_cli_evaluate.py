@@ -134,7 +134,7 @@ def test_evaluate_bad_input(eval_project, tiny_model_path, shapes_dataset, tmp_p
     assert code == 2 and "id,class" in err
     code, _, err = _run(capsys, "evaluate", "--model", str(tmp_path / "missing.safetensors"), "--dataset", str(shapes_dataset))
     assert code == 2 and "missing" in err
-    from conftest import make_shapes_dataset
+    from muses.testing.datasets import make_shapes_dataset
 
     stars = make_shapes_dataset(tmp_path / "stars", per_class=5, classes=("circle", "star"))
     code, _, err = _run(capsys, "evaluate", "--model", str(tiny_model_path), "--dataset", str(stars))

@@ -6,10 +6,11 @@ import csv
 import datetime as dt
 import io
 import shutil
+from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, add_met_items
+from muses.testing.catalog import add_met_items
 from muses.collection import decisions as dec
 from muses.collection.importers import import_records
 from muses.collection.store import Item, Store
@@ -17,6 +18,8 @@ from muses.datasets.naive import NaiveExporter, preview
 from muses.labeling.definitions import load_definitions
 from muses.labeling.matching import LABELED, Matcher, record_fields
 from test_cli_evaluate import _read_manifest, _run, eval_project  # noqa: F401  (a fixture)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _decide(store, item_id, action, **kw):

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.web_load import free_port
-from conftest import REPO, add_met_items
+from muses.testing.catalog import add_met_items
+from muses.testing.net import free_port
 from muses.classify import classify_collection
 from muses.collection_map import SCALE, MapError, build_map, layout, map_path
 from muses.settings import Project, init_project
 from muses.web import create_app
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.filterwarnings("ignore::muses.model.loading.DefinitionsMismatchWarning")
 CHROMIUM = Path("/usr/bin/chromium")

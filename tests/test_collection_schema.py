@@ -55,7 +55,10 @@ def test_a_new_store_is_made_at_the_newest_revision(store_url):
 
 
 def test_the_migrations_make_exactly_the_models_schema(store_url):
-    import muses.collection.decisions, muses.embeddings, muses.search.browse_index  # noqa: F401  every model's table
+    # every model's table
+    import muses.collection.decisions  # noqa: F401
+    import muses.embeddings  # noqa: F401
+    import muses.search.browse_index  # noqa: F401
     engine = create_engine(store_url)
     schema.upgrade(engine, name="test")
     with engine.connect() as conn:
@@ -111,9 +114,7 @@ def test_an_older_store_is_refused_until_muses_db_upgrade(any_store_project, two
 
 
 def _url(project) -> str:
-    import os
-
-    return os.environ.get("MUSES_STORE_URL") or project.store_url
+    return project.store_url
 
 
 def _with_a_new_model() -> MetaData:

@@ -139,7 +139,7 @@ def test_a_read_only_store_refuses_writes_with_a_message(tmp_path):
         s.add(_item(1))
     read_only = Store(f"sqlite:///file:{path}?mode=ro&uri=true")
     assert read_only.get_item("1") is not None
-    with pytest.raises(RunFailed, match=rf"cannot use the collection store .*m.sqlite: .*readonly.*may be written"):
+    with pytest.raises(RunFailed, match=r"cannot use the collection store .*m.sqlite: .*readonly.*may be written"):
         with read_only.transaction() as s:
             s.add(_item(2))
 
@@ -184,6 +184,7 @@ def test_muses_store_url_in_the_environment_wins_over_muses_toml(project, tmp_pa
     toml.write_text(toml.read_text().replace('url = ""', f'url = "sqlite:///{tmp_path / "toml.sqlite"}"', 1))
     monkeypatch.setenv("MUSES_STORE_URL", f"sqlite:///{tmp_path / 'env.sqlite'}")
     assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "env.sqlite")
+    assert Project.load(project.root).store_url == f"sqlite:///{tmp_path / 'env.sqlite'}"  # one answer everywhere
     monkeypatch.delenv("MUSES_STORE_URL")
     assert Store.for_project(Project.load(project.root)).name == str(tmp_path / "toml.sqlite")
 

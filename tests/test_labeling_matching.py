@@ -106,4 +106,4 @@ def test_exclude_vetoes_its_class_only():
 def test_label_records_keeps_order_and_reports_unlabeled():
     d = defs(cls("vase", "vase"))
     labels = label_records([{"id": 1, "title": "Vase"}, {"id": "2", "title": "Bowl"}], d)
-    assert [(l.item_id, l.status) for l in labels] == [("1", LABELED), ("2", UNLABELED)]
+    assert [(label.item_id, label.status) for label in labels] == [("1", LABELED), ("2", UNLABELED)]

@@ -7,10 +7,10 @@ import io
 import json
 import random
 
-from benchmarks.labeling import _FACETS, _title
 from muses.labeling.definitions import parse_definitions
 from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Matcher
 from muses.labeling.report import N_EXAMPLES, N_LISTED, LeftOut, ReportTally, build_report
+from muses.testing.catalog import FACETS, catalog_title
 
 DEFINITIONS = parse_definitions({
     "conflict_policy": "drop",
@@ -27,7 +27,7 @@ def records(n: int, *, seed: int = 0):
     """Met-like records (the labeling bench's vocabulary): some labeled, conflicting, excluded, unlabeled."""
     rng = random.Random(seed)
     for i in range(n):
-        title, facets = _title(rng), rng.choice(_FACETS)
+        title, facets = catalog_title(rng), rng.choice(FACETS)
         if i % 25 == 0:
             title, facets = "Amphora by the Berlin vase painter", []
         elif i % 25 == 1:

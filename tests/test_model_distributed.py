@@ -11,7 +11,7 @@ import pytest
 
 from muses.cli.model import _without_nproc
 from muses.model.distributed import Dist, DistributedError, gather, launch, shard
-from conftest import make_shapes_dataset
+from muses.testing.datasets import make_shapes_dataset
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import add_met_items
 from PIL import Image
 
 from muses.cli import main
@@ -20,6 +19,7 @@ from muses.model.decoding import UnreadableImage, open_image
 from muses.model.onnx import OnnxError, OnnxPredictor, load_onnx
 from muses.model.onnx_export import export_onnx
 from muses.model.predictor import Predictor
+from muses.testing.catalog import add_met_items
 
 
 def _copy_model(src, dest_dir, name="m"):

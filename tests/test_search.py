@@ -161,12 +161,12 @@ def test_a_store_on_another_database_gets_a_clear_error():
 def test_class_queries_on_the_real_met_sample_find_that_class(any_store_project, met_sample):
     """Each class's synonyms over its fields, on all 304 Met records: the hits carry that class's
     naive label (measured: precision@10 0.90; 'miniature' overlaps bust and medal records)."""
-    from conftest import EXAMPLES, add_met_items
+    from muses.testing.catalog import add_met_items
     from muses.labeling.matching import Matcher, record_fields
     from muses.labeling.definitions import load_definitions
 
     add_met_items(any_store_project, met_sample, 304)
-    definitions = load_definitions(EXAMPLES / "definitions.toml")
+    definitions = load_definitions(met_sample.parent / "definitions.toml")
     matcher = Matcher(definitions)
     store = Store.for_project(any_store_project)
     engine = open_engine(store)

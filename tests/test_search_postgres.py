@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, MET_DEMO
 from muses.collection.store import Image, Item, Store
 from muses.labeling.definitions import load_definitions
 from muses.search import ClassTerm, TextTerm, open_engine
 from muses.search.fts5 import FTS5Engine
 from muses.search.postgres import PostgresEngine, spaced, words
 from muses.search.similar import class_query
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+MET_DEMO = EXAMPLES / "met-demo"
 
 
 def _met_items() -> list[Item]:

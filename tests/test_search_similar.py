@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sqlalchemy import delete
 
-from conftest import add_met_items
+from muses.testing.catalog import add_met_items
 from muses.classify import classify_collection
 from muses.collection.store import Store
 from muses.embeddings import Embeddings, ImageEmbedding

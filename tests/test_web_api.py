@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
-from conftest import add_met_items
+from muses.testing.catalog import add_met_items
 from muses.classify import classify_collection
 from muses.collection.store import Image, Item, Store
 from muses.settings import Project, init_project

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.web_load import free_port
-from conftest import REPO, add_met_items
+from muses.testing.catalog import add_met_items
+from muses.testing.net import free_port
 from muses.classify import classify_collection
 from muses.collection.store import Item, Store
 from muses.settings import Project, init_project
 from muses.web import create_app
+
+REPO = Path(__file__).resolve().parents[1]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import add_met_items
+from muses.testing.catalog import add_met_items
 from muses.classify import classify_collection
 from muses.collection import decisions as dec
 from muses.collection.store import Store

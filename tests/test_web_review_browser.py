@@ -7,11 +7,12 @@ import csv
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from benchmarks.web_load import free_port
-from conftest import EXAMPLES, REPO, add_met_items
+from muses.testing.catalog import add_met_items
+from muses.testing.net import free_port
 from muses.cli import main
 from muses.collection import decisions as dec
 from muses.collection.store import Store
@@ -21,6 +22,9 @@ from muses.labeling.matching import LABELED, Matcher, record_fields
 from muses.settings import Project, init_project
 from muses.web import create_app
 from test_web_browser import ARGS, CHROMIUM
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = REPO / "test-artifacts"

@@ -169,7 +169,7 @@ def _ray_batches(todo, store, clf, project, report, *, batch_size, max_pixels, c
                  model_path, embed, **_) -> Iterator[Found]:
     """The photos classified (and embedded) on Ray, gathered back into items; a batch is yielded
     once it holds about ``batch_size`` photos and its last item is complete."""
-    from muses.compute.ray_classify import PhotoJob, classify_photos
+    from muses.classify_ray import PhotoJob, classify_photos
 
     photos = [(item.id, str(project.path(im.stored_path or im.original)), im.id)
               for item in store.items(todo) for im in item.usable_images]

@@ -26,6 +26,7 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "muses.toml"
 ENV_PROJECT = "MUSES_PROJECT"
+STORE_URL_ENV = "MUSES_STORE_URL"  # wins over [store] url: one muses.toml, a test or staging database
 
 
 class ConfigError(MusesError):
@@ -251,7 +252,9 @@ class Project:
 
     @property
     def store_url(self) -> str:
-        return self.settings.store.url or f"sqlite:///{self.root / 'muses.sqlite'}"
+        """$MUSES_STORE_URL, else [store] url, else the project's muses.sqlite: the one place
+        the store's address is decided."""
+        return os.environ.get(STORE_URL_ENV) or self.settings.store.url or f"sqlite:///{self.root / 'muses.sqlite'}"
 
     @property
     def images_dir(self) -> Path:

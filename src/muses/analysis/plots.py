@@ -17,18 +17,13 @@ def unfrozen_blocks(record: dict) -> int:
     return record.get("unfrozen_blocks", record.get("unfrozen", 0))
 
 
-def plot_performance(history: list[dict], filepath: str | Path | None = None, *, name: str = "model") -> Path:
-    """Write the curves of ``history`` (one dict per epoch) and return the PNG path.
-
-    Default path: the project's plots folder, ``<name>_performance.png``. A dashed line marks
-    where fine-tuning starts.
+def plot_performance(history: list[dict], filepath: str | Path) -> Path:
+    """Write the curves of ``history`` (one dict per epoch) to ``filepath`` (a PNG; the caller
+    knows the project, usually ``project.plots_dir / f"{name}_performance.png"``) and return it.
+    A dashed line marks where fine-tuning starts.
     """
     if not history:
         raise PlotError("no training history to plot: train the model first")
-    if filepath is None:
-        from muses.settings import find_project
-
-        filepath = find_project().plots_dir / f"{name}_performance.png"
     filepath = Path(filepath)
     filepath.parent.mkdir(parents=True, exist_ok=True)
     epochs = [h["epoch"] for h in history]

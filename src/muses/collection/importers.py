@@ -641,7 +641,7 @@ def _import_rows(store: Store, rows: Iterator, report: ImportReport, *, mapping:
                  splits: dict[str, str], base_dir: Path, roots: Roots, source: str, batch_size: int,
                  first_lines: FirstLines, total: int | None,
                  progress: Callable[[int, int | None], None] | None) -> None:
-    path, fmt, delimiter = Path(report.path), report.format, report.delimiter
+    path, delimiter = Path(report.path), report.delimiter
     keys_seen: set[str] = set()
     cells = CellCounter(mapping, splits)
     line = 0

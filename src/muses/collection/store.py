@@ -6,7 +6,6 @@ leaves the store exactly as it was before that batch.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 import time
 from collections import Counter
@@ -103,7 +102,6 @@ def _needing_attention():
 
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; [store] busy_timeout
-STORE_URL_ENV = "MUSES_STORE_URL"  # wins over [store] url: one muses.toml, a test or staging database
 
 # SQLite's words for a lock held too long, and for a file or disk that cannot be written
 _LOCKED = ("database is locked", "database table is locked")
@@ -157,8 +155,7 @@ class Store:
         without muses.toml is refused, so no command creates a store where the user did not
         make a project."""
         project.require_config()
-        url = os.environ.get(STORE_URL_ENV) or project.store_url
-        return cls(url, busy_timeout=project.settings.store.busy_timeout, check_schema=check_schema)
+        return cls(project.store_url, busy_timeout=project.settings.store.busy_timeout, check_schema=check_schema)
 
     @property
     def name(self) -> str:

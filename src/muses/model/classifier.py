@@ -99,8 +99,9 @@ class Classifier(TorchPredictor):
     def plot_performance(self, filepath: str | Path | None = None) -> Path:
         """PNG of train vs validation accuracy and loss; default ``plots/<model>_performance.png``."""
         from muses.analysis.plots import plot_performance
+        from muses.settings import find_project
 
-        return plot_performance(self.history, filepath, name=self.name)
+        return plot_performance(self.history, filepath or find_project().plots_dir / f"{self.name}_performance.png")
 
     # -- training ------------------------------------------------------------------------------
     def fit(

@@ -15,8 +15,6 @@ instead of loading torch for several; exporting is the only ONNX step that needs
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,35 +23,11 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from muses.errors import MusesError
 from muses.model.files import ModelCfg, read_cfg
 from muses.model.files import paths as model_paths
 from muses.model.image_loading import decode_all, preprocess_many
+from muses.model.onnx_file import DIGEST_KEY, INPUT, OUTPUTS, OnnxError, model_digest, onnx_path_for, session_options
 from muses.predictions import probabilities
-
-DIGEST_KEY = "muses.model_digest"
-INPUT, OUTPUTS = "image", ("logits", "features")
-
-
-class OnnxError(MusesError):
-    """An ONNX file is missing, stale, or cannot be written or run."""
-
-
-def model_digest(model_path: str | Path) -> str:
-    """sha256 over the model's weights and metadata files: what an ONNX file was exported from."""
-    h = hashlib.sha256()
-    for path in model_paths(model_path):
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def onnx_path_for(model_path: str | Path) -> Path:
-    """``models/NAME.onnx`` for ``models/NAME.safetensors``."""
-    weights, _ = model_paths(model_path)
-    return weights.with_suffix(".onnx")
-
 
 def _session(onnx_path: str | Path, threads: int | None = None) -> "ort.InferenceSession":
     try:
@@ -78,22 +52,6 @@ def is_current(model_path: str | Path, onnx_path: str | Path | None = None) -> b
     """True when the ONNX file exists and was exported from this exact model file."""
     onnx_path = Path(onnx_path) if onnx_path else onnx_path_for(model_path)
     return onnx_path.is_file() and exported_digest(onnx_path) == model_digest(model_path)
-
-
-def session_options(threads: int | None = None):
-    """ONNX Runtime options: all graph optimizations, and every core for one inference, or as
-    many as ``OMP_NUM_THREADS`` allows: Ray sets it to the CPUs it gave a worker, so that several
-    workers on one machine do not each take every core."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or _allowed_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only
-    return options
-
-
-def _allowed_threads() -> int:
-    allowed = os.environ.get("OMP_NUM_THREADS", "")
-    return int(allowed) if allowed.isdigit() and int(allowed) > 0 else os.cpu_count() or 1
 
 
 class OnnxPredictor:

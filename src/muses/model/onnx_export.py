@@ -20,14 +20,14 @@ import torch
 from muses import __version__
 from muses.model import DEFAULT_OPSET
 from muses.predictions import probabilities
-from muses.model.onnx import DIGEST_KEY, INPUT, OUTPUTS, OnnxError, model_digest, onnx_path_for, session_options
+from muses.model.onnx_file import DIGEST_KEY, INPUT, OUTPUTS, OnnxError, model_digest, onnx_path_for, session_options
 from muses.model.predictor import TorchPredictor
 
 
 def write_runtime_files(model_path: str | Path) -> Path:
     """The files prediction runs from, written after training: NAME.onnx, so `muses predict`,
     classify and the web app use ONNX Runtime (several times faster than torch on a CPU) with no
-    separate export step. Raises :class:`~muses.model.onnx.OnnxError` saying why it could not;
+    separate export step. Raises :class:`~muses.model.onnx_file.OnnxError` saying why it could not;
     the model file is complete without it (the ONNX file is then exported on first use)."""
     return export_onnx(model_path)
 

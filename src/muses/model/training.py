@@ -209,7 +209,7 @@ class Trainer:
     def calibrate(self, logits: torch.Tensor, y: np.ndarray) -> None:
         """Fit the temperature on validation logits and choose the "uncertain" threshold on the
         calibrated probabilities of their known-class photos; both go into the model's cfg."""
-        from muses.analysis.calibration import choose_threshold, fit_temperature
+        from muses.model.calibration import choose_threshold, fit_temperature
         from muses.predictions import OTHER, probabilities
 
         logits_np = logits.numpy()

@@ -11,88 +11,19 @@ A query is a list of terms whose scores add up per item, like a boolean "should"
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
-from muses.errors import MusesError
+from collections.abc import Collection
 
-# Fields a TextTerm may name. `predicted` holds the names of the item's stored top-k classes.
-FIELDS = ("title", "object_type", "primary_object_type", "material", "period", "description", "predicted")
-
-
-@dataclass(frozen=True)
-class TextTerm:
-    """Any of ``phrases`` found in ``fields``; each field's relevance score (bm25 in the FTS5
-    engine) is multiplied by the field's weight and added up. ``label`` says why an item matched."""
-
-    phrases: tuple[str, ...]
-    fields: Mapping[str, float]
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.phrases or not all(isinstance(p, str) and p.strip() for p in self.phrases):
-            raise ValueError(f"TextTerm needs at least one non-empty phrase, got {self.phrases!r}")
-        unknown = set(self.fields) - set(FIELDS)
-        if unknown:
-            raise ValueError(f"unknown search field(s) {sorted(unknown)}; use some of {', '.join(FIELDS)}")
-        if not self.fields or any(w < 0 for w in self.fields.values()):
-            raise ValueError(f"TextTerm needs fields with weights >= 0, got {dict(self.fields)!r}")
-
-
-@dataclass(frozen=True)
-class ClassTerm:
-    """A fixed ``boost`` for items whose stored classification has ``name`` as its top class."""
-
-    name: str
-    boost: float
-    label: str = ""
-
-
-Term = TextTerm | ClassTerm
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which items may be returned. Only items with usable images, by default."""
-
-    usable_only: bool = True
-    exclude_ids: Collection[str] = field(default_factory=frozenset)
-    top_class: str | None = None  # only items whose stored top class is this
-
-
-@dataclass(frozen=True)
-class Hit:
-    item_id: str
-    score: float
-    matched: tuple[str, ...] = ()  # the labels of the terms that matched, best first
-
-
-class SearchEngine(Protocol):
-    def search(self, query: Sequence[Term], filters: Filters | None = None, limit: int = 20) -> list[Hit]:
-        """Items matching any term, best first (ties by item id)."""
-        ...
-
-
-class UnsupportedStoreError(MusesError):
-    """No search engine for this store's database."""
-
-
-def rank_hits(rows: Iterable[tuple[str, float, str]], *, exclude_ids: Collection[str] = (), limit: int = 20) -> list[Hit]:
-    """The best ``limit`` items from (item id, score, term label) rows, one per matching term
-    and field: scores add up per item, ties go by item id, labels come best first."""
-    excluded = {str(i) for i in exclude_ids}
-    scores: dict[str, float] = defaultdict(float)
-    matched: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for item_id, score, label in rows:
-        if item_id not in excluded and score > 0:
-            scores[item_id] += score
-            matched[item_id].append((score, label))
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    return [
-        Hit(item_id, score, tuple(dict.fromkeys(label for _, label in sorted(matched[item_id], reverse=True) if label)))
-        for item_id, score in ranked
-    ]
+from muses.search.query import (
+    FIELDS,
+    ClassTerm,
+    Filters,
+    Hit,
+    SearchEngine,
+    Term,
+    TextTerm,
+    UnsupportedStoreError,
+    rank_hits,
+)
 
 
 def open_engine(store) -> SearchEngine:

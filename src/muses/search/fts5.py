@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.predictions import top_class
-from muses.search import FIELDS, ClassTerm, TextTerm
+from muses.search.query import FIELDS, ClassTerm, TextTerm
 from muses.search.lazy_index import LazyIndex, Select, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import Item, Store
-from muses.search import ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.search.query import ClassTerm, Filters, Hit, TextTerm, rank_hits
 from muses.predictions import stored_classes
 
 

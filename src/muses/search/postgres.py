@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
-from muses.search import FIELDS, ClassTerm, TextTerm
+from muses.search.query import FIELDS, ClassTerm, TextTerm
 from muses.predictions import top_class
 from muses.search.lazy_index import LazyIndex, Select, item_fields
 

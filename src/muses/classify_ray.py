@@ -66,7 +66,7 @@ def classify_photos(photos: Sequence[tuple[str, str, int]], job: PhotoJob, *, se
     """Each ``(item id, photo path, image id)``'s class probabilities (and features), in the order given."""
     if not photos:
         return
-    ray = connect(settings)
+    connect(settings)
     import ray.data
 
     ctx = ray.data.DataContext.get_current()

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.web_load import free_port
+from muses.testing.net import free_port
 
 
 def bin_dir() -> Path | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import web_load
+from muses.testing.catalog import add_met_items
+from muses.testing.net import Server
 
 
 def result(mix: str, latencies: list[float], seconds: float = 1.0, errors: int = 0) -> web_load.Result:
@@ -35,8 +37,6 @@ def test_urls_are_what_a_curator_asks_for():
 
 @pytest.mark.slow
 def test_a_small_run_against_a_real_server(project, met_sample):
-    from conftest import add_met_items
-
     add_met_items(project, met_sample, 12)
     results = web_load.run(project.root, mixes=["browse", "item", "similar", "images"], requests=30, concurrency=4,
                            workers=1, log=print)
@@ -53,10 +53,8 @@ def test_the_clients_read_whole_answers_and_count_what_failed(project, met_sampl
     the end over one kept-alive connection, errors counted by status."""
     import asyncio
 
-    from conftest import add_met_items
-
     ids = add_met_items(project, met_sample, 3)
-    with web_load.Server(project.root, workers=1) as server:
+    with Server(project.root, workers=1) as server:
         seconds, latencies, errors = asyncio.run(web_load._load(
             server.base, [f"/items/{ids[0]}", "/static/style.css", "/items/no-such-id", f"/api/items/{ids[1]}"] * 3, 1))
     assert len(latencies) == 12 and seconds > 0

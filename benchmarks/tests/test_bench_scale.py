@@ -12,7 +12,8 @@ import pytest
 from benchmarks.scale import Figure, format_table, growth
 from benchmarks.synthetic import generate
 from muses.collection.importers import import_records
-from muses.collection.store import STORE_URL_ENV, Store
+from muses.collection.store import Store
+from muses.settings import STORE_URL_ENV
 
 
 def test_synthetic_records_are_met_shaped_and_reuse_a_few_photos(tmp_path):
@@ -73,11 +74,11 @@ def test_the_store_url_reaches_the_commands_through_the_environment(monkeypatch)
 @pytest.mark.slow
 def test_the_bench_runs_on_a_postgresql_cluster_it_starts_and_removes(tmp_path):
     """`--postgres`: no hand set-up; one database per size, the cluster gone afterwards."""
-    from benchmarks import pg_cluster
+    from muses.testing import postgres
     from benchmarks.scale import main
 
-    if pg_cluster.missing():
-        pytest.skip(pg_cluster.missing())
+    if postgres.missing():
+        pytest.skip(postgres.missing())
     before = set(Path(tempfile.gettempdir()).glob("muses-pg-*"))
     assert main(["--postgres", "--sizes", "40", "80", "--images", "3", "--results", str(tmp_path)]) == 0
     table = (tmp_path / f"scale-{dt.date.today().isoformat()}-postgresql-80.md").read_text(encoding="utf-8")
