@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,18 @@ def blocks(columns: int, rows: int) -> Image.Image:
 
 def pixels(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.int16)
+
+
+def test_no_other_module_decodes_photos():
+    """A second decoder is how prediction came to see other pixels than training."""
+    import re
+
+    import muses
+
+    decoding = re.compile(r"\bImage\.open\(|\.convert\(\"RGB\"\)|exif_transpose")
+    src = Path(muses.__file__).parent
+    assert [str(p.relative_to(src)) for p in sorted(src.rglob("*.py"))
+            if p.name != "imaging.py" and decoding.search(p.read_text(encoding="utf-8"))] == []
 
 
 # -- every fault is one error, naming the file ---------------------------------------------------------------
