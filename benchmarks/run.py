@@ -500,7 +500,7 @@ def section_generate_images(b: Bench) -> list[Row]:
         raise Unavailable(f"{exc.name} is not built yet") from exc
     from PIL import Image
 
-    from muses.model.decoding import open_image
+    from muses.imaging import open_image
 
     s = b.settings
     b.log(f"  generate-images: making {s.large_jpegs} JPEGs of {s.large_side} px")

@@ -67,7 +67,7 @@ def run(model: Path, sample: Path, not_in: Path | None) -> dict:
     from muses.embeddings import Embeddings
     from muses.labeling.definitions import load_definitions
     from muses.labeling.matching import label_records, record_fields
-    from muses.model.decoding import open_image
+    from muses.imaging import open_image
     from muses.model.loading import load_model
     from muses.search import open_engine
     from muses.search.similar import open_visual, similar_to_image, similar_to_items

@@ -139,7 +139,7 @@ def test_gallery_html(tmp_path, met_sample):
 
 def test_predict_views_plain_first(tiny_model_path, shapes_dataset, tmp_path):
     from muses.model.loading import load_model
-    from muses.model.decoding import open_image
+    from muses.imaging import open_image
 
     clf = load_model(tiny_model_path, project=tmp_path)
     images = [open_image(p) for p in sorted((shapes_dataset / "images").glob("*.png"))[:2]]

@@ -12,7 +12,7 @@ from PIL import ImageDraw
 
 from muses.cli import main
 from muses.collection.store import Image, Item, Store
-from test_model_decoding import png_header_only
+from test_imaging import png_header_only
 from test_analysis_metrics import Gallery
 
 

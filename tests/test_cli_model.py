@@ -8,7 +8,7 @@ import pytest
 from safetensors.torch import save_file
 
 from muses.cli import main
-from test_model_decoding import png_header_only
+from test_imaging import png_header_only
 from muses.model.backbones import create_backbone
 from muses.model.training import Phase
 from muses.model.loading import setup_classifier

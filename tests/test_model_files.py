@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 
 from muses.model.classifier import Classifier
-from muses.model.decoding import open_image
+from muses.imaging import open_image
 from muses.model.training import Phase
 from muses.datasets.folder import read_dataset
 from muses.model.loading import DefinitionsMismatchWarning, load_model, setup_classifier

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from muses.model.image_loading import iter_batches, load_images, preprocess_many
-from muses.model.decoding import open_image
+from muses.imaging import open_image
 from muses.model.preprocessing import PreprocessCfg, preprocess
 
 CFG = PreprocessCfg(input_size=64, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

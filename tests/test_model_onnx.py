@@ -15,7 +15,7 @@ from muses.model import onnx as onnx_runtime
 from muses.model.classifier import Classifier
 from muses.model.loading import RuntimeFallbackWarning, load_model
 from muses.model.files import read_model, save_model
-from muses.model.decoding import UnreadableImage, open_image
+from muses.imaging import UnreadableImage, open_image
 from muses.model.onnx import OnnxError, OnnxPredictor, load_onnx
 from muses.model.onnx_export import export_onnx
 from muses.model.predictor import Predictor

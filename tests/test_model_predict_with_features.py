@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from muses.model.decoding import open_image
+from muses.imaging import open_image
 from muses.model.loading import load_model
 from test_model_onnx import exported, met_photos  # noqa: F401 - fixtures: the tiny model exported, real photos
 

@@ -11,7 +11,7 @@ from muses.testing.catalog import add_met_items
 from muses.classify import classify_collection
 from muses.collection.store import Store
 from muses.embeddings import Embeddings, ImageEmbedding
-from muses.model.decoding import open_image
+from muses.imaging import open_image
 from muses.model.loading import load_model
 from muses.search import Hit, open_engine
 from muses.search.similar import CATALOG_WEIGHT, SimilarHit, VisualCache, blend, open_visual, similar_to_image, similar_to_items

@@ -21,7 +21,7 @@ from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.compute import ComputeSettings
 from muses.embeddings import Embeddings
 from muses.errors import MusesError
-from muses.model.decoding import MAX_PIXELS
+from muses.imaging import MAX_PIXELS
 from muses.model.image_loading import load_images
 from muses.model.loading import load_model
 from muses.predictions import classification

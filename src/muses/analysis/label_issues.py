@@ -29,7 +29,7 @@ from muses.analysis.reports import catalog_entry
 from muses.datasets.folder import DatasetFolder, file_digest
 from muses.errors import MusesError
 from muses.model import features
-from muses.model.decoding import MAX_PIXELS
+from muses.imaging import MAX_PIXELS
 from muses.model.photo_features import features_in_chunks
 from muses.model.predictor import Predictor
 from muses.predictions import OTHER

@@ -21,7 +21,7 @@ from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 from muses.analysis.calibration import expected_calibration_error
 
 from muses.errors import MusesError
-from muses.model.decoding import MAX_PIXELS
+from muses.imaging import MAX_PIXELS
 from muses.model.image_loading import load_images
 from muses.progress import progress_bar
 

@@ -17,7 +17,7 @@ import numpy as np
 from jinja2 import Environment
 from matplotlib.figure import Figure
 
-from muses.model.decoding import try_open
+from muses.imaging import try_open
 
 THUMBNAIL_SIZE = 160
 

@@ -109,7 +109,7 @@ def run_similar(args) -> int:
     from muses.cli.model import load_for_command
     from muses.collection.store import Store
     from muses.labeling.definitions import load_definitions
-    from muses.model.decoding import open_image
+    from muses.imaging import open_image
     from muses.search import open_engine
     from muses.embeddings import Embeddings
     from muses.search.similar import open_visual, similar_to_image, similar_to_items

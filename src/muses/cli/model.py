@@ -10,7 +10,7 @@ from pathlib import Path
 from muses.cli import UsageError, command_parser, format_table, positive
 from muses.cli.engines import add_compute_args, compute_from_args
 from muses.model import RUNTIMES
-from muses.model.decoding import MAX_PIXELS  # no torch: cheap enough for --help
+from muses.imaging import MAX_PIXELS  # no torch: cheap enough for --help
 from muses.settings import find_project
 
 TRAIN_EXAMPLES = """\

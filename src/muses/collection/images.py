@@ -1,11 +1,12 @@
 """ML-size copies of the collection's photos, with the image checks, in parallel.
 
 ``generate_images(project)`` takes every image still pending (plus, for local files, any
-whose bytes changed since they were checked), decodes it safely (see
-:mod:`muses.collection.image_checks`), writes a JPEG whose long side is ``max_side`` under the
-project's images folder, named by the original's sha256, and stores checksum, size, status
-and problem. Results are committed every few dozen images, so an interrupted run resumes
-where it stopped; one bad file never stops the run. ``images/report.json`` lists problems.
+whose bytes changed since they were checked), decodes it safely with :mod:`muses.imaging`
+(the decoder prediction uses too) and checks it (:mod:`muses.collection.image_checks`),
+writes a JPEG whose long side is ``max_side`` under the project's images folder, named by the
+original's sha256, and stores checksum, size, status and problem. Results are committed every
+few dozen images, so an interrupted run resumes where it stopped; one bad file never stops the
+run. ``images/report.json`` lists problems.
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ from PIL import Image as PILImage
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from muses.collection.image_checks import ImageProblem, check_content, decode, orient
+from muses.collection.image_checks import ImageProblem, check_content, decode
 from muses.collection.sources import ReadLimits, is_url, read_original
 from muses.compute import ComputeSettings
 from muses.collection.store import PENDING, PROBLEM, USABLE_STATUSES, Image, Store, problem_category
 from muses.errors import RunFailed
+from muses.imaging import orient
 from muses.settings import ConfigError, Project
 
 COMMIT_EVERY = 64  # results per transaction: bounds the work an interruption loses

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from muses.errors import MusesError
-from muses.model.decoding import try_open
+from muses.imaging import try_open
 
 SPLITS = ("train", "val", "test")
 # Every column the writer writes; the reader needs REQUIRED_COLUMNS of them (keyword and field

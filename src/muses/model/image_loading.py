@@ -4,7 +4,7 @@ Decoding a JPEG and resizing it take most of the time of classifying a photo on 
 Pillow releases the GIL while it does both, so a thread pool scales them over the cores with
 no process start-up and no pickling. JPEGs are decoded in draft mode (DCT scaling: a 3000 px
 photo decodes at 1/8 scale for a 224 px model, several times faster) by
-:func:`~muses.model.decoding.open_image`, the one decode function; the arithmetic stays in
+:func:`~muses.imaging.open_image`, the one decode function; the arithmetic stays in
 :func:`~muses.model.preprocessing.preprocess_array`, the one preprocessing definition.
 
     for batch in iter_batches(paths, cfg, batch_size=32):
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from muses.model.decoding import MAX_PIXELS, UnreadableImage, try_open
+from muses.imaging import MAX_PIXELS, UnreadableImage, try_open
 from muses.model.preprocessing import PreprocessCfg, preprocess_array
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from muses.model.decoding import MAX_PIXELS
+from muses.imaging import MAX_PIXELS
 from muses.model.image_loading import load_images
 from muses.settings import ComputeSettings
 

@@ -1,7 +1,7 @@
 """Prediction: the :class:`Predictor` protocol every runtime implements, and its torch
 implementation (the ONNX one is :class:`muses.model.onnx.OnnxPredictor`).
 
-Predictors work on decoded images; decoding is :mod:`muses.model.decoding`'s job (in parallel:
+Predictors work on decoded images; decoding is :mod:`muses.imaging`'s job (in parallel:
 :func:`muses.model.image_loading.load_images`), so that an unreadable photo is a per-photo
 failure for every caller alike.
 

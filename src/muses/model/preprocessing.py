@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 from muses.errors import MusesError
+from muses.imaging import to_rgb
 
 INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 # squash: stretch to a square (verified best for the Lite0 ImageNet weights on chelsea);
@@ -55,7 +56,7 @@ class PreprocessCfg:
 
 def resize(img: Image.Image, cfg: PreprocessCfg) -> Image.Image:
     size, method = cfg.input_size, INTERPOLATIONS[cfg.interpolation]
-    img = img.convert("RGB")
+    img = to_rgb(img)  # a caller's own image: transparency on white, as the decoder lays it
     if cfg.resize_mode == "squash":
         return img.resize((size, size), method)
     if cfg.resize_mode == "pad":

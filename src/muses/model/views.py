@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from muses.datasets.folder import Sample
-from muses.model.decoding import open_image
+from muses.imaging import open_image
 from muses.model.preprocessing import PAD_FILL, PreprocessCfg, resize, to_tensor
 
 DETERMINISTIC = -1

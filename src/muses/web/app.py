@@ -23,7 +23,7 @@ from muses.web import map as map_page
 from muses.web.guard import BodyLimit, SecurityHeaders, same_origin
 from muses.web.state import AppState, Limits
 from muses.web.templating import HERE
-from muses.web.uploads import MAX_BYTES, MAX_PIXELS
+from muses.web.uploads import MAX_BYTES, MAX_UPLOAD_PIXELS
 
 FORM_OVERHEAD = 64 * 1024  # multipart headers around the file
 # Requests a process answers at once on a client-server database (each in a thread of its own;
@@ -49,7 +49,7 @@ def create_app(
     allow_writes: bool = False,
     reviewer: str = "",
     max_upload_bytes: int = MAX_BYTES,
-    max_pixels: int = MAX_PIXELS,
+    max_pixels: int = MAX_UPLOAD_PIXELS,
     similar_limit: int = 12,
 ) -> FastAPI:
     """The app for ``project`` (default: $MUSES_PROJECT or the current folder) and its model

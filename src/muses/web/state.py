@@ -21,7 +21,7 @@ from muses.settings import Project
 from muses.web.browse import CollectionView
 from muses.web.cache import DefinitionsCache
 from muses.web.templating import item_url
-from muses.web.uploads import MAX_BYTES, MAX_PIXELS, read_upload
+from muses.web.uploads import MAX_BYTES, MAX_UPLOAD_PIXELS, read_upload
 
 log = logging.getLogger(__name__)
 TOP_K = 5
@@ -30,7 +30,7 @@ TOP_K = 5
 @dataclass(frozen=True)
 class Limits:
     max_upload_bytes: int = MAX_BYTES
-    max_pixels: int = MAX_PIXELS
+    max_pixels: int = MAX_UPLOAD_PIXELS
     similar_limit: int = 12
 
     def __post_init__(self) -> None:
