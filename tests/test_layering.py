@@ -54,7 +54,6 @@ PENDING: set[tuple[str, str]] = {
     ("muses.model.classifier", "muses.analysis.plots"),  # s18-actions
     ("muses.model.classifier", "find_project"),  # s18-actions
     ("muses.model.loading", "find_project"),  # s18-actions
-    ("muses.datasets.folder", "muses.model.decoding"),  # s18-imaging
 }
 
 
