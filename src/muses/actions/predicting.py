@@ -58,7 +58,8 @@ class PredictConfig:
 @dataclass(frozen=True)
 class PhotoAnswer:
     image: str  # the photo's path, or "one object (N photos)"
-    answer: str  # the class, "uncertain" or "none of these"
+    answer: str  # what a curator reads: the class, "uncertain: maybe ..." or "none of these"
+    kind: str  # sure, uncertain or none (muses.predictions.SURE, UNCERTAIN, NONE)
     classes: list[ClassProbability]  # the top_k, most likely first
 
 
@@ -86,7 +87,8 @@ def predict_photos(project: Project, config: PredictConfig, *, predictor: Predic
     answers = []
     for name, row in zip(names, probs):
         classes = ranked(clf.class_names, row)
-        answers.append(PhotoAnswer(name, str(answer(classes, clf.cfg.threshold)), classes[: config.top_k]))
+        said = answer(classes, clf.cfg.threshold)
+        answers.append(PhotoAnswer(name, str(said), said.kind, classes[: config.top_k]))
     return PredictResult(config.model or project.model_path, answers, [(str(path), why) for _, path, why in failed])
 
 
