@@ -117,14 +117,13 @@ def train_config(args) -> TrainConfig:
 def run_train(args) -> int:
     from muses.model import distributed
 
-    config = train_config(args)
-    compute = config.training.compute or find_project(args.project).settings.compute
+    project, config = find_project(args.project), train_config(args)
+    compute = config.training.compute or project.settings.compute
     if compute.uses_ray and (args.nproc > 1 or distributed.from_env().active):
         raise UsageError("--engine ray extracts the features on a Ray cluster; --nproc trains in several "
                          "processes here: use one of them (or --engine local with --nproc)")
     if args.nproc > 1 and not distributed.from_env().active:
         return distributed.launch(args.nproc, _without_nproc(sys.argv[1:]))
-    project = find_project(args.project)
     try:
         result = train(project, config)
     except KeyboardInterrupt:
