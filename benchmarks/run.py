@@ -100,11 +100,8 @@ class Bench:
 
     def _make_met_project(self):
         try:
-            from muses.collection.images import generate_images
-            from muses.collection.importers import import_records
-            from muses.collection.store import Store
+            import muses
             from muses.settings import Project, init_project
-            from muses.datasets.registry import load_exporter
         except ImportError as exc:
             raise Unavailable(f"{exc.name} is not built yet") from exc
         if not (MET_SAMPLE / "records.jsonl").is_file():
@@ -113,12 +110,10 @@ class Bench:
         init_project(root)
         shutil.copy(DEFINITIONS, root / "definitions.toml")
         project = Project.load(root)
-        store = Store.for_project(project)
         self.log("  met project: import, generate-images, export")
-        import_records(store, MET_SAMPLE / "records.jsonl", preset="met-scrapi")
-        generate_images(project, store=store, workers=0)
-        exporter = load_exporter("naive")(seed=self.settings.seed, max_images=self.settings.max_images, progress=False)
-        exporter.export(project)
+        muses.import_collection(project, muses.ImportConfig(MET_SAMPLE / "records.jsonl", preset="met-scrapi"))
+        muses.check_photos(project, muses.CheckPhotosConfig(workers=0))
+        muses.export_dataset(project, muses.ExportConfig(seed=self.settings.seed, max_images=self.settings.max_images))
         return project
 
     def lite0_model(self) -> Path:
@@ -210,7 +205,7 @@ def section_train(b: Bench) -> list[Row]:
     b.log(f"  train-model: {transfer} transfer + {fine} fine-tune epochs at {s.image_size} px")
     run = run_child(args)
     _check_child(run, "muses train-model")
-    f1, ece, n_test = _test_scores(project.models_dir / "bench.safetensors", project.datasets_dir / "naive")
+    f1, ece, n_test = _test_scores(project, project.models_dir / "bench.safetensors", b.workdir / "evaluation")
     full = (transfer, fine) == (30, 20) and s.image_size == 224
     return [
         Row(f"time to a trained model: muses (Lite0, {s.image_size} px, {transfer}+{fine} epochs)", f"{run.seconds:.0f} s",
@@ -225,20 +220,13 @@ def section_train(b: Bench) -> list[Row]:
     ]
 
 
-def _test_scores(model: Path, dataset: Path) -> tuple[float, float, int]:
-    """Macro-F1 and expected calibration error of ``model`` on the dataset's test split."""
-    import numpy as np
-    from sklearn.metrics import f1_score
+def _test_scores(project, model: Path, out: Path) -> tuple[float, float, int]:
+    """Macro-F1 and expected calibration error of ``model`` on the dataset's test split, as
+    `muses evaluate` measures them."""
+    import muses
 
-    from muses.analysis.calibration import expected_calibration_error
-    from muses.model.classifier import Classifier
-    from muses.datasets.folder import read_dataset
-
-    test = read_dataset(dataset).split("test")
-    probs = Classifier.load(model, device="cpu").predict_new([t.path for t in test])
-    y = np.array([t.label for t in test])
-    f1 = float(f1_score(y, probs.argmax(1), average="macro", zero_division=0))
-    return f1, expected_calibration_error(probs, y), len(test)
+    plain = muses.evaluate(project, muses.EvaluateConfig(model=model, out=out)).plain
+    return plain.macro_f1, plain.ece, plain.n
 
 
 def section_original(b: Bench) -> list[Row]:
@@ -297,9 +285,9 @@ def section_original(b: Bench) -> list[Row]:
 
 
 def _epochs(s: Settings) -> tuple[int, int]:
-    from muses.model.training import default_phases
+    from muses import TrainCfg
 
-    transfer, *fine = default_phases(s.epochs)
+    transfer, *fine = TrainCfg(epochs=s.epochs).phases()
     return transfer.epochs, sum(p.epochs for p in fine)
 
 
@@ -378,7 +366,7 @@ def _ml_copies_row(b: Bench, onnx_clf, n: int) -> Row:
 def section_classify_command(b: Bench) -> list[Row]:
     """`muses classify` itself over the Met project: store reads and writes included."""
     try:
-        from muses.classify import classify_collection
+        import muses
     except ImportError as exc:
         raise Unavailable(f"{exc.name} is not built yet") from exc
     from muses.model.onnx import is_current
@@ -392,11 +380,13 @@ def section_classify_command(b: Bench) -> list[Row]:
     for runtime in ("onnx", "torch"):
         b.log(f"  muses classify --runtime {runtime}")
         start = time.perf_counter()
-        report = classify_collection(project, model_path=model, runtime=runtime, update_existing=True)
+        config = muses.ClassifyConfig(model=model, runtime=runtime, update_existing=True)
+        report = muses.classify_collection(project, config, progress=False).report
         seconds = time.perf_counter() - start
         rows.append(Row(f"muses classify, {runtime} ({len(report.classified)} Met items, ML-size copies)",
                         _rate(len(report.classified), seconds, "items"),
-                        note="classify_collection: store reads, decoding, model, one transaction per batch"))
+                        note="the classify action: model loading, store reads, decoding, model, one "
+                             "transaction per batch"))
     return rows
 
 
@@ -439,18 +429,16 @@ def _write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 def _fresh_project(b: Bench, name: str):
-    from muses.collection.store import Store
     from muses.settings import Project, init_project
 
     root = b.workdir / name
     init_project(root)
-    project = Project.load(root)
-    return project, Store.for_project(project)
+    return Project.load(root)
 
 
 def section_import(b: Bench) -> list[Row]:
     try:
-        from muses.collection.importers import import_records
+        import muses
     except ImportError as exc:
         raise Unavailable(f"{exc.name} is not built yet") from exc
     n = b.settings.import_records
@@ -462,11 +450,12 @@ def section_import(b: Bench) -> list[Row]:
         record["image"] = str(MET_SAMPLE / record["image"])
         records.append(record)
     path = _write_jsonl(b.workdir / "import.jsonl", records)
-    project, store = _fresh_project(b, "import-project")
+    project = _fresh_project(b, "import-project")
     b.log(f"  import: {n:,} records")
-    seconds = timed(lambda: import_records(store, path, preset="met-scrapi", roots=[MET_SAMPLE]))
+    config = muses.ImportConfig(path, preset="met-scrapi", image_roots=(MET_SAMPLE,))
+    seconds = timed(lambda: muses.import_collection(project, config))
     return [Row(f"import ({n:,} Met records, JSONL, SQLite)", _rate(n, seconds, "records"),
-                note="the Met sample replicated under new ids, through the real importer")]
+                note="the Met sample replicated under new ids, through the import action (report file included)")]
 
 
 def _large_jpegs(b: Bench) -> list[Path]:
@@ -494,8 +483,7 @@ def _large_jpegs(b: Bench) -> list[Path]:
 
 def section_generate_images(b: Bench) -> list[Row]:
     try:
-        from muses.collection.images import generate_images
-        from muses.collection.importers import import_records
+        import muses
     except ImportError as exc:
         raise Unavailable(f"{exc.name} is not built yet") from exc
     from PIL import Image
@@ -506,9 +494,9 @@ def section_generate_images(b: Bench) -> list[Row]:
     b.log(f"  generate-images: making {s.large_jpegs} JPEGs of {s.large_side} px")
     paths = b.once("large JPEGs", lambda: _large_jpegs(b))
     records = [{"id": f"large-{i}", "title": "Test photo", "image": str(p)} for i, p in enumerate(paths)]
-    project, store = _fresh_project(b, "large-project")
-    import_records(store, _write_jsonl(b.workdir / "large.jsonl", records), format="jsonl")
-    report = generate_images(project, store=store, workers=0)
+    project = _fresh_project(b, "large-project")
+    muses.import_collection(project, muses.ImportConfig(_write_jsonl(b.workdir / "large.jsonl", records), format="jsonl"))
+    report = muses.check_photos(project, muses.CheckPhotosConfig(workers=0)).report
     if report.processed != len(paths):
         raise Unavailable(f"generate-images processed {report.processed} of {len(paths)} images")
     max_side = project.settings.images.max_side
@@ -572,14 +560,14 @@ def section_web_load(b: Bench) -> list[Row]:
     so filters, sorts and similar objects have the model's answers to work with."""
     from benchmarks.web_load import meets_target
     from benchmarks.web_load import run as run_web_load
-    from muses.classify import classify_collection
+    import muses
     from muses.collection.store import Store
 
     requests = 2000 if b.settings.epochs >= 10 else 100  # tiny settings: the harness check only
     project = b.met_project()
     if not Store.for_project(project).stats()["items_classified"]:
         b.log("  web load: classify the Met project first")
-        classify_collection(project, model_path=b.lite0_model())
+        muses.classify_collection(project, muses.ClassifyConfig(model=b.lite0_model()), progress=False)
     results = run_web_load(project.root, mixes=["browse", "item", "similar", "mixed"], requests=requests,
                            concurrency=50, log=b.log)
     what = {"similar": "similar objects (/api/similar)", "mixed": "mixed requests"}

@@ -62,23 +62,23 @@ def precision(query_label: str, result_ids: list[str], labels: dict[str, str]) -
 
 
 def run(model: Path, sample: Path, not_in: Path | None) -> dict:
-    from muses.classify import classify_collection
-    from muses.collection.store import Store
-    from muses.embeddings import Embeddings
-    from muses.labeling.definitions import load_definitions
+    import dataclasses
+
+    import muses
+    from muses.actions import open_parts, open_predictor
     from muses.labeling.matching import label_records, record_fields
     from muses.imaging import open_image
-    from muses.model.loading import load_model
-    from muses.search import open_engine
-    from muses.search.similar import open_visual, similar_to_image, similar_to_items
 
     with tempfile.TemporaryDirectory() as tmp:
         project = build_project(Path(tmp) / "proj", sample)
         start = time.monotonic()
-        classify_collection(project, model_path=model)
+        muses.classify_collection(project, muses.ClassifyConfig(model=model), progress=False)
         classify_s = time.monotonic() - start
-        store = Store.for_project(project)
-        definitions = load_definitions(project.definitions_path)
+        # the product's search (the similar-objects action) with everything opened once, as the web app
+        # keeps it; "keyword" is the same search without the embeddings, "visual" the embeddings alone
+        parts = dataclasses.replace(open_parts(project), predictor=open_predictor(project, model))
+        by_words = dataclasses.replace(parts, visual=None)
+        store, definitions, visual, clf = parts.store, parts.definitions, parts.visual, parts.predictor
         items = {i.id: i for i in store.items()}
         labels = {lab.item_id: lab.cls for lab in label_records([record_fields(i) for i in items.values()], definitions)
                   if lab.cls}
@@ -86,8 +86,6 @@ def run(model: Path, sample: Path, not_in: Path | None) -> dict:
         if not_in is not None:
             trained = {str(json.loads(line)["id"]) for line in (not_in / "records.jsonl").read_text().splitlines()}
         queries = sorted(labels)
-        engine, visual = open_engine(store), open_visual(Embeddings.for_project(project, store))
-        clf = load_model(model)
         scores: dict[str, dict[str, list[float]]] = {
             f"{mode}, {subset}": {"visual": [], "keyword": [], "blended": []}
             for mode in ("photo", "item") for subset in ("all", "unseen")}
@@ -96,26 +94,26 @@ def run(model: Path, sample: Path, not_in: Path | None) -> dict:
         for item_id in queries:
             item = items[item_id]
             photo = open_image(project.path(item.images[0].stored_path))
-            probs, feats = clf.predict_pil([photo]), clf.extract_features([photo])
+            feats = clf.extract_features([photo])
+            like_photo = muses.SimilarConfig(limit=ask + 1)
             t = time.monotonic()
             ways = {
                 "visual": [i for i, _ in visual.neighbours(feats, ask, frozenset({item_id}))],
-                "keyword": [h.item_id for h in similar_to_image(probs, clf.class_names, engine, definitions=definitions,
-                                                                 limit=ask + 1).hits if h.item_id != item_id],
-                "blended": [h.item_id for h in similar_to_image(probs, clf.class_names, engine, definitions=definitions,
-                                                                 limit=ask + 1, features=feats, visual=visual).hits
-                            if h.item_id != item_id],
+                "keyword": [h.item_id for h in muses.similar_objects(project, like_photo, photos=[photo],
+                                                                     parts=by_words).hits if h.item_id != item_id],
+                "blended": [h.item_id for h in muses.similar_objects(project, like_photo, photos=[photo],
+                                                                     parts=parts).hits if h.item_id != item_id],
             }
             timings.append(time.monotonic() - t)
             subsets = ("all", "unseen") if item_id not in trained else ("all",)
             for way, ids in ways.items():
                 for subset in subsets:
                     scores[f"photo, {subset}"][way].append(precision(labels[item_id], ids, labels))
+            like_item = muses.SimilarConfig(ids=(item_id,), limit=ask)
             ways = {
                 "visual": [i for i, _ in visual.neighbours(visual.item_vector([item_id]), ask, frozenset({item_id}))],
-                "keyword": [h.item_id for h in similar_to_items([item], engine, definitions=definitions, limit=ask)],
-                "blended": [h.item_id for h in similar_to_items([item], engine, definitions=definitions, limit=ask,
-                                                                visual=visual)],
+                "keyword": [h.item_id for h in muses.similar_objects(project, like_item, parts=by_words).hits],
+                "blended": [h.item_id for h in muses.similar_objects(project, like_item, parts=parts).hits],
             }
             for way, ids in ways.items():
                 for subset in subsets:

@@ -39,7 +39,7 @@ def shapes_dataset(tmp_path_factory) -> Path:
 def tiny_model_path(tmp_path_factory, shapes_dataset) -> Path:
     """A small real model (Lite0, ImageNet weights, 64 px, head trained on the shapes dataset)
     for tests that need one; returns the path of its .safetensors (the .json sits beside it)."""
-    from muses.model.loading import setup_classifier
+    from muses.naive_classification.helpers import setup_classifier
 
     root = tmp_path_factory.mktemp("tiny_model")
     clf = setup_classifier(64, mode="train", dataset=shapes_dataset, project=root, seed=0, views=2,

@@ -11,7 +11,7 @@ from muses.cli import main
 from test_imaging import png_header_only
 from muses.model.backbones import create_backbone
 from muses.model.training import Phase
-from muses.model.loading import setup_classifier
+from muses.naive_classification.helpers import setup_classifier
 
 FAST = ["--image-size", "64", "--views", "2", "--workers", "0"]
 

@@ -130,7 +130,7 @@ def test_generate_images_engine_ray_without_ray_says_what_to_install(corpus_proj
 
 def _train(root, dataset, compute=None):
     """A short run of both phases (transfer, then fine-tuning the last block) from one seed."""
-    from muses.model.loading import setup_classifier
+    from muses.naive_classification.helpers import setup_classifier
     from muses.model.training import default_phases
 
     root.mkdir()

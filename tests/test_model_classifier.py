@@ -13,7 +13,8 @@ from muses.model import features
 from muses.datasets.folder import DatasetError, read_dataset
 from muses.errors import MusesError
 from muses.imaging import open_image
-from muses.model.loading import load_model, predict_image_path_dict, predict_items, setup_classifier
+from muses.model.loading import load_model
+from muses.naive_classification.helpers import predict_image_path_dict, predict_items, setup_classifier
 from muses.model.predictor import resolve_device
 from muses.model.training import Phase, TrainingError
 from muses.model.views import DETERMINISTIC, AugmentCfg, ViewDataset

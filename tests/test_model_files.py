@@ -15,8 +15,11 @@ from muses.model.classifier import Classifier
 from muses.imaging import open_image
 from muses.model.training import Phase
 from muses.datasets.folder import read_dataset
-from muses.model.loading import DefinitionsMismatchWarning, load_model, setup_classifier
+from muses.model.loading import DefinitionsMismatchWarning, load_model
+from muses.naive_classification import helpers
+from muses.naive_classification.helpers import setup_classifier
 from muses.model.files import ModelCfg, ModelFileError, read_model
+from muses.errors import MusesError
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +81,10 @@ def test_default_model_path_comes_from_muses_toml(fine_tuned, project):
     (project.root / "models").mkdir()
     for suffix in (".safetensors", ".json"):
         shutil.copy(path.with_suffix(suffix), project.root / "models" / f"naive{suffix}")
-    with pytest.warns(DefinitionsMismatchWarning):
-        assert load_model().class_names == ["circle", "square", "triangle"]  # $MUSES_PROJECT's models/naive
+    with pytest.warns(DefinitionsMismatchWarning):  # the original's name finds the project itself
+        assert helpers.load_model().class_names == ["circle", "square", "triangle"]  # $MUSES_PROJECT's models/naive
+    with pytest.raises(MusesError, match="path, or the project"):
+        load_model()  # the library's needs to be told
 
 
 def test_missing_or_broken_files_say_what_to_do(fine_tuned, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from safetensors.torch import save_file
 
 from muses.errors import RunFailed
-from muses.model.loading import setup_classifier
+from muses.naive_classification.helpers import setup_classifier
 from muses.model.training import Phase, TrainingError, default_phases
 
 

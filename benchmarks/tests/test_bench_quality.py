@@ -1,5 +1,6 @@
 """benchmarks/quality.py on made-up features: the folds, the 'other' cap, the measures and the table."""
 import numpy as np
+import pytest
 
 from benchmarks import quality as q
 from muses.labeling.matching import LABELED, UNLABELED
@@ -55,3 +56,26 @@ def test_table_takes_rows_from_other_benchmarks(tmp_path):
     text = out.read_text()
     assert "| plain | 0.900 | 0.800 | 0.050 | 0.100 | 0.020 |" in text
     assert "| similarity precision@10 (visual) | - | - | - | - | - | 0.83 |" in text and "machine" in text
+
+
+@pytest.mark.slow
+def test_the_product_row_trains_each_fold_with_the_train_action(tmp_path):
+    from muses.testing.datasets import make_shapes_dataset
+
+    from muses.settings import Project, Settings, TrainingSettings
+
+    folder = make_shapes_dataset(tmp_path / "photos", per_class=8, classes=("circle", "square", "triangle", "odd"))
+    paths = sorted((folder / "images").glob("*.png"))
+    items = np.array([p.stem for p in paths])
+    status = {i: UNLABELED if i.startswith("odd") else LABELED for i in items}
+    label = {i: i.split("_")[0] for i in items if status[i] == LABELED}
+    project = Project(tmp_path / "proj", Settings(training=TrainingSettings(image_size=64)))
+    data = q.Data(np.zeros((len(items), 1, 1), np.float32), items, status, label, ["circle", "square", "triangle"],
+                  np.array([str(p) for p in paths]), project)
+    checked = {"circle_000": "circle", "odd_001": "none"}
+    row = q.measure_product(data, 2, 0, checked, epochs=3, workdir=tmp_path / "work")
+    assert sorted(p.name for p in project.models_dir.glob("*.safetensors")) == ["quality-fold0.safetensors",
+                                                                                 "quality-fold1.safetensors"]
+    assert 0 <= row.macro_f1 <= 1 and 0 <= row.ece <= 1 and row.checked_accuracy in (0.0, 0.5, 1.0)
+    manifest = (tmp_path / "work" / "fold0" / "manifest.csv").read_text()
+    assert ",other," in manifest and ",test," in manifest  # the product's recipe: an "other" class

@@ -1,4 +1,5 @@
-"""The ``muses`` command. Thin: each sub-command parses its flags and calls the library.
+"""The ``muses`` command. Thin: each sub-command parses its flags into a config, calls one action
+of :mod:`muses.actions` and prints its result.
 
 Sub-commands live in one module per area (``muses.cli.<area>``), each with a
 ``register(subparsers)`` function, so that the parser is assembled here in data-flow order.
@@ -6,8 +7,10 @@ Sub-commands live in one module per area (``muses.cli.<area>``), each with a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
+from typing import Any, TypeVar
 
 from muses import __version__, progress
 from muses.errors import MusesError
@@ -16,6 +19,7 @@ from muses.errors import MusesError
 AREAS = ["project", "db", "collection", "naive", "model", "speed", "evaluate", "classify", "web", "decisions"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+Config = TypeVar("Config")
 
 
 class UsageError(MusesError):
@@ -83,6 +87,26 @@ def positive(kind=int):
         return value
 
     return parse
+
+
+def default_of(config: type, name: str) -> Any:
+    """The default of a config dataclass's field, for --help: the dataclass is the one place a
+    default is written, so a flag's help never states another."""
+    f = next(f for f in dataclasses.fields(config) if f.name == name)
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def config_from(base: Config, args: argparse.Namespace) -> Config:
+    """``base`` with each field whose flag was given replaced (flags default to None, so an
+    absent flag keeps the config's default); nested config dataclasses likewise."""
+    changes = {}
+    for f in dataclasses.fields(base):
+        given, value = getattr(args, f.name, None), getattr(base, f.name)
+        if given is not None:
+            changes[f.name] = tuple(given) if isinstance(given, list) else given
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[f.name] = config_from(value, args)
+    return dataclasses.replace(base, **changes)
 
 
 def format_table(headers: list[str], rows: list[list]) -> str:

@@ -1,12 +1,17 @@
 """`muses classify`, `muses similar` and `muses map`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from muses.cli import UsageError, command_parser, format_table, positive
+from muses.actions import (
+    ClassifyConfig, MapConfig, SimilarConfig, classify_collection, map_collection, similar_objects,
+)
+from muses.cli import UsageError, command_parser, config_from, default_of, format_table, positive
 from muses.cli.engines import add_compute_args, compute_from_args
+from muses.model import RUNTIMES
 from muses.settings import find_project
 
 CLASSIFY_EXAMPLES = """\
@@ -38,16 +43,16 @@ LISTED = 20  # ids printed per list; the report file holds them all
 
 
 def register(subparsers) -> None:
-    from muses.model import RUNTIMES
-
+    c = ClassifyConfig  # the defaults shown are read from the configs, never written here
     p = command_parser(subparsers, "classify", help="store the model's top classes on every item of the collection",
                        examples=CLASSIFY_EXAMPLES)
-    p.add_argument("--update-existing", action="store_true", help="classify items that already have a classification too")
-    p.add_argument("--batch-size", type=positive(), default=32, help="photos per batch and commit (default 32)")
-    p.add_argument("--runtime", choices=RUNTIMES, default="auto", help="inference runtime (default auto)")
-    p.add_argument("--top-k", type=positive(), default=5, help="classes stored per item (default 5)")
+    p.add_argument("--update-existing", action="store_true", default=None,
+                   help="classify items that already have a classification too")
+    p.add_argument("--batch-size", type=positive(), help=f"photos per batch and commit (default {default_of(c, 'batch_size')})")
+    p.add_argument("--runtime", choices=RUNTIMES, help=f"inference runtime (default {default_of(c, 'runtime')})")
+    p.add_argument("--top-k", type=positive(), help=f"classes stored per item (default {default_of(c, 'top_k')})")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
-    p.add_argument("--no-embeddings", action="store_true",
+    p.add_argument("--no-embeddings", dest="embed", action="store_false", default=None,
                    help="do not store the photos' embeddings (similar objects then go by the catalog's words only)")
     add_compute_args(p)
     p.set_defaults(func=run_classify)
@@ -57,16 +62,17 @@ def register(subparsers) -> None:
     p.add_argument("images", nargs="*", type=Path, metavar="IMG", help="photos of one object")
     p.add_argument("--ids", nargs="+", metavar="ID", help="item ids: more objects like these")
     p.add_argument("--item", metavar="ID", help="an item id: more objects like this one")
-    p.add_argument("--limit", type=positive(), default=20, help="results (default 20)")
+    p.add_argument("--limit", type=positive(), help=f"results (default {default_of(SimilarConfig, 'limit')})")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run_similar)
 
     p = command_parser(subparsers, "map", help="lay out the collection by how its objects look, for the web page /map",
                        examples=MAP_EXAMPLES)
-    p.add_argument("--method", choices=("auto", "umap", "pca"), default="auto",
-                   help="layout: umap (objects that look alike close together), pca (fast, rough); default auto")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the layout (default 0)")
+    p.add_argument("--method", choices=("auto", "umap", "pca"),
+                   help="layout: umap (objects that look alike close together), pca (fast, rough); default "
+                        f"{default_of(MapConfig, 'method')}")
+    p.add_argument("--seed", type=int, help=f"random seed of the layout (default {default_of(MapConfig, 'seed')})")
     p.set_defaults(func=run_map)
 
 
@@ -76,21 +82,13 @@ def _ids(label: str, ids: list[str]) -> None:
         print(f"{label}: {', '.join(ids[:LISTED])}{more}")
 
 
-def run_classify(args) -> int:
-    from muses.classify import REPORT_NAME, classify_collection
-    from muses.cli.model import load_for_command
-    from muses.compute import require_ray
+def classify_config(args) -> ClassifyConfig:
+    return dataclasses.replace(config_from(ClassifyConfig(), args), compute=compute_from_args(args))
 
-    project = find_project(args.project)
-    compute = compute_from_args(args)
-    if compute.uses_ray:
-        require_ray()  # before loading the model: say what to install first
-    load_for_command(project, args.model, args.runtime)  # fail fast, once, with the warnings shown
-    report = classify_collection(
-        project, model_path=args.model, runtime=args.runtime, batch_size=args.batch_size, top_k=args.top_k,
-        update_existing=args.update_existing, progress=True, embed=not args.no_embeddings, compute=compute,
-    )
-    out = report.write(project.root / REPORT_NAME)
+
+def run_classify(args) -> int:
+    result = classify_collection(find_project(args.project), classify_config(args))
+    report = result.report
     _ids("no usable photo (check `muses items --problems`; truncated photos must be replaced: download again "
          "or photograph the object again)", report.without_images)
     _ids("every image unreadable", sorted(report.failed))
@@ -100,61 +98,38 @@ def run_classify(args) -> int:
         ["no usable image", len(report.without_images)],
         ["images unreadable", len(report.failed)],
     ]))
-    print(f"model {report.model}; report: {out}")
+    print(f"model {report.model}; report: {result.report_path}")
     print("next: `muses map` to lay out the collection by look, then `muses serve`")
     return 0  # items left out are listed above and in the report, not failures of the run
 
 
-def run_similar(args) -> int:
-    from muses.cli.model import load_for_command
-    from muses.collection.store import Store
-    from muses.labeling.definitions import load_definitions
-    from muses.imaging import open_image
-    from muses.search import open_engine
-    from muses.embeddings import Embeddings
-    from muses.search.similar import open_visual, similar_to_image, similar_to_items
-
+def similar_config(args) -> SimilarConfig:
     ids = ([args.item] if args.item else []) + (args.ids or [])
     if bool(args.images) == bool(ids):
         raise UsageError("give photos (IMG ...) or --item ID / --ids ID ..., not both and not neither")
-    project = find_project(args.project)
-    store = Store.for_project(project)
-    engine = open_engine(store)
-    visual = open_visual(Embeddings.for_project(project, store))
-    definitions = load_definitions(project.definitions_path) if project.definitions_path.is_file() else None
-    classes = []
-    if ids:
-        items = list(store.items(ids))
-        missing = sorted(set(ids) - {i.id for i in items})
-        if missing:
-            raise UsageError(f"no item with id {', '.join(missing)} in the store; `muses items` lists them")
-        hits = similar_to_items(items, engine, definitions=definitions, limit=args.limit, visual=visual)
-    else:
-        clf = load_for_command(project, args.model)
-        if visual and not visual.made_by(clf.features_key):
-            print(f"the stored embeddings come from another model than {clf.name}: similar objects by the catalog "
-                  "only; `muses classify --update-existing` with this model stores its embeddings", file=sys.stderr)
-            visual = None
-        photos = [open_image(p) for p in args.images]  # photos of one object: all of them or no answer
-        result = similar_to_image(clf.predict_pil(photos), clf.class_names, engine, definitions=definitions,
-                                  limit=args.limit, features=clf.extract_features(photos) if visual else None,
-                                  visual=visual)
-        classes, hits = result.classes[:5], result.hits
-    titles = {i.id: i.title for i in store.items([h.item_id for h in hits])}
+    return dataclasses.replace(config_from(SimilarConfig(), args), ids=tuple(ids))
+
+
+def run_similar(args) -> int:
+    result = similar_objects(find_project(args.project), similar_config(args))
+    for text in result.notes:
+        print(text, file=sys.stderr)
+    classes, hits = result.classes[:5], result.hits
+    titles = {item_id: item.title for item_id, item in result.items.items()}
     if args.json:
         print(json.dumps({
-            "classes": [{"name": n, "probability": p} for n, p in classes],
+            "classes": [{"name": c.name, "probability": c.probability} for c in classes],
             "similar": [{"item_id": h.item_id, "title": titles.get(h.item_id, ""), "score": round(h.score, 4),
                          "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4),
                          "matched": list(h.matched), "why": h.why} for h in hits],
         }, indent=2, ensure_ascii=False))
         return 0
     if classes:
-        print(format_table(["class", "probability"], [[n, f"{p:.3f}"] for n, p in classes]))
+        print(format_table(["class", "probability"], [[c.name, f"{c.probability:.3f}"] for c in classes]))
         print()
     print(format_table(["object", "title", "why"], [[h.item_id, titles.get(h.item_id, "")[:50], h.why] for h in hits]))
     print(f"{len(hits)} similar objects")
-    if visual is None:
+    if not result.by_look:
         print("found by the catalog's words only: run `muses classify` to store the photos' embeddings, "
               "and similar objects will be those that look alike")
     else:
@@ -163,11 +138,9 @@ def run_similar(args) -> int:
 
 
 def run_map(args) -> int:
-    from muses.collection_map import build_map
-
     project = find_project(args.project)
     print("laying out the collection (UMAP needs about half a minute to start)…", flush=True)
-    report = build_map(project, method=args.method, seed=args.seed)
+    report = map_collection(project, config_from(MapConfig(), args))
     print(f"{report.count} objects placed by {report.method} in {report.seconds:.1f} s: {report.path}")
     print("next: `muses serve` and open /map (click a dot to open the object)")
     return 0

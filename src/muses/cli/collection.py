@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from muses.cli import UsageError, command_parser, format_table, positive
+from muses.actions import CheckPhotosConfig, ImportConfig, check_photos, import_collection
+from muses.cli import UsageError, command_parser, config_from, default_of, format_table, positive
 from muses.progress import follow, progress_bar
 from muses.cli.engines import add_compute_args, compute_from_args
 from muses.settings import find_project
@@ -62,7 +64,7 @@ def register(subparsers) -> None:
                        examples=IMPORT_EXAMPLES)
     p.add_argument("file", type=Path, help="the export file")
     p.add_argument("--format", choices=available_formats(), help="file format (default: from the extension)")
-    p.add_argument("--map", action="append", default=[], metavar="OURS=THEIRS",
+    p.add_argument("--map", dest="mapping", action="append", metavar="OURS=THEIRS",
                    help="take our field from the export's key THEIRS (repeatable)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a known export's field mapping")
     p.add_argument("--source", metavar="NAME", help="source name stored on each item (default: the file name)")
@@ -70,21 +72,22 @@ def register(subparsers) -> None:
                    help="the file's text encoding, e.g. cp1252 or latin-1 (default: UTF-8 if the whole file is, else cp1252)")
     p.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
                    help="what separates a CSV file's cells: , ; | or tab (default: found out from the file)")
-    p.add_argument("--split", action="append", default=[], metavar='FIELD="SEP"',
+    p.add_argument("--split", dest="splits", action="append", metavar='FIELD="SEP"',
                    help='cut cells of object_type or image into several values at SEP, e.g. object_type=", " (repeatable)')
-    p.add_argument("--batch-size", type=positive(), default=500, metavar="N", help="records per transaction (default 500)")
-    p.add_argument("--image-root", type=Path, action="append", default=[], metavar="DIR",
+    p.add_argument("--batch-size", type=positive(), metavar="N",
+                   help=f"records per transaction (default {default_of(ImportConfig, 'batch_size')})")
+    p.add_argument("--image-root", dest="image_roots", type=Path, action="append", metavar="DIR",
                    help="a folder image paths may point into, besides the file's own (repeatable)")
     p.set_defaults(func=run_import)
 
     p = command_parser(subparsers, "generate-images",
                        help="check every photo and make its small working copy (problem photos are listed and left out)",
                        examples=GENERATE_EXAMPLES)
-    p.add_argument("--force", action="store_true", help="check photos already done again")
+    p.add_argument("--force", action="store_true", default=None, help="check photos already done again")
     p.add_argument("--workers", type=int, metavar="N", help="processes; 0 = one per CPU core (default: muses.toml)")
     p.add_argument("--max-side", type=positive(), metavar="N", help="long side of the copies in pixels (default: muses.toml, 256)")
     add_compute_args(p)
-    p.add_argument("--allow-private-urls", action="store_true",
+    p.add_argument("--allow-private-urls", action="store_true", default=None,
                    help="also fetch photo URLs on loopback, link-local and private addresses")
     p.set_defaults(func=run_generate)
 
@@ -112,11 +115,6 @@ def _delimiter(text: str) -> str:
     return delimiter
 
 
-def _image_roots(args, project) -> list[Path]:
-    """--image-root folders (from the current folder) and [images] roots (from the project folder)."""
-    return [*args.image_root, *project.image_roots]
-
-
 def _print_notes(report) -> None:
     hidden = 0
     for notes, template in ((report.skipped, "  line {}: skipped, {}"), (report.refused_images, "  line {}: {}"),
@@ -126,17 +124,6 @@ def _print_notes(report) -> None:
         hidden += max(0, len(notes) - LISTED)
     if hidden:
         print(f"  ... {hidden} more lines: see import-report.json")
-
-
-def _import_failed(report) -> str:
-    """Why an import counts as failed (nothing, or under half of the records, imported), or ""."""
-    read = report.imported + len(report.skipped)
-    if report.imported == 0:
-        return f"nothing imported: all {read} records were skipped" if read else "the file holds no records"
-    if report.imported < read / 2:
-        return (f"only {report.imported} of {read} records imported (fewer than half); the rest were skipped: "
-                "check the field mapping (--map, --preset) and the skipped lines above")
-    return ""
 
 
 def _print_multi_valued(report) -> None:
@@ -154,48 +141,30 @@ def _how_read(report) -> str:
 
 
 def run_import(args) -> int:
-    from muses.collection.importers import build_mapping, import_records, parse_splits
-    from muses.collection.store import Store
-
     project = find_project(args.project)
-    mapping = build_mapping(args.preset, args.map)
-    splits = parse_splits(args.split)
-    store = Store.for_project(project)
     with progress_bar(desc="import", unit="lines") as bar:
-        report = import_records(store, args.file, format=args.format, mapping=mapping, source=args.source,
-                                encoding=args.encoding, delimiter=args.delimiter, splits=splits,
-                                batch_size=args.batch_size, roots=_image_roots(args, project), progress=follow(bar))
+        result = import_collection(project, config_from(ImportConfig(args.file), args), progress=follow(bar))
+    report = result.report
     print(_how_read(report))
     _print_notes(report)
     for ours, theirs in report.unmapped.items():
         print(f"  warning: no record has the key {theirs!r}, so {ours} is empty; --map {ours}=KEY takes it from another")
     _print_multi_valued(report)
-    out = project.root / "import-report.json"
-    out.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
     print(format_table(["records", "count"], [
         ["new", report.new], ["updated", report.updated], ["skipped (bad lines)", len(report.skipped)],
         ["duplicate ids in the file", len(report.duplicates)], ["photos added", report.images_added],
         ["photos refused (outside the image folders)", len(report.refused_images)],
     ]))
-    print(f"{report.imported} records imported; every skipped line and warning is in {out}")
+    print(f"{report.imported} records imported; every skipped line and warning is in {result.report_path}")
     if args.verbose:
         rate = report.imported / report.seconds if report.seconds else 0
         print(f"{report.seconds:.1f} s ({rate:,.0f} records/s); format {report.format}, "
               f"encoding {report.encoding}, delimiter {report.delimiter!r}, splits {report.splits}")
-    if failed := _import_failed(report):
-        print(f"muses import: {failed}", file=sys.stderr)
+    if result.failure:
+        print(f"muses import: {result.failure}", file=sys.stderr)
         return 1
     print("next: muses generate-images   (checks every photo and makes its working copy)")
     return 0
-
-
-def _problem_objects(project, report) -> list[tuple[str, str, str]]:
-    """(object number, photo, problem) of this run's problem photos, the first LISTED."""
-    from muses.collection.store import PROBLEM, Store
-
-    listed = [f for f in report.problem_files if f["status"] == PROBLEM][:LISTED]
-    owners = {im.original: im.item_id for im in Store.for_project(project).images([PROBLEM])}
-    return [(owners.get(f["original"], "?"), f["original"], f["problem"]) for f in listed]
 
 
 TRUNCATED_HINT = ("{n} photo(s) are truncated: the file stops part-way (an interrupted download or copy). Running "
@@ -203,19 +172,19 @@ TRUNCATED_HINT = ("{n} photo(s) are truncated: the file stops part-way (an inter
                   "the object again), then run muses generate-images.")
 
 
-def run_generate(args) -> int:
-    from muses.collection.images import generate_images
+def check_photos_config(args) -> CheckPhotosConfig:
+    return dataclasses.replace(config_from(CheckPhotosConfig(), args), compute=compute_from_args(args))
 
+
+def run_generate(args) -> int:
     project = find_project(args.project)
     with progress_bar(desc="generate-images", unit="photos") as bar:
-        report = generate_images(project, force=args.force, workers=args.workers, max_side=args.max_side,
-                                 allow_private_urls=args.allow_private_urls, progress=follow(bar),
-                                 compute=compute_from_args(args))
-    problems = _problem_objects(project, report)
+        result = check_photos(project, check_photos_config(args), progress=follow(bar))
+    report, problems = result.report, result.problems
     if problems:
         print("problem photos, by object number:")
-    for item_id, original, problem in problems:
-        print(f"  {item_id}: {problem}" + (f" ({original})" if args.verbose else ""))
+    for p in problems:
+        print(f"  {p.item_id}: {p.problem}" + (f" ({p.original})" if args.verbose else ""))
     if (unlisted := report.by_status.get("problem", 0) - len(problems)) > 0:
         print(f"  ... {unlisted} more")
     if report.problems.get("truncated"):

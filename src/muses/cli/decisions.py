@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from muses.cli import command_parser
-from muses.errors import RunFailed
+from muses.actions import DecisionsConfig, export_decisions
+from muses.cli import command_parser, config_from
 from muses.settings import find_project
 
 DECISIONS_EXAMPLES = """\
@@ -24,32 +24,23 @@ def register(subparsers) -> None:
     p = command_parser(subparsers, "decisions", help="export the reviewers' label decisions (made on the web page /review)",
                        examples=DECISIONS_EXAMPLES)
     p.add_argument("action", choices=["export"], help="export: write the decisions as CSV")
-    p.add_argument("--format", choices=["csv"], default="csv", help="file format (default csv)")
+    p.add_argument("--format", choices=["csv"], default="csv", help="file format (default csv, the only one)")
     p.add_argument("--since", metavar="DATE", help="only decisions made on or after DATE (YYYY-MM-DD, UTC)")
     p.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of the screen (stdout)")
     p.set_defaults(func=run_export)
 
 
 def run_export(args) -> int:
-    from muses.collection.decisions import current_decisions, export_csv, parse_since
-    from muses.collection.store import Store
-
-    since = parse_since(args.since) if args.since else None
-    project = find_project(args.project)
-    decisions = current_decisions(Store.for_project(project), since=since)
-    text = export_csv(decisions)
-    if not decisions:
-        print(f"no decisions{f' since {args.since}' if since else ''} yet: make them on the web "
+    result = export_decisions(find_project(args.project), config_from(DecisionsConfig(), args))
+    n = len(result.decisions)
+    if not n:
+        print(f"no decisions{f' since {args.since}' if args.since else ''} yet: make them on the web "
               "(`muses serve --allow-writes --reviewer NAME`, page /review)", file=sys.stderr)
     if args.out is None:
-        sys.stdout.write(text)
-        print(f"{len(decisions)} decision(s) written", file=sys.stderr)
+        sys.stdout.write(result.csv)
+        print(f"{n} decision(s) written", file=sys.stderr)
         return 0
-    try:
-        args.out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise RunFailed(f"cannot write {args.out}: {exc.strerror or exc}; choose another --out") from exc
-    print(f"wrote {len(decisions)} decision(s) to {args.out}")
+    print(f"wrote {n} decision(s) to {args.out}")
     print("next: import it into your collection management system; "
           "`muses export-classification-data` already uses the decisions")
     return 0

@@ -20,8 +20,11 @@ def add_compute_args(p: argparse.ArgumentParser) -> None:
                    help="Ray workers, one model each (default: muses.toml [compute] workers, else 2)")
 
 
-def compute_from_args(args: argparse.Namespace) -> ComputeSettings:
-    """The project's ``[compute]`` settings, each flag given on the command line overriding its key."""
-    base = find_project(getattr(args, "project", None)).settings.compute
+def compute_from_args(args: argparse.Namespace) -> ComputeSettings | None:
+    """The project's ``[compute]`` settings, each flag given on the command line overriding its
+    key; None when no flag is given (the actions then take muses.toml's table as it is)."""
     flags = {"engine": args.engine, "address": args.address, "workers": args.ray_workers}
-    return dataclasses.replace(base, **{key: value for key, value in flags.items() if value is not None})
+    given = {key: value for key, value in flags.items() if value is not None}
+    if not given:
+        return None
+    return dataclasses.replace(find_project(getattr(args, "project", None)).settings.compute, **given)

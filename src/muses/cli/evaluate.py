@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-from muses.cli import command_parser, format_table
+from muses.actions import EvaluateConfig, LabelIssuesConfig, evaluate, label_issues
+from muses.cli import command_parser, config_from, default_of, format_table
 from muses.cli.engines import add_compute_args, compute_from_args
 from muses.datasets.folder import SPLITS
 from muses.settings import find_project
@@ -58,28 +60,33 @@ def _probability(text: str) -> float:
 
 
 def register(subparsers) -> None:
+    e, li = EvaluateConfig, LabelIssuesConfig  # the defaults shown are read from the configs, never written here
     p = command_parser(subparsers, "evaluate", help="measure the model on a dataset split: metrics, confusion matrix, mistakes",
                        examples=EVALUATE_EXAMPLES)
     _common(p)
-    p.add_argument("--split", choices=SPLITS, default="test", help="dataset split (default test)")
+    p.add_argument("--split", choices=SPLITS, help=f"dataset split (default {default_of(e, 'split')})")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout, nothing else")
-    p.add_argument("--tta", action="store_true", help="also with test-time augmentation (photo, mirror, centre zoom averaged)")
+    p.add_argument("--tta", action="store_true", default=None,
+                   help="also with test-time augmentation (photo, mirror, centre zoom averaged)")
     p.add_argument("--gold", type=Path, metavar="FILE",
                    help="hand-checked CSV with columns id,class; or the word decisions: the reviewers' decisions (/review)")
-    p.add_argument("--top-k", metavar="N", type=_positive_int, default=50, help="mistakes shown in the gallery (default 50)")
-    p.add_argument("--batch-size", metavar="N", type=_positive_int, default=32, help="photos per batch (default 32)")
+    p.add_argument("--top-k", metavar="N", type=_positive_int,
+                   help=f"mistakes shown in the gallery (default {default_of(e, 'top_k')})")
+    p.add_argument("--batch-size", metavar="N", type=_positive_int, help=f"photos per batch (default {default_of(e, 'batch_size')})")
     p.set_defaults(func=run_evaluate)
 
     p = command_parser(subparsers, "label-issues", help="find records whose naive label looks wrong; suggest labels for unlabeled ones",
                        examples=LABEL_ISSUES_EXAMPLES)
     _common(p)
-    p.add_argument("--folds", metavar="K", type=_positive_int, default=5, help="cross-validation folds, >= 2 (default 5)")
-    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the fold assignment (default 0)")
-    p.add_argument("--threshold", metavar="P", type=_probability, default=0.9, help="least probability of a suggested label (default 0.9)")
-    p.add_argument("--gallery-size", metavar="N", type=_positive_int, default=200, help="records per HTML page; the CSVs hold all (default 200)")
-    p.add_argument("--features", choices=("auto", "model", "pretrained"), default="auto",
+    p.add_argument("--folds", metavar="K", type=_positive_int, help=f"cross-validation folds, >= 2 (default {default_of(li, 'folds')})")
+    p.add_argument("--seed", metavar="S", type=int, help=f"seed of the fold assignment (default {default_of(li, 'seed')})")
+    p.add_argument("--threshold", metavar="P", type=_probability,
+                   help=f"least probability of a suggested label (default {default_of(li, 'threshold')})")
+    p.add_argument("--gallery-size", metavar="N", type=_positive_int,
+                   help=f"records per HTML page; the CSVs hold all (default {default_of(li, 'gallery_size')})")
+    p.add_argument("--features", choices=("auto", "model", "pretrained"),
                    help="backbone weights for the features: the model's, or the pretrained ones it started from, "
-                        "which never saw a label; auto: pretrained for a fine-tuned model (default auto)")
+                        f"which never saw a label; auto: pretrained for a fine-tuned model (default {default_of(li, 'features')})")
     add_compute_args(p)
     p.set_defaults(func=run_label_issues)
 
@@ -91,53 +98,18 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="output folder, relative to the project folder (default: the project's plots folder)")
 
 
-def _load(project, args):
-    """(model, dataset, output folder) of the flags; the model's warnings go to stderr (stdout may be JSON)."""
-    from muses.cli.model import load_for_command
-    from muses.datasets.folder import read_dataset
-
-    clf = load_for_command(project, args.model)
-    dataset = read_dataset(args.dataset or project.datasets_dir / "naive")
-    return clf, dataset, project.path(args.out) if args.out else project.plots_dir
-
-
 def _print_skipped(skipped) -> None:
     for image, why in skipped:
         print(f"skipped {image}: {why}")
 
 
-def _gold(project, spec: Path) -> dict[str, str]:
-    """Hand-checked labels: the reviewers' decisions (``--gold decisions``) or an id,class CSV."""
-    from muses.collection.decisions import GOLD_DECISIONS, reviewed_classes
-    from muses.collection.store import Store
-    from muses.labeling.report import load_gold
-
-    return reviewed_classes(Store.for_project(project)) if str(spec) == GOLD_DECISIONS else load_gold(spec)
-
-
 def run_evaluate(args) -> int:
-    from muses.collection.store import Store
-    from muses.analysis import metrics as ev
-    from muses.analysis.reports import catalog_fields, write_evaluation, write_evaluation_report
-
-    project = find_project(args.project)
-    clf, dataset, out_dir = _load(project, args)
-    gold = _gold(project, args.gold) if args.gold else None
-    preds = ev.predict_split(clf, dataset, args.split, tta=args.tta, batch_size=args.batch_size)
-    names = clf.class_names
-    plain = ev.evaluate_predictions(preds.labels, preds.probs, names)
-    tta = ev.evaluate_predictions(preds.labels, preds.probs_tta, names) if args.tta else None
-    catalog = catalog_fields(Store.for_project(project), {s.item_id for s in preds.samples})
-    prefix = f"{clf.name}_{args.split}"
-    files = write_evaluation(out_dir, prefix, preds, plain, names, catalog, top_k=args.top_k)
-    agreement = ev.gold_agreement(ev.item_classes(preds, names), gold, names) if gold is not None else None
-    report = write_evaluation_report(out_dir / f"{prefix}_evaluation.json", model=clf.name, dataset=dataset,
-                                     split=args.split, plain=plain, tta=tta, agreement=agreement,
-                                     skipped=preds.skipped, files=files)
+    result = evaluate(find_project(args.project), config_from(EvaluateConfig(), args))
+    report, plain, tta, agreement = result.report, result.plain, result.tta, result.agreement
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
-    _print_skipped(preds.skipped)
+    _print_skipped(result.skipped)
     _print_metrics(plain, tta)
     pairs = report["most_confused"][:SHOWN]
     if pairs:
@@ -178,46 +150,16 @@ def _print_gold(agreement) -> None:
         print(f"gold class {cls!r} of item {item_id} is not one of the model's classes")
 
 
-def _review_features(project, args):
-    """(feature extractor, dataset, output folder, file prefix): the model's (see --features),
-    or, before any model is trained, the default pretrained backbone's."""
-    from muses.analysis.label_issues import backbone_extractor, feature_extractor
-    from muses.datasets.folder import read_dataset
-    from muses.model.files import paths as model_paths
-
-    if args.model is None and not model_paths(project.model_path)[0].is_file():
-        dataset = read_dataset(args.dataset or project.datasets_dir / "naive")
-        training = project.settings.training
-        extractor = backbone_extractor(training.backbone, training.image_size, dataset.classes)
-        print(f"no model trained yet: reviewing with the photos' features from the pretrained {training.backbone} "
-              "(train later with `muses train-model`)")
-        return extractor, dataset, project.path(args.out) if args.out else project.plots_dir, extractor.name
-    clf, dataset, out_dir = _load(project, args)
-    if args.features == "model" and clf.cfg.unfrozen_blocks:
-        print(f"note: {clf.name} was fine-tuned, so its features have seen the training labels and may "
-              "hide their mistakes; the default --features auto avoids that")
-    return feature_extractor(clf, args.features), dataset, out_dir, clf.name
+def label_issues_config(args) -> LabelIssuesConfig:
+    return dataclasses.replace(config_from(LabelIssuesConfig(), args), compute=compute_from_args(args))
 
 
 def run_label_issues(args) -> int:
-    from muses.collection.decisions import current_decisions
-    from muses.collection.store import Store
-    from muses.model.features import CACHE_DIR
-    from muses.analysis.label_issues import review_labels, unlabeled_photos
-    from muses.analysis.reports import write_label_review
-    from muses.compute import require_ray
-
-    project = find_project(args.project)
-    compute = compute_from_args(args)
-    if compute.uses_ray:
-        require_ray()  # before loading the model: say what to install first
-    extractor, dataset, out_dir, name = _review_features(project, args)
-    store = Store.for_project(project)
-    decided = current_decisions(store)
-    catalog, unlabeled = unlabeled_photos(store, project, {s.item_id for s in dataset.samples})
-    review = review_labels(extractor, dataset, unlabeled, folds=args.folds, seed=args.seed, threshold=args.threshold,
-                           catalog=catalog, cache_dir=project.root / CACHE_DIR, decided=set(decided), compute=compute)
-    files = write_label_review(out_dir, name, review, gallery_size=args.gallery_size)
+    config = label_issues_config(args)
+    result = label_issues(find_project(args.project), config)
+    review, files = result.review, result.files
+    for text in result.notes:
+        print(text)
     _print_skipped(review.skipped)
     for caption, rows, cols in (("records whose label looks wrong", review.issues, ["naive_label", "suggested"]),
                                 ("suggested labels for unlabeled records", review.suggestions, ["suggested"])):
@@ -232,9 +174,9 @@ def run_label_issues(args) -> int:
         ["cross-validated agreement", f"{review.cv_accuracy:.1%}"],
         ["labels that look wrong", len(review.issues)],
         ["unlabeled records with photos", review.n_unlabeled],
-        [f"suggested labels (p >= {args.threshold:g})", len(review.suggestions)],
+        [f"suggested labels (p >= {config.threshold:g})", len(review.suggestions)],
         ["photos skipped", len(review.skipped)],
-        ["records a reviewer already decided (not listed)", len(decided)],
+        ["records a reviewer already decided (not listed)", result.decided],
     ]))
     for caption, path in files.items():
         print(f"{caption}: {path}")

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
-from muses.cli import UsageError, command_parser, format_table, positive
+from muses.actions import PredictConfig, TrainConfig, predict_photos, train
+from muses.actions.predicting import answer_json
+from muses.cli import UsageError, command_parser, config_from, default_of, format_table, positive
 from muses.cli.engines import add_compute_args, compute_from_args
 from muses.model import RUNTIMES
-from muses.imaging import MAX_PIXELS  # no torch: cheap enough for --help
-from muses.settings import find_project
+from muses.model.config import TrainCfg  # no torch: cheap enough for --help
+from muses.model.preprocessing import RESIZE_MODES, PreprocessCfg
+from muses.settings import ImageSettings, find_project
 
 TRAIN_EXAMPLES = """\
   muses train-model --model-name naive --epochs 50 --plot-performance
@@ -42,37 +45,44 @@ the reason; the other photos are still answered (exit code 2 when any was skippe
 
 
 def register(subparsers) -> None:
+    t, c = TrainCfg, TrainConfig  # the defaults shown are read from the configs, never written here
     p = command_parser(subparsers, "train-model", help="train the classifier on a dataset folder", examples=TRAIN_EXAMPLES)
     p.add_argument("--model-name", help="file name in the models folder (default: the stem of muses.toml's model_path)")
-    p.add_argument("--epochs", type=positive(int), default=50, help="total epochs (default 50)")
-    p.add_argument("--plot-performance", action="store_true", help="write plots/NAME_performance.png")
-    p.add_argument("--fine-tuning", action=argparse.BooleanOptionalAction, default=True,
-                   help="fine-tune the backbone tail after transfer learning (default: yes)")
-    p.add_argument("--unfrozen-blocks", "--fine-tune-layers", dest="unfrozen_blocks", type=positive(int), default=4,
-                   help="backbone blocks to fine-tune, counted from the last (default 4); --fine-tune-layers is "
-                        "its old name")
-    p.add_argument("--fine-tune-lr", type=positive(float), default=5e-5, help="learning rate when fine-tuning (default 5e-5)")
-    p.add_argument("--lr", type=positive(float), default=1e-3, help="learning rate of transfer learning (default 1e-3)")
-    p.add_argument("--decay", type=float, default=0.0, help="learning-rate decay per step, lr/(1+decay*step) (default 0)")
-    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the linear head (default 0.2)")
+    p.add_argument("--epochs", type=positive(int), help=f"total epochs (default {default_of(t, 'epochs')})")
+    p.add_argument("--plot-performance", action="store_true", default=None, help="write plots/NAME_performance.png")
+    p.add_argument("--fine-tuning", action=argparse.BooleanOptionalAction,
+                   help=f"fine-tune the backbone tail after transfer learning (default: {_yes(t, 'fine_tuning')})")
+    p.add_argument("--unfrozen-blocks", "--fine-tune-layers", dest="unfrozen_blocks", type=positive(int),
+                   help=f"backbone blocks to fine-tune, counted from the last (default {default_of(t, 'unfrozen_blocks')}); "
+                        "--fine-tune-layers is its old name")
+    p.add_argument("--fine-tune-lr", type=positive(float),
+                   help=f"learning rate when fine-tuning (default {default_of(t, 'fine_tune_lr'):g})")
+    p.add_argument("--lr", type=positive(float), help=f"learning rate of transfer learning (default {default_of(t, 'lr'):g})")
+    p.add_argument("--decay", type=float,
+                   help=f"learning-rate decay per step, lr/(1+decay*step) (default {default_of(t, 'decay'):g})")
+    p.add_argument("--dropout", type=float, help=f"dropout before the linear head (default {default_of(t, 'dropout'):g})")
     p.add_argument("--backbone", help="any timm model name (default: muses.toml [training] backbone)")
     p.add_argument("--weights", type=Path, metavar="FILE", help="pretrained weights (.safetensors or .pth) for --backbone")
-    p.add_argument("--no-pretrained", action="store_true", help="train from random weights, on purpose")
+    p.add_argument("--no-pretrained", dest="pretrained", action="store_false", default=None,
+                   help="train from random weights, on purpose")
     p.add_argument("--image-size", type=positive(int), help="input size in pixels (default: muses.toml [training] image_size)")
-    p.add_argument("--resize-mode", choices=("squash", "pad", "crop"), default="squash",
-                   help="how photos become squares (default squash; pad keeps the whole object)")
+    p.add_argument("--resize-mode", choices=RESIZE_MODES,
+                   help=f"how photos become squares (default {default_of(PreprocessCfg, 'resize_mode')}; pad keeps the "
+                        "whole object)")
     p.add_argument("--dataset", type=Path, metavar="DIR", help="dataset folder (default: datasets/naive)")
-    p.add_argument("--batch-size", type=positive(int), default=32, help="default 32")
-    p.add_argument("--views", type=positive(int), default=4, help="augmented views cached per training image (default 4)")
+    p.add_argument("--batch-size", type=positive(int), help=f"default {default_of(t, 'batch_size')}")
+    p.add_argument("--views", type=positive(int),
+                   help=f"augmented views cached per training image (default {default_of(t, 'views')})")
     p.add_argument("--early-stopping", type=positive(int), metavar="N",
                    help="stop a phase after N epochs without validation improvement, keeping its best epoch")
-    p.add_argument("--label-smoothing", type=float, default=0.1, metavar="S",
+    p.add_argument("--label-smoothing", type=float, metavar="S",
                    help="share of each label spread over the other classes, so that the model does not learn "
-                        "to be 100 %% sure (default 0.1, measured by `make bench-quality`; 0 for none)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+                        f"to be 100 %% sure (default {default_of(t, 'label_smoothing'):g}, measured by `make "
+                        "bench-quality`; 0 for none)")
+    p.add_argument("--resume", action="store_true", default=None, help="continue an interrupted run from its checkpoint")
+    p.add_argument("--device", help=f"auto (CUDA when present), cpu or cuda (default {default_of(c, 'device')})")
     p.add_argument("--workers", type=int, help="image decoding processes (default: up to 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, help=f"random seed (default {default_of(t, 'seed')})")
     p.add_argument("--nproc", type=positive(int), default=1, metavar="N",
                    help="train in N processes (DistributedDataParallel; one per GPU, or gloo on CPU) (default 1)")
     add_compute_args(p)
@@ -81,32 +91,48 @@ def register(subparsers) -> None:
     p = command_parser(subparsers, "predict", help="classify new photos with a trained model", examples=PREDICT_EXAMPLES)
     p.add_argument("images", nargs="+", type=Path, metavar="IMG")
     p.add_argument("--model", type=Path, metavar="PATH", help="model file (default: muses.toml's model_path)")
-    p.add_argument("--top-k", type=positive(int), default=5, help="classes shown per answer (default 5)")
+    p.add_argument("--top-k", type=positive(int), help=f"classes shown per answer (default {default_of(PredictConfig, 'top_k')})")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--object", action="store_true", help="the photos show one object: average them into one answer")
-    p.add_argument("--max-pixels", type=positive(int), default=MAX_PIXELS, metavar="N",
-                   help=f"photos with more pixels are skipped, unread (default {MAX_PIXELS:,})")
-    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                   help="auto (default): ONNX Runtime, fast, exporting NAME.onnx once if missing; torch: the slow reference")
+    p.add_argument("--object", dest="one_object", action="store_true", default=None,
+                   help="the photos show one object: average them into one answer")
+    p.add_argument("--max-pixels", type=positive(int), metavar="N",
+                   help=f"photos with more pixels are skipped, unread (default: muses.toml [images] max_pixels, "
+                        f"{default_of(ImageSettings, 'max_pixels'):,})")
+    p.add_argument("--runtime", choices=RUNTIMES,
+                   help=f"{default_of(PredictConfig, 'runtime')} (default): ONNX Runtime, fast, exporting NAME.onnx "
+                        "once if missing; torch: the slow reference")
     p.set_defaults(func=run_predict)
 
 
+def _yes(config: type, name: str) -> str:
+    return "yes" if default_of(config, name) else "no"
+
+
+def train_config(args) -> TrainConfig:
+    """The train action's config of the flags given: TrainConfig's defaults, each flag given replacing its field."""
+    config = config_from(TrainConfig(), args)
+    return dataclasses.replace(config, training=dataclasses.replace(config.training, compute=compute_from_args(args)))
+
+
 def run_train(args) -> int:
-    from muses.compute import require_ray
     from muses.model import distributed
 
-    if compute_from_args(args).uses_ray:
-        if args.nproc > 1 or distributed.from_env().active:
-            raise UsageError("--engine ray extracts the features on a Ray cluster; --nproc trains in several "
-                             "processes here: use one of them (or --engine local with --nproc)")
-        require_ray()  # before minutes of setting up: say what to install first
+    project, config = find_project(args.project), train_config(args)
+    compute = config.training.compute or project.settings.compute
+    if compute.uses_ray and (args.nproc > 1 or distributed.from_env().active):
+        raise UsageError("--engine ray extracts the features on a Ray cluster; --nproc trains in several "
+                         "processes here: use one of them (or --engine local with --nproc)")
     if args.nproc > 1 and not distributed.from_env().active:
         return distributed.launch(args.nproc, _without_nproc(sys.argv[1:]))
-    device = distributed.setup(args.device)  # under torchrun: join the run, take this process's GPU
     try:
-        return _train(args, device, main=distributed.from_env().main)
-    finally:
-        distributed.teardown()
+        result = train(project, config)
+    except KeyboardInterrupt:
+        print("training interrupted; the last finished epoch is checkpointed: run the same command "
+              "with --resume to continue", file=sys.stderr)
+        raise
+    if result.written:
+        _print_trained(project, result)
+    return 0
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -124,63 +150,26 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def _train(args, device: str, *, main: bool) -> int:
-    from muses.model.loading import setup_classifier
-    from muses.model.training import default_phases
-
-    project = find_project(args.project)
-    name = args.model_name or project.model_path.stem
-    if not name or Path(name).name != name:
-        raise UsageError(f"--model-name must be a plain file name, got {name!r}")
-    phases = default_phases(args.epochs, fine_tuning=args.fine_tuning, unfrozen_blocks=args.unfrozen_blocks,
-                            lr=args.lr, fine_tune_lr=args.fine_tune_lr, decay=args.decay)
-    t0 = time.perf_counter()
-    try:
-        clf = setup_classifier(
-            args.image_size or project.settings.training.image_size,
-            mode="train",
-            dataset=args.dataset,
-            backbone=args.backbone or project.settings.training.backbone,
-            weights=args.weights,
-            pretrained=not args.no_pretrained,
-            resize_mode=args.resize_mode,
-            dropout=args.dropout,
-            seed=args.seed,
-            project=project,
-            device=device,
-            batch_size=args.batch_size,
-            views=args.views,
-            workers=args.workers,
-            early_stopping=args.early_stopping,
-            restore_best=args.early_stopping is not None,
-            label_smoothing=args.label_smoothing,
-            compute=compute_from_args(args),
-        )
-        if args.fine_tuning and args.unfrozen_blocks > clf.num_blocks:
-            raise UsageError(f"--unfrozen-blocks: {clf.cfg.backbone} has {clf.num_blocks} blocks, got {args.unfrozen_blocks}")
-        for image, why in clf.dataset.skipped:
-            print(f"skipped {image}: {why}")
-        history = clf.fit(phases, model_name=name, resume=args.resume, save=main)  # one process writes the model
-        if not main:
-            return 0
-    except KeyboardInterrupt:
-        print("training interrupted; the last finished epoch is checkpointed: run the same command "
-              "with --resume to continue", file=sys.stderr)
-        raise
-    seconds = time.perf_counter() - t0
-    print(format_table(["phase", "epochs", "train acc", "val acc", "val macro-F1", "seconds"], _phase_rows(phases, history)))
-    out = clf.output_dir() / f"{name}.safetensors"
-    print(f"model: {out} (+ .json), {len(clf.class_names)} classes, {len(clf.dataset.samples)} images, {seconds:.0f} s in all")
-    print(_validation_caveat(len(clf.dataset.split("val"))))
-    print(_calibration_words(clf.cfg))
-    print(_write_runtime_files(out))
-    if args.plot_performance:
-        print(f"plot: {clf.plot_performance(project.plots_dir / f'{name}_performance.png')}")
+def _print_trained(project, result) -> None:
+    for image, why in result.skipped:
+        print(f"skipped {image}: {why}")
+    print(format_table(["phase", "epochs", "train acc", "val acc", "val macro-F1", "seconds"],
+                       _phase_rows(result.phases, result.history)))
+    out = result.model_path
+    print(f"model: {out} (+ .json), {len(result.class_names)} classes, {result.n_images} images, "
+          f"{result.seconds:.0f} s in all")
+    print(_validation_caveat(result.n_val))
+    print(_calibration_words(result))
+    if result.onnx_path is not None:
+        print(f"fast runtime: {result.onnx_path} (predict, classify and serve use it)")
+    elif result.onnx_error:
+        print(f"note: {result.onnx_error}; until then predictions use torch (slower)")
+    if result.plot_path is not None:
+        print(f"plot: {result.plot_path}")
     if out.resolve() != project.model_path.resolve():
         rel = out.relative_to(project.root) if out.is_relative_to(project.root) else out
         print(f'to make it the default model, set in muses.toml:\n  [classification.naive_classification]\n  model_path = "{rel}"')
     print("next: muses evaluate   (how good the model is on photos it has not seen)")
-    return 0
 
 
 def _validation_caveat(n_val: int) -> str:
@@ -192,22 +181,11 @@ def _validation_caveat(n_val: int) -> str:
     return text
 
 
-def _calibration_words(cfg) -> str:
-    if cfg.temperature == 1.0 and cfg.threshold == 0.0:
+def _calibration_words(result) -> str:
+    if not result.calibrated:
         return "calibration: none (the dataset has no validation photos); answers are never marked uncertain"
-    return (f"calibration on the validation photos: temperature {cfg.temperature:.2f}; answers below "
-            f"{cfg.threshold:.0%} are shown as uncertain. Check them with `muses evaluate`.")
-
-
-def _write_runtime_files(model: Path) -> str:
-    from muses.model.onnx import OnnxError
-    from muses.model.onnx_export import write_runtime_files
-
-    print("writing the ONNX file for fast prediction (10 to 30 seconds)...", file=sys.stderr, flush=True)
-    try:
-        return f"fast runtime: {write_runtime_files(model)} (predict, classify and serve use it)"
-    except OnnxError as exc:
-        return f"note: {exc}; until then predictions use torch (slower)"
+    return (f"calibration on the validation photos: temperature {result.temperature:.2f}; answers below "
+            f"{result.threshold:.0%} are shown as uncertain. Check them with `muses evaluate`.")
 
 
 def _phase_rows(phases, history: list[dict]) -> list[list]:
@@ -224,37 +202,13 @@ def _phase_rows(phases, history: list[dict]) -> list[list]:
     return rows
 
 
-def load_for_command(project, model: Path | None, runtime: str = "auto"):
-    """The model of ``--model`` (default: muses.toml's), its warnings printed on stderr (stdout
-    may be JSON); the one way every command loads the model."""
-    from muses.model.loading import open_model
-
-    print(f"loading the model {model or project.model_path} ...", file=sys.stderr, flush=True)
-    predictor, notes = open_model(model, runtime, project=project)
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
-    return predictor
-
-
 def run_predict(args) -> int:
-    from muses.model.image_loading import load_images
-    from muses.predictions import answer, mean_probabilities, ranked
-
     project = find_project(args.project)
-    clf = load_for_command(project, args.model, args.runtime)
-    images, kept, failed = load_images(args.images, clf.cfg.input_size, max_pixels=args.max_pixels)
-    names = [str(args.images[i]) for i in kept]
-    skipped = [{"image": str(path), "error": why} for _, path, why in failed]
-    probs = clf.predict_pil(images)
-    if args.object and len(images):
-        probs, names = mean_probabilities(probs)[None, :], [f"one object ({len(names)} photos)"]
-    answers = []
-    for name, row in zip(names, probs):
-        classes = ranked(clf.class_names, row)
-        answers.append({"image": name, "answer": str(answer(classes, clf.cfg.threshold)),
-                        "classes": [{"name": c.name, "probability": round(c.probability, 4)} for c in classes[:args.top_k]]})
+    result = predict_photos(project, config_from(PredictConfig(), args))
+    answers = [{"image": a.image, "answer": a.answer, "classes": answer_json(a.classes)} for a in result.answers]
+    skipped = [{"image": image, "error": why} for image, why in result.skipped]
     if args.json:
-        print(json.dumps({"model": str(args.model or project.model_path), "answers": answers, "skipped": skipped}, indent=2))
+        print(json.dumps({"model": str(result.model), "answers": answers, "skipped": skipped}, indent=2))
     else:
         rows = [[a["image"], a["answer"], *[f"{c['name']} {c['probability']:.3f}" for c in a["classes"]]] for a in answers]
         if rows:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from muses.cli import command_parser, format_table
+from muses.actions import ExportConfig, PreviewConfig, export_dataset, preview_labels
+from muses.cli import command_parser, config_from, default_of, format_table
 from muses.settings import find_project
 
 EXPORT_EXAMPLES = """\
@@ -31,17 +34,19 @@ def register(subparsers) -> None:
              "(photos split into train/val/test) with a labeling report",
         examples=EXPORT_EXAMPLES,
     )
-    p.add_argument("--exporter", default="naive",
-                   help="how the labels are made (default: naive, keywords in the catalog fields)")
+    p.add_argument("--exporter", help=f"how the labels are made (default: {default_of(ExportConfig, 'exporter')}, "
+                                      "keywords in the catalog fields)")
     _add_label_args(p)
     p.add_argument("--max-images", type=int, metavar="N", help="at most N images per class, items chosen at random")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and the split (default: 0)")
-    p.add_argument("--split", default="0.7,0.15,0.15", metavar="T,V,T",
-                   help="train,val,test fractions per class, per object (default: 0.7,0.15,0.15)")
-    p.add_argument("--min-items", type=int, default=10, metavar="N",
-                   help="fail if a class has fewer labeled items with images (default: 10)")
-    p.add_argument("--out", metavar="DIR", help="dataset folder, relative to the project folder (default: datasets/naive)")
-    p.add_argument("--no-other", action="store_true",
+    p.add_argument("--seed", type=int, help=f"seed for sampling and the split (default: {_naive_default('seed')})")
+    p.add_argument("--split", metavar="T,V,T",
+                   help="train,val,test fractions per class, per object (default: "
+                        f"{','.join(f'{x:g}' for x in _naive_default('split'))})")
+    p.add_argument("--min-items", type=int, metavar="N",
+                   help=f"fail if a class has fewer labeled items with images (default: {_naive_default('min_items')})")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="dataset folder, relative to the project folder (default: datasets/naive)")
+    p.add_argument("--no-other", dest="other", action="store_false", default=None,
                    help="no 'other' class of records that match no class (the model then cannot say \"none of these\")")
     p.set_defaults(func=run_export)
 
@@ -53,27 +58,27 @@ def register(subparsers) -> None:
     )
     _add_label_args(p)
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
-    p.add_argument("--left-out", metavar="FILE",
+    p.add_argument("--left-out", type=Path, metavar="FILE",
                    help="write every conflicting, excluded and unlabeled record to this CSV file, relative to the "
                         "project folder (the report lists only the first few hundred)")
     p.set_defaults(func=run_preview)
 
 
+def _naive_default(name: str):
+    """A default of the naive exporter, the one place its options' defaults are written."""
+    from muses.datasets.naive import NaiveExporter
+
+    return inspect.signature(NaiveExporter).parameters[name].default
+
+
 def _add_label_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--definitions", metavar="FILE", help="definitions.toml (default: the project's)")
-    p.add_argument("--gold", metavar="FILE",
+    p.add_argument("--definitions", type=Path, metavar="FILE", help="definitions.toml (default: the project's)")
+    p.add_argument("--gold", type=Path, metavar="FILE",
                    help="a CSV you checked by hand, columns id,class: the report then says how often the keywords are right")
 
 
 def run_export(args) -> int:
-    from muses.datasets.registry import load_exporter
-
-    project = find_project(args.project)
-    exporter = load_exporter(args.exporter)(
-        definitions=args.definitions, max_images=args.max_images, seed=args.seed, split=args.split,
-        min_items=args.min_items, gold=args.gold, **({"other": False} if args.no_other else {}),
-    )
-    result = exporter.export(project, out=args.out)
+    result = export_dataset(find_project(args.project), config_from(ExportConfig(), args))
     print(_format_report(result.report, detail=args.verbose))
     s = result.report["summary"]
     print(f"\nwrote the training data {result.path}: {s['dataset_items']} objects, {s['dataset_images']} photos")
@@ -87,17 +92,14 @@ def run_export(args) -> int:
 
 
 def run_preview(args) -> int:
-    from muses.datasets.naive import preview
-
     project = find_project(args.project)
-    left_out = project.path(args.left_out) if args.left_out else None
-    report = preview(project, definitions=args.definitions, gold=args.gold, left_out=left_out)
+    report = preview_labels(project, config_from(PreviewConfig(), args))
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     print(_format_report(report))
     if args.left_out:
-        print(f"every record the labels leave out: {left_out}")
+        print(f"every record the labels leave out: {project.path(args.left_out)}")
     print("next: muses export-classification-data   (writes the training data with these labels)")
     return 0
 

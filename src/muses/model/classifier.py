@@ -8,6 +8,7 @@ up between them (unfrozen blocks, learning rate, history) and where files go.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,12 +21,22 @@ from muses.model.files import paths as model_paths
 from muses.model.predictor import ClassifierNet, TorchPredictor, load_net, build_net
 from muses.model.preprocessing import PreprocessCfg
 from muses.model.training import Phase, TrainCfg, Trainer, TrainingError, num_blocks, unfreeze_blocks
-from muses.model.views import AugmentCfg
-from muses.settings import ComputeSettings
+
+TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainCfg))
+
+
+def with_options(train_cfg: TrainCfg | None, options: dict) -> TrainCfg:
+    """``train_cfg`` (default: TrainCfg's defaults) with the fields named in ``options`` replaced."""
+    unknown = sorted(set(options) - TRAIN_FIELDS)
+    if unknown:
+        raise TrainingError(f"unknown training option(s) {', '.join(unknown)}; the options are the fields "
+                            f"of TrainCfg: {', '.join(sorted(TRAIN_FIELDS))}")
+    return dataclasses.replace(train_cfg or TrainCfg(), **options)
 
 
 class Classifier(TorchPredictor):
-    """A trainable image classifier. Make one with :func:`muses.model.loading.setup_classifier`."""
+    """A trainable image classifier. Make one with :func:`new_classifier` (the train action and
+    the original's ``setup_classifier`` do), or :meth:`load` a model file."""
 
     def __init__(
         self,
@@ -34,25 +45,16 @@ class Classifier(TorchPredictor):
         *,
         dataset: DatasetFolder | None = None,
         device: str = "auto",
-        seed: int = 0,
-        batch_size: int = 32,
-        views: int = 4,
-        augment: AugmentCfg = AugmentCfg(),
-        workers: int | None = None,
-        cache_dir: Path | None = None,
         models_dir: Path | None = None,
-        early_stopping: int | None = None,
-        restore_best: bool = False,
-        cache_trunk: bool = True,
-        label_smoothing: float = 0.0,
-        compute: ComputeSettings | None = None,
+        train_cfg: TrainCfg | None = None,
+        **train_options,
     ):
-        self.train_cfg = TrainCfg(seed=seed, batch_size=batch_size, views=views, augment=augment, workers=workers,
-                                  cache_dir=cache_dir, early_stopping=early_stopping, restore_best=restore_best,
-                                  cache_trunk=cache_trunk, label_smoothing=label_smoothing, compute=compute)
+        """``train_cfg`` (default :class:`TrainCfg`'s defaults), with any of its fields given
+        as ``train_options`` (seed, batch_size, views, workers, label_smoothing, ...) replaced."""
+        self.train_cfg = with_options(train_cfg, train_options)
         super().__init__(net, cfg, device=device)
         self.dataset, self.models_dir = dataset, models_dir
-        self.lr, self.decay = 1e-3, 0.0
+        self.lr, self.decay = self.train_cfg.lr, self.train_cfg.decay
         self.history: list[dict] = list(cfg.history)
         self.unfreeze_layers(cfg.unfrozen_blocks)
         self.net.eval()
@@ -60,7 +62,7 @@ class Classifier(TorchPredictor):
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> "Classifier":
         state, cfg = read_model(path)
-        clf = cls(load_net(state, cfg, path), cfg, device=device)
+        clf = cls(load_net(state, cfg, path), cfg, device=device, models_dir=Path(path).parent)
         clf.name = model_paths(path)[0].stem
         return clf
 
@@ -78,8 +80,11 @@ class Classifier(TorchPredictor):
         unfreeze_blocks(self.net, n)
         self.cfg.unfrozen_blocks = n
 
-    def set_optimizer(self, lr: float = 1e-3, decay: float = 0.0) -> None:
-        """Adam with learning rate ``lr`` and Keras-style time decay ``lr / (1 + decay * step)``."""
+    def set_optimizer(self, lr: float | None = None, decay: float | None = None) -> None:
+        """Adam with learning rate ``lr`` and Keras-style time decay ``lr / (1 + decay * step)``
+        (default: the training config's ``lr`` and ``decay``)."""
+        lr = self.train_cfg.lr if lr is None else lr
+        decay = self.train_cfg.decay if decay is None else decay
         if lr <= 0 or decay < 0:
             raise TrainingError(f"lr must be > 0 and decay >= 0, got lr={lr}, decay={decay}")
         self.lr, self.decay = lr, decay
@@ -95,13 +100,6 @@ class Classifier(TorchPredictor):
         """Train ``num_epochs`` with the current unfreeze state and optimizer settings."""
         phase = Phase(num_epochs, self.cfg.unfrozen_blocks, self.lr, self.decay)
         return self.fit([phase], weighted=weighted, save=save, model_name=model_name, **kwargs)
-
-    def plot_performance(self, filepath: str | Path | None = None) -> Path:
-        """PNG of train vs validation accuracy and loss; default ``plots/<model>_performance.png``."""
-        from muses.analysis.plots import plot_performance
-        from muses.settings import find_project
-
-        return plot_performance(self.history, filepath or find_project().plots_dir / f"{self.name}_performance.png")
 
     # -- training ------------------------------------------------------------------------------
     def fit(
@@ -134,12 +132,10 @@ class Classifier(TorchPredictor):
         return run_history
 
     def output_dir(self) -> Path:
-        """Where the model file and the checkpoint go: ``models_dir``, else the project's models folder."""
-        if self.models_dir is not None:
-            return Path(self.models_dir)
-        from muses.settings import find_project
-
-        return find_project().models_dir
+        """Where the model file and the checkpoint go: ``models_dir``."""
+        if self.models_dir is None:
+            raise TrainingError("this classifier has no models folder to write to; give models_dir")
+        return Path(self.models_dir)
 
     def save(self, path: str | Path, *, save_tensors: Callable = save_file) -> Path:
         self.cfg.history = self.history
@@ -153,15 +149,16 @@ def new_classifier(
     *,
     weights: str | Path | None = None,
     pretrained: bool = True,
-    dropout: float = 0.2,
-    seed: int = 0,
+    train_cfg: TrainCfg | None = None,
+    cls: type[Classifier] | None = None,
     **kwargs,
 ) -> Classifier:
-    """A fresh classifier: pretrained backbone, new head (initialized from ``seed``)."""
-    if not 0 <= dropout < 1:
-        raise TrainingError(f"dropout must be in [0, 1), got {dropout}")
-    cfg = ModelCfg(backbone=backbone, class_names=list(class_names), dropout=dropout, seed=seed,
+    """A fresh ``cls`` (default :class:`Classifier`): pretrained backbone, new head with
+    ``train_cfg``'s dropout, initialized from its seed (``kwargs``: more :class:`Classifier`
+    arguments, and :class:`TrainCfg` fields that replace ``train_cfg``'s)."""
+    train_cfg = with_options(train_cfg, {k: kwargs.pop(k) for k in list(kwargs) if k in TRAIN_FIELDS})
+    cfg = ModelCfg(backbone=backbone, class_names=list(class_names), dropout=train_cfg.dropout, seed=train_cfg.seed,
                    **preprocess_cfg.to_dict())
-    net = build_net(cfg, weights=weights, pretrained=pretrained, generator=torch.Generator().manual_seed(seed))
+    net = build_net(cfg, weights=weights, pretrained=pretrained, generator=torch.Generator().manual_seed(train_cfg.seed))
     cfg.num_features = net.backbone.num_features
-    return Classifier(net, cfg, seed=seed, **kwargs)
+    return (cls or Classifier)(net, cfg, train_cfg=train_cfg, **kwargs)

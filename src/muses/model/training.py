@@ -5,16 +5,14 @@ pooled features: an epoch costs milliseconds) then fine-tuning (the last n backb
 train too, on cached outputs of the still-frozen trunk). A checkpoint (:class:`RunState` +
 the weights) is written after every epoch, so an interrupted run resumes where it stopped.
 
-    phases = default_phases(50, fine_tuning=True, unfrozen_blocks=4)
-    history = Trainer(net, cfg, dataset, TrainCfg(seed=0)).fit(phases, checkpoint=path)
+    train_cfg = TrainCfg(epochs=50)  # the defaults live in muses.model.config
+    history = Trainer(net, cfg, dataset, train_cfg).fit(train_cfg.phases(), checkpoint=path)
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import json
-import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,68 +28,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from muses.datasets.folder import DatasetFolder, Sample
-from muses.errors import MusesError
 from muses.model import backbones, distributed, features
+from muses.model.config import AugmentCfg, Phase, TrainCfg, TrainingError, default_phases
 from muses.model.files import ModelCfg, read_checkpoint, save_checkpoint
 from muses.model.predictor import ClassifierNet, autocast
-from muses.model.views import DETERMINISTIC, AugmentCfg, ViewDataset
+from muses.model.views import DETERMINISTIC, ViewDataset
 from muses.progress import progress_bar, note
-from muses.settings import ComputeSettings
 
-TRANSFER_SHARE = 0.6  # of the epochs, when fine-tuning follows
-
-
-class TrainingError(MusesError):
-    """Training settings, a dataset or a checkpoint that cannot be trained with."""
-
-
-@dataclass(frozen=True)
-class Phase:
-    epochs: int
-    unfrozen_blocks: int  # backbone blocks that train (0: transfer learning, only the head)
-    lr: float
-    decay: float = 0.0  # Keras-style learning-rate decay: lr / (1 + decay * step)
-
-
-def default_phases(epochs: int, *, fine_tuning: bool = True, unfrozen_blocks: int = 4, lr: float = 1e-3,
-                   fine_tune_lr: float = 5e-5, decay: float = 0.0) -> list[Phase]:
-    """``epochs`` split 60/40 between transfer learning and fine-tuning the last
-    ``unfrozen_blocks`` blocks; all of them transfer learning without ``fine_tuning``."""
-    if epochs < 1:
-        raise TrainingError(f"epochs must be >= 1, got {epochs}")
-    transfer = max(1, math.ceil(epochs * TRANSFER_SHARE)) if fine_tuning else epochs
-    phases = [Phase(transfer, 0, lr, decay)]
-    if epochs > transfer:
-        phases.append(Phase(epochs - transfer, unfrozen_blocks, fine_tune_lr, decay))
-    return phases
-
-
-@dataclass(frozen=True)
-class TrainCfg:
-    """How to train (not what: that is the model's :class:`ModelCfg`)."""
-
-    seed: int = 0
-    batch_size: int = 32
-    views: int = 4  # augmented views cached per training image
-    augment: AugmentCfg = AugmentCfg()
-    workers: int | None = None  # image decoding processes (None: up to 4)
-    cache_dir: Path | None = None  # feature cache (None: in memory only)
-    early_stopping: int | None = None  # patience in epochs
-    restore_best: bool = False
-    cache_trunk: bool = True
-    label_smoothing: float = 0.0  # share of each target spread over the other classes
-    compute: ComputeSettings | None = None  # where frozen features are extracted (None: here)
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.views < 1:
-            raise TrainingError(f"batch_size and views must be >= 1, got {self.batch_size} and {self.views}")
-        if not 0 <= self.label_smoothing < 1:
-            raise TrainingError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.early_stopping is not None and self.early_stopping < 1:
-            raise TrainingError(f"early_stopping is a patience in epochs (>= 1), got {self.early_stopping}")
-        if self.workers is None:
-            object.__setattr__(self, "workers", min(4, os.cpu_count() or 1))
-
+# The settings live in muses.model.config (no torch); they are imported from here too.
+__all__ = ["AugmentCfg", "Phase", "RunState", "TrainCfg", "Trainer", "TrainingError", "default_phases", "num_blocks",
+           "unfreeze_blocks"]
 
 @dataclass
 class RunState:

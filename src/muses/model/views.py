@@ -7,28 +7,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from muses.datasets.folder import Sample
+from muses.model.config import AugmentCfg
 from muses.imaging import open_image
 from muses.model.preprocessing import PAD_FILL, PreprocessCfg, resize, to_tensor
 
 DETERMINISTIC = -1
-
-
-@dataclass(frozen=True)
-class AugmentCfg:
-    """Training-time augmentation; see docs in README section *classifier*."""
-
-    flip: bool = True
-    degrees: float = 20.0
-    translate: float = 0.2
-    scale: tuple[float, float] = (0.8, 1.2)
-    color_jitter: float = 0.2
 
 
 def augmenter(cfg: AugmentCfg) -> v2.Compose:

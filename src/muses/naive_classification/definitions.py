@@ -20,9 +20,9 @@ def _load_cached(path: str, mtime_ns: int, size: int) -> Definitions:
 def __getattr__(name: str) -> Any:
     # Loaded lazily so that importing this module never touches the disk; an edited file is read again.
     if name in ("classes", "synonyms_extended"):
-        from muses.settings import find_project
+        from muses.naive_classification import resolve_project
 
-        path = find_project().definitions_path
+        path = resolve_project().definitions_path
         if not path.is_file():
             raise DefinitionsError(f"{path}: definitions file not found; create it (`muses init` writes an example)")
         stat = path.stat()

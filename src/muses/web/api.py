@@ -4,7 +4,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from muses.classify import classify_collection
+from muses.actions import ClassifyConfig, classify_collection
+from muses.settings import ComputeSettings
 from muses.web import browse
 from muses.web.forms import listing_query, read_file
 from muses.web.state import AppState, get_state
@@ -57,7 +58,10 @@ def api_classify(item_id: str, state: AppState = Depends(get_state)):
         raise HTTPException(403, "the server is read-only; start it with `muses serve --allow-writes`")
     state.item(item_id)
     state.classifier()  # 503 if there is no model
-    report = classify_collection(state.project, model_path=state.model_path, ids=[item_id], update_existing=True)
+    # one item, here and now: not on the Ray cluster muses.toml may name for whole-collection runs
+    config = ClassifyConfig(model=state.model_path, ids=(item_id,), update_existing=True, compute=ComputeSettings(),
+                            write_report=False)
+    report = classify_collection(state.project, config, progress=False).report
     if item_id not in report.classified:
         raise HTTPException(422, f"item {item_id!r} has no readable usable image")
     state.view.sync(force=True)

@@ -10,13 +10,14 @@ from typing import Any
 from fastapi import HTTPException, Request
 from PIL import Image as PILImage
 
+from muses.actions import SimilarConfig, SimilarParts, SimilarResult, UnknownItems, similar_objects
+from muses.actions.predicting import answer_json
 from muses.collection.store import Item, Store
 from muses.errors import MusesError
 from muses.model.loading import load_model
-from muses.predictions import ClassProbability, answer
 from muses.search import SearchEngine, UnsupportedStoreError, open_engine
 from muses.embeddings import Embeddings
-from muses.search.similar import SimilarHit, VisualCache, similar_to_image, similar_to_items
+from muses.search.similar import VisualCache
 from muses.settings import Project
 from muses.web.browse import CollectionView
 from muses.web.cache import DefinitionsCache
@@ -99,28 +100,26 @@ class AppState:
     def read_upload(self, data: bytes) -> PILImage.Image:
         return read_upload(data, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_pixels)
 
-    def hits_json(self, hits: list[SimilarHit]) -> list[dict[str, Any]]:
-        ids = [h.item_id for h in hits]
-        items = {item.id: item for item in self.store.items(ids)}
-        rows = self.view.rows(ids)  # one query for all, not one per hit
-        return [{**self.view.summary(items[h.item_id], rows.get(h.item_id)), "url": item_url(h.item_id),
+    def similar_parts(self, *, predictor: bool = False) -> SimilarParts:
+        """The opened parts the similar-objects action searches with (kept by this app)."""
+        return SimilarParts(self.store, self.engine(), self.definitions.get(), self.visual.get(),
+                            self.classifier() if predictor else None)
+
+    def hits_json(self, result: SimilarResult) -> list[dict[str, Any]]:
+        rows = self.view.rows([h.item_id for h in result.hits])  # one query for all, not one per hit
+        return [{**self.view.summary(result.items[h.item_id], rows.get(h.item_id)), "url": item_url(h.item_id),
                  "score": round(h.score, 4), "matched": list(h.matched),
                  "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4), "why": h.why}
-                for h in hits if h.item_id in items]
+                for h in result.hits if h.item_id in result.items]
 
     def predict(self, image: PILImage.Image) -> dict[str, Any]:
-        clf = self.classifier()
-        visual = self.visual.get()
-        visual = visual if visual and visual.made_by(clf.features_key) else None  # another model's embeddings
-        result = similar_to_image(clf.predict_pil([image]), clf.class_names, self.engine(),
-                                  definitions=self.definitions.get(), limit=self.limits.similar_limit,
-                                  features=clf.extract_features([image]) if visual else None, visual=visual)
-        ranked_classes = [ClassProbability(n, p) for n, p in result.classes]
+        config = SimilarConfig(limit=self.limits.similar_limit, model=self.model_path)
+        result = similar_objects(self.project, config, photos=[image], parts=self.similar_parts(predictor=True))
         return {
-            "model": clf.name,
-            "answer": str(answer(ranked_classes, clf.cfg.threshold)),
-            "classes": [{"name": n, "probability": round(p, 6)} for n, p in result.classes[:TOP_K]],
-            "similar": self.hits_json(result.hits),
+            "model": result.model,
+            "answer": result.answer,
+            "classes": answer_json(result.classes[:TOP_K], digits=6),
+            "similar": self.hits_json(result),
         }
 
     def similar_items(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
@@ -128,12 +127,11 @@ class AppState:
         return self.view.memo(("similar", tuple(ids), limit), lambda: self._similar_items(ids, limit))
 
     def _similar_items(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
-        items = list(self.store.items(ids))
-        missing = sorted(set(ids) - {i.id for i in items})
-        if missing:
-            raise HTTPException(404, f"no item with id {', '.join(missing)}")
-        return self.hits_json(similar_to_items(items, self.engine(), definitions=self.definitions.get(), limit=limit,
-                                               visual=self.visual.get()))
+        try:
+            result = similar_objects(self.project, SimilarConfig(ids=tuple(ids), limit=limit), parts=self.similar_parts())
+        except UnknownItems as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return self.hits_json(result)
 
 
 def get_state(request: Request) -> AppState:

@@ -1,0 +1,139 @@
+"""The collection: import catalog records, check their photos, export the reviewers' decisions."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from muses.errors import RunFailed
+from muses.settings import ComputeSettings, Project
+
+if TYPE_CHECKING:
+    from muses.collection.decisions import Decision
+    from muses.collection.images import GenerateReport
+    from muses.collection.importers import ImportReport
+
+Progress = Callable[[int, "int | None"], None]
+IMPORT_REPORT = "import-report.json"
+
+
+# -- import ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImportConfig:
+    file: Path  # the export: CSV, JSON or JSON Lines
+    format: str | None = None  # None: from the extension
+    mapping: tuple[str, ...] = ()  # "ours=theirs": take our field from the export's key
+    preset: str | None = None  # a known export's field mapping
+    source: str | None = None  # source name stored on each item (None: the file name)
+    encoding: str | None = None  # None: UTF-8 if the whole file is, else cp1252
+    delimiter: str | None = None  # a CSV's cell separator (None: found out from the file)
+    splits: tuple[str, ...] = ()  # 'field=SEP': cut cells of object_type or image at SEP
+    batch_size: int = 500  # records per transaction
+    image_roots: tuple[Path, ...] = ()  # folders image paths may point into, besides the file's own
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    report: ImportReport
+    report_path: Path  # every skipped line and warning
+    failure: str  # why the import counts as failed ("" when it did not)
+
+
+def import_collection(project: Project, config: ImportConfig, *, progress: Progress | None = None) -> ImportResult:
+    """Import (or update, by id) the records of ``config.file`` into the project's store and
+    write import-report.json. ``progress(lines done, lines in all)``."""
+    from muses.collection.importers import build_mapping, import_records, parse_splits
+    from muses.collection.store import Store
+
+    report = import_records(
+        Store.for_project(project), config.file, format=config.format,
+        mapping=build_mapping(config.preset, config.mapping), source=config.source, encoding=config.encoding,
+        delimiter=config.delimiter, splits=parse_splits(config.splits), batch_size=config.batch_size,
+        roots=[*config.image_roots, *project.image_roots], progress=progress,
+    )
+    out = project.root / IMPORT_REPORT
+    out.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    return ImportResult(report, out, _import_failed(report))
+
+
+def _import_failed(report: ImportReport) -> str:
+    """Why an import counts as failed (nothing, or under half of the records, imported), or ""."""
+    read = report.imported + len(report.skipped)
+    if report.imported == 0:
+        return f"nothing imported: all {read} records were skipped" if read else "the file holds no records"
+    if report.imported < read / 2:
+        return (f"only {report.imported} of {read} records imported (fewer than half); the rest were skipped: "
+                "check the field mapping (--map, --preset) and the skipped lines above")
+    return ""
+
+
+# -- check photos (generate-images) ----------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckPhotosConfig:
+    force: bool = False  # check photos already done again
+    workers: int | None = None  # processes; 0 = one per CPU core (None: muses.toml [images] workers)
+    max_side: int | None = None  # long side of the copies (None: muses.toml [images] max_side)
+    allow_private_urls: bool = False  # also fetch URLs on loopback, link-local and private addresses
+    compute: ComputeSettings | None = None  # None: muses.toml [compute]
+    listed: int = 10  # problem photos named in the result; the report file holds them all
+
+
+@dataclass(frozen=True)
+class ProblemPhoto:
+    item_id: str  # the object number ("?" where no item holds the photo any more)
+    original: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class CheckPhotosResult:
+    report: GenerateReport
+    problems: list[ProblemPhoto]  # this run's first ``listed`` problem photos
+
+
+def check_photos(project: Project, config: CheckPhotosConfig = CheckPhotosConfig(), *,
+                 progress: Progress | None = None) -> CheckPhotosResult:
+    """Check every new or changed photo and make its small working copy; problem photos are
+    listed by object number and left out of training. ``progress(photos done, photos in all)``."""
+    from muses.collection.images import generate_images
+    from muses.collection.store import PROBLEM, Store
+
+    report = generate_images(project, force=config.force, workers=config.workers, max_side=config.max_side,
+                             allow_private_urls=config.allow_private_urls, progress=progress,
+                             compute=config.compute or project.settings.compute)
+    listed = [f for f in report.problem_files if f["status"] == PROBLEM][: config.listed]
+    owners = {im.original: im.item_id for im in Store.for_project(project).images([PROBLEM])} if listed else {}
+    problems = [ProblemPhoto(owners.get(f["original"], "?"), f["original"], f["problem"]) for f in listed]
+    return CheckPhotosResult(report, problems)
+
+
+# -- the reviewers' decisions ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class DecisionsConfig:
+    since: str | None = None  # only decisions made on or after this day (YYYY-MM-DD, UTC)
+    out: Path | None = None  # write the CSV here (None: only return it)
+
+
+@dataclass(frozen=True)
+class DecisionsResult:
+    decisions: Mapping[str, Decision]  # item id -> its latest decision
+    csv: str
+
+
+def export_decisions(project: Project, config: DecisionsConfig = DecisionsConfig()) -> DecisionsResult:
+    """The reviewers' current decisions (one per record; undone ones left out) as CSV for the
+    collection management system."""
+    from muses.collection.decisions import current_decisions, export_csv, parse_since
+    from muses.collection.store import Store
+
+    since = parse_since(config.since) if config.since else None
+    decisions = current_decisions(Store.for_project(project), since=since)
+    text = export_csv(decisions)
+    if config.out is not None:
+        try:
+            config.out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise RunFailed(f"cannot write {config.out}: {exc.strerror or exc}; choose another --out") from exc
+    return DecisionsResult(decisions, text)
