@@ -430,3 +430,50 @@ def test_every_csv_a_curator_opens_is_formula_safe(project, tmp_path):
     lines = text.splitlines()
     assert lines[1].startswith("A.2,") and lines[2].startswith("A.10,")  # object number order, A.2 before A.10
     assert "'+cmd" in text and "'=1+1" in text
+
+
+# -- model metadata bounded -------------------------------------------------------------------
+def _model_description(tmp_path: Path, text: str) -> Path:
+    meta = tmp_path / "models" / "m.json"
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(text, encoding="utf-8")
+    return meta
+
+
+@pytest.mark.parametrize("backbone", ["vit_gigantic_patch14_clip_224", "vit_huge_patch14_224"])
+def test_a_huge_backbone_in_name_json_is_refused_before_it_is_built(tmp_path, backbone):
+    import resource
+
+    import timm  # noqa: F401 -- imported before measuring: the import alone takes hundreds of MB
+
+    from muses.model.files import ModelFileError, read_cfg
+
+    meta = _model_description(tmp_path, json.dumps({"backbone": backbone, "class_names": ["a", "b"]}))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    with pytest.raises(ModelFileError, match=f"backbone '{backbone}' has [0-9]+ M parameters, more than the 200 M"):
+        read_cfg(meta)
+    assert time.monotonic() - start < 15
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # kB (8 GB when it was built)
+
+
+def test_training_a_huge_backbone_is_refused_before_building(tmp_path):
+    from muses.model.classifier import new_classifier
+    from muses.model.preprocessing import PreprocessCfg
+    from muses.model.training import TrainingError
+
+    with pytest.raises(TrainingError, match="more than the 200 M"):
+        new_classifier("vit_gigantic_patch14_clip_224", ["a", "b"], PreprocessCfg(224), pretrained=False)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+    ('{"backbone": "resnet18", "class_names": ["a", "b"], "history": "' + "x" * 5_000_000 + '"}', "larger than 4 MB"),
+    ('{"backbone": "resnet18", "class_names": ["a", "b"], "seed": ' + "9" * 5000 + "}", "not a muses model"),
+])
+def test_a_deep_or_huge_name_json_is_one_line_model_file_error(tmp_path, text, message):
+    from muses.model.files import ModelFileError, read_cfg
+
+    with pytest.raises(ModelFileError, match=message) as info:
+        read_cfg(_model_description(tmp_path, text))
+    assert len(str(info.value)) < 600 and "\n" not in str(info.value)

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from muses.datasets.folder import DatasetFolder
-from muses.model.files import ModelCfg, read_model, save_model
+from muses.model.files import ModelCfg, backbone_problem, read_model, save_model, too_large
 from muses.model.files import paths as model_paths
 from muses.model.predictor import ClassifierNet, TorchPredictor, load_net, build_net
 from muses.model.preprocessing import PreprocessCfg
@@ -159,6 +159,8 @@ def new_classifier(
     """A fresh classifier: pretrained backbone, new head (initialized from ``seed``)."""
     if not 0 <= dropout < 1:
         raise TrainingError(f"dropout must be in [0, 1), got {dropout}")
+    if too_large(backbone):  # refused before building it, not after hours of training
+        raise TrainingError(backbone_problem(backbone))
     cfg = ModelCfg(backbone=backbone, class_names=list(class_names), dropout=dropout, seed=seed,
                    **preprocess_cfg.to_dict())
     net = build_net(cfg, weights=weights, pretrained=pretrained, generator=torch.Generator().manual_seed(seed))
