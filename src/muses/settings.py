@@ -93,6 +93,9 @@ class PlotSettings:
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = _bounded(8000, low=1, high=65535)
+    # Host names the server answers besides localhost, 127.0.0.1, ::1 and `host` (a reverse
+    # proxy's public name, a machine name); any other Host header gets 400 (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 ENGINES = ("local", "ray")
