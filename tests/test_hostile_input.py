@@ -477,3 +477,90 @@ def test_a_deep_or_huge_name_json_is_one_line_model_file_error(tmp_path, text, m
     with pytest.raises(ModelFileError, match=message) as info:
         read_cfg(_model_description(tmp_path, text))
     assert len(str(info.value)) < 600 and "\n" not in str(info.value)
+
+
+# -- one line never costs its neighbours ------------------------------------------------------
+BIG_INT = "9" * 5000  # over Python's 4,300-digit bound on converting an integer
+
+
+def import_report(capsys, path: Path):
+    code, out, err = run(capsys, "import", path)
+    assert "Traceback" not in out + err
+    return code, out
+
+
+def test_a_number_of_5000_digits_skips_its_line_only(store, tmp_path, capsys):
+    jsonl = write_lines(tmp_path / "r.jsonl", ['{"id": "a"}', '{"id": "big", "n": ' + BIG_INT + "}", '{"id": "c"}'])
+    code, out = import_report(capsys, jsonl)
+    assert code == 0 and "line 2: skipped, holds a number of more than 4300 digits" in out
+    records = tmp_path / "r.json"
+    records.write_text('[{"id": "d"}, {"id": "big2", "n": ' + BIG_INT + '}, {"id": "e"}]', encoding="utf-8")
+    code, out = import_report(capsys, records)
+    assert code == 0 and "line 2: skipped, holds a number of more than 4300 digits" in out
+    assert [item.id for item in store.items()] == ["a", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json"])
+def test_a_line_over_the_bound_is_skipped_unread_and_its_neighbours_imported(store, tmp_path, capsys, suffix):
+    from muses.collection.importers import MAX_RECORD_CHARS
+
+    long_title = "x" * (MAX_RECORD_CHARS + 10)
+    path = tmp_path / f"r{suffix}"
+    if suffix == ".jsonl":
+        write_lines(path, ['{"id": "a"}', json.dumps({"id": "long", "title": long_title}), '{"id": "c"}'])
+    elif suffix == ".csv":
+        write_lines(path, ["id,title", "a,first", f"long,{long_title}", "c,third"])
+    else:
+        path.write_text(json.dumps({"records": [{"id": "a"}, {"id": "long", "title": long_title}, {"id": "c"}]}),
+                        encoding="utf-8")
+    code, out = import_report(capsys, path)
+    line = 2 if suffix == ".json" else 3 if suffix == ".csv" else 2
+    assert code == 0 and f"line {line}: skipped, a " in out and "longer than the 10,000,000 a record may have" in out
+    assert [item.id for item in store.items()] == ["a", "c"]
+
+
+def test_a_json_array_is_read_record_by_record_and_a_break_keeps_what_came_before(store, tmp_path, capsys):
+    path = tmp_path / "r.json"
+    path.write_text('[{"id": "a"},\n {"id": "b"},\n {"id": "c" oops}, {"id": "d"}]', encoding="utf-8")
+    code, out = import_report(capsys, path)
+    assert code == 0 and "line 3: skipped, bad JSON: Expecting ',' delimiter" in out
+    path.write_text('[{"id": "e"},\n {"id": "f"}\n {"id": "g"}]', encoding="utf-8")
+    code, out = import_report(capsys, path)
+    assert ("line 3: skipped, bad JSON at line 3: expected ',' or ']' after a record; the records after it were "
+            "not read") in out
+    assert [item.id for item in store.items()] == ["a", "b", "d", "e", "f"]
+
+
+def test_a_nul_byte_skips_its_record_on_every_store(any_store_project, tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    path.write_text("id,title\na,first\nb\x00x,second\nc,th\x00ird\nd,fourth\n", encoding="utf-8")
+    code, out = import_report(capsys, path)
+    assert code == 0
+    assert "line 3: skipped, 'id': the text holds a NUL character" in out
+    assert "line 4: skipped, 'title': the text holds a NUL character" in out
+    assert [item.id for item in Store.for_project(any_store_project).items()] == ["a", "d"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[images]\nmax_original_mb = nan\n", "[images] max_original_mb: must be a finite number"),
+    ("[images]\nmax_original_mb = inf\n", "[images] max_original_mb: must be a finite number"),
+    ("[web]\nport = " + BIG_INT + "\n", "not valid TOML"),
+    ("a = " + "[" * 10_000 + "]" * 10_000 + "\n", "nested too deep"),
+    ("# " + "x" * 1_100_000 + "\n", "larger than 1 MB"),
+])
+def test_a_hostile_muses_toml_is_one_line(project, capsys, text, message):
+    (project.root / "muses.toml").write_text(text, encoding="utf-8")
+    code, out, err = run(capsys, "stats")
+    assert code == 2 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_hostile_definitions_toml_is_one_line(project, capsys):
+    from muses.labeling.definitions import DefinitionsError, load_definitions
+
+    for text, message in [("a = " + "[" * 10_000 + "]" * 10_000, "nested too deep"),
+                          ("[[class]]\nname = 'a'\nboost = nan\n", "must be a finite number"),
+                          ("n = " + BIG_INT, "not valid TOML")]:
+        project.definitions_path.write_text(text, encoding="utf-8")
+        with pytest.raises(DefinitionsError, match=re.escape(message)):
+            load_definitions(project.definitions_path)
