@@ -301,17 +301,27 @@ def test_a_report_that_cannot_be_written_is_a_message_and_the_results_are_kept(p
     assert [im.problem for im in store.images()] == ["empty: zero-byte file"]
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 64 KB tmpfs: a disk that really fills up (needs root; skipped where mount is not allowed)."""
-    mount = tmp_path / "tiny"
+def mounted_tmpfs(mount: Path, size: str):
+    """A tmpfs of ``size`` at ``mount`` (needs root; the test is skipped where mount is not allowed)."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode(errors='replace').strip()}); "
                     "test_an_unwritable_images_folder_stops_the_run covers the same path")
     yield mount
     subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KB tmpfs: a disk that really fills up."""
+    yield from mounted_tmpfs(tmp_path / "tiny", "64k")
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 64 MB tmpfs, to be made read-only."""
+    yield from mounted_tmpfs(tmp_path / "disk", "64m")
 
 
 def fill(disk: Path) -> None:
@@ -564,3 +574,56 @@ def test_a_hostile_definitions_toml_is_one_line(project, capsys):
         project.definitions_path.write_text(text, encoding="utf-8")
         with pytest.raises(DefinitionsError, match=re.escape(message)):
             load_definitions(project.definitions_path)
+
+
+# -- a sentence, not a traceback --------------------------------------------------------------
+def test_a_full_disk_while_saving_a_model_is_a_failed_run(tiny_disk):
+    import torch
+
+    from muses.errors import RunFailed
+    from muses.model.files import ModelCfg, save_model
+
+    fill(tiny_disk)
+    with pytest.raises(RunFailed, match="while writing .*m.safetensors"):
+        save_model(tiny_disk / "m", {"fc.weight": torch.zeros(2, 512), "fc.bias": torch.zeros(2)},
+                   ModelCfg(backbone="resnet18", class_names=["a", "b"]))
+    assert not [p for p in tiny_disk.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_evaluate_on_a_full_disk_is_one_line(project, tiny_model_path, shapes_dataset, tiny_disk, capsys):
+    fill(tiny_disk)
+    code, out, err = run(capsys, "evaluate", "--model", tiny_model_path, "--dataset", shapes_dataset,
+                         "--out", tiny_disk / "eval")
+    assert code == 1 and "Traceback" not in err
+    assert "No space left on device" in err and "free disk space" in err
+
+
+def test_predict_from_a_read_only_models_folder_without_onnx_falls_back_to_torch(tiny_model_path, disk, tmp_path,
+                                                                                capsys):
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(tiny_model_path.with_suffix(suffix), disk / f"m{suffix}")
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    img = photo(tmp_path / "p.jpg")
+    code, out, err = run(capsys, "predict", img, "--model", disk / "m.safetensors")
+    assert code == 0, err
+    assert "predicting with torch instead" in err and "Traceback" not in err
+
+
+def test_a_garbage_or_foreign_muses_sqlite_is_one_line_and_never_written(project, capsys):
+    import sqlite3
+
+    db = project.root / "muses.sqlite"
+    db.write_bytes(b"this is no database, just text " * 100)
+    code, out, err = run(capsys, "stats")
+    assert code == 2 and "muses.sqlite is not a muses store (the file is not an SQLite database)" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    db.unlink()
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    for argv in (["stats"], ["db", "upgrade"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and "is not a muses store (it holds other tables: customers)" in err, argv
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["customers"]

@@ -6,6 +6,7 @@ Sub-commands live in one module per area (``muses.cli.<area>``), each with a
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(args)
 
 
+_MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Call ``args.func``. A :class:`MusesError` (a user's mistake, or a run the environment
     stopped) becomes one message line and its exit code; any other exception is a bug and
@@ -115,6 +119,13 @@ def run_command(args: argparse.Namespace) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"muses {args.command}: interrupted; run the command again to resume.", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        if exc.errno not in _MACHINE_ERRNOS:
+            raise
+        # A full disk or a read-only folder stops any command that writes: the machine's, not a bug.
+        print(f"muses {args.command}: error: cannot write {exc.filename or 'a file'} ({exc.strerror}); free disk "
+              "space or fix the folder's permissions, then run the command again.", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK if result is None else int(result)
 

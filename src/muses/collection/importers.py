@@ -718,10 +718,13 @@ def _import_rows(store: Store, rows: Iterator, report: ImportReport, *, mapping:
                                                          "this later record replaces it"))
             batch[data.id], lines[data.id] = data, line
         if batch:
+            span = f"{chunk[0][0]}-{chunk[-1][0]}"
             try:
                 _write_batch(store, batch, report)
-            except (SQLAlchemyError, RunFailed) as exc:
-                _write_one_by_one(store, batch, lines, report, exc, f"{chunk[0][0]}-{chunk[-1][0]}")
+            except RunFailed as exc:  # the store is locked, full or gone: no record of this batch will do
+                raise _stopped(report, span, exc) from exc
+            except SQLAlchemyError as exc:
+                _write_one_by_one(store, batch, lines, report, exc, span)
         if progress is not None:
             progress(line, total)
     if progress is not None:  # the whole file is read: a header, blank lines and a record's later lines too
@@ -745,14 +748,20 @@ def _write_one_by_one(store: Store, batch: dict[str, ItemData], lines: dict[str,
     for item_id, data in batch.items():
         try:
             _write_batch(store, {item_id: data}, report)
-        except (SQLAlchemyError, RunFailed) as one:
+        except RunFailed as one:
+            raise _stopped(report, span, one) from one
+        except SQLAlchemyError as one:
             refused.append(LineNote(lines[item_id], f"the store refused it ({_store_reason(one)})"))
     if len(refused) == len(batch) and len(batch) > 1:
-        raise ImportStopped(
-            f"the store refused the records of lines {span} ({_store_reason(exc)}); the {report.imported} records "
-            "before them are saved. Fix the cause and import again: records already imported are updated, not "
-            "duplicated.") from exc
+        raise _stopped(report, span, exc) from exc
     report.skipped += refused
+
+
+def _stopped(report: ImportReport, span: str, exc: Exception) -> ImportStopped:
+    return ImportStopped(
+        f"the store refused the records of lines {span} ({_store_reason(exc)}); the {report.imported} records "
+        "before them are saved. Fix the cause and import again: records already imported are updated, not "
+        "duplicated.")
 
 
 def _store_reason(exc: Exception) -> str:

@@ -189,6 +189,8 @@ class Store:
         """Turn a lock held too long, an unreachable server, an unwritable store or a full disk into a RunFailed;
         anything else stays what it is (a bug, shown with its traceback)."""
         text = str(context.original_exception).lower()
+        if "file is not a database" in text:
+            raise schema.not_a_store(self.name, "the file is not an SQLite database") from context.original_exception
         if any(words in text for words in _LOCKED):
             raise RunFailed(self._locked_message()) from context.original_exception
         if context.connection is None and any(words in text for words in _UNREACHABLE):  # while connecting

@@ -5,6 +5,7 @@ definitions or unfreeze state. Nothing is pickled.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import functools
@@ -189,9 +190,11 @@ def writing(path: Path, tmp: Path) -> Iterator[None]:
     the half-written ``tmp`` is removed, the previous ``path`` stays as it was."""
     try:
         yield
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"cannot write ({exc.strerror or exc})"
+    except (OSError, SafetensorError) as exc:  # safetensors reports its own write errors as SafetensorError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+        what = "disk full" if full else f"cannot write ({getattr(exc, 'strerror', None) or exc})"
         raise RunFailed(f"{what} while writing {path}; free space (or fix the folder's permissions) and run the "
                         "same command again with --resume to continue from the last finished epoch") from exc
 
