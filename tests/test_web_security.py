@@ -344,3 +344,44 @@ def test_the_api_docs_cannot_be_framed(proj, path):
     r = TestClient(create_app(proj)).get(path)
     assert r.status_code == 200
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+
+
+# -- no 500 for odd requests (issue 22) -------------------------------------------------------------
+def test_a_nul_or_control_character_in_a_search_is_no_500_on_either_store(any_store_project):
+    with Store.for_project(any_store_project).transaction() as s:
+        s.add(Item(id="v1", title="Vase", object_type=["Vases"]))
+    client = TestClient(create_app(any_store_project), raise_server_exceptions=False)
+    for params in ({"q": "\x00"}, {"q": "va\x00se"}, {"predicted": "\x00"}, {"naive": "\x1b[31m"}):
+        assert client.get("/api/items", params=params).status_code == 200, params
+        assert client.get("/items", params=params).status_code == 200, params
+
+
+def test_a_search_of_400_words_is_a_quick_422(proj):
+    import time
+
+    client = TestClient(create_app(proj), raise_server_exceptions=False)
+    start = time.monotonic()
+    r = client.get("/api/items", params={"q": " ".join(["a"] * 400)})
+    assert r.status_code == 422 and "at most 32" in r.json()["detail"]
+    assert time.monotonic() - start < 2
+    assert client.get("/items", params={"q": " ".join(["vase"] * 32)}).status_code == 200
+
+
+def test_undo_of_a_number_above_2_63_is_a_422(writer):
+    r = writer.post(f"/api/review/decisions/{2**64}/undo")
+    assert r.status_code == 422
+
+
+def test_a_lone_surrogate_in_a_json_body_is_a_422(writer, proj):
+    for raw in ('{"item_id": "\\ud800", "action": "not one of these", "reviewer": "Ana"}',
+                '{"item_id": "vase-1", "action": "not one of these", "reviewer": "A\\udfffna"}',
+                '{"item_id": "vase-1", "action": "not one of these", "reviewer": 5, "\\ud800": 1}'):
+        r = writer.post("/api/review/decisions", content=raw.encode(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, (raw, r.status_code, r.text)
+
+
+def test_a_10_mb_field_is_a_422_that_does_not_echo_it(writer):
+    name = "A" * 10_000_000
+    r = writer.post("/api/review/decisions", json={"item_id": "vase-1", "action": "not one of these", "reviewer": name})
+    assert r.status_code == 422 and len(r.content) < 2000
+    assert r.json()["detail"][0]["loc"] == ["body", "reviewer"]

@@ -101,8 +101,18 @@ def record_decision(store: Store, *, item_id: str, action: str, reviewer: str, c
                         suggested_value=suggested_value or "", action=action, value=value, reviewer=reviewer,
                         decided_at=_now())
     with store.transaction() as s:
+        current = s.scalars(select(Decision).where(Decision.item_id == decision.item_id, Decision.field == field,
+                                                   Decision.undone.is_(False))
+                            .order_by(Decision.id.desc()).limit(1)).first()
+        if current is not None and _same(current, decision):
+            return current  # a replayed or double-clicked decision adds no row
         s.add(decision)
     return decision
+
+
+def _same(a: Decision, b: Decision) -> bool:
+    return all(getattr(a, name) == getattr(b, name)
+               for name in ("action", "value", "reviewer", "catalog_value", "suggested_value"))
 
 
 def undo_decision(store: Store, decision_id: int) -> Decision:
