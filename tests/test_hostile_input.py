@@ -627,3 +627,18 @@ def test_a_garbage_or_foreign_muses_sqlite_is_one_line_and_never_written(project
         assert code == 2 and "is not a muses store (it holds other tables: customers)" in err, argv
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["customers"]
+
+
+# -- terminal escape sequences in catalog text ------------------------------------------------
+def test_catalog_text_never_reaches_the_terminal_as_escape_sequences(store, tmp_path, capsys):
+    path = write_lines(tmp_path / "r.jsonl", [json.dumps({"id": "e\x1b]0;owned\x07", "title": "\x1b[31mred \x9b2J\u202egnp.exe"})])
+    assert run(capsys, "import", path)[0] == 0
+    for argv in (["items"], ["items", "--json"], ["items", "--jsonl"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0
+        for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+            assert raw not in out + err, (argv, raw)
+    code, out, _ = run(capsys, "items")
+    assert "\\x1b[31mred \\x9b2J\\u202egnp.exe"[:40] in out
+    code, out, _ = run(capsys, "items", "--jsonl")
+    assert json.loads(out)["title"] == "\x1b[31mred \x9b2J\u202egnp.exe"  # the data itself is unchanged

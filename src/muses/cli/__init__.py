@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import re
 import sys
 
 from muses import __version__, progress
@@ -86,9 +87,29 @@ def positive(kind=int):
     return parse
 
 
+# Control characters (C0, DEL, C1) and bidirectional overrides: catalog text holding them
+# (a title with "\x1b[31m") would recolour, move or rewrite the curator's terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: each control character shown as its escape (``\\x1b``)."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", text)
+
+
+def printable_json(text: str) -> str:
+    """JSON text (``ensure_ascii=False``) with the characters JSON leaves raw (C1 controls, bidi
+    overrides) written as ``\\uXXXX``: the same data, safe on a terminal."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def format_table(headers: list[str], rows: list[list]) -> str:
-    """A plain-text summary table: first column left-aligned, the others right-aligned."""
-    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    """A plain-text summary table: first column left-aligned, the others right-aligned; catalog
+    text is made :func:`printable`."""
+    cells = [[printable(str(h)) for h in headers]] + [["-" if v is None else printable(str(v)) for v in row]
+                                                      for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
