@@ -220,7 +220,10 @@ def sniff_delimiter(path: Path, encoding: str) -> str:
     lines = sample if complete else sample[:sample.rfind("\n") + 1]  # a cut-off last row would not count
     scores = {}
     for delimiter in DELIMITERS:
-        rows = [row for row in csv.reader(io.StringIO(lines), delimiter=delimiter) if row]
+        try:
+            rows = [row for row in csv.reader(io.StringIO(lines, newline=""), delimiter=delimiter) if row]
+        except csv.Error:  # a sample this delimiter cannot even read scores nothing
+            continue
         width = len(rows[0]) if rows else 0
         if width > 1:
             scores[delimiter] = (sum(len(row) == width for row in rows[1:]), width)
