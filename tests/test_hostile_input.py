@@ -642,3 +642,39 @@ def test_catalog_text_never_reaches_the_terminal_as_escape_sequences(store, tmp_
     assert "\\x1b[31mred \\x9b2J\\u202egnp.exe"[:40] in out
     code, out, _ = run(capsys, "items", "--jsonl")
     assert json.loads(out)["title"] == "\x1b[31mred \x9b2J\u202egnp.exe"  # the data itself is unchanged
+
+
+# -- unreachable servers ----------------------------------------------------------------------
+def _run_with_store(capsys, monkeypatch, project, url: str, timeout: float = 1):
+    (project.root / "muses.toml").write_text(f"[store]\nconnect_timeout = {timeout}\n", encoding="utf-8")
+    monkeypatch.setenv("MUSES_STORE_URL", url)
+    start = time.monotonic()
+    code, out, err = run(capsys, "stats")
+    return code, err, time.monotonic() - start
+
+
+def test_a_silent_database_server_is_one_line_within_the_connect_timeout(project, capsys, monkeypatch):
+    import socket
+
+    pytest.importorskip("psycopg")
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        code, err, seconds = _run_with_store(capsys, monkeypatch, project, f"postgresql+psycopg://u@127.0.0.1:{port}/m")
+    assert code == 1 and seconds < 8, seconds
+    assert "cannot connect to the collection store" in err and "[store] connect_timeout" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("url, words", [
+    ("postgresql+psycopg://u@no-such-host.invalid/m", "cannot connect to the collection store"),
+    ("postgresql+psycopg://u@127.0.0.1:abc/m", "is not one SQLAlchemy can use"),
+    ("postgresql+psycopg://u@127.0.0.1:99999/m", "is not one SQLAlchemy can use"),
+    ("postgresql+psycopg://u@127.0.0.1:1/m", "cannot connect to the collection store"),
+])
+def test_a_bad_database_host_or_port_is_one_line_naming_the_setting(project, capsys, monkeypatch, url, words):
+    pytest.importorskip("psycopg")
+    code, err, seconds = _run_with_store(capsys, monkeypatch, project, url)
+    assert code in (1, 2) and words in err and "[store] url" in err and seconds < 8
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -47,6 +47,7 @@ def _one_of(default, choices: tuple[str, ...]):
 class StoreSettings:
     url: str = ""  # SQLAlchemy URL; empty: the SQLite file muses.sqlite in the project
     busy_timeout: float = _bounded(30.0, low=0.1)  # seconds to wait for another writer's lock
+    connect_timeout: float = _bounded(10.0, low=1.0)  # seconds to wait for a database server to answer
 
 
 @dataclass(frozen=True)
