@@ -678,3 +678,22 @@ def test_a_bad_database_host_or_port_is_one_line_naming_the_setting(project, cap
     code, err, seconds = _run_with_store(capsys, monkeypatch, project, url)
     assert code in (1, 2) and words in err and "[store] url" in err and seconds < 8
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("address, words", [
+    ("garbage", "is not one of the forms"),
+    ("http://127.0.0.1:8265", "is not one of the forms"),
+    ("127.0.0.1:99999", "is not one of the forms"),
+    ("ray://127.0.0.1:1", "cannot reach the Ray cluster"),
+    ("127.0.0.1:1", "cannot reach the Ray cluster"),
+])
+def test_a_bad_ray_address_is_one_line_within_the_timeout(address, words):
+    pytest.importorskip("ray")
+    from muses.compute import ComputeError, connect
+    from muses.settings import ComputeSettings
+
+    start = time.monotonic()
+    with pytest.raises(ComputeError, match=words) as info:
+        connect(ComputeSettings(engine="ray", address=address))
+    assert time.monotonic() - start < 12 and "\n" not in str(info.value)
+    assert "--address" in str(info.value)
