@@ -82,7 +82,8 @@ def test_the_streamed_array_reader_finds_what_json_loads_finds(data, chunk, key_
     text = json.dumps({"other": data[:1], "records": data} if key_first else data)
     old, jsonstream.CHUNK = jsonstream.CHUNK, chunk
     try:
-        found = [json.loads(e) for e in jsonstream.array_elements(io.StringIO(text), 10_000)]
+        found = [e.value if isinstance(e, jsonstream.Parsed) else json.loads(e)
+                 for e in jsonstream.array_elements(io.StringIO(text), 10_000)]
     finally:
         jsonstream.CHUNK = old
     assert json.dumps(found) == json.dumps(data)  # dumps: nan != nan, but prints the same

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from muses.collection.jsonstream import JsonShapeError, TooLong, array_elements, bounded_lines
+from muses.collection.jsonstream import JsonShapeError, Parsed, TooLong, array_elements, bounded_lines
 from muses.collection.sources import Refused, Roots, admit
 from muses.collection.store import Image, Item, Store
 from muses.errors import MusesError, RunFailed
@@ -116,7 +116,11 @@ def _parse_record(text: str) -> dict[str, Any] | RecordError:
         return RecordError(f"nested too deeply (more than {MAX_DEPTH} levels)")
     except ValueError:  # Python's bound on the digits of an integer it converts
         return RecordError(f"holds a number of more than {sys.get_int_max_str_digits()} digits")
-    return record if isinstance(record, dict) else RecordError(f"expected a JSON object, got {type(record).__name__}")
+    return _as_record(record)
+
+
+def _as_record(value: Any) -> dict[str, Any] | RecordError:
+    return value if isinstance(value, dict) else RecordError(f"expected a JSON object, got {type(value).__name__}")
 
 
 def _too_long(what: str, chars: int) -> RecordError:
@@ -142,7 +146,12 @@ def read_json(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
     with path.open(encoding=options.encoding) as fh:
         try:
             for number, element in enumerate(array_elements(fh, MAX_RECORD_CHARS), start=1):
-                yield number, _too_long("a record", element.chars) if isinstance(element, TooLong) else _parse_record(element)
+                if isinstance(element, TooLong):
+                    yield number, _too_long("a record", element.chars)
+                elif isinstance(element, Parsed):
+                    yield number, _as_record(element.value)
+                else:
+                    yield number, _parse_record(element)
         except JsonShapeError as exc:
             where = f"bad JSON at line {_line_of(path, options.encoding, exc.offset)}: {exc}"
             if number == 0:

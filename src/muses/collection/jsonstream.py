@@ -8,10 +8,11 @@ Standard library only.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 CHUNK = 1 << 20
 _WS = re.compile(r"[ \t\r\n]*")
@@ -41,6 +42,13 @@ class JsonShapeError(ValueError):
     def __init__(self, message: str, offset: int = 0):
         super().__init__(message)
         self.offset = offset
+
+
+@dataclass
+class Parsed:
+    """An element that parsed where it lay in the buffer (the common case, at C speed)."""
+
+    value: Any
 
 
 @dataclass
@@ -142,8 +150,26 @@ def _result(text: _Text, start: int, end: int, kept: bool, max_chars: int) -> st
     return text.buf[start - text.base:end - text.base]
 
 
-def array_elements(fh: TextIO, max_chars: int, key: str = "records") -> Iterator[str | TooLong]:
-    """Each element of the JSON array in ``fh`` (or of its ``key`` when it is an object), as text."""
+_DECODER = json.JSONDecoder()
+
+
+def _parsed_in_place(text: _Text, pos: int, max_chars: int) -> tuple[Parsed, int] | None:
+    """The element at ``pos`` parsed straight from the buffer when it lies wholly inside it (a
+    character after its end is there too, so a number cut by the chunk's end is never taken)."""
+    at = pos - text.base
+    try:
+        value, end = _DECODER.raw_decode(text.buf, at)
+    except (ValueError, RecursionError):  # incomplete here, or bad: the scan finds out which
+        return None
+    if end >= len(text.buf) or end - at > max_chars:
+        return None
+    return Parsed(value), end + text.base
+
+
+def array_elements(fh: TextIO, max_chars: int, key: str = "records") -> Iterator[Parsed | str | TooLong]:
+    """Each element of the JSON array in ``fh`` (or of its ``key`` when it is an object):
+    :class:`Parsed` when it parsed, else its text (for the caller's own parse to say what is wrong
+    with it), or :class:`TooLong`."""
     text = _Text(fh)
     pos = text.skip_ws(0)
     opening = text.at(pos)
@@ -155,7 +181,7 @@ def array_elements(fh: TextIO, max_chars: int, key: str = "records") -> Iterator
     if text.at(pos) == "]":
         return
     while True:
-        element, pos = _element(text, pos, max_chars)
+        element, pos = _parsed_in_place(text, pos, max_chars) or _element(text, pos, max_chars)
         yield element
         pos = text.skip_ws(pos)
         after = text.at(pos)
@@ -168,8 +194,6 @@ def array_elements(fh: TextIO, max_chars: int, key: str = "records") -> Iterator
 
 def _find_key(text: _Text, pos: int, key: str, max_chars: int) -> int:
     """The offset of the '[' that is the value of ``key`` in the object whose '{' was before ``pos``."""
-    import json
-
     while True:
         pos = text.skip_ws(pos)
         if text.at(pos) != '"':
