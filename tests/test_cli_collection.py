@@ -132,7 +132,7 @@ def test_import_refused_by_the_store_exits_1_and_keeps_earlier_batches(project, 
 
     store = Store.for_project(project)
     with store.engine.begin() as conn:
-        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.id = '3' "
+        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.id >= '2' "
                           "BEGIN SELECT RAISE(ABORT, 'disk quota'); END"))
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(5)), encoding="utf-8")

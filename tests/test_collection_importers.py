@@ -146,11 +146,22 @@ def test_reimport_keeps_checked_photos_and_replaces_changed_ones(store, tmp_path
     assert store.stats()["images"] == 1
 
 
-def test_a_failing_batch_rolls_back_alone(project, tmp_path):
+def test_a_record_the_store_refuses_costs_only_its_own_line(project, tmp_path):
     store = Store.for_project(project)  # an SQLite trigger makes the failure
-    # A real database failure in the middle of the second batch: a trigger refusing one id.
     with store.engine.begin() as conn:
         conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.id = 'r5' "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
+    path = _write_jsonl(tmp_path / "r.jsonl", [{"id": f"r{i}", "title": f"t{i}", "image": f"{i}.jpg"} for i in range(8)])
+    report = import_records(store, path, batch_size=3)
+    assert [(s.line, s.reason) for s in report.skipped] == [(6, "the store refused it (refused by the database)")]
+    assert [i.id for i in store.items()] == ["r0", "r1", "r2", "r3", "r4", "r6", "r7"]
+
+
+def test_a_failing_store_stops_the_import_and_keeps_the_batches_before(project, tmp_path):
+    store = Store.for_project(project)
+    # A real database failure from the second batch on: every record of it refused.
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.id >= 'r3' "
                           "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
     path = _write_jsonl(tmp_path / "r.jsonl", [{"id": f"r{i}", "title": f"t{i}", "image": f"{i}.jpg"} for i in range(8)])
     with pytest.raises(ImportStopped, match="lines 4-6 .*refused by the database.* the 3 records before"):

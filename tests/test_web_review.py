@@ -195,3 +195,17 @@ def test_a_damaged_review_file_is_named_with_what_to_do(reader, fresh):
         assert r.status_code == 503 and "zz_suggested_labels.csv" in r.text and "muses label-issues" in r.text
     finally:
         damaged.unlink()
+
+
+def test_a_decision_takes_the_catalog_and_model_values_from_the_store_and_a_replay_adds_no_row(writer, fresh):
+    item_id = issue_ids(fresh)[0]
+    body = {"item_id": item_id, "action": dec.USE_SUGGESTION, "catalog_value": "forged", "suggested_value": "forged"}
+    first = writer.post("/api/review/decisions", json=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["value"] == "square"  # the model's suggestion in the label-issues list, not "forged"
+    d = dec.current_decisions(Store.for_project(fresh))[item_id]
+    assert (d.catalog_value, d.suggested_value) == ("circle", "square")
+    again = writer.post("/api/review/decisions", json=body)
+    assert again.json()["id"] == first.json()["id"]  # the same decision replayed: no new row
+    with Store.for_project(fresh).session() as s:
+        assert s.query(dec.Decision).count() == 1

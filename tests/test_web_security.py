@@ -264,3 +264,124 @@ def test_the_collection_follows_a_changed_definitions_file(proj):
     text = proj.definitions_path.read_text(encoding="utf-8")
     proj.definitions_path.write_text(text.replace('name = "vessel"', 'name = "pot"'), encoding="utf-8")
     assert labels()["vase-1"] == "pot"
+
+
+# -- DNS rebinding: only our own Host names are answered (issue 22) -------------------------------
+def served_app(proj, tiny_model_path, *extra):
+    """The app as `muses serve --allow-writes` builds it, bound to 127.0.0.1."""
+    from muses.web.guard import allowed_hosts
+
+    return create_app(proj, tiny_model_path, allow_writes=True, allowed_hosts=allowed_hosts("127.0.0.1", extra))
+
+
+@pytest.mark.parametrize("host", ["a.evil:8000", "evil.example", "localhost.evil.example", "127.0.0.1.evil.example"])
+def test_a_rebound_host_name_is_refused_and_stores_nothing(proj, tiny_model_path, host):
+    client = TestClient(served_app(proj, tiny_model_path), base_url=f"http://{host}")
+    r = client.post("/api/items/vase-1/classify", headers={"Origin": f"http://{host}", "Content-Type": "application/json"})
+    assert r.status_code == 400 and "--allowed-host" in r.text
+    assert client.get("/items").status_code == 400
+    assert classification_of(proj, "vase-1") is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", "LOCALHOST", "muses.museum.example"])
+def test_our_own_host_names_are_answered(proj, tiny_model_path, host):
+    client = TestClient(served_app(proj, tiny_model_path, "muses.museum.example"), base_url=f"http://{host}")
+    assert client.get("/items").status_code == 200
+    r = client.post("/api/items/vase-1/classify", headers={"Origin": f"http://{host}", "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+
+
+def test_muses_serve_answers_the_hosts_of_muses_toml_and_the_command_line(proj, tmp_path):
+    import http.client
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    (proj.root / "muses.toml").write_text('[web]\nallowed_hosts = ["muses.museum.example"]\n', encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    server = subprocess.Popen([sys.executable, "-m", "muses", "serve", "--project", str(proj.root), "--port", str(port),
+                               "--workers", "1", "--allowed-host", "kiosk-3"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def status(host: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/items", headers={"Host": host})
+        return conn.getresponse().status
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status("localhost")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.3)
+        assert [status(h) for h in (f"localhost:{port}", "muses.museum.example", "kiosk-3:80", "a.evil:8000")] == [
+            200, 200, 200, 400]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_pages_never_echo_the_host_header_into_urls(proj):
+    client = TestClient(create_app(proj), base_url="http://evil.example")
+    for path in ("/", "/items", "/items/vase-1", "/review"):
+        page = client.get(path)
+        assert "evil.example" not in page.text, path
+    assert '<script src="/static/item.js"' in client.get("/items/vase-1").text
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_the_api_docs_cannot_be_framed(proj, path):
+    r = TestClient(create_app(proj)).get(path)
+    assert r.status_code == 200
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+
+
+# -- no 500 for odd requests (issue 22) -------------------------------------------------------------
+def test_a_nul_or_control_character_in_a_search_is_no_500_on_either_store(any_store_project):
+    with Store.for_project(any_store_project).transaction() as s:
+        s.add(Item(id="v1", title="Vase", object_type=["Vases"]))
+    client = TestClient(create_app(any_store_project), raise_server_exceptions=False)
+    for params in ({"q": "\x00"}, {"q": "va\x00se"}, {"predicted": "\x00"}, {"naive": "\x1b[31m"}):
+        assert client.get("/api/items", params=params).status_code == 200, params
+        assert client.get("/items", params=params).status_code == 200, params
+
+
+def test_a_search_of_400_words_is_a_quick_422(proj):
+    import time
+
+    client = TestClient(create_app(proj), raise_server_exceptions=False)
+    start = time.monotonic()
+    r = client.get("/api/items", params={"q": " ".join(["a"] * 400)})
+    assert r.status_code == 422 and "at most 32" in r.json()["detail"]
+    assert time.monotonic() - start < 2
+    assert client.get("/items", params={"q": " ".join(["vase"] * 32)}).status_code == 200
+
+
+def test_undo_of_a_number_above_2_63_is_a_422(writer):
+    r = writer.post(f"/api/review/decisions/{2**64}/undo")
+    assert r.status_code == 422
+
+
+def test_a_lone_surrogate_in_a_json_body_is_a_422(writer, proj):
+    for raw in ('{"item_id": "\\ud800", "action": "not one of these", "reviewer": "Ana"}',
+                '{"item_id": "vase-1", "action": "not one of these", "reviewer": "A\\udfffna"}',
+                '{"item_id": "vase-1", "action": "not one of these", "reviewer": 5, "\\ud800": 1}'):
+        r = writer.post("/api/review/decisions", content=raw.encode(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, (raw, r.status_code, r.text)
+
+
+def test_a_10_mb_field_is_a_422_that_does_not_echo_it(writer):
+    name = "A" * 10_000_000
+    r = writer.post("/api/review/decisions", json={"item_id": "vase-1", "action": "not one of these", "reviewer": name})
+    assert r.status_code == 422 and len(r.content) < 2000
+    assert r.json()["detail"][0]["loc"] == ["body", "reviewer"]

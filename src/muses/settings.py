@@ -8,6 +8,7 @@ refused with the valid keys listed, so a typo never silently falls back to a def
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -47,6 +48,7 @@ def _one_of(default, choices: tuple[str, ...]):
 class StoreSettings:
     url: str = ""  # SQLAlchemy URL; empty: the SQLite file muses.sqlite in the project
     busy_timeout: float = _bounded(30.0, low=0.1)  # seconds to wait for another writer's lock
+    connect_timeout: float = _bounded(10.0, low=1.0)  # seconds to wait for a database server to answer
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class PlotSettings:
 class WebSettings:
     host: str = "127.0.0.1"
     port: int = _bounded(8000, low=1, high=65535)
+    # Host names the server answers besides localhost, 127.0.0.1, ::1 and `host` (a reverse
+    # proxy's public name, a machine name); any other Host header gets 400 (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 ENGINES = ("local", "ray")
@@ -205,21 +210,59 @@ def _check_value(value: Any, kind: Any, bounds: typing.Mapping, where) -> Any:
     return value
 
 
+MAX_TOML_BYTES = 1_000_000  # muses.toml and definitions.toml; a large definitions file is 50 kB
+
+
+def read_toml(path: Path, error: type[MusesError], fix: str) -> tuple[str, dict[str, Any]]:
+    """The text and the data of a TOML file, bounded: at most :data:`MAX_TOML_BYTES`, nesting
+    Python can parse, no number of more digits than Python converts, no ``nan`` or ``inf`` (a
+    setting is a real number). Every problem is ``error`` naming the file (and key) and ``fix``;
+    a missing file raises FileNotFoundError, an unreadable one :class:`RunFailed`."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_TOML_BYTES + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise RunFailed(f"cannot read {path}: {exc.strerror or exc}; check the file's permissions") from exc
+    if len(raw) > MAX_TOML_BYTES:
+        raise error(f"{path}: larger than {MAX_TOML_BYTES // 1_000_000} MB, which no muses file is; {fix}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
+    try:
+        data = tomllib.loads(text)
+        bad = _not_finite(data)
+    except RecursionError as exc:
+        raise error(f"{path}: nested too deep to read; {fix}") from exc
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise error(f"{path}: not valid TOML ({str(exc)[:300]}); {fix}") from exc
+    if bad:
+        raise error(f"{path}, {bad}: must be a finite number (nan and inf are not); {fix}")
+    return text, data
+
+
+def _not_finite(data: Any, where: str = "") -> str | None:
+    """The key of the first nan or inf in ``data`` (``[table] key``), or None."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        here = f"{where}.{key}" if where and isinstance(key, str) else f"{where}[{key}]" if where else str(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            table, _, name = here.rpartition(".")
+            return f"[{table}] {name}" if table else here
+        if isinstance(value, dict | list) and (found := _not_finite(value, here)):
+            return found
+    return None
+
+
 def read_settings(path: str | os.PathLike) -> Settings:
     """The settings in ``path``; defaults when the file does not exist."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text, data = read_toml(path, ConfigError, "fix the file or delete it and run `muses init`")
     except FileNotFoundError:
         return Settings()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
-    except OSError as exc:
-        raise RunFailed(f"cannot read {path}: {exc.strerror or exc}; check the file's permissions") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}. Fix the file or delete it and run `muses init`.") from exc
     return _parse(Settings, data, _Source(path, text), "")
 
 

@@ -6,7 +6,6 @@ away from the images.
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 from jinja2 import Environment
 from matplotlib.figure import Figure
 
+from muses import csvfile
 from muses.imaging import try_open
 
 THUMBNAIL_SIZE = 160
@@ -135,13 +135,8 @@ def write_gallery(
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
     """A CSV with a header line of ``columns`` (other keys of the rows are left out); floats
     rounded to 4 decimals."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
-    return path
+    return csvfile.write(path, ({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows),
+                         columns)
 
 
 def catalog_entry(item) -> dict[str, str]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import importlib
+import re
 import sys
 from typing import Any, TypeVar
 
@@ -109,9 +111,29 @@ def config_from(base: Config, args: argparse.Namespace) -> Config:
     return dataclasses.replace(base, **changes)
 
 
+# Control characters (C0, DEL, C1) and bidirectional overrides: catalog text holding them
+# (a title with "\x1b[31m") would recolour, move or rewrite the curator's terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # json.dumps escapes C0 itself
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: each control character shown as its escape (``\\x1b``)."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", text)
+
+
+def printable_json(text: str) -> str:
+    """JSON text (``ensure_ascii=False``) with the characters JSON leaves raw (C1 controls, bidi
+    overrides) written as ``\\uXXXX``: the same data, safe on a terminal."""
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def format_table(headers: list[str], rows: list[list]) -> str:
-    """A plain-text summary table: first column left-aligned, the others right-aligned."""
-    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    """A plain-text summary table: first column left-aligned, the others right-aligned; catalog
+    text is made :func:`printable`."""
+    cells = [[printable(str(h)) for h in headers]] + [["-" if v is None else printable(str(v)) for v in row]
+                                                      for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -128,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(args)
 
 
+_MACHINE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Call ``args.func``. A :class:`MusesError` (a user's mistake, or a run the environment
     stopped) becomes one message line and its exit code; any other exception is a bug and
@@ -139,6 +164,13 @@ def run_command(args: argparse.Namespace) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"muses {args.command}: interrupted; run the command again to resume.", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        if exc.errno not in _MACHINE_ERRNOS:
+            raise
+        # A full disk or a read-only folder stops any command that writes: the machine's, not a bug.
+        print(f"muses {args.command}: error: cannot write {exc.filename or 'a file'} ({exc.strerror}); free disk "
+              "space or fix the folder's permissions, then run the command again.", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK if result is None else int(result)
 

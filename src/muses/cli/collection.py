@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from muses.actions import CheckPhotosConfig, ImportConfig, check_photos, import_collection
-from muses.cli import UsageError, command_parser, config_from, default_of, format_table, positive
+from muses.cli import UsageError, command_parser, config_from, default_of, format_table, positive, printable_json
 from muses.progress import follow, progress_bar
 from muses.cli.engines import add_compute_args, compute_from_args
 from muses.settings import find_project
@@ -234,11 +234,11 @@ def run_items(args) -> int:
                   file=sys.stderr)
             break
         if args.jsonl:  # streamed, so a large collection never waits in memory
-            print(json.dumps(row, ensure_ascii=False))
+            print(printable_json(json.dumps(row, ensure_ascii=False)))
         else:
             shown.append(row)
     if args.json:
-        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        print(printable_json(json.dumps(shown, indent=2, ensure_ascii=False)))
     elif not args.jsonl:
         table = [[r["id"], r["title"][:40], r["object_type"][:20], r["usable_images"], r["problem_images"],
                   r["top_class"] if r["top_class"] is None else f"{r['top_class']} {r['probability']:.2f}"]

@@ -12,6 +12,7 @@ SERVE_EXAMPLES = """\
   muses serve --host 0.0.0.0 --max-upload-mb 5   # reachable from other machines
   muses serve --workers 2                      # server processes (default: one per core, at most 4)
   muses serve --allow-writes --reviewer "Ana Ruiz"  # decide labels at /review
+  muses serve --allowed-host muses.museum.example  # behind a reverse proxy with that public name
 
 Pages: / (upload a photo: classes and similar objects), /items (search the catalog, filter by
 predicted class, naive label or disagreement, with counts; sort by confidence or disagreement),
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-upload-mb", type=positive(float), default=10.0, help="largest accepted photo (default 10)")
     p.add_argument("--max-pixels", type=positive(int), default=40_000_000, help="largest accepted photo in pixels (default 40 million)")
     p.add_argument("--workers", type=positive(int), help="server processes (default: one per core, at most 4)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a Host name to answer besides localhost and --host (a reverse proxy's public name; "
+                        "repeatable; also muses.toml [web] allowed_hosts)")
     p.set_defaults(func=run_serve)
 
 
@@ -38,6 +42,7 @@ def run_serve(args) -> int:
     from muses.collection.store import Store
     from muses.model.files import paths as model_paths
     from muses.web import create_app
+    from muses.web.guard import allowed_hosts
     from muses.web.serving import default_workers, serve, single_writer_warning
 
     project = find_project(args.project)
@@ -47,7 +52,8 @@ def run_serve(args) -> int:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
     model = args.model or project.model_path
     options = dict(allow_writes=args.allow_writes, reviewer=args.reviewer, max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-                   max_pixels=args.max_pixels)
+                   max_pixels=args.max_pixels,
+                   allowed_hosts=list(allowed_hosts(host, [*project.settings.web.allowed_hosts, *args.allowed_host])))
     create_app(project, model, **options)  # a bad option fails here, before any worker starts
     workers = args.workers or default_workers()
     stats = Store.for_project(project).stats()
@@ -58,6 +64,7 @@ def run_serve(args) -> int:
         ["model", f"{model}" + ("" if model_paths(model)[0].is_file() else " (missing: uploads answer 503)")],
         ["mode", "read-write" if args.allow_writes else "read-only"],
         ["address", f"http://{host}:{port}/"],
+        ["answers Host", ", ".join(options["allowed_hosts"])],
         ["workers", workers],
     ]))
     warning = single_writer_warning(Store.for_project(project).engine.dialect.name, workers)

@@ -12,7 +12,6 @@ label review and the evaluation read the current decisions.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import weakref
@@ -22,6 +21,7 @@ from sqlalchemy import Boolean, DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from muses.collection.store import Base, Store
+from muses.csvfile import Writer, natural_key
 from muses.errors import MusesError
 
 # What a reviewer can decide, in the words the pages and the CSV use.
@@ -101,8 +101,18 @@ def record_decision(store: Store, *, item_id: str, action: str, reviewer: str, c
                         suggested_value=suggested_value or "", action=action, value=value, reviewer=reviewer,
                         decided_at=_now())
     with store.transaction() as s:
+        current = s.scalars(select(Decision).where(Decision.item_id == decision.item_id, Decision.field == field,
+                                                   Decision.undone.is_(False))
+                            .order_by(Decision.id.desc()).limit(1)).first()
+        if current is not None and _same(current, decision):
+            return current  # a replayed or double-clicked decision adds no row
         s.add(decision)
     return decision
+
+
+def _same(a: Decision, b: Decision) -> bool:
+    return all(getattr(a, name) == getattr(b, name)
+               for name in ("action", "value", "reviewer", "catalog_value", "suggested_value"))
 
 
 def undo_decision(store: Store, decision_id: int) -> Decision:
@@ -143,22 +153,13 @@ def parse_since(text: str) -> dt.datetime:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(text: str) -> str:
-    # A spreadsheet would run a cell that starts like a formula (a reviewer's name typed in the
-    # page could be one); a leading apostrophe keeps it text.
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def export_csv(decisions: Mapping[str, Decision]) -> str:
-    """The decisions as CSV for the collection management system, one row per record."""
+def export_csv(decisions: Mapping[str, Decision], *, bom: bool = False) -> str:
+    """The decisions as CSV for the collection management system, one row per record, in object
+    number order; ``bom`` for Excel."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for item_id in sorted(decisions):
+    writer = Writer(buf, EXPORT_COLUMNS, bom=bom)
+    for item_id in sorted(decisions, key=natural_key):
         d = decisions[item_id]
-        writer.writerow([_cell(item_id), d.field, _cell(d.catalog_value), _cell(d.suggested_value), d.action,
-                         _cell(d.reviewer), d.decided_at.isoformat(timespec="seconds"), _cell(d.value or "")])
+        writer.row([item_id, d.field, d.catalog_value, d.suggested_value, d.action,
+                    d.reviewer, d.decided_at.isoformat(timespec="seconds"), d.value or ""])
     return buf.getvalue()

@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import sqlite3
 import sys
 import time
@@ -28,6 +29,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from muses.collection.jsonstream import JsonShapeError, Parsed, TooLong, array_elements, bounded_lines
 from muses.collection.sources import Refused, Roots, admit
 from muses.collection.store import Image, Item, Store
 from muses.errors import MusesError, RunFailed
@@ -45,6 +47,12 @@ PRESETS: dict[str, dict[str, str]] = {
     },
 }
 MAX_DEPTH = 32  # nesting levels a record may have; real exports use two or three
+# One line (JSONL, CSV) or record (JSON) longer than this is skipped unread, so it never costs
+# memory or its neighbours (a 1 GB line once took 2.9 GB and its whole batch); a long museum
+# description is a few thousand characters.
+MAX_RECORD_CHARS = 10_000_000
+_LONG = "\x00muses: too long\x00"
+_LONG_LINE = re.compile(re.escape(_LONG) + r"(\d+)")
 MISSING_IDS = ("nan", "null", "none", "undefined")  # what spreadsheets and dataframes write for "no value"
 AUTO_ENCODINGS = ("utf-8-sig", "cp1252")  # tried in turn: UTF-8 (a byte-order mark skipped), then Excel on Windows
 DELIMITERS = (",", ";", "\t", "|")  # what CSV exports use; the first wins a tie
@@ -99,48 +107,80 @@ def available_formats() -> list[str]:
     return sorted(READERS)
 
 
+def _parse_record(text: str) -> dict[str, Any] | RecordError:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RecordError(f"bad JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return RecordError(f"nested too deeply (more than {MAX_DEPTH} levels)")
+    except ValueError:  # Python's bound on the digits of an integer it converts
+        return RecordError(f"holds a number of more than {sys.get_int_max_str_digits()} digits")
+    return _as_record(record)
+
+
+def _as_record(value: Any) -> dict[str, Any] | RecordError:
+    return value if isinstance(value, dict) else RecordError(f"expected a JSON object, got {type(value).__name__}")
+
+
+def _too_long(what: str, chars: int) -> RecordError:
+    return RecordError(f"{what} of {chars:,} characters, longer than the {MAX_RECORD_CHARS:,} a record may have")
+
+
 @register_reader("jsonl")
 def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
     with path.open(encoding=options.encoding) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield line_no, RecordError(f"bad JSON: {exc.msg} at column {exc.colno}")
-                continue
-            except RecursionError:
-                yield line_no, RecordError(f"nested too deeply (more than {MAX_DEPTH} levels)")
-                continue
-            yield line_no, record if isinstance(record, dict) else RecordError(
-                f"expected a JSON object, got {type(record).__name__}")
+        for line_no, line in enumerate(bounded_lines(fh, MAX_RECORD_CHARS), start=1):
+            if isinstance(line, TooLong):
+                yield line_no, _too_long("a line", line.chars)
+            elif line.strip():
+                yield line_no, _parse_record(line)
 
 
 @register_reader("json")
 def read_json(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
-    """A JSON array of objects (or ``{"records": [...]}``); 'line' is the record's position."""
-    try:
-        data = json.loads(path.read_text(encoding=options.encoding))
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(f"{path}: bad JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
-    except RecursionError as exc:
-        raise ImportFormatError(f"{path}: nested too deeply to read (more than {MAX_DEPTH} levels per record)") from exc
-    if isinstance(data, dict) and isinstance(data.get("records"), list):
-        data = data["records"]
-    if not isinstance(data, list):
-        raise ImportFormatError(f"{path}: expected a JSON array of records (or {{\"records\": [...]}})")
-    for number, record in enumerate(data, start=1):
-        yield number, record if isinstance(record, dict) else RecordError(
-            f"expected a JSON object, got {type(record).__name__}")
+    """A JSON array of objects (or ``{"records": [...]}``), read one record at a time; 'line' is
+    the record's position. Where the text stops being JSON, the records before it are read and
+    the rest is listed as one skipped position."""
+    number = 0
+    with path.open(encoding=options.encoding) as fh:
+        try:
+            for number, element in enumerate(array_elements(fh, MAX_RECORD_CHARS), start=1):
+                if isinstance(element, TooLong):
+                    yield number, _too_long("a record", element.chars)
+                elif isinstance(element, Parsed):
+                    yield number, _as_record(element.value)
+                else:
+                    yield number, _parse_record(element)
+        except JsonShapeError as exc:
+            where = f"bad JSON at line {_line_of(path, options.encoding, exc.offset)}: {exc}"
+            if number == 0:
+                raise ImportFormatError(f"{path}: {where}") from exc
+            yield number + 1, RecordError(f"{where}; the records after it were not read")
+
+
+def _line_of(path: Path, encoding: str, offset: int) -> int:
+    """The line of character ``offset`` of the file."""
+    line, left = 1, offset
+    with path.open(encoding=encoding) as fh:
+        while left > 0 and (chunk := fh.read(min(left, 1 << 20))):
+            line, left = line + chunk.count("\n"), left - len(chunk)
+    return line
 
 
 @register_reader("csv")
 def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
     """CSV with a header row, cells separated by ``options.delimiter``; 'line' is the file line."""
-    csv.field_size_limit(sys.maxsize)  # museum descriptions can be long
+    csv.field_size_limit(MAX_RECORD_CHARS)
+
+    def lines(fh) -> Iterator[str]:
+        # A line over the bound is replaced by a marker, so the row it was (part of) is refused
+        # below with its own line number; the marker's NUL could never import anyway.
+        for line in bounded_lines(fh, MAX_RECORD_CHARS):
+            yield f"{_LONG}{line.chars}{_LONG}\n" if isinstance(line, TooLong) else line
+
     with path.open(encoding=options.encoding, newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=options.delimiter)
+        reader = csv.DictReader(lines(fh), delimiter=options.delimiter)
         if not reader.fieldnames:
             raise ImportFormatError(f"{path}: empty CSV file (a header row is needed)")
         if duplicated := _duplicate_columns(reader.fieldnames):
@@ -154,6 +194,9 @@ def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
                 return
             except csv.Error as exc:
                 yield line_no, RecordError(f"bad CSV: {exc}")
+                continue
+            if long := next((m for v in row.values() if isinstance(v, str) and (m := _LONG_LINE.search(v))), None):
+                yield line_no, _too_long("a line", int(long.group(1)))
                 continue
             if None in row:  # more cells than header columns
                 yield line_no, RecordError(_too_many_cells(len(reader.fieldnames) + len(row[None]),
@@ -186,7 +229,10 @@ def sniff_delimiter(path: Path, encoding: str) -> str:
     lines = sample if complete else sample[:sample.rfind("\n") + 1]  # a cut-off last row would not count
     scores = {}
     for delimiter in DELIMITERS:
-        rows = [row for row in csv.reader(io.StringIO(lines), delimiter=delimiter) if row]
+        try:
+            rows = [row for row in csv.reader(io.StringIO(lines, newline=""), delimiter=delimiter) if row]
+        except csv.Error:  # a sample this delimiter cannot even read scores nothing
+            continue
         width = len(rows[0]) if rows else 0
         if width > 1:
             scores[delimiter] = (sum(len(row) == width for row in rows[1:]), width)
@@ -344,6 +390,19 @@ def _depth_ok(record: Mapping[str, Any]) -> bool:
     return False
 
 
+def _holds_nul(record: Mapping[str, Any]) -> str | None:
+    """The first key whose key or text holds a NUL character (PostgreSQL refuses it in text, and
+    in an id it would make two ids look alike), or None."""
+    for key, value in record.items():
+        level = [key, value]
+        while level:
+            if any(isinstance(v, str) and "\x00" in v for v in level):
+                return ascii(key)
+            level = [child for v in level if isinstance(v, dict | list)
+                     for child in (list(v.keys()) + list(v.values()) if isinstance(v, dict) else v)]
+    return None
+
+
 def _encodable(value: Any) -> bool:
     try:
         json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
@@ -353,10 +412,12 @@ def _encodable(value: Any) -> bool:
 
 
 def check_structure(record: Mapping[str, Any]) -> None:
-    """Refuse what the store cannot hold: nesting deeper than :data:`MAX_DEPTH`, and text with a
-    lone UTF-16 surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    """Refuse what the store cannot hold: nesting deeper than :data:`MAX_DEPTH`, a NUL character,
+    and text with a lone UTF-16 surrogate (JSON allows ``"\\ud800"``; UTF-8 does not)."""
     if not _depth_ok(record):
         raise RecordError(f"nested more than {MAX_DEPTH} levels deep")
+    if where := _holds_nul(record):
+        raise RecordError(f"{where}: the text holds a NUL character (\\x00); remove it from the export")
     if not _encodable(record):
         where = next((ascii(key) for key, value in record.items() if not _encodable([key, value])), "a key")
         # ascii(): the message must not carry the bad character itself
@@ -647,6 +708,7 @@ def _import_rows(store: Store, rows: Iterator, report: ImportReport, *, mapping:
     line = 0
     while chunk := list(islice(rows, batch_size)):
         batch: dict[str, ItemData] = {}
+        lines: dict[str, int] = {}
         for line, record in chunk:
             if isinstance(record, LineWarning):
                 report.warnings.append(LineNote(line, record.text))
@@ -666,16 +728,15 @@ def _import_rows(store: Store, rows: Iterator, report: ImportReport, *, mapping:
             if earlier is not None:
                 report.duplicates.append(LineNote(line, f"id {data.id!r} also on line {earlier}; "
                                                          "this later record replaces it"))
-            batch[data.id] = data
+            batch[data.id], lines[data.id] = data, line
         if batch:
+            span = f"{chunk[0][0]}-{chunk[-1][0]}"
             try:
                 _write_batch(store, batch, report)
-            except (SQLAlchemyError, RunFailed) as exc:
-                raise ImportStopped(
-                    f"the store refused the records of lines {chunk[0][0]}-{chunk[-1][0]} "
-                    f"({getattr(exc, 'orig', None) or exc}); the {report.imported} records before them are saved. "
-                    "Fix the cause and import again: records already imported are updated, not duplicated."
-                ) from exc
+            except RunFailed as exc:  # the store is locked, full or gone: no record of this batch will do
+                raise _stopped(report, span, exc) from exc
+            except SQLAlchemyError as exc:
+                _write_one_by_one(store, batch, lines, report, exc, span)
         if progress is not None:
             progress(line, total)
     if progress is not None:  # the whole file is read: a header, blank lines and a record's later lines too
@@ -688,6 +749,36 @@ def _import_rows(store: Store, rows: Iterator, report: ImportReport, *, mapping:
                                 f"{', '.join(map(ascii, sorted(keys_seen)))}. Map them with --map id=KEY "
                                 "(and title=KEY, object_type=KEY, image=KEY, ...) or use --preset."
                                 + _delimiter_hint(keys_seen, delimiter))
+
+
+def _write_one_by_one(store: Store, batch: dict[str, ItemData], lines: dict[str, int], report: ImportReport,
+                      exc: Exception, span: str) -> None:
+    """The store refused a batch: write its records one at a time, so a record the store will not
+    take (a value it cannot hold) is skipped with its line and costs none of its neighbours.
+    When none is taken, the store itself is failing: stop."""
+    refused: list[LineNote] = []
+    for item_id, data in batch.items():
+        try:
+            _write_batch(store, {item_id: data}, report)
+        except RunFailed as one:
+            raise _stopped(report, span, one) from one
+        except SQLAlchemyError as one:
+            refused.append(LineNote(lines[item_id], f"the store refused it ({_store_reason(one)})"))
+    if len(refused) == len(batch) and len(batch) > 1:
+        raise _stopped(report, span, exc) from exc
+    report.skipped += refused
+
+
+def _stopped(report: ImportReport, span: str, exc: Exception) -> ImportStopped:
+    return ImportStopped(
+        f"the store refused the records of lines {span} ({_store_reason(exc)}); the {report.imported} records "
+        "before them are saved. Fix the cause and import again: records already imported are updated, not "
+        "duplicated.")
+
+
+def _store_reason(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _delimiter_hint(keys: set[str], delimiter: str | None) -> str:

@@ -37,6 +37,23 @@ class StoreOutOfDate(MusesError):
     """The store's schema is older (or newer) than this muses."""
 
 
+class NotAStore(MusesError):
+    """The database holds another program's tables (or is no database at all): never written to."""
+
+
+def not_a_store(name: str, why: str) -> NotAStore:
+    return NotAStore(f"{name} is not a muses store ({why}); move it away (muses makes a new store in its "
+                     "place), or name the right one with [store] url in muses.toml or $MUSES_STORE_URL")
+
+
+def _refuse_foreign(conn: Connection, name: str) -> None:
+    """A database with tables but neither ours nor a schema revision belongs to another program."""
+    tables = set(inspect(conn).get_table_names())
+    if tables and "items" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise not_a_store(name, f"it holds other tables: {shown}")
+
+
 @dataclass(frozen=True)
 class Revisions:
     current: str | None  # None: no alembic_version (a new store, or one from before migrations)
@@ -103,6 +120,8 @@ def prepare(engine: Engine, metadata: MetaData, *, name: str) -> None:
     with _locked(engine) as conn:
         # again under the lock: another process may have made the store meanwhile
         current = MigrationContext.configure(conn).get_current_revision()
+        if current is None:
+            _refuse_foreign(conn, name)
         if current is None and "items" not in inspect(conn).get_table_names():
             metadata.create_all(conn)  # a new store: today's tables are the newest revision
             current = head()
@@ -149,6 +168,8 @@ def upgrade(engine: Engine, *, name: str) -> str | None:
         before = MigrationContext.configure(conn).get_current_revision()
         if before is not None and not _known(before):
             _refuse_unless_current(before, name)
+        if before is None:
+            _refuse_foreign(conn, name)
         if before is None and "items" in inspect(conn).get_table_names():
             command.stamp(_config(conn), BASELINE)
         command.upgrade(_config(conn), "head")

@@ -6,6 +6,7 @@ leaves the store exactly as it was before that batch.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 import time
 from collections import Counter
@@ -102,22 +103,30 @@ def _needing_attention():
 
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds; [store] busy_timeout
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds; [store] connect_timeout
 
 # SQLite's words for a lock held too long, and for a file or disk that cannot be written
 _LOCKED = ("database is locked", "database table is locked")
 _UNWRITABLE = ("readonly database", "unable to open database file", "disk i/o error", "database or disk is full")
 # PostgreSQL's (psycopg's) for a server that cannot be reached or refuses the user or database
 _UNREACHABLE = ("connection is bad", "connection to server", "could not connect", "authentication failed",
-                "does not exist")
+                "does not exist", "timeout expired", "resolve host", "name or service not known",
+                "could not translate host name", "connection timeout expired")
 
 
-def _engine(url: str, *, echo: bool, busy_timeout: float) -> Engine:
+def _engine(url: str, *, echo: bool, busy_timeout: float, connect_timeout: float) -> Engine:
     """The engine for ``url``; a URL that cannot work is the user's to fix (never echoed: it
     may hold a password)."""
     try:
-        sqlite = make_url(url).get_backend_name() == "sqlite"
-        return create_engine(url, echo=echo, connect_args={"timeout": busy_timeout} if sqlite else {})
-    except ArgumentError as exc:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ValueError(f"port {parsed.port} is not between 1 and 65535")
+        # A server that never answers would otherwise hold a command for minutes (131 s measured).
+        args = ({"timeout": busy_timeout} if backend == "sqlite"
+                else {"connect_timeout": max(1, math.ceil(connect_timeout))} if backend == "postgresql" else {})
+        return create_engine(url, echo=echo, connect_args=args)
+    except (ArgumentError, ValueError) as exc:
         raise ConfigError(
             f"the store URL ([store] url in muses.toml) is not one SQLAlchemy can use ({exc}); give one like "
             "postgresql+psycopg://user@host/muses, or leave it empty for the SQLite file muses.sqlite"
@@ -138,10 +147,11 @@ class Store:
     """
 
     def __init__(self, url: str, *, echo: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-                 check_schema: bool = True):
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, check_schema: bool = True):
         self.url = url
         self.busy_timeout = busy_timeout
-        self.engine: Engine = _engine(url, echo=echo, busy_timeout=busy_timeout)
+        self.connect_timeout = connect_timeout
+        self.engine: Engine = _engine(url, echo=echo, busy_timeout=busy_timeout, connect_timeout=connect_timeout)
         sqlite = self.engine.dialect.name == "sqlite"
         if sqlite:
             event.listen(self.engine, "connect", self._sqlite_pragmas)
@@ -155,7 +165,8 @@ class Store:
         without muses.toml is refused, so no command creates a store where the user did not
         make a project."""
         project.require_config()
-        return cls(project.store_url, busy_timeout=project.settings.store.busy_timeout, check_schema=check_schema)
+        return cls(project.store_url, busy_timeout=project.settings.store.busy_timeout,
+                   connect_timeout=project.settings.store.connect_timeout, check_schema=check_schema)
 
     @property
     def name(self) -> str:
@@ -186,14 +197,17 @@ class Store:
         """Turn a lock held too long, an unreachable server, an unwritable store or a full disk into a RunFailed;
         anything else stays what it is (a bug, shown with its traceback)."""
         text = str(context.original_exception).lower()
+        if "file is not a database" in text:
+            raise schema.not_a_store(self.name, "the file is not an SQLite database") from context.original_exception
         if any(words in text for words in _LOCKED):
             raise RunFailed(self._locked_message()) from context.original_exception
         if context.connection is None and any(words in text for words in _UNREACHABLE):  # while connecting
             reason = " ".join(str(context.original_exception).split())
             raise RunFailed(
-                f"cannot connect to the collection store {self.name} ({reason}). Check that the "
+                f"cannot connect to the collection store {self.name} ({reason[:300]}). Check that the "
                 "database server is running and that [store] url in muses.toml (or $MUSES_STORE_URL) names the "
-                "right host, port, database and user."
+                f"right host, port, database and user; a server slower than {self.connect_timeout:g} s to answer "
+                "needs a larger [store] connect_timeout."
             ) from context.original_exception
         if any(words in text for words in _UNWRITABLE):
             raise RunFailed(

@@ -5,7 +5,7 @@ live in :mod:`muses.model.views`.
 """
 from __future__ import annotations
 
-import csv
+from muses import csvfile
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -71,8 +71,8 @@ def read_dataset(root: str | Path) -> DatasetFolder:
     index = {name: i for i, name in enumerate(classes)}
     samples, skipped = [], []
     with manifest.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        fieldnames, reader = csvfile.records(fh)
+        missing = [c for c in REQUIRED_COLUMNS if c not in fieldnames]
         if missing:
             raise DatasetError(f"{manifest}: missing column(s) {missing}; expected {MANIFEST_COLUMNS}")
         for line, row in enumerate(reader, start=2):

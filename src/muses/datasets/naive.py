@@ -6,10 +6,8 @@ object, and writes ``datasets/naive/`` with the manifest, image copies and label
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import re
@@ -23,6 +21,7 @@ from typing import Any
 
 from muses.collection.decisions import NOT_ONE, Decision, current_decisions
 from muses.collection.store import Item, Store
+from muses import csvfile
 from muses.labeling.matching import EXCLUDED, LABELED, UNLABELED, Label, Matcher, record_fields
 from muses.labeling.report import LeftOut, ReportTally, load_gold, write_report
 from muses.progress import progress_bar
@@ -331,11 +330,7 @@ class NaiveExporter:
         (tmp / "images").mkdir()
         for row in progress_bar(rows, desc="copying images", unit="photos", disable=not self.progress):
             shutil.copyfile(row["_source"], tmp / row["image"])
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        (tmp / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
+        csvfile.write(tmp / "manifest.csv", rows, MANIFEST_COLUMNS)
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         write_report(report, tmp)
 

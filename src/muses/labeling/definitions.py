@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections import OrderedDict
 from functools import lru_cache
 from dataclasses import dataclass, field
@@ -19,11 +18,7 @@ from typing import Any
 
 from muses.labeling.text import normalize, word_forms
 from muses.errors import MusesError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from muses.settings import read_toml
 
 CONFLICT_POLICIES = ("drop", "priority", "most-hits")
 KNOWN_FIELDS = ("title", "object_type", "primary_object_type", "material", "period", "description")
@@ -155,10 +150,7 @@ def load_definitions(path: str | os.PathLike) -> Definitions:
     path = Path(path)
     if not path.is_file():
         raise DefinitionsError(f"{path}: definitions file not found; create it (`muses init` writes an example)")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise DefinitionsError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
+    _, data = read_toml(path, DefinitionsError, "fix it (`muses init` writes an example)")
     return parse_definitions(data, path)
 
 

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
 from muses.labeling.definitions import Definitions
+from muses.csvfile import Writer
 from muses.errors import MusesError
 
 N_EXAMPLES = 10  # conflict and unlabeled examples shown in the table and the HTML page
@@ -55,15 +56,14 @@ class LeftOut:
     size and nothing of it is held in memory."""
 
     def __init__(self, stream: TextIO):
-        self._writer = csv.writer(stream, lineterminator="\n")
-        self._writer.writerow(LEFT_OUT_COLUMNS)
+        self._writer = Writer(stream, LEFT_OUT_COLUMNS)
 
     def add(self, label: Label, title: str) -> None:
         if label.status == LABELED:
             return
         classes = label.candidates if label.status == CONFLICT else dict.fromkeys(c for c, _ in label.vetoes)
         words = sorted({f"{cls}: {word}" for cls, word in label.vetoes}) if label.status == EXCLUDED else ()
-        self._writer.writerow((label.item_id, label.status, "; ".join(classes), "; ".join(words), title))
+        self._writer.row((label.item_id, label.status, "; ".join(classes), "; ".join(words), title))
 
 
 class _Spread:

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from muses.datasets.folder import DatasetFolder
-from muses.model.files import ModelCfg, read_model, save_model
+from muses.model.files import ModelCfg, backbone_problem, read_model, save_model, too_large
 from muses.model.files import paths as model_paths
 from muses.model.predictor import ClassifierNet, TorchPredictor, load_net, build_net
 from muses.model.preprocessing import PreprocessCfg
@@ -157,6 +157,8 @@ def new_classifier(
     ``train_cfg``'s dropout, initialized from its seed (``kwargs``: more :class:`Classifier`
     arguments, and :class:`TrainCfg` fields that replace ``train_cfg``'s)."""
     train_cfg = with_options(train_cfg, {k: kwargs.pop(k) for k in list(kwargs) if k in TRAIN_FIELDS})
+    if too_large(backbone):  # refused before building it, not after hours of training
+        raise TrainingError(backbone_problem(backbone))
     cfg = ModelCfg(backbone=backbone, class_names=list(class_names), dropout=train_cfg.dropout, seed=train_cfg.seed,
                    **preprocess_cfg.to_dict())
     net = build_net(cfg, weights=weights, pretrained=pretrained, generator=torch.Generator().manual_seed(train_cfg.seed))

@@ -5,8 +5,10 @@ definitions or unfreeze state. Nothing is pickled.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
+import functools
 import json
 import math
 import os
@@ -32,6 +34,14 @@ INPUT_SIZE_RANGE = (16, 1024)
 STD_RANGE = (1e-3, 10.0)
 MEAN_RANGE = (-10.0, 10.0)
 TEMPERATURE_RANGE = (0.05, 20.0)
+# A backbone named in NAME.json is built before its weights are read, so an unknown name could
+# ask for any amount of memory ("vit_gigantic_patch14_clip_224" once took 8 GB and 52 s to be
+# refused). These are built as named; any other timm model is first built on PyTorch's "meta"
+# device (shapes only, no memory, about a second) and refused above MAX_PARAMETERS.
+KNOWN_BACKBONES = frozenset({*PACKAGED, "resnet18", "resnet34", "resnet50", "vgg16", "vgg19", "efficientnet_b0",
+                             "mobilenetv3_large_100", "convnext_tiny"})
+MAX_PARAMETERS = 200_000_000  # vgg19, the original project's backbone, has 144 M
+MAX_DESCRIPTION_BYTES = 4_000_000  # a NAME.json with 1,000 epochs of history is about 200 kB
 
 
 class ModelFileError(MusesError):
@@ -88,8 +98,11 @@ class ModelCfg:
             raise ValueError(f"class_names must be a list of at least 2 non-empty names, got {names!r}")
         if len(set(names)) != len(names):
             raise ValueError(f"class_names has duplicates: {sorted({n for n in names if names.count(n) > 1})}")
-        if not isinstance(self.backbone, str) or not _known_backbone(self.backbone):
-            raise ValueError(f"backbone {self.backbone!r} is not a model this installation knows")
+        if not isinstance(self.backbone, str):
+            raise ValueError(f"backbone must be a name, got {self.backbone!r}")
+        problem = backbone_problem(self.backbone)
+        if problem:
+            raise ValueError(problem)
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {self.interpolation!r}")
         if self.resize_mode not in RESIZE_MODES:
@@ -118,12 +131,37 @@ def _triple(name: str, value: Any, bounds: tuple[float, float]) -> tuple[float, 
     return tuple(float(v) for v in value)
 
 
-def _known_backbone(name: str) -> bool:
-    if name in PACKAGED:  # without importing timm (and torch): the ONNX path needs neither
-        return True
+@functools.lru_cache(maxsize=64)
+def _parameter_count(name: str) -> int | None:
+    """Parameters of timm's ``name`` counted on the "meta" device (no memory); None: not buildable."""
     import timm
+    import torch
 
-    return timm.is_model(name)
+    if not timm.is_model(name):
+        return None
+    try:
+        with torch.device("meta"):
+            return sum(p.numel() for p in timm.create_model(name, pretrained=False).parameters())
+    except Exception:  # noqa: BLE001 -- whatever timm cannot build is no backbone for us
+        return None
+
+
+def too_large(name: str) -> bool:
+    """Whether ``name`` is a timm model over :data:`MAX_PARAMETERS` (known ones never are)."""
+    return name not in KNOWN_BACKBONES and len(name) <= 200 and (_parameter_count(name) or 0) > MAX_PARAMETERS
+
+
+def backbone_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a backbone (unknown to timm, or too large), or None."""
+    if name in KNOWN_BACKBONES:  # without importing timm (and torch): the ONNX path needs neither
+        return None
+    n = _parameter_count(name) if len(name) <= 200 else None
+    if n is None:
+        return f"backbone {name[:80]!r} is not a model this installation knows"
+    if n > MAX_PARAMETERS:
+        return (f"backbone {name!r} has {n / 1e6:.0f} M parameters, more than the {MAX_PARAMETERS / 1e6:.0f} M "
+                f"muses builds; use one of {', '.join(sorted(KNOWN_BACKBONES))}")
+    return None
 
 
 def paths(path: str | Path) -> tuple[Path, Path]:
@@ -152,9 +190,11 @@ def writing(path: Path, tmp: Path) -> Iterator[None]:
     the half-written ``tmp`` is removed, the previous ``path`` stays as it was."""
     try:
         yield
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        what = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"cannot write ({exc.strerror or exc})"
+    except (OSError, SafetensorError) as exc:  # safetensors reports its own write errors as SafetensorError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+        what = "disk full" if full else f"cannot write ({getattr(exc, 'strerror', None) or exc})"
         raise RunFailed(f"{what} while writing {path}; free space (or fix the folder's permissions) and run the "
                         "same command again with --resume to continue from the last finished epoch") from exc
 
@@ -189,9 +229,20 @@ RETRAIN = "train it again with `muses train-model`, or copy both files of a good
 def read_cfg(meta: Path) -> ModelCfg:
     """The checked model description in ``NAME.json``; :class:`ModelFileError` if it is not one."""
     try:
-        return ModelCfg.from_dict(json.loads(meta.read_text(encoding="utf-8")))
+        with meta.open("rb") as fh:
+            data = fh.read(MAX_DESCRIPTION_BYTES + 1)
+        if len(data) > MAX_DESCRIPTION_BYTES:
+            raise ValueError(f"larger than {MAX_DESCRIPTION_BYTES // 1_000_000} MB")
+        return ModelCfg.from_dict(json.loads(data.decode("utf-8")))
+    except RecursionError as exc:
+        raise ModelFileError(f"{meta} is not a muses model description (nested too deep); {RETRAIN}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{meta} is not a muses model description ({exc}); {RETRAIN}") from exc
+        raise ModelFileError(f"{meta} is not a muses model description ({_short(exc)}); {RETRAIN}") from exc
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def read_model(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelCfg]:

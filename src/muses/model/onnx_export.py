@@ -6,6 +6,7 @@ for :mod:`muses.model.onnx` to run without torch.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -64,7 +65,8 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
         onnx.save_model(proto, str(tmp))  # one file: weights embedded (a Lite0 is ~14 MB)
         os.replace(tmp, out)
     except OSError as exc:  # a read-only or full models folder: the model itself is fine
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only folder even this fails; the OnnxError must still come
+            tmp.unlink(missing_ok=True)
         raise OnnxError(f"cannot write {out} ({exc.strerror or exc}); free space or fix the folder's "
                         "permissions, then run `muses export-onnx`") from exc
     return out

@@ -8,6 +8,7 @@ Images are served by their id in the store, never by a path from the request.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from muses import __version__
 from muses.settings import Project, find_project
 from muses.web import api, errors, pages, review
 from muses.web import map as map_page
-from muses.web.guard import BodyLimit, SecurityHeaders, same_origin
+from muses.web.guard import BodyLimit, HostAllowList, SecurityHeaders, same_origin
 from muses.web.state import AppState, Limits
 from muses.web.templating import HERE
 from muses.web.uploads import MAX_BYTES, MAX_UPLOAD_PIXELS
@@ -51,9 +52,14 @@ def create_app(
     max_upload_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_UPLOAD_PIXELS,
     similar_limit: int = 12,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> FastAPI:
     """The app for ``project`` (default: $MUSES_PROJECT or the current folder) and its model
-    (default: muses.toml's model_path; loaded on first use, so browsing works without one)."""
+    (default: muses.toml's model_path; loaded on first use, so browsing works without one).
+
+    ``allowed_hosts``: the Host names it answers (:func:`muses.web.guard.allowed_hosts`; `muses
+    serve` always passes them); None answers any Host, for an app mounted in a server that
+    checks Host itself."""
     limits = Limits(max_upload_bytes, max_pixels, similar_limit)
     proj = project if isinstance(project, Project) else find_project(project)
     app = FastAPI(
@@ -66,6 +72,8 @@ def create_app(
     )
     app.state.muses = AppState(proj, Path(model_path) if model_path else proj.model_path, limits, allow_writes, reviewer)
     app.add_middleware(BodyLimit, max_upload_bytes=max_upload_bytes, overhead=FORM_OVERHEAD)
+    if allowed_hosts is not None:
+        app.add_middleware(HostAllowList, hosts=allowed_hosts)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)

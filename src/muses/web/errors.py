@@ -5,7 +5,6 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
@@ -35,11 +34,38 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     return _answer(request, exc.status_code, str(exc.detail), exc.headers)
 
 
+def storable_text(text: str) -> bool:
+    """Whether ``text`` can be stored and sent back as UTF-8: no NUL, no lone UTF-16 surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _safe(value: object, limit: int = 100) -> str | int:
+    """A location part as it may be sent back: short, and printable as UTF-8."""
+    if isinstance(value, int):
+        return value
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _problems(exc: RequestValidationError) -> list[dict]:
+    # FastAPI's own answer repeats the input: 10 MB sent, 10 MB sent back (and a lone surrogate
+    # in it made the answer itself fail). Where and why is enough.
+    return [{"loc": [_safe(part) for part in e.get("loc", ())], "msg": _safe(e.get("msg", ""), 300),
+             "type": _safe(e.get("type", ""))} for e in exc.errors()[:20]]
+
+
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    problems = _problems(exc)
     if _wants_json(request):
-        return await request_validation_exception_handler(request, exc)
-    problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
-    return _answer(request, 422, f"the address has a bad value ({problems})")
+        return JSONResponse({"detail": problems}, 422)
+    text = "; ".join(f"{p['loc'][-1] if p['loc'] else 'request'}: {p['msg']}" for p in problems)
+    return _answer(request, 422, f"the address has a bad value ({text})")
 
 
 async def muses_error(request: Request, exc: MusesError) -> Response:

@@ -2,11 +2,12 @@
 security headers."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from muses.web.uploads import size_text
@@ -15,6 +16,50 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Our pages load only their own CSS, JS and images; /docs loads Swagger UI from a CDN.
 CSP = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; frame-ancestors 'none'"
 DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
+# Swagger UI and ReDoc come from jsdelivr (their scripts, styles, fonts) and run an inline
+# script; they are never framed either.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+            "https://cdn.redoc.ly; worker-src 'self' blob:; object-src 'none'; frame-ancestors 'none'")
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts(bound_host: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The Host names a server bound to ``bound_host`` answers: this machine's names, the bound
+    address and ``extra`` (muses.toml [web] allowed_hosts, --allowed-host)."""
+    names = [*LOCAL_HOSTS, bound_host, *extra]
+    return tuple(dict.fromkeys(n.strip().lower().strip("[]") for n in names if n.strip()))
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port (``[::1]:8000`` → ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostAllowList:
+    """Answers only requests whose Host header names this server (DNS rebinding: a page of
+    evil.example whose name is made to resolve to 127.0.0.1 sends ``Host: evil.example``).
+    ``"*"`` in ``hosts`` answers any Host (only behind a proxy that checks it)."""
+
+    def __init__(self, app: ASGIApp, *, hosts: Iterable[str]):
+        self.app = app
+        self.hosts = frozenset(h.lower() for h in hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or "*" in self.hosts:
+            return await self.app(scope, receive, send)
+        host = Headers(scope=scope).get("host", "")
+        if host_name(host) in self.hosts:
+            return await self.app(scope, receive, send)
+        shown = host if len(host) <= 80 else host[:80] + "..."
+        await PlainTextResponse(
+            f"refused: Host {shown!r} is not a name of this server; if it is (a reverse proxy, a machine "
+            "name), start it with `muses serve --allowed-host NAME` or add NAME to [web] allowed_hosts "
+            "in muses.toml", 400)(scope, receive, send)
 
 
 def same_origin(request: Request) -> None:
@@ -86,7 +131,8 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """nosniff everywhere, and our Content-Security-Policy on everything but the API docs."""
+    """nosniff, our Content-Security-Policy (the docs' own for /docs and /redoc, which load
+    Swagger UI and ReDoc from a CDN), and no framing, everywhere."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -94,14 +140,14 @@ class SecurityHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        with_csp = not scope["path"].startswith(DOC_PATHS)
+        csp = DOCS_CSP if scope["path"].startswith(DOC_PATHS) else CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
-                if with_csp:
-                    headers["Content-Security-Policy"] = CSP
+                headers["Content-Security-Policy"] = csp
+                headers["X-Frame-Options"] = "DENY"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -7,17 +7,19 @@ disagree. A decision is stored with :mod:`muses.collection.decisions` (only with
 """
 from __future__ import annotations
 
-import csv
+from muses import csvfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as FastAPIPath
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
 from muses.collection import decisions as dec
 from muses.search.browse_index import BrowseRow
+from muses.web.errors import storable_text
 from muses.web.state import AppState, get_state
 from muses.web.templating import templates
 
@@ -58,7 +60,7 @@ def _csv_cards(path: Path | None, catalog_column: str | None) -> list[Card]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             return [Card(row["id"], row.get(catalog_column, "") if catalog_column else "", row["suggested"],
-                         float(row["confidence"]) if row.get("confidence") else None) for row in csv.DictReader(fh)]
+                         float(row["confidence"]) if row.get("confidence") else None) for row in csvfile.records(fh)[1]]
     except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError) as exc:
         raise HTTPException(503, f"the review list {path.name} cannot be read ({type(exc).__name__}: {exc}); "
                                  "run `muses label-issues` again to write it anew") from exc
@@ -121,13 +123,39 @@ def review_page(request: Request, name: str, q: str = "", state: AppState = Depe
     })
 
 
+MAX_ID = 2**63 - 1  # the largest number a database row id can be
+
+
 class DecisionIn(BaseModel):
     item_id: str = Field(min_length=1, max_length=255, description="the record's object number")
-    action: str = Field(description=f"one of: {', '.join(dec.ACTIONS)}")
-    catalog_value: str = Field("", max_length=1000, description="the catalog's class")
-    suggested_value: str = Field("", max_length=1000, description="the model's class")
+    action: str = Field(max_length=64, description=f"one of: {', '.join(dec.ACTIONS)}")
+    # Sent by older pages; ignored: what the catalog and the model say is read from the store.
+    catalog_value: str = Field("", max_length=1000, description="ignored: the catalog's class is read from the store")
+    suggested_value: str = Field("", max_length=1000, description="ignored: the model's class is read from the store")
     chosen: str | None = Field(None, max_length=1000, description=f"the class, for {dec.OTHER_CLASS!r}")
     reviewer: str = Field("", max_length=200, description="who decides (default: `muses serve --reviewer`)")
+
+    @field_validator("item_id", "action", "chosen", "reviewer")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        if value is not None and not storable_text(value):
+            raise ValueError("holds a character no store keeps (a NUL, or a lone UTF-16 surrogate)")
+        return value
+
+
+def _store_values(state: AppState, item_id: str) -> tuple[str, str]:
+    """(the catalog's class, the model's suggestion) of a record, as muses knows them: its card in a
+    review list, else its row in the browse index."""
+    state.view.sync()
+    with state.store.session() as s:
+        row = s.execute(select(BrowseRow.naive_class, BrowseRow.predicted_class)
+                        .where(BrowseRow.item_id == item_id)).first()
+    catalog, suggested = (row[0] or "", row[1] or "") if row else ("", "")
+    for name in ("issues", "suggestions"):
+        card = next((c for c in queue_cards(state, name) if c.id == item_id), None)
+        if card is not None:
+            return card.catalog_class or catalog, card.suggested or suggested
+    return catalog, suggested
 
 
 def _writable(state: AppState) -> None:
@@ -142,10 +170,11 @@ def decide(body: DecisionIn, state: AppState = Depends(get_state)):
     classes = _class_names(state)
     if body.action == dec.OTHER_CLASS and body.chosen not in classes:
         raise HTTPException(422, f"{body.chosen!r} is not one of the classes ({', '.join(classes)}); choose one of them")
+    catalog_value, suggested_value = _store_values(state, body.item_id)
     try:
         d = dec.record_decision(state.store, item_id=body.item_id, action=body.action,
-                                reviewer=body.reviewer or state.reviewer, catalog_value=body.catalog_value,
-                                suggested_value=body.suggested_value, chosen=body.chosen)
+                                reviewer=body.reviewer or state.reviewer, catalog_value=catalog_value,
+                                suggested_value=suggested_value, chosen=body.chosen)
     except dec.DecisionError as exc:
         raise HTTPException(422, str(exc)) from exc
     return {"id": d.id, "item_id": d.item_id, "action": d.action, "value": d.value, "reviewer": d.reviewer,
@@ -153,7 +182,7 @@ def decide(body: DecisionIn, state: AppState = Depends(get_state)):
 
 
 @router.post("/api/review/decisions/{decision_id}/undo", tags=["review"], summary="Undo a decision")
-def undo(decision_id: int, state: AppState = Depends(get_state)):
+def undo(decision_id: int = FastAPIPath(ge=1, le=MAX_ID, description="the decision's number"), state: AppState = Depends(get_state)):
     _writable(state)
     try:
         d = dec.undo_decision(state.store, decision_id)

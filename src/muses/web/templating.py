@@ -21,6 +21,12 @@ def item_url(item_id: str, **params: object) -> str:
     return "/items/" + quote(item_id, safe="") + ("?" + urlencode(params) if params else "")
 
 
+def static_url(path: str) -> str:
+    """A file of static/ as a path on this server: never built from the request's Host header,
+    which a client (or a DNS-rebinding page) chooses."""
+    return "/static/" + quote(path)
+
+
 def _app_globals(request: Request) -> dict:
     return {"allow_writes": request.app.state.muses.allow_writes}
 
@@ -28,3 +34,4 @@ def _app_globals(request: Request) -> dict:
 templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_app_globals])
 templates.env.globals["version"] = __version__
 templates.env.filters["item_url"] = item_url
+templates.env.globals["static_url"] = static_url
