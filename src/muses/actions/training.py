@@ -143,7 +143,7 @@ def _train(project: Project, config: TrainConfig, name: str, device: str, *, mai
     if config.plot_performance:
         from muses.analysis.plots import plot_performance
 
-        plot = plot_performance(clf.history, project.plots_dir / f"{name}_performance.png", name=name)
+        plot = plot_performance(clf.history, project.plots_dir / f"{name}_performance.png")
         result = dataclasses.replace(result, plot_path=plot)
     return result
 

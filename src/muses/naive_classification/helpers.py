@@ -37,7 +37,7 @@ class Classifier(model_classifier.Classifier):
         from muses.analysis.plots import plot_performance
 
         path = filepath or resolve_project(project).plots_dir / f"{self.name}_performance.png"
-        return plot_performance(self.history, path, name=self.name)
+        return plot_performance(self.history, path)
 
 
 def setup_classifier(
