@@ -13,9 +13,10 @@ from pathlib import Path
 INTRO = """# Command reference
 
 Every `muses` command with its flags and examples, generated from the command line's own parser
-when this site is built, so it always matches `muses COMMAND --help`. Two flags work with every
-command, before or after its name: `-q`/`--quiet` (no progress output) and `-v`/`--verbose`
-(technical detail). Exit codes: 0 done, 1 the run could not finish, 2 bad usage or bad input.
+when this site is built, so it always matches `muses COMMAND --help`. Three flags work with every
+command and are not repeated below: `--project DIR` (the project folder; default `$MUSES_PROJECT`,
+else the current directory), `-q`/`--quiet` (no progress output) and `-v`/`--verbose` (technical
+detail; these two also before the command's name). Exit codes: 0 done, 1 the run could not finish, 2 bad usage or bad input.
 """
 
 
@@ -25,17 +26,6 @@ def _cell(text: str) -> str:
     for char in "\\|*_`[]":
         text = text.replace(char, "\\" + char)
     return text
-
-
-def _flag_name(action: argparse.Action) -> str:
-    if not action.option_strings:
-        return action.metavar or action.dest
-    if action.nargs == 0:
-        return ", ".join(action.option_strings)
-    metavar = action.metavar or action.dest.upper()
-    if isinstance(metavar, tuple):
-        metavar = " ".join(metavar)
-    return ", ".join(f"{option} {metavar}" for option in action.option_strings)
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
@@ -51,12 +41,17 @@ def _command(name: str, parser: argparse.ArgumentParser, level: int) -> list[str
         lines += [parser.description.strip(), ""]
     lines += ["```text", parser.format_usage().strip(), "```", ""]
     formatter = parser._get_formatter()
-    rows = [
-        (_flag_name(action), formatter._expand_help(action) if action.help else "")
-        for action in parser._actions
+    shown = [
+        action for action in parser._actions
         if action.help != argparse.SUPPRESS
         and not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction))
-        and action.dest not in ("quiet", "verbose")
+        and action.dest not in ("project", "quiet", "verbose")
+    ]
+    # Positional arguments first, then the flags, each in the parser's own order (as --help).
+    shown.sort(key=lambda action: bool(action.option_strings))
+    rows = [
+        (formatter._format_action_invocation(action), formatter._expand_help(action) if action.help else "")
+        for action in shown
     ]
     if rows:
         lines += ["| argument | meaning |", "| --- | --- |"]
