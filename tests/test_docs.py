@@ -58,7 +58,7 @@ def test_cli_reference_lists_every_command_and_flag():
     page = hook.cli_reference()
 
     def walk(name, parser):
-        assert f"`{name}`" in page, f"{name} is missing from the command reference"
+        assert f"# {name}\n" in page, f"{name} is missing from the command reference"
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for sub_name, sub_parser in action.choices.items():

@@ -36,7 +36,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Ar
 
 
 def _command(name: str, parser: argparse.ArgumentParser, level: int) -> list[str]:
-    lines = [f"{'#' * level} `{name}`", ""]
+    lines = [f"{'#' * level} {name}", ""]
     if parser.description:
         lines += [parser.description.strip(), ""]
     lines += ["```text", parser.format_usage().strip(), "```", ""]
