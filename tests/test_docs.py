@@ -1,11 +1,13 @@
-"""The documentation stays true to the command line: every `muses ...` line in the README and
-docs/ parses with the real parser, and the generated command reference lists every command and flag."""
+"""The documentation stays true to the code: every `muses ...` line in the README and docs/
+parses with the real parser, the generated command reference lists every command and flag, and
+the settings table shows every muses.toml key with its real default."""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import importlib.util
 import io
+import re
 import shlex
 from pathlib import Path
 
@@ -72,3 +74,35 @@ def test_cli_reference_lists_every_command_and_flag():
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 walk(f"muses {name}", sub)
+
+
+def test_every_muses_toml_key_is_documented_with_its_default():
+    import dataclasses
+
+    from muses.settings import Settings
+
+    rows = re.findall(r"^\| `\[([\w.]+)\]` \| `(\w+)` \| [^|]+ \| `([^`]*)` \|",
+                      (ROOT / "docs/getting-started.md").read_text("utf-8"), re.M)
+    documented = {(table, key): default for table, key, default in rows}
+
+    def shown(value) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return f'"{value}"'
+        if isinstance(value, tuple):
+            return "[]" if not value else repr(list(value))
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    def walk(cls, table):
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.default_factory):
+                yield from walk(f.default_factory, f"{table}.{f.name}" if table else f.name)
+            else:
+                yield table, f.name, shown(f.default)
+
+    wrong = [f"[{table}] {key} = {default} (documented: {documented.get((table, key), 'nothing')})"
+             for table, key, default in walk(Settings, "") if documented.get((table, key)) != default]
+    assert not wrong, "muses.toml keys whose default docs/getting-started.md does not show:\n" + "\n".join(wrong)
