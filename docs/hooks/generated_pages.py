@@ -68,10 +68,19 @@ def cli_reference() -> str:
     """The command reference page as Markdown."""
     from muses.cli import build_parser
 
-    lines = [INTRO]
-    for name, parser in _subcommands(build_parser()):
+    commands = _subcommands(build_parser())
+    lines = [INTRO, "| command | what it does |", "| --- | --- |"]
+    lines += [f"| [`muses {name}`](#{_anchor(f'muses {name}')}) | {_cell(parser.description or '')} |"
+              for name, parser in commands]
+    lines.append("")
+    for name, parser in commands:
         lines += _command(f"muses {name}", parser, 2)
     return "\n".join(lines)
+
+
+def _anchor(heading: str) -> str:
+    """The id MkDocs' table of contents gives a heading of plain words and hyphens."""
+    return heading.lower().replace(" ", "-")
 
 
 def on_files(files, config):
