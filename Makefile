@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-quality clean-demo venv
+.PHONY: demo test test-fast lint docs bench bench-quality clean-demo venv
 
 venv: $(STAMP)
 
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade --quiet pip
 	# torch/torchvision pinned to the builds this machine caches; the range in pyproject admits others.
 	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -e ".[test,ray]"
+	$(PY) -m pip install --quiet -e ".[test,ray,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,6 +28,10 @@ lint: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# The site from docs/ into site/; strict: a broken link or a page missing from the nav fails.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run

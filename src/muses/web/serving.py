@@ -29,8 +29,8 @@ def single_writer_warning(store_dialect: str, workers: int) -> str | None:
     if workers > 1 and store_dialect == "sqlite":
         return (f"warning: {workers} workers share an SQLite store, which takes one writer at a time: "
                 "browsing and search are fine, but stored classifications and review decisions wait for "
-                "each other. For a shared service set [store] url to PostgreSQL (README: Running it for "
-                "the staff).")
+                "each other. For a shared service set [store] url to PostgreSQL (docs/scaling.md: Running "
+                "it for the staff).")
     return None
 
 
