@@ -1,4 +1,5 @@
 """`muses export-classification-data` and `label-preview` as a curator reads them."""
+import re
 import shutil
 from pathlib import Path
 
@@ -28,3 +29,19 @@ def test_export_names_its_report_and_the_next_step_and_keeps_rule_detail_for_ver
     assert main(["label-preview", "-q"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("next: muses export-classification-data   "
                                                       "(writes the training data with these labels)")
+
+
+def test_label_preview_writes_its_html_report_without_photos_and_shows_the_words(project, met_sample, capsys):
+    shutil.copy(EXAMPLES / "definitions.toml", project.definitions_path)
+    assert main(["-q", "import", str(met_sample / "records.jsonl"), "--preset", "met-scrapi"]) == 0
+    capsys.readouterr()
+    assert main(["label-preview", "-q", "--left-out", "left-out.csv"]) == 0  # no generate-images: no photos
+    out = capsys.readouterr().out
+    html = (project.root / "reports" / "label-preview" / "report.html").read_text(encoding="utf-8")
+    assert "<mark>" in html and "The words, in context" in html
+    # the class table adds up: classes + left out + none of these = all records
+    table = out.split("\nclass ")[-1]
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\S.*?)\s{2,}(\d+)", table, re.M)}
+    assert counts["all records"] == 206 == sum(n for name, n in counts.items() if name != "all records")
+    header = (project.root / "left-out.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == "id,status,reason,classes,exclude_words,title,object_type"

@@ -15,6 +15,7 @@ EXPORT_EXAMPLES = """\
   muses export-classification-data --exporter naive --definitions my-defs.toml --split 0.8,0.1,0.1
   muses export-classification-data --exporter naive --gold checked.csv --out datasets/v2
 """
+PREVIEW_REPORT = "reports/label-preview"
 PREVIEW_EXAMPLES = """\
   muses label-preview                      # how the project's definitions label the store
   muses label-preview --definitions draft.toml --gold checked.csv
@@ -56,6 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--left-out", metavar="FILE",
                    help="write every conflicting, excluded and unlabeled record to this CSV file, relative to the "
                         "project folder (the report lists only the first few hundred)")
+    p.add_argument("--report", metavar="DIR", default=PREVIEW_REPORT,
+                   help=f"folder for report.html and report.json, relative to the project folder (default: {PREVIEW_REPORT})")
     p.set_defaults(func=run_preview)
 
 
@@ -91,25 +94,36 @@ def run_preview(args) -> int:
 
     project = find_project(args.project)
     left_out = project.path(args.left_out) if args.left_out else None
-    report = preview(project, definitions=args.definitions, gold=args.gold, left_out=left_out)
+    report_dir = project.path(args.report)
+    report = preview(project, definitions=args.definitions, gold=args.gold, left_out=left_out, report_dir=report_dir)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     print(_format_report(report))
     if args.left_out:
-        print(f"every record the labels leave out: {left_out}")
+        print(f"every record the labels leave out, with the reason and the searched text: {left_out}")
+    print(f"labeling report: {report_dir / 'report.html'}   (open it in a browser: each keyword's matched words "
+          "in context, per outcome)")
     print("next: muses export-classification-data   (writes the training data with these labels)")
     return 0
 
 
 def _keyword_table(report: Mapping[str, Any], *, has_gold: bool, detail: bool) -> list[str]:
     """Per keyword: how many records it matched; ``detail`` adds how the labeling rules resolved them."""
-    header = ["keyword", "class", "hits"] + (["decided", "overlaps", "overridden", "conflicts", "vetoed"] if detail else [])
+    header = ["keyword", "class", "hits"] + (["decided", "agreed", "overridden", "conflicts", "vetoed"] if detail else [])
     rows = [[k[h] for h in header] for k in report["keywords"]]
     if has_gold:
         header.append("precision")
         rows = [row + [k["precision"]] for row, k in zip(rows, report["keywords"])]
     return format_table(header, rows).splitlines()
+
+
+def _texts(entry: Mapping[str, Any]) -> str:
+    """A listed record's searched fields, shortened, or its title where the report has no text."""
+    texts = entry.get("texts")
+    if not texts:
+        return entry.get("title", "")[:60]
+    return "  ".join(f"{field}: {text[:60]}" for field, text in texts.items())
 
 
 def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
@@ -120,7 +134,11 @@ def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
     out = _keyword_table(report, has_gold=has_gold, detail=detail)
     if report["conflict_examples"]:
         out += ["", f"conflicts (first {len(report['conflict_examples'])} of {s['conflicts']}):"]
-        out += [f"  {c['id']}  {', '.join(c['classes'])}  {c['title'][:60]}" for c in report["conflict_examples"]]
+        out += [f"  {c['id']}  {c.get('reason') or ', '.join(c['classes'])}  {_texts(c)}"
+                for c in report["conflict_examples"]]
+    if detail and report["unlabeled_examples"]:
+        out += ["", f"unlabeled, none of these (some of {s['unlabeled']}):"]
+        out += [f"  {u['id']}  {_texts(u)}" for u in report["unlabeled_examples"]]
     out.append("")
     splits = list(report["classes"][0]["images"]) if s["dataset_items"] else []  # a preview has no split
     header = ["class", "labeled", "with images", *(f"{x} img" for x in splits)] + (["precision"] if has_gold else [])
@@ -129,7 +147,12 @@ def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
         + ([c["precision"]] if has_gold else [])
         for c in report["classes"]
     ]
+    blank = [""] * (len(header) - 2)
+    rows += [["left out: conflicts", s["conflicts"], *blank], ["left out: excluded", s["excluded"], *blank],
+             ["none of these (unlabeled)", s["unlabeled"], *blank], ["all records", s["items"], *blank]]
     out += format_table(header, rows).splitlines()
+    if detail and "explain" in report:
+        out += [f"excluded: {report['explain']['excluded']}", f"vetoed: {report['explain']['vetoed']}"]
     out.append(
         f"items {s['items']} (with usable images {s['items_with_images']}); labeled {s['labeled']} "
         f"(coverage {s['coverage']:.1%}); conflicts {s['conflicts']}; excluded {s['excluded']}; "

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from muses.labeling.definitions import Definitions
+from muses.labeling.definitions import KNOWN_FIELDS, Definitions
 from muses.labeling.text import fold, normalize, word_forms
 
 _FACET_FIELDS = ("object_type", "primary_object_type")  # both read the object-type facets
@@ -53,6 +53,25 @@ def record_fields(item: Any) -> dict[str, Any]:
         "period": item.period or "",
         "description": item.description or "",
     }
+
+
+def field_text(record: Mapping[str, Any], field: str) -> str:
+    """The text of ``field`` as matching searched it (facets joined by " | ", the primary facet
+    alone): what a hit's ``start``/``end`` point into, once folded."""
+    if field in _FACET_FIELDS:
+        facets = record.get("object_type") or ()
+        facets = [facets] if isinstance(facets, str) else [str(f) for f in facets]
+        return " | ".join(facets if field == "object_type" else facets[:1])
+    return str(record.get(field) or "")
+
+
+def searched_fields(definitions: Definitions) -> list[str]:
+    """Every field some class is searched in, in the order of :data:`KNOWN_FIELDS`; the primary
+    facet only where the whole object type is not searched (it is its first facet)."""
+    used = {f for spec in definitions.synonyms_extended.values() for f in spec["fields"]}
+    if "object_type" in used:
+        used.discard("primary_object_type")
+    return [f for f in KNOWN_FIELDS if f in used]
 
 
 class Matcher:
