@@ -21,6 +21,7 @@ PREVIEW_EXAMPLES = """\
   muses label-preview --definitions draft.toml --gold checked.csv
   muses label-preview --json > report.json
   muses label-preview --left-out left-out.csv   # also list every record the labels leave out
+  muses label-preview --compare classification  # agreement with the catalog's own classification
 """
 
 
@@ -57,6 +58,9 @@ def register(subparsers) -> None:
     p.add_argument("--left-out", metavar="FILE",
                    help="write every conflicting, excluded and unlabeled record to this CSV file, relative to the "
                         "project folder (the report lists only the first few hundred)")
+    p.add_argument("--compare", metavar="FIELD",
+                   help="score the labels against a classification column the catalog already has (a free "
+                        "precision estimate): confusion table, precision per class, disagreements")
     p.add_argument("--report", metavar="DIR", default=PREVIEW_REPORT,
                    help=f"folder for report.html and report.json, relative to the project folder (default: {PREVIEW_REPORT})")
     p.set_defaults(func=run_preview)
@@ -96,10 +100,16 @@ def run_preview(args) -> int:
     left_out = project.path(args.left_out) if args.left_out else None
     report_dir = project.path(args.report)
     report = preview(project, definitions=args.definitions, gold=args.gold, left_out=left_out, report_dir=report_dir)
+    if args.compare:
+        from muses.datasets.naive import compare_with_catalog
+
+        report["compare"] = compare_with_catalog(project, args.compare, definitions=args.definitions)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     print(_format_report(report))
+    if args.compare:
+        print("\n" + _format_compare(report["compare"]))
     if args.left_out:
         print(f"every record the labels leave out, with the reason and the searched text: {left_out}")
     print(f"labeling report: {report_dir / 'report.html'}   (open it in a browser: each keyword's matched words "
@@ -161,4 +171,25 @@ def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
     if s["skipped_images"]:
         out.append(f"skipped images: {s['skipped_images']} (listed in report.json)")
     out += [f"warning: {w}" for w in report["warnings"]]
+    return "\n".join(out)
+
+
+def _format_compare(result: Mapping[str, Any]) -> str:
+    """Agreement with the catalog's column: precision per class, the confusion table, disagreements."""
+    out = [f"agreement with the catalog's {result['field']!r} ({result['scored']} records with a value):"]
+    out += format_table(["class", "labeled", "in catalog", "agree", "precision", "recall"],
+                        [[c["class"], c["labeled"], c["catalog"], c["agree"], c["precision"], c["recall"]]
+                         for c in result["classes"]]).splitlines()
+    labels = sorted({c["label"] for c in result["confusion"]})
+    catalog = sorted({c["catalog"] for c in result["confusion"]})
+    cell = {(c["catalog"], c["label"]): c["records"] for c in result["confusion"]}
+    out += ["", "catalog (rows) against naive label (columns):"]
+    out += format_table(["catalog", *labels], [[c, *(cell.get((c, n), 0) for n in labels)] for c in catalog]).splitlines()
+    if result["unmapped_values"]:
+        out.append("catalog values naming no class (counted as other): "
+                   + ", ".join(f"{v['value'][:40]} {v['records']}" for v in result["unmapped_values"][:8]))
+    if result["disagreements"]:
+        out += ["", "disagreements (object number: catalog → label, why):"]
+        out += [f"  {d['id']}: {d['catalog']} → {d['label']}, {d['why']}" for d in result["disagreements"]]
+    out.append(f"precision of the labels against the catalog: {result['precision']}")
     return "\n".join(out)

@@ -25,7 +25,7 @@ from typing import Any
 from muses.collection.decisions import NOT_ONE, Decision, current_decisions
 from muses.collection.store import Item, Store
 from muses.labeling.matching import EXCLUDED, LABELED, UNLABELED, Label, Matcher, record_fields, searched_fields
-from muses.labeling.report import LeftOut, ReportTally, load_gold, write_report
+from muses.labeling.report import REVIEWED, LeftOut, ReportTally, load_gold, write_report
 from muses.progress import progress_bar
 from muses.datasets.folder import MANIFEST_COLUMNS, SPLITS
 from muses.datasets.splitting import (
@@ -41,7 +41,7 @@ from muses.errors import RunFailed
 from muses.labeling.definitions import Definitions, load_definitions
 from muses.predictions import OTHER
 
-__all__ = ["ExportResult", "NaiveExporter", "preview"]
+__all__ = ["ExportResult", "NaiveExporter", "compare_with_catalog", "field_values", "preview"]
 
 LEFT_OUT = "left-out.csv"  # every conflicting, excluded and unlabeled record, beside the report
 FEW_TEST_ITEMS = 5  # below this a class's test metrics are too noisy to trust; warn
@@ -105,7 +105,6 @@ def _image_files(project, item: Item) -> tuple[list[tuple[int, Path]], list[str]
     return found, missing
 
 
-REVIEWED = "review"  # Label.field of a record whose class a reviewer decided
 
 
 def reviewed(label: Label, decision: Decision | None, class_names: Sequence[str]) -> Label:
@@ -200,6 +199,28 @@ def preview(project, *, definitions: str | os.PathLike | None = None, gold: str 
         where = exc.filename or left_out or report_dir
         raise RunFailed(f"cannot write {where}: {exc.strerror or exc}. Choose a folder you may write to.") from exc
     return report
+
+
+def store_items(project):
+    """The project's store items, streamed in batches (for the field views of muses.labeling)."""
+    return Store.for_project(project).items()
+
+
+def field_values(project, field: str, *, definitions: str | os.PathLike | None = None, contains: str = "",
+                 sort: str = "count"):
+    """:func:`muses.labeling.values.field_values` of the project's store with its definitions."""
+    from muses.labeling import values
+
+    defs = load_definitions(definitions or project.definitions_path)
+    return defs, values.field_values(store_items(project), field, defs, contains=contains, sort=sort)
+
+
+def compare_with_catalog(project, field: str, *, definitions: str | os.PathLike | None = None) -> dict[str, Any]:
+    """:func:`muses.labeling.compare.compare` of the project's store with its definitions."""
+    from muses.labeling.compare import compare
+
+    defs = load_definitions(definitions or project.definitions_path)
+    return compare(store_items(project), field, defs)
 
 
 def _count_other(report: dict[str, Any], rows: list[dict[str, Any]]) -> None:

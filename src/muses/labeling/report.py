@@ -61,6 +61,9 @@ def _precision(correct: int, total: int) -> float | None:
     return round(correct / total, 4) if total else None
 
 
+REVIEWED = "review"  # Label.field of a record a reviewer decided; the "class" their "none of these" vetoes
+
+
 def snippet(text: str, start: int, end: int, width: int = CONTEXT) -> dict[str, str]:
     """The matched words of ``text`` (``start``/``end`` in its folded form) with ``width``
     characters of context: ``before``, ``match``, ``after``. Shown in the catalog's spelling
@@ -89,14 +92,16 @@ def explain(label: Label, policy: str) -> tuple[list[str], str]:
         where = "at the same place" if policy == "earliest" else f"at the same rank (policy {policy})"
         return list(label.candidates), "conflict: " + " and ".join(
             f"{c} ({_quoted(found[c])})" for c in label.candidates) + f" found {where}"
+    # An exclude word on a record its class never matched vetoes nothing: named apart.
+    idle = "; ".join(f"{c} {_quoted(words)}" for c, words in vetoes.items() if c not in found and c != REVIEWED)
+    idle = f"; exclude words found, vetoing nothing: {idle}" if idle else ""
     if label.status == EXCLUDED:
-        return list(vetoes), "excluded: " + "; ".join(
-            f"{c} ({_quoted(found[c]) or 'a reviewer'}) vetoed by {_quoted(words)}" for c, words in vetoes.items())
-    reason = "unlabeled: no keyword of any class found"
-    if vetoes:  # an exclude word on a record its class never matched vetoes nothing
-        reason += "; exclude words found, vetoing nothing: " + "; ".join(
-            f"{c} {_quoted(words)}" for c, words in vetoes.items())
-    return [], reason
+        if REVIEWED in vetoes:
+            return [], "excluded: a reviewer decided it is none of these classes"
+        hit = [c for c in vetoes if c in found]
+        return hit, "excluded: " + "; ".join(f"{c} ({_quoted(found[c])}) vetoed by {_quoted(vetoes[c])}"
+                                             for c in hit) + idle
+    return [], "unlabeled: no keyword of any class found" + idle
 
 
 LEFT_OUT_COLUMNS = ("id", "status", "reason", "classes", "exclude_words", "title")
