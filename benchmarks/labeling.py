@@ -12,6 +12,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from muses.labeling.matching import Matcher
@@ -131,17 +132,41 @@ def make_catalog(n: int, seed: int = 0) -> list[dict]:
     """``n`` records with ``id`` (an object number), ``title``, ``material`` (the medium line) and
     ``classification`` (what the curators filed it under; :data:`MISFILED` of them disagree with
     their medium, as in a real catalog)."""
+    return list(iter_catalog(n, seed))
+
+
+def iter_catalog(n: int, seed: int = 0) -> Iterator[dict]:
+    """:func:`make_catalog` one record at a time (for a million records in flat memory)."""
     rng = random.Random(seed)
     classes, weights = list(_WEIGHTS), list(_WEIGHTS.values())
-    out = []
     for i in range(n):
         cls = rng.choices(classes, weights)[0]
         medium = rng.choice(_MEDIA[cls]) + rng.choice(_SUFFIXES)
         medium = medium.lower() if rng.random() < 0.1 else medium
         filed = rng.choice(classes) if rng.random() < MISFILED else cls
-        out.append({"id": f"{1900 + i % 120}.{i}", "title": rng.choice(_OBJECTS), "material": medium,
-                    "classification": filed})
-    return out
+        yield {"id": f"{1900 + i % 120}.{i}", "title": rng.choice(_OBJECTS), "material": medium,
+               "classification": filed}
+
+
+def tally_memory(n: int) -> dict:
+    """Label and tally ``n`` streamed records into the full report (left-out rows to a null
+    file): the peak RSS of this process, which stays flat as ``n`` grows."""
+    import os
+    import resource
+
+    from muses.labeling.report import LeftOut, ReportTally
+
+    definitions = definitions_for(DEFINITIONS_FIRST, "earliest")
+    matcher = Matcher(definitions)
+    start = time.perf_counter()
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        tally = ReportTally(definitions, left_out=LeftOut(sink, ["title", "material"]))
+        for record in iter_catalog(n):
+            tally.add(matcher.label(record), title=record["title"], record=record)
+        report = tally.report()
+    return {"records": n, "seconds": round(time.perf_counter() - start, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "coverage": report["summary"]["coverage"]}
 
 
 def definitions_for(classes: dict, policy: str):
@@ -200,17 +225,6 @@ def format_policy_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["policies"]:
-        n = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
-        print(f"synthetic catalog, {n} records:")
-        print(format_policy_rows(compare_policies(make_catalog(n), {"first": DEFINITIONS_FIRST,
-                                                                    "improved": DEFINITIONS_IMPROVED})))
-        sys.exit(0)
-    result = run(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
-    for key, value in result.items():
-        print(f"{key:>17}  {value}")
-
 
 MET_SAMPLE = Path("/work/shared/data/met-sample/records.jsonl")
 # The Met files each record under object-type facets, most general first: the first one is its
@@ -231,3 +245,22 @@ def met_catalog(path: Path = MET_SAMPLE) -> list[dict]:
             out.append({"id": r["accession number"], "title": r["title"], "material": str(r.get("medium") or ""),
                         "classification": MET_CLASSES.get((r.get("what") or ["?"])[0], "other")})
     return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["memory"]:
+        print(tally_memory(int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000))
+        sys.exit(0)
+    if sys.argv[1:2] == ["policies"]:
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
+        rounds = {"first": DEFINITIONS_FIRST, "improved": DEFINITIONS_IMPROVED}
+        print(f"synthetic catalog, {n} records (seed 0):\n")
+        print(format_policy_rows(compare_policies(make_catalog(n), rounds)))
+        if MET_SAMPLE.is_file():
+            print(f"\nMet sample, {sum(1 for _ in MET_SAMPLE.open(encoding='utf-8'))} real records, "
+                  "classification = first object-type facet:\n")
+            print(format_policy_rows(compare_policies(met_catalog(), rounds)))
+        sys.exit(0)
+    result = run(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+    for key, value in result.items():
+        print(f"{key:>17}  {value}")

@@ -41,7 +41,7 @@ def test_label_preview_writes_its_html_report_without_photos_and_shows_the_words
     assert "<mark>" in html and "The words, in context" in html
     # the class table adds up: classes + left out + none of these = all records
     table = out.split("\nclass ")[-1]
-    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\S.*?)\s{2,}(\d+)", table, re.M)}
+    counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\S.*?)\s{2,}(\d+)", table, re.MULTILINE)}
     assert counts["all records"] == 206 == sum(n for name, n in counts.items() if name != "all records")
     header = (project.root / "left-out.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "id,status,reason,classes,exclude_words,title,object_type"
@@ -75,7 +75,7 @@ def test_label_preview_compare_scores_against_the_catalog_column(project, met_sa
     assert main(["label-preview", "-q", "--compare", "what"]) == 0
     out = capsys.readouterr().out
     assert "agreement with the catalog's 'what' (206 records with a value)" in out
-    assert re.search(r"^photograph\s+42\s+37\s+37\s+0\.881\s+1\.0$", out, re.M)
+    assert re.search(r"^photograph\s+42\s+37\s+37\s+0\.881\s+1\.0$", out, re.MULTILINE)
     assert "271747: Prints | Metal | Photographs" in out  # a disagreement, by object number
     assert main(["label-preview", "-q", "--compare", "nowhere"]) == 2
     assert "no record has a value in 'nowhere'" in capsys.readouterr().err

@@ -92,15 +92,10 @@ class Matcher:
         for name in definitions.class_names:
             spec = definitions.synonyms_extended[name]
             for field, rank in spec["fields"].items():
-                for words, tables, entry in ((spec["synonyms"], synonyms, lambda k: (name, k, rank)),
-                                             (spec["exclude"], excludes, lambda k: (name, k))):
-                    table = tables.setdefault(field, {})
-                    for keyword in words:
-                        for form in word_forms(normalize(keyword), definitions.plurals):
-                            entries = table.setdefault(form, [])
-                            # "vase" and "vases" listed together must not count twice.
-                            if not any(e[0] == name for e in entries):
-                                entries.append(entry(keyword))
+                for keyword in spec["synonyms"]:
+                    _add_forms(synonyms.setdefault(field, {}), keyword, (name, keyword, rank), definitions.plurals)
+                for keyword in spec["exclude"]:
+                    _add_forms(excludes.setdefault(field, {}), keyword, (name, keyword), definitions.plurals)
         self._synonyms = synonyms
         self._excludes = excludes
         self._regexes = {field: _compile(table) for field, table in synonyms.items()}
@@ -197,6 +192,15 @@ class Matcher:
             leaders = [cls for cls, n in counts.items() if n == most]
             return leaders[0] if len(leaders) == 1 else None
         return None  # "drop"
+
+
+def _add_forms(table: dict[str, list[tuple]], keyword: str, entry: tuple, plurals: bool) -> None:
+    """``entry`` (its class first) under every normalized form of ``keyword``."""
+    for form in word_forms(normalize(keyword), plurals):
+        entries = table.setdefault(form, [])
+        # "vase" and "vases" listed together must not count twice.
+        if not any(e[0] == entry[0] for e in entries):
+            entries.append(entry)
 
 
 def _compile(table: Mapping[str, Any]) -> re.Pattern[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -135,9 +135,10 @@ class _Spread:
     def __init__(self, n: int):
         self.n, self.step, self.seen, self.kept = n, 1, 0, []
 
-    def add(self, value: Any) -> None:
+    def add(self, make: Callable[[], Any]) -> None:
+        """Count one more item; ``make()`` builds it only when it is kept."""
         if self.seen % self.step == 0:
-            self.kept.append(value)
+            self.kept.append(make())
             if len(self.kept) > 2 * self.n:
                 self.kept, self.step = self.kept[::2], self.step * 2
         self.seen += 1
@@ -197,7 +198,7 @@ class ReportTally:
         elif label.status == UNLABELED:
             if len(self.unlabeled) < N_LISTED:
                 self.unlabeled.append(label.item_id)
-            self.unlabeled_examples.add({"id": label.item_id, "title": title, **self._texts(record)})
+            self.unlabeled_examples.add(lambda: {"id": label.item_id, "title": title, **self._texts(record)})
         self._add_keywords(label, record)
 
     def _texts(self, record: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -214,22 +215,25 @@ class ReportTally:
             self.gold_correct[label.cls] += self.gold[label.item_id] == label.cls
 
     def _add_keywords(self, label: Label, record: Mapping[str, Any] | None) -> None:
-        hit_classes = {h.cls for h in label.hits}
-        vetoed = {cls for cls, _ in label.vetoes}
-        seen = set()
+        if not label.hits:
+            return
+        first: dict[tuple[str, str], Any] = {}  # each (class, keyword) once, at its first hit
         for hit in label.hits:
-            key = (hit.cls, hit.keyword)
-            if key in seen:
-                continue
-            seen.add(key)
+            first.setdefault((hit.cls, hit.keyword), hit)
+        overlap = len({cls for cls, _ in first}) > 1
+        vetoed = {cls for cls, _ in label.vetoes}
+        for key, hit in first.items():
             stats = self.keywords[key]
             stats["hits"] += 1
-            stats["overlaps"] += len(hit_classes) > 1
-            outcome, note = self._outcome(label, hit.cls, hit.keyword, vetoed)
+            stats["overlaps"] += overlap
+            outcome = self._outcome(label, hit.cls, hit.keyword, vetoed)
             stats[outcome] += 1
-            examples = self.words[key].setdefault(outcome, [])
+            words = self.words[key]
+            examples = words.get(outcome)
+            if examples is None:
+                examples = words[outcome] = []
             if record is not None and len(examples) < N_WORDS:
-                examples.append({"id": label.item_id, "field": hit.field, "note": note,
+                examples.append({"id": label.item_id, "field": hit.field, "note": self._note(label, hit.cls, outcome),
                                  **snippet(field_text(record, hit.field), hit.start, hit.end)})
         if label.status == LABELED and (label.cls, label.keyword) in self.keywords:  # not a reviewer's decision
             stats = self.keywords[(label.cls, label.keyword)]
@@ -238,17 +242,30 @@ class ReportTally:
                 stats["gold_correct"] += self.gold[label.item_id] == label.cls
 
     @staticmethod
-    def _outcome(label: Label, cls: str, keyword: str, vetoed: set[str]) -> tuple[str, str]:
-        """Which of :data:`OUTCOMES` a hit of (cls, keyword) came to, and with whom."""
+    def _outcome(label: Label, cls: str, keyword: str, vetoed: set[str]) -> str:
+        """Which of :data:`OUTCOMES` a hit of (cls, keyword) came to."""
         if cls in vetoed:
-            return "vetoed", "by the exclude " + _quoted(w for c, w in label.vetoes if c == cls)
+            return "vetoed"
         if label.status == LABELED:
             if label.cls == cls:
-                return ("decided", "") if label.keyword == keyword else ("agreed", f"decided by '{label.keyword}'")
-            return "overridden", f"{label.cls} won by '{label.keyword}'" if label.keyword else f"{label.cls} won"
-        if label.status == CONFLICT and cls in label.candidates:
-            return "conflicts", "with " + ", ".join(c for c in label.candidates if c != cls)
-        return "overridden", "outranked by " + ", ".join(label.candidates)
+                return "decided" if label.keyword == keyword else "agreed"
+            return "overridden"
+        return "conflicts" if label.status == CONFLICT and cls in label.candidates else "overridden"
+
+    @staticmethod
+    def _note(label: Label, cls: str, outcome: str) -> str:
+        """With whom or what a hit of ``cls`` came to ``outcome``, for the examples."""
+        if outcome == "vetoed":
+            return "by the exclude " + _quoted(w for c, w in label.vetoes if c == cls)
+        if outcome == "agreed":
+            return f"decided by '{label.keyword}'"
+        if outcome == "conflicts":
+            return "with " + ", ".join(c for c in label.candidates if c != cls)
+        if outcome == "overridden":
+            if label.status != LABELED:
+                return "outranked by " + ", ".join(label.candidates)
+            return f"{label.cls} won by '{label.keyword}'" if label.keyword else f"{label.cls} won"
+        return ""
 
     def report(
         self,
