@@ -156,3 +156,13 @@ def test_same_place_in_two_fields_of_one_rank_is_a_conflict():
     d = defs(cls("print", "etching"), cls("drawing", "graphite"), default_fields={"material": 1, "title": 1})
     result = label(d, "Graphite study", material="Etching")
     assert (result.status, result.candidates) == (CONFLICT, ("print", "drawing"))
+
+
+def test_earliest_is_at_least_as_good_as_every_policy_and_the_leftmost_script_on_a_synthetic_catalog():
+    from benchmarks.labeling import DEFINITIONS_FIRST, compare_policies, make_catalog
+
+    rows = {r["policy"]: r for r in compare_policies(make_catalog(4000, seed=5), {"first": DEFINITIONS_FIRST})}
+    best = rows.pop("earliest")
+    for policy, row in rows.items():
+        assert best["macro_f1"] >= row["macro_f1"] and best["coverage"] >= row["coverage"], policy
+    assert best["macro_f1"] > rows["drop"]["macro_f1"] + 0.03
