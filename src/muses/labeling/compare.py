@@ -39,7 +39,8 @@ def compare(items: Iterable[Any], field: str, definitions: Definitions) -> dict[
     examples: dict[tuple[str, str], list[dict[str, str]]] = {}
     scored = 0
     for item in items:
-        value = value_of(item, field)
+        record = record_fields(item)
+        value = value_of(item, field, record)
         if not value:
             continue
         scored += 1
@@ -47,7 +48,7 @@ def compare(items: Iterable[Any], field: str, definitions: Definitions) -> dict[
         catalog = mapping.get(normalize(value)) or mapping.get(normalize(value.split(" | ")[0]), OTHER)
         if catalog == OTHER:
             unmapped[value] += 1
-        label = matcher.label(record_fields(item))
+        label = matcher.label(record)
         naive = label_name(label)
         confusion[(catalog, naive)] += 1
         if label.status == LABELED and naive != catalog:

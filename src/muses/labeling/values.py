@@ -36,10 +36,11 @@ class ValueRow:
     why: str  # the keyword and field that decided it, or why the record was left out
 
 
-def value_of(item: Any, field: str) -> str | None:
+def value_of(item: Any, field: str, record: Mapping[str, Any] | None = None) -> str | None:
     """``field`` of a store item: one of the matched fields (object-type facets joined by " | "),
-    else the record as imported (``raw``, any column of the catalog); None where it has none."""
-    record = record_fields(item)
+    else the record as imported (``raw``, any column of the catalog); None where it has none.
+    ``record``: the item's ``record_fields``, where the caller has them already."""
+    record = record_fields(item) if record is None else record
     if field in record and field != "id":
         value = record[field]
         return " | ".join(value) if isinstance(value, list) else value
@@ -74,13 +75,14 @@ def field_values(items: Iterable[Any], field: str, definitions: Definitions, *, 
     reasons: dict[tuple[str, str], str] = {}  # (value, label) -> why, from its first record
     found = False
     for item in items:
-        value = value_of(item, field)
+        record = record_fields(item)
+        value = value_of(item, field, record)
         if value is None:
             continue
         found = True
         if needle and needle not in normalize(value):
             continue
-        label = matcher.label(record_fields(item))
+        label = matcher.label(record)
         name = label_name(label)
         labels.setdefault(value, Counter())[name] += 1
         if (value, name) not in reasons:
