@@ -43,6 +43,9 @@ def test_label_preview_writes_its_html_report_without_photos_and_shows_the_words
     table = out.split("\nclass ")[-1]
     counts = {m[1]: int(m[2]) for m in re.finditer(r"^(\S.*?)\s{2,}(\d+)", table, re.MULTILINE)}
     assert counts["all records"] == 206 == sum(n for name, n in counts.items() if name != "all records")
+    assert main(["label-preview", "-q", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "    overridden (medal won by 'medal'): 196696, title: [Bust] of a man" in out
     header = (project.root / "left-out.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "id,status,reason,classes,exclude_words,title,object_type"
 

@@ -19,6 +19,7 @@ PREVIEW_REPORT = "reports/label-preview"
 PREVIEW_EXAMPLES = """\
   muses label-preview                      # how the project's definitions label the store
   muses label-preview --definitions draft.toml --gold checked.csv
+  muses label-preview --verbose             # also one record per keyword and outcome, the words in context
   muses label-preview --json > report.json
   muses label-preview --left-out left-out.csv   # also list every record the labels leave out
   muses label-preview --compare classification  # agreement with the catalog's own classification
@@ -108,6 +109,8 @@ def run_preview(args) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     print(_format_report(report))
+    if args.verbose:
+        print("\n" + _format_words(report))
     if args.compare:
         print("\n" + _format_compare(report["compare"]))
     if args.left_out:
@@ -126,6 +129,17 @@ def _keyword_table(report: Mapping[str, Any], *, has_gold: bool, detail: bool) -
         header.append("precision")
         rows = [row + [k["precision"]] for row, k in zip(rows, report["keywords"])]
     return format_table(header, rows).splitlines()
+
+
+def _format_words(report: Mapping[str, Any]) -> str:
+    """One example record per keyword and outcome, the matched words in [brackets]."""
+    out = ["the words, in context (one record per keyword and outcome; the HTML report has more):"]
+    for k in report["keyword_words"]:
+        out.append(f"  '{k['keyword']}' → {k['class']}")
+        for outcome, (e, *_) in k["outcomes"].items():
+            note = f" ({e['note']})" if e["note"] else ""
+            out.append(f"    {outcome}{note}: {e['id']}, {e['field']}: {e['before']}[{e['match']}]{e['after']}")
+    return "\n".join(out)
 
 
 def _texts(entry: Mapping[str, Any]) -> str:

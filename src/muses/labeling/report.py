@@ -228,13 +228,11 @@ class ReportTally:
             stats["overlaps"] += overlap
             outcome = self._outcome(label, hit.cls, hit.keyword, vetoed)
             stats[outcome] += 1
-            words = self.words[key]
-            examples = words.get(outcome)
-            if examples is None:
-                examples = words[outcome] = []
+            examples = self.words[key].get(outcome, ())
             if record is not None and len(examples) < N_WORDS:
-                examples.append({"id": label.item_id, "field": hit.field, "note": self._note(label, hit.cls, outcome),
-                                 **snippet(field_text(record, hit.field), hit.start, hit.end)})
+                self.words[key].setdefault(outcome, []).append({
+                    "id": label.item_id, "field": hit.field, "note": self._note(label, hit.cls, outcome),
+                    **snippet(field_text(record, hit.field), hit.start, hit.end)})
         if label.status == LABELED and (label.cls, label.keyword) in self.keywords:  # not a reviewer's decision
             stats = self.keywords[(label.cls, label.keyword)]
             if self.gold is not None and label.item_id in self.gold:
