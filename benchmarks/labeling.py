@@ -16,6 +16,10 @@ from pathlib import Path
 from muses.labeling.matching import Matcher
 from muses.labeling.definitions import load_definitions
 from muses.testing.catalog import FACETS, catalog_title
+from muses.testing.labeling import (
+    DEFINITIONS_FIRST, DEFINITIONS_IMPROVED, compare_policies, definitions_for, format_policy_rows, iter_catalog,
+    make_catalog,
+)
 
 DEFINITIONS = Path(__file__).resolve().parents[1] / "examples" / "definitions.toml"
 
@@ -46,7 +50,67 @@ def run(n: int = 200_000, repeat: int = 3) -> dict:
             "records_per_cpu_s": round(n / cpu), **statuses}
 
 
+
+# --- Conflict policies against a catalog's own classification ------------------------------------
+#
+#     python -m benchmarks.labeling policies [N]
+#
+def tally_memory(n: int) -> dict:
+    """Label and tally ``n`` streamed records into the full report (left-out rows to a null
+    file): the peak RSS of this process, which stays flat as ``n`` grows."""
+    import os
+    import resource
+
+    from muses.labeling.report import LeftOut, ReportTally
+
+    definitions = definitions_for(DEFINITIONS_FIRST, "earliest")
+    matcher = Matcher(definitions)
+    start = time.perf_counter()
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        tally = ReportTally(definitions, left_out=LeftOut(sink, ["title", "material"]))
+        for record in iter_catalog(n):
+            tally.add(matcher.label(record), title=record["title"], record=record)
+        report = tally.report()
+    return {"records": n, "seconds": round(time.perf_counter() - start, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "coverage": report["summary"]["coverage"]}
+
+
+MET_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "met-sample" / "records.jsonl"
+# The Met files each record under object-type facets, most general first: the first one is its
+# classification; the facets below are the issue's five classes, the rest are "other".
+MET_CLASSES = {"Paintings": "painting", "Drawings": "drawing", "Ink": "drawing", "Prints": "print",
+               "Sculpture": "sculpture", "Photographs": "photograph"}
+
+
+def met_catalog(path: Path = MET_SAMPLE) -> list[dict]:
+    """The Met sample's records as the benchmark reads them: accession number, title, medium and
+    the classification from the first facet."""
+    import json
+
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            out.append({"id": r["accession number"], "title": r["title"], "material": str(r.get("medium") or ""),
+                        "classification": MET_CLASSES.get((r.get("what") or ["?"])[0], "other")})
+    return out
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["memory"]:
+        print(tally_memory(int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000))
+        sys.exit(0)
+    if sys.argv[1:2] == ["policies"]:
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 50_000
+        rounds = {"first": DEFINITIONS_FIRST, "improved": DEFINITIONS_IMPROVED}
+        print(f"synthetic catalog, {n} records (seed 0):\n")
+        print(format_policy_rows(compare_policies(make_catalog(n), rounds)))
+        if MET_SAMPLE.is_file():
+            print(f"\nMet sample, {sum(1 for _ in MET_SAMPLE.open(encoding='utf-8'))} real records, "
+                  "classification = first object-type facet:\n")
+            print(format_policy_rows(compare_policies(met_catalog(), rounds)))
+        sys.exit(0)
     result = run(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
     for key, value in result.items():
         print(f"{key:>17}  {value}")

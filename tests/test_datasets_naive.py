@@ -101,15 +101,26 @@ def test_hand_made_collection_report(hand_made):
     assert classes["vase"]["items"] == {"train": 2, "val": 1, "test": 1}
     assert sum(classes["vase"]["images"].values()) == 5  # v4 has two photos
     keywords = {k["keyword"]: k for k in report["keywords"]}
-    assert keywords["bust"] == {"class": "bust", "keyword": "bust", "hits": 7, "decided": 5, "overlaps": 2,
-                                "overridden": 1, "conflicts": 1, "vetoed": 0}
+    assert keywords["bust"] == {"class": "bust", "keyword": "bust", "hits": 7, "decided": 5, "agreed": 0,
+                                "overlaps": 2, "overridden": 1, "conflicts": 1, "vetoed": 0}
+    for k in report["keywords"]:  # every hit came to exactly one outcome
+        assert k["hits"] == sum(k[o] for o in ("decided", "agreed", "overridden", "conflicts", "vetoed"))
     assert (keywords["vase"]["hits"], keywords["vase"]["decided"], keywords["vase"]["vetoed"]) == (3, 1, 1)
     assert (keywords["amphora"]["hits"], keywords["amphora"]["decided"]) == (4, 4)
     assert report["conflicts"] == {"c1": ["bust", "vase"]}
-    assert report["conflict_examples"] == [{"id": "c1", "title": "Bust on a vase", "classes": ["bust", "vase"]}]
+    assert report["conflict_examples"] == [{
+        "id": "c1", "title": "Bust on a vase", "classes": ["bust", "vase"],
+        "reason": "conflict: bust ('bust') and vase ('vase') found at the same rank (policy drop)",
+        "texts": {"title": "Bust on a vase"}}]
     assert report["excluded"] == {"e1": ["vase: vase painter"]}
     assert report["unlabeled"] == ["u1", "u2"]
-    assert report["unlabeled_examples"] == [{"id": "u1", "title": "Portrait"}, {"id": "u2", "title": "Plate"}]
+    assert report["unlabeled_examples"] == [
+        {"id": "u1", "title": "Portrait", "texts": {"title": "Portrait", "object_type": "Paintings"}},
+        {"id": "u2", "title": "Plate", "texts": {"title": "Plate"}}]
+    words = {(k["class"], k["keyword"]): k["outcomes"] for k in report["keyword_words"]}
+    assert words[("bust", "bust")]["overridden"] == [{
+        "id": "m4", "field": "title", "note": "medal won by 'medal'", "before": "", "match": "Bust", "after": " of a woman"}]
+    assert words[("vase", "vase")]["vetoed"][0]["note"] == "by the exclude 'vase painter'"
     assert [s["item_id"] for s in report["skipped_images"]] == ["s1"]
 
 
@@ -123,12 +134,14 @@ def test_report_shows_example_photos_per_keyword_and_the_excluded_records(hand_m
     v4 = examples[("vase", "vase")]
     assert len(v4) == 1 and v4[0]["title"] == "Vase"  # two photos, one object: shown once
     assert report["excluded_records"] == [
-        {"id": "e1", "title": "Vase by the Berlin vase painter", "excluded": {"vase": ["vase painter"]}}]
+        {"id": "e1", "title": "Vase by the Berlin vase painter", "excluded": {"vase": ["vase painter"]},
+         "reason": "excluded: vase ('vase') vetoed by 'vase painter'", "texts": {"title": "Vase by the Berlin vase painter"}}]
     html = (out / "report.html").read_text(encoding="utf-8")
     for photos in examples.values():
         for p in photos:  # the photos are the dataset's own copies, linked relative to the report
             assert f'<img src="{p["image"]}"' in html and (out / p["image"]).is_file()
-    assert "<td>e1</td><td>Vase by the Berlin vase painter</td>\n<td>vase: “vase painter”</td>" in html
+    assert "<td>e1</td><td>Vase by the Berlin vase painter</td>\n<td>excluded: vase (&#39;vase&#39;) vetoed by &#39;vase painter&#39;</td>" in html
+    assert "m4, title: <mark>Bust</mark> of a woman" in html
 
 
 def test_dataset_folder_follows_the_contract(hand_made):
@@ -143,6 +156,8 @@ def test_dataset_folder_follows_the_contract(hand_made):
         "conflict", "bust; vase", "Bust on a vase")
     assert (left_out["e1"]["status"], left_out["e1"]["exclude_words"]) == ("excluded", "vase: vase painter")
     assert left_out["u2"]["status"] == "unlabeled"
+    assert (left_out["u1"]["reason"], left_out["u1"]["classes"], left_out["u1"]["object_type"]) == (
+        "unlabeled: no keyword of any class found", "", "Paintings")
     rows = read_manifest(out)
     assert list(rows[0]) == ["item_id", "image", "class", "split", "keyword", "field"]
     assert {r["item_id"] for r in rows} == {"b1", "b2", "b3", "b4", "m1", "m2", "m3", "m4", "v1", "v2", "v3", "v4"}

@@ -39,7 +39,7 @@ def tally(n: int) -> tuple[dict, str]:
     matcher, out = Matcher(DEFINITIONS), io.StringIO()
     report = ReportTally(DEFINITIONS, left_out=LeftOut(out))
     for record in records(n):
-        report.add(matcher.label(record), title=record["title"], has_images=True)
+        report.add(matcher.label(record), title=record["title"], has_images=True, record=record)
     return report.report(), out.getvalue()
 
 
@@ -78,3 +78,34 @@ def test_a_tally_gives_the_report_of_the_labels_all_at_once():
     whole = build_report(labels, DEFINITIONS, titles=titles, with_images=with_images, gold={"r000001": "bust"})
     assert tallied.report() == whole
     assert whole["summary"]["items_with_images"] == 100 and whole["summary"]["gold_checked"] in (0, 1)
+
+
+def test_left_out_gives_the_exact_reason_and_the_searched_text():
+    """The issue's rows: an exclude word on a record its class never matched vetoes nothing and
+    names no class; a vetoed class does not leave out a record another class matched."""
+    defs = parse_definitions({"default_fields": {"material": 1, "title": 1}, "class": [
+        {"name": "sculpture", "synonyms": ["wood", "bronze"], "exclude": ["oil paint on wood", "paper"]},
+        {"name": "painting", "synonyms": ["oil paint"]}]})
+    matcher, out = Matcher(defs), io.StringIO()
+    sink = LeftOut(out, ["title", "material"], defs.conflict_policy)
+    tally = ReportTally(defs, left_out=sink)
+    recs = [{"id": "1990.1", "title": "Portrait", "material": "Oil paint on wood"},
+            {"id": "1990.2", "title": "Study", "material": "Ink on paper"},
+            {"id": "1990.3", "title": "Head", "material": "Bronze on paper"}]
+    for r in recs:
+        tally.add(matcher.label(r), title=r["title"], record=r)
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert set(rows) == {"1990.2", "1990.3"}  # the painting is labeled
+    assert rows["1990.2"] == {
+        "id": "1990.2", "status": UNLABELED, "classes": "", "exclude_words": "sculpture: paper", "title": "Study",
+        "material": "Ink on paper",
+        "reason": "unlabeled: no keyword of any class found; exclude words found, vetoing nothing: sculpture 'paper'"}
+    assert (rows["1990.3"]["status"], rows["1990.3"]["classes"], rows["1990.3"]["reason"]) == (
+        EXCLUDED, "sculpture", "excluded: sculpture ('bronze') vetoed by 'paper'")
+    report = tally.report()
+    wood = next(k for k in report["keywords"] if k["keyword"] == "wood")
+    assert (wood["hits"], wood["vetoed"]) == (1, 1)
+    words = {(k["class"], k["keyword"]): k["outcomes"] for k in report["keyword_words"]}
+    assert words[("painting", "oil paint")]["decided"] == [
+        {"id": "1990.1", "field": "material", "note": "", "before": "", "match": "Oil paint", "after": " on wood"}]
+    assert words[("sculpture", "wood")]["vetoed"][0]["note"] == "by the exclude 'oil paint on wood'"

@@ -16,18 +16,24 @@ class PreviewConfig:
     definitions: Path | None = None  # definitions.toml (None: the project's)
     gold: Path | None = None  # a hand-checked id,class CSV: the report then gives precision
     left_out: Path | None = None  # write every conflicting, excluded and unlabeled record to this CSV
+    report: Path = Path("reports/label-preview")  # report.html and report.json (no photos needed)
+    compare: str | None = None  # a catalog field holding a classification to score the labels against
     progress: bool = True  # show the labeling's progress bar
 
 
 def preview_labels(project: Project, config: PreviewConfig = PreviewConfig()) -> dict[str, Any]:
     """The labeling report (coverage, per-class counts, keyword hits, conflicts) of the
-    definitions on the project's store, writing no dataset. ``left_out`` is taken from the
-    project folder."""
-    from muses.datasets.naive import preview
+    definitions on the project's store, writing no dataset, and its HTML page in ``report``;
+    ``left_out`` and ``report`` are taken from the project folder. With ``compare``, the report's
+    ``"compare"`` scores the labels against that catalog field."""
+    from muses.datasets.naive import compare_with_catalog, preview
 
     left_out = project.path(config.left_out) if config.left_out else None
-    return preview(project, definitions=config.definitions, gold=config.gold, left_out=left_out,
-                   progress=config.progress)
+    report = preview(project, definitions=config.definitions, gold=config.gold, left_out=left_out,
+                     report_dir=project.path(config.report), progress=config.progress)
+    if config.compare:
+        report["compare"] = compare_with_catalog(project, config.compare, definitions=config.definitions)
+    return report
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from muses import __version__, progress
 from muses.errors import MusesError
 
 # Data-flow order: this is also the order of `muses --help`.
-AREAS = ["project", "db", "collection", "naive", "model", "speed", "evaluate", "classify", "web", "decisions"]
+AREAS = ["project", "db", "collection", "naive", "values", "model", "speed", "evaluate", "classify", "web", "decisions"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 Config = TypeVar("Config")

@@ -21,8 +21,10 @@ EXPORT_EXAMPLES = """\
 PREVIEW_EXAMPLES = """\
   muses label-preview                      # how the project's definitions label the store
   muses label-preview --definitions draft.toml --gold checked.csv
+  muses label-preview --verbose             # also one record per keyword and outcome, the words in context
   muses label-preview --json > report.json
   muses label-preview --left-out left-out.csv   # also list every record the labels leave out
+  muses label-preview --compare classification  # agreement with the catalog's own classification
 """
 
 
@@ -61,6 +63,12 @@ def register(subparsers) -> None:
     p.add_argument("--left-out", type=Path, metavar="FILE",
                    help="write every conflicting, excluded and unlabeled record to this CSV file, relative to the "
                         "project folder (the report lists only the first few hundred)")
+    p.add_argument("--compare", metavar="FIELD",
+                   help="score the labels against a classification column the catalog already has (a free "
+                        "precision estimate): confusion table, precision per class, disagreements")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="folder for report.html and report.json, relative to the project folder "
+                        f"(default: {default_of(PreviewConfig, 'report')})")
     p.set_defaults(func=run_preview)
 
 
@@ -93,25 +101,51 @@ def run_export(args) -> int:
 
 def run_preview(args) -> int:
     project = find_project(args.project)
-    report = preview_labels(project, config_from(PreviewConfig(), args))
+    config = config_from(PreviewConfig(), args)
+    report = preview_labels(project, config)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
     print(_format_report(report))
+    if args.verbose:
+        print("\n" + _format_words(report))
+    if args.compare:
+        print("\n" + _format_compare(report["compare"]))
     if args.left_out:
-        print(f"every record the labels leave out: {project.path(args.left_out)}")
+        print(f"every record the labels leave out, with the reason and the searched text: {project.path(args.left_out)}")
+    print(f"labeling report: {project.path(config.report) / 'report.html'}   (open it in a browser: each keyword's matched words "
+          "in context, per outcome)")
     print("next: muses export-classification-data   (writes the training data with these labels)")
     return 0
 
 
 def _keyword_table(report: Mapping[str, Any], *, has_gold: bool, detail: bool) -> list[str]:
     """Per keyword: how many records it matched; ``detail`` adds how the labeling rules resolved them."""
-    header = ["keyword", "class", "hits"] + (["decided", "overlaps", "overridden", "conflicts", "vetoed"] if detail else [])
+    header = ["keyword", "class", "hits"] + (["decided", "agreed", "overridden", "conflicts", "vetoed"] if detail else [])
     rows = [[k[h] for h in header] for k in report["keywords"]]
     if has_gold:
         header.append("precision")
         rows = [row + [k["precision"]] for row, k in zip(rows, report["keywords"])]
     return format_table(header, rows).splitlines()
+
+
+def _format_words(report: Mapping[str, Any]) -> str:
+    """One example record per keyword and outcome, the matched words in [brackets]."""
+    out = ["the words, in context (one record per keyword and outcome; the HTML report has more):"]
+    for k in report["keyword_words"]:
+        out.append(f"  '{k['keyword']}' → {k['class']}")
+        for outcome, (e, *_) in k["outcomes"].items():
+            note = f" ({e['note']})" if e["note"] else ""
+            out.append(f"    {outcome}{note}: {e['id']}, {e['field']}: {e['before']}[{e['match']}]{e['after']}")
+    return "\n".join(out)
+
+
+def _texts(entry: Mapping[str, Any]) -> str:
+    """A listed record's searched fields, shortened, or its title where the report has no text."""
+    texts = entry.get("texts")
+    if not texts:
+        return entry.get("title", "")[:60]
+    return "  ".join(f"{field}: {text[:60]}" for field, text in texts.items())
 
 
 def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
@@ -122,7 +156,11 @@ def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
     out = _keyword_table(report, has_gold=has_gold, detail=detail)
     if report["conflict_examples"]:
         out += ["", f"conflicts (first {len(report['conflict_examples'])} of {s['conflicts']}):"]
-        out += [f"  {c['id']}  {', '.join(c['classes'])}  {c['title'][:60]}" for c in report["conflict_examples"]]
+        out += [f"  {c['id']}  {c.get('reason') or ', '.join(c['classes'])}  {_texts(c)}"
+                for c in report["conflict_examples"]]
+    if detail and report["unlabeled_examples"]:
+        out += ["", f"unlabeled, none of these (some of {s['unlabeled']}):"]
+        out += [f"  {u['id']}  {_texts(u)}" for u in report["unlabeled_examples"]]
     out.append("")
     splits = list(report["classes"][0]["images"]) if s["dataset_items"] else []  # a preview has no split
     header = ["class", "labeled", "with images", *(f"{x} img" for x in splits)] + (["precision"] if has_gold else [])
@@ -131,7 +169,12 @@ def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
         + ([c["precision"]] if has_gold else [])
         for c in report["classes"]
     ]
+    blank = [""] * (len(header) - 2)
+    rows += [["left out: conflicts", s["conflicts"], *blank], ["left out: excluded", s["excluded"], *blank],
+             ["none of these (unlabeled)", s["unlabeled"], *blank], ["all records", s["items"], *blank]]
     out += format_table(header, rows).splitlines()
+    if detail and "explain" in report:
+        out += [f"excluded: {report['explain']['excluded']}", f"vetoed: {report['explain']['vetoed']}"]
     out.append(
         f"items {s['items']} (with usable images {s['items_with_images']}); labeled {s['labeled']} "
         f"(coverage {s['coverage']:.1%}); conflicts {s['conflicts']}; excluded {s['excluded']}; "
@@ -140,4 +183,25 @@ def _format_report(report: Mapping[str, Any], *, detail: bool = True) -> str:
     if s["skipped_images"]:
         out.append(f"skipped images: {s['skipped_images']} (listed in report.json)")
     out += [f"warning: {w}" for w in report["warnings"]]
+    return "\n".join(out)
+
+
+def _format_compare(result: Mapping[str, Any]) -> str:
+    """Agreement with the catalog's column: precision per class, the confusion table, disagreements."""
+    out = [f"agreement with the catalog's {result['field']!r} ({result['scored']} records with a value):"]
+    out += format_table(["class", "labeled", "in catalog", "agree", "precision", "recall"],
+                        [[c["class"], c["labeled"], c["catalog"], c["agree"], c["precision"], c["recall"]]
+                         for c in result["classes"]]).splitlines()
+    labels = sorted({c["label"] for c in result["confusion"]})
+    catalog = sorted({c["catalog"] for c in result["confusion"]})
+    cell = {(c["catalog"], c["label"]): c["records"] for c in result["confusion"]}
+    out += ["", "catalog (rows) against naive label (columns):"]
+    out += format_table(["catalog", *labels], [[c, *(cell.get((c, n), 0) for n in labels)] for c in catalog]).splitlines()
+    if result["unmapped_values"]:
+        out.append("catalog values naming no class (counted as other): "
+                   + ", ".join(f"{v['value'][:40]} {v['records']}" for v in result["unmapped_values"][:8]))
+    if result["disagreements"]:
+        out += ["", "disagreements (object number: catalog → label, why):"]
+        out += [f"  {d['id']}: {d['catalog']} → {d['label']}, {d['why']}" for d in result["disagreements"]]
+    out.append(f"precision of the labels against the catalog: {result['precision']}")
     return "\n".join(out)

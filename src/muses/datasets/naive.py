@@ -6,6 +6,7 @@ object, and writes ``datasets/naive/`` with the manifest, image copies and label
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -22,8 +23,8 @@ from typing import Any
 from muses.collection.decisions import NOT_ONE, Decision, current_decisions
 from muses.collection.store import Item, Store
 from muses import csvfile
-from muses.labeling.matching import EXCLUDED, LABELED, UNLABELED, Label, Matcher, record_fields
-from muses.labeling.report import LeftOut, ReportTally, load_gold, write_report
+from muses.labeling.matching import EXCLUDED, LABELED, UNLABELED, Label, Matcher, record_fields, searched_fields
+from muses.labeling.report import REVIEWED, LeftOut, ReportTally, load_gold, write_report
 from muses.progress import progress_bar
 from muses.datasets.folder import MANIFEST_COLUMNS, SPLITS
 from muses.datasets.splitting import (
@@ -39,7 +40,7 @@ from muses.errors import RunFailed
 from muses.labeling.definitions import Definitions, load_definitions
 from muses.predictions import OTHER
 
-__all__ = ["ExportResult", "NaiveExporter", "preview"]
+__all__ = ["ExportResult", "NaiveExporter", "compare_with_catalog", "field_values", "preview"]
 
 LEFT_OUT = "left-out.csv"  # every conflicting, excluded and unlabeled record, beside the report
 FEW_TEST_ITEMS = 5  # below this a class's test metrics are too noisy to trust; warn
@@ -103,7 +104,6 @@ def _image_files(project, item: Item) -> tuple[list[tuple[int, Path]], list[str]
     return found, missing
 
 
-REVIEWED = "review"  # Label.field of a record whose class a reviewer decided
 
 
 def reviewed(label: Label, decision: Decision | None, class_names: Sequence[str]) -> Label:
@@ -119,13 +119,17 @@ def reviewed(label: Label, decision: Decision | None, class_names: Sequence[str]
                           candidates=(), vetoes=())
 
 
-def _labeler(store: Store, defs: Definitions) -> Callable[[Item], Label]:
-    """item -> its label, as a reviewer decided it where one did."""
+def _labeler(store: Store, defs: Definitions) -> Callable[[dict[str, Any]], Label]:
+    """record (``record_fields`` of an item) -> its label, as a reviewer decided it where one did."""
     matcher, decisions = Matcher(defs), current_decisions(store)
-    return lambda item: reviewed(matcher.label(record_fields(item)), decisions.get(item.id), defs.class_names)
+    return lambda record: reviewed(matcher.label(record), decisions.get(record["id"]), defs.class_names)
 
 
-def _label_store(project, store: Store, label_of: Callable[[Item], Label], tally: ReportTally, *, progress: bool,
+def _left_out(stream, defs: Definitions) -> LeftOut:
+    return LeftOut(stream, searched_fields(defs), defs.conflict_policy)
+
+
+def _label_store(project, store: Store, label_of: Callable[[dict[str, Any]], Label], tally: ReportTally, *, progress: bool,
                  keep: Sequence[str] = ()) -> _Labeled:
     """Every record labeled and tallied as the store streams by (batches of items, see
     ``Store.items``); of the records whose status is in ``keep`` and that have image files, only
@@ -133,8 +137,9 @@ def _label_store(project, store: Store, label_of: Callable[[Item], Label], tally
     out = _Labeled(tally, {}, [])
     total = store.count_items()
     for item in progress_bar(store.items(), total=total, desc="labeling", unit="objects", disable=not progress):
-        label = label_of(item)
-        tally.add(label, title=item.title or "", has_images=bool(item.usable_images))
+        record = record_fields(item)
+        label = label_of(record)
+        tally.add(label, title=item.title or "", has_images=bool(item.usable_images), record=record)
         if label.status != LABELED and label.status not in keep:
             continue
         files, missing = _image_files(project, item)
@@ -146,14 +151,14 @@ def _label_store(project, store: Store, label_of: Callable[[Item], Label], tally
     return out
 
 
-def _dataset_rows(project, store: Store, label_of: Callable[[Item], Label], splits: dict[str, str],
+def _dataset_rows(project, store: Store, label_of: Callable[[dict[str, Any]], Label], splits: dict[str, str],
                   class_of: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The manifest rows of the chosen items (in id order) and their titles: a second pass that
     reads only those items again, so the first needed to keep no more than a count per item."""
     per_item: dict[str, list[dict[str, Any]]] = {}
     titles = {}
     for item in store.items(splits):
-        label, (files, _) = label_of(item), _image_files(project, item)
+        label, (files, _) = label_of(record_fields(item)), _image_files(project, item)
         titles[item.id] = item.title or ""
         per_item[item.id] = [{
             "item_id": item.id,
@@ -168,23 +173,53 @@ def _dataset_rows(project, store: Store, label_of: Callable[[Item], Label], spli
 
 
 def preview(project, *, definitions: str | os.PathLike | None = None, gold: str | os.PathLike | None = None,
-            progress: bool = True, left_out: str | os.PathLike | None = None) -> dict[str, Any]:
+            progress: bool = True, left_out: str | os.PathLike | None = None,
+            report_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The labeling report for the project's store, without writing a dataset; ``left_out``: a
-    CSV file to write every conflicting, excluded and unlabeled record to."""
+    CSV file to write every conflicting, excluded and unlabeled record to; ``report_dir``: a
+    folder to write ``report.html`` and ``report.json`` into (no photos needed)."""
     defs = load_definitions(definitions or project.definitions_path)
     store = Store.for_project(project)
     gold_labels = load_gold(gold) if gold else None
-    if left_out is None:
-        labeled = _label_store(project, store, _labeler(store, defs), ReportTally(defs, gold=gold_labels),
-                               progress=progress)
-    else:
-        try:
-            with Path(left_out).open("w", newline="", encoding="utf-8") as fh:
-                tally = ReportTally(defs, gold=gold_labels, left_out=LeftOut(fh))
-                labeled = _label_store(project, store, _labeler(store, defs), tally, progress=progress)
-        except OSError as exc:
-            raise RunFailed(f"cannot write {left_out}: {exc.strerror or exc}. Choose a folder you may write to.") from exc
-    return labeled.tally.report(splits=SPLITS, skipped=labeled.skipped)
+    try:
+        with contextlib.ExitStack() as stack:
+            sink = None
+            if left_out is not None:
+                sink = _left_out(stack.enter_context(Path(left_out).open("w", newline="", encoding="utf-8")), defs)
+            tally = ReportTally(defs, gold=gold_labels, left_out=sink)
+            labeled = _label_store(project, store, _labeler(store, defs), tally, progress=progress)
+            report = labeled.tally.report(splits=SPLITS, skipped=labeled.skipped)
+            if left_out is not None:
+                report["left_out"] = str(left_out)
+            if report_dir is not None:
+                Path(report_dir).mkdir(parents=True, exist_ok=True)
+                write_report(report, report_dir)
+    except OSError as exc:
+        where = exc.filename or left_out or report_dir
+        raise RunFailed(f"cannot write {where}: {exc.strerror or exc}. Choose a folder you may write to.") from exc
+    return report
+
+
+def store_items(project):
+    """The project's store items, streamed in batches (for the field views of muses.labeling)."""
+    return Store.for_project(project).items()
+
+
+def field_values(project, field: str, *, definitions: str | os.PathLike | None = None, contains: str = "",
+                 sort: str = "count"):
+    """:func:`muses.labeling.values.field_values` of the project's store with its definitions."""
+    from muses.labeling import values
+
+    defs = load_definitions(definitions or project.definitions_path)
+    return defs, values.field_values(store_items(project), field, defs, contains=contains, sort=sort)
+
+
+def compare_with_catalog(project, field: str, *, definitions: str | os.PathLike | None = None) -> dict[str, Any]:
+    """:func:`muses.labeling.compare.compare` of the project's store with its definitions."""
+    from muses.labeling.compare import compare
+
+    defs = load_definitions(definitions or project.definitions_path)
+    return compare(store_items(project), field, defs)
 
 
 def _count_other(report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -262,7 +297,7 @@ class NaiveExporter:
         label_of = _labeler(store, defs)
         keep = (LABELED, UNLABELED) if self.other else (LABELED,)
         with (tmp / LEFT_OUT).open("w", newline="", encoding="utf-8") as fh:
-            tally = ReportTally(defs, gold=gold, left_out=LeftOut(fh))
+            tally = ReportTally(defs, gold=gold, left_out=_left_out(fh, defs))
             labeled = _label_store(project, store, label_of, tally, progress=self.progress, keep=keep)
         candidates = labeled.candidates
 

@@ -20,7 +20,7 @@ from muses.labeling.text import normalize, word_forms
 from muses.errors import MusesError
 from muses.settings import read_toml
 
-CONFLICT_POLICIES = ("drop", "priority", "most-hits")
+CONFLICT_POLICIES = ("earliest", "drop", "priority", "most-hits")
 KNOWN_FIELDS = ("title", "object_type", "primary_object_type", "material", "period", "description")
 DEFAULT_FIELDS = {"title": 1, "object_type": 2, "primary_object_type": 3}
 _TOP_KEYS = {"conflict_policy", "plurals", "default_fields", "class"}
@@ -83,7 +83,7 @@ def parse_definitions(data: dict[str, Any], path: Path | str = "<definitions>") 
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise _fail(path, "", f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_TOP_KEYS))}")
-    policy = data.get("conflict_policy", "drop")
+    policy = data.get("conflict_policy", "earliest")
     if policy not in CONFLICT_POLICIES:
         raise _fail(path, "", f"conflict_policy = {policy!r}; use one of {', '.join(map(repr, CONFLICT_POLICIES))}")
     plurals = data.get("plurals", True)

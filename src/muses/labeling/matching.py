@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
-from operator import attrgetter
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
-from muses.labeling.definitions import Definitions
+from muses.labeling.definitions import KNOWN_FIELDS, Definitions
 from muses.labeling.text import fold, normalize, word_forms
 
 _FACET_FIELDS = ("object_type", "primary_object_type")  # both read the object-type facets
@@ -24,9 +23,16 @@ class Hit(NamedTuple):
     keyword: str  # the synonym as written in definitions.toml
     field: str
     rank: int
+    start: int = 0  # where the matched text begins and ends in the field's folded text
+    end: int = 0    # (facets joined by " | "): what "earliest" compares and the report highlights
 
 
-_rank = attrgetter("rank")
+_new_hit = partial(tuple.__new__, Hit)  # Hit from one tuple, without the Python-level __new__: a hot path
+
+
+def _precedence(hit: Hit) -> tuple[int, int]:
+    """Higher rank first, then the earlier mention: the hit that decides under "earliest"."""
+    return -hit.rank, hit.start
 
 
 class Label(NamedTuple):
@@ -52,6 +58,25 @@ def record_fields(item: Any) -> dict[str, Any]:
     }
 
 
+def field_text(record: Mapping[str, Any], field: str) -> str:
+    """The text of ``field`` as matching searched it (facets joined by " | ", the primary facet
+    alone): what a hit's ``start``/``end`` point into, once folded."""
+    if field in _FACET_FIELDS:
+        facets = record.get("object_type") or ()
+        facets = [facets] if isinstance(facets, str) else [str(f) for f in facets]
+        return " | ".join(facets if field == "object_type" else facets[:1])
+    return str(record.get(field) or "")
+
+
+def searched_fields(definitions: Definitions) -> list[str]:
+    """Every field some class is searched in, in the order of :data:`KNOWN_FIELDS`; the primary
+    facet only where the whole object type is not searched (it is its first facet)."""
+    used = {f for spec in definitions.synonyms_extended.values() for f in spec["fields"]}
+    if "object_type" in used:
+        used.discard("primary_object_type")
+    return [f for f in KNOWN_FIELDS if f in used]
+
+
 class Matcher:
     """Definitions compiled for labeling: ``Matcher(defs).label(record)`` → :class:`Label`.
 
@@ -62,22 +87,23 @@ class Matcher:
     def __init__(self, definitions: Definitions):
         self.definitions = definitions
         self._order = {name: i for i, name in enumerate(definitions.class_names)}
-        # field -> normalized form -> what finding it means: a Hit, or a (class, keyword) veto
-        tables: dict[str, dict[str, list[Hit | tuple[str, str]]]] = {}
+        # field -> normalized form -> the (class, keyword, field, rank) it is a synonym of, and apart the
+        # (class, exclude keyword) it vetoes. Excludes get their own expression: one regex for both
+        # would let "oil paint on wood" (an exclude) consume the synonym "oil paint" it contains.
+        synonyms: dict[str, dict[str, list[tuple[str, str, str, int]]]] = {}
+        excludes: dict[str, dict[str, list[tuple[str, str]]]] = {}
         for name in definitions.class_names:
             spec = definitions.synonyms_extended[name]
             for field, rank in spec["fields"].items():
-                table = tables.setdefault(field, {})
-                for words, is_exclude in ((spec["synonyms"], False), (spec["exclude"], True)):
-                    for keyword in words:
-                        found = (name, keyword) if is_exclude else Hit(name, keyword, field, rank)
-                        for form in word_forms(normalize(keyword), definitions.plurals):
-                            entries = table.setdefault(form, [])
-                            # "vase" and "vases" listed together must not count twice.
-                            if not any(e[0] == name and isinstance(e, Hit) != is_exclude for e in entries):
-                                entries.append(found)
-        self._tables = tables
-        self._regexes = {field: _compile(table) for field, table in tables.items()}
+                for keyword in spec["synonyms"]:
+                    _add_forms(synonyms.setdefault(field, {}), keyword, (name, keyword, field, rank), definitions.plurals)
+                for keyword in spec["exclude"]:
+                    _add_forms(excludes.setdefault(field, {}), keyword, (name, keyword), definitions.plurals)
+        self._synonyms = synonyms
+        self._excludes = excludes
+        self._regexes = {field: _compile(table) for field, table in synonyms.items()}
+        self._exclude_regexes = {field: _compile(table) for field, table in excludes.items()}
+        tables = set(synonyms) | set(excludes)
         self._facet_fields = [f for f in sorted(tables) if f in _FACET_FIELDS]
         self._text_fields = [f for f in sorted(tables) if f not in _FACET_FIELDS]
         # Facets and many titles repeat across a collection: scan each distinct value once.
@@ -90,12 +116,20 @@ class Matcher:
             text = " | ".join(fold(v) for v in value)
         else:
             text = fold(value)
-        hits, vetoes = [], []
-        table = self._tables[field]
-        for match in self._regexes[field].finditer(text):
-            key = match.group()
-            for found in table.get(key) or table[" ".join(key.split())]:
-                (hits if isinstance(found, Hit) else vetoes).append(found)
+        hits: list[Hit] = []
+        table = self._synonyms.get(field)
+        if table:
+            for match in self._regexes[field].finditer(text):
+                key = match.group()
+                where = match.span()
+                for entry in table.get(key) or table[" ".join(key.split())]:
+                    hits.append(_new_hit(entry + where))
+        vetoes: list[tuple[str, str]] = []
+        table = self._excludes.get(field)
+        if table:
+            for match in self._exclude_regexes[field].finditer(text):
+                key = match.group()
+                vetoes += table.get(key) or table[" ".join(key.split())]
         return tuple(hits), tuple(vetoes)
 
     def _scan_facets_uncached(self, facets: tuple[str, ...]) -> tuple[tuple[Hit, ...], tuple[tuple[str, str], ...]]:
@@ -124,7 +158,7 @@ class Matcher:
                 if h.cls != first:
                     break
             else:  # the common case: one class, no veto
-                best = max(hits, key=_rank)  # the first hit of the best rank
+                best = hits[0] if len(hits) == 1 else min(hits, key=_precedence)
                 return Label(item_id, first, LABELED, best.keyword, best.field, hits, (first,), ())
         vetoes = list(dict.fromkeys(vetoes))  # one veto found in two fields is one veto
         if not hits:
@@ -136,7 +170,17 @@ class Matcher:
         top = max(h.rank for h in live)
         best = [h for h in live if h.rank == top]
         tied = sorted({h.cls for h in best}, key=self._order.__getitem__)
-        winner = tied[0] if len(tied) == 1 else self._resolve(tied, live)
+        if len(tied) > 1 and self.definitions.conflict_policy == "earliest":
+            # The catalog names the main thing first ("Etching and watercolour on paper"); the
+            # regex already let the longest phrase at a place win ("oil paint on paper" over
+            # "paper"). Two classes at the same place (two fields of one rank) still conflict.
+            first = min(h.start for h in best)
+            best = [h for h in best if h.start == first]
+            at_first = sorted({h.cls for h in best}, key=self._order.__getitem__)
+            winner = at_first[0] if len(at_first) == 1 else None
+            tied = tied if winner else at_first
+        else:
+            winner = tied[0] if len(tied) == 1 else self._resolve(tied, live)
         if winner is None:
             return Label(item_id, None, CONFLICT, None, None, hits, tuple(tied), tuple(vetoes))
         decisive = next(h for h in best if h.cls == winner)
@@ -152,6 +196,15 @@ class Matcher:
             leaders = [cls for cls, n in counts.items() if n == most]
             return leaders[0] if len(leaders) == 1 else None
         return None  # "drop"
+
+
+def _add_forms(table: dict[str, list[tuple]], keyword: str, entry: tuple, plurals: bool) -> None:
+    """``entry`` (its class first) under every normalized form of ``keyword``."""
+    for form in word_forms(normalize(keyword), plurals):
+        entries = table.setdefault(form, [])
+        # "vase" and "vases" listed together must not count twice.
+        if not any(e[0] == entry[0] for e in entries):
+            entries.append(entry)
 
 
 def _compile(table: Mapping[str, Any]) -> re.Pattern[str]:

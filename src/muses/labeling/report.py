@@ -5,19 +5,34 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label
+from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED, Label, field_text, searched_fields
 from muses.labeling.definitions import Definitions
 from muses.csvfile import Writer
+from muses.labeling.text import fold
 from muses.errors import MusesError
 
 N_EXAMPLES = 10  # conflict and unlabeled examples shown in the table and the HTML page
 N_PHOTOS = 4  # example photos per keyword
 N_LISTED = 200  # conflicting, excluded and unlabeled records listed in the report (all are in left-out.csv)
+N_WORDS = 3  # example records per keyword and outcome, with the matched words in context
+CONTEXT = 40  # characters shown either side of a matched word
+# What a keyword's hit came to on one record; every hit is exactly one of these, so they add up.
+OUTCOMES = ("decided", "agreed", "overridden", "conflicts", "vetoed")
+EXPLAIN = {
+    "decided": "the keyword gave the record its class",
+    "agreed": "the record got the keyword's class, decided by another keyword of that class",
+    "overridden": "another class won (found earlier, or in a higher-ranked field)",
+    "conflicts": "the record was left out: another class was found at the same rank and place",
+    "vetoed": "a keyword hit whose class an exclude word of the same class vetoed on that record "
+              "(the record may still get another class)",
+    "excluded": "a record left out because every class found in it was vetoed by its own exclude words",
+    "unlabeled": "a record in which no keyword of any class was found (\"none of these\")",
+}
 
 
 class GoldError(MusesError):
@@ -47,23 +62,70 @@ def _precision(correct: int, total: int) -> float | None:
     return round(correct / total, 4) if total else None
 
 
-LEFT_OUT_COLUMNS = ("id", "status", "classes", "exclude_words", "title")
+REVIEWED = "review"  # Label.field of a record a reviewer decided; the "class" their "none of these" vetoes
+
+
+def snippet(text: str, start: int, end: int, width: int = CONTEXT) -> dict[str, str]:
+    """The matched words of ``text`` (``start``/``end`` in its folded form) with ``width``
+    characters of context: ``before``, ``match``, ``after``. Shown in the catalog's spelling
+    unless folding changed the text's length (then the positions hold only for the folded form)."""
+    folded = fold(text)
+    shown = text if len(folded) == len(text) else folded
+    a, b = max(0, start - width), min(len(shown), end + width)
+    return {"before": ("…" if a else "") + shown[a:start], "match": shown[start:end],
+            "after": shown[end:b] + ("…" if b < len(shown) else "")}
+
+
+def _quoted(words: Iterable[str]) -> str:
+    return ", ".join(f"'{w}'" for w in words)
+
+
+def explain(label: Label, policy: str) -> tuple[list[str], str]:
+    """The classes a left-out record involves and why it was left out, in one line."""
+    vetoes: dict[str, list[str]] = defaultdict(list)
+    for cls, word in label.vetoes:
+        vetoes[cls].append(word)
+    found: dict[str, list[str]] = defaultdict(list)
+    for h in label.hits:
+        if h.keyword not in found[h.cls]:
+            found[h.cls].append(h.keyword)
+    if label.status == CONFLICT:
+        where = "at the same place" if policy == "earliest" else f"at the same rank (policy {policy})"
+        return list(label.candidates), "conflict: " + " and ".join(
+            f"{c} ({_quoted(found[c])})" for c in label.candidates) + f" found {where}"
+    # An exclude word on a record its class never matched vetoes nothing: named apart.
+    idle = "; ".join(f"{c} {_quoted(words)}" for c, words in vetoes.items() if c not in found and c != REVIEWED)
+    idle = f"; exclude words found, vetoing nothing: {idle}" if idle else ""
+    if label.status == EXCLUDED:
+        if REVIEWED in vetoes:
+            return [], "excluded: a reviewer decided it is none of these classes"
+        hit = [c for c in vetoes if c in found]
+        return hit, "excluded: " + "; ".join(f"{c} ({_quoted(found[c])}) vetoed by {_quoted(vetoes[c])}"
+                                             for c in hit) + idle
+    return [], "unlabeled: no keyword of any class found" + idle
+
+
+LEFT_OUT_COLUMNS = ("id", "status", "reason", "classes", "exclude_words", "title")
 
 
 class LeftOut:
-    """``left-out.csv``: every record the labels leave out (conflicting, excluded, unlabeled),
-    written as the records stream by, so a curator gets the whole list whatever the collection's
-    size and nothing of it is held in memory."""
+    """``left-out.csv``: every record the labels leave out (conflicting, excluded, unlabeled)
+    with the reason and the text of every searched field, written as the records stream by, so
+    a curator gets the whole list whatever the collection's size and nothing of it is held in
+    memory. ``fields``: the searched fields (columns after the title)."""
 
-    def __init__(self, stream: TextIO):
-        self._writer = Writer(stream, LEFT_OUT_COLUMNS)
+    def __init__(self, stream: TextIO, fields: Sequence[str] = (), policy: str = "earliest"):
+        self._fields = [f for f in fields if f != "title"]
+        self._policy = policy
+        self._writer = Writer(stream, (*LEFT_OUT_COLUMNS, *self._fields))
 
-    def add(self, label: Label, title: str) -> None:
+    def add(self, label: Label, title: str, record: Mapping[str, Any] | None = None) -> None:
         if label.status == LABELED:
             return
-        classes = label.candidates if label.status == CONFLICT else dict.fromkeys(c for c, _ in label.vetoes)
-        words = sorted({f"{cls}: {word}" for cls, word in label.vetoes}) if label.status == EXCLUDED else ()
-        self._writer.row((label.item_id, label.status, "; ".join(classes), "; ".join(words), title))
+        classes, reason = explain(label, self._policy)
+        words = sorted({f"{cls}: {word}" for cls, word in label.vetoes})
+        texts = [field_text(record, f) if record else "" for f in self._fields]
+        self._writer.row((label.item_id, label.status, reason, "; ".join(classes), "; ".join(words), title, *texts))
 
 
 class _Spread:
@@ -73,9 +135,10 @@ class _Spread:
     def __init__(self, n: int):
         self.n, self.step, self.seen, self.kept = n, 1, 0, []
 
-    def add(self, value: Any) -> None:
+    def add(self, make: Callable[[], Any]) -> None:
+        """Count one more item; ``make()`` builds it only when it is kept."""
         if self.seen % self.step == 0:
-            self.kept.append(value)
+            self.kept.append(make())
             if len(self.kept) > 2 * self.n:
                 self.kept, self.step = self.kept[::2], self.step * 2
         self.seen += 1
@@ -103,30 +166,46 @@ class ReportTally:
         self.gold_correct: Counter[str] = Counter()  # ... and finds right (recall's numerator too)
         self.keywords = {(cls, kw): Counter() for cls, spec in definitions.synonyms_extended.items()
                          for kw in spec["synonyms"]}
+        self.fields = searched_fields(definitions)
+        # (class, keyword) -> outcome -> the first N_WORDS records, with the matched words in context
+        self.words: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
         self.conflicts: list[dict[str, Any]] = []  # the first N_LISTED of each kind
         self.excluded: list[dict[str, Any]] = []
         self.unlabeled: list[str] = []
         self.unlabeled_examples = _Spread(N_EXAMPLES)
 
-    def add(self, label: Label, *, title: str = "", has_images: bool = False) -> None:
+    def add(self, label: Label, *, title: str = "", has_images: bool = False,
+            record: Mapping[str, Any] | None = None) -> None:
+        """Count one record's label; ``record`` (the fields matching read, see ``record_fields``)
+        lets the report show the matched words and the text of left-out records."""
         self.status[label.status] += 1
         self.items_with_images += has_images
         if self.left_out is not None:
-            self.left_out.add(label, title)
+            self.left_out.add(label, title, record)
         if label.status == LABELED:
             self._add_labeled(label, has_images)
         elif label.status == CONFLICT and len(self.conflicts) < N_LISTED:
-            self.conflicts.append({"id": label.item_id, "title": title, "classes": list(label.candidates)})
+            self.conflicts.append({"id": label.item_id, "title": title, "classes": list(label.candidates),
+                                   "reason": explain(label, self.definitions.conflict_policy)[1],
+                                   **self._texts(record)})
         elif label.status == EXCLUDED and len(self.excluded) < N_LISTED:
             words: dict[str, list[str]] = defaultdict(list)
             for cls, word in sorted(set(label.vetoes)):
                 words[cls].append(word)
-            self.excluded.append({"id": label.item_id, "title": title, "excluded": dict(words)})
+            self.excluded.append({"id": label.item_id, "title": title, "excluded": dict(words),
+                                  "reason": explain(label, self.definitions.conflict_policy)[1],
+                                  **self._texts(record)})
         elif label.status == UNLABELED:
             if len(self.unlabeled) < N_LISTED:
                 self.unlabeled.append(label.item_id)
-            self.unlabeled_examples.add({"id": label.item_id, "title": title})
-        self._add_keywords(label)
+            self.unlabeled_examples.add(lambda: {"id": label.item_id, "title": title, **self._texts(record)})
+        self._add_keywords(label, record)
+
+    def _texts(self, record: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``{"texts": {field: text}}`` of the searched fields that are not empty (none without a record)."""
+        if record is None:
+            return {}
+        return {"texts": {f: t for f in self.fields if (t := field_text(record, f))}}
 
     def _add_labeled(self, label: Label, has_images: bool) -> None:
         self.labeled[label.cls] += 1
@@ -135,22 +214,56 @@ class ReportTally:
             self.gold_checked[label.cls] += 1
             self.gold_correct[label.cls] += self.gold[label.item_id] == label.cls
 
-    def _add_keywords(self, label: Label) -> None:
-        hit_classes = {h.cls for h in label.hits}
+    def _add_keywords(self, label: Label, record: Mapping[str, Any] | None) -> None:
+        if not label.hits:
+            return
+        first: dict[tuple[str, str], Any] = {}  # each (class, keyword) once, at its first hit
+        for hit in label.hits:
+            first.setdefault((hit.cls, hit.keyword), hit)
+        overlap = len({cls for cls, _ in first}) > 1
         vetoed = {cls for cls, _ in label.vetoes}
-        for cls, kw in {(h.cls, h.keyword) for h in label.hits}:
-            stats = self.keywords[(cls, kw)]
+        for key, hit in first.items():
+            stats = self.keywords[key]
             stats["hits"] += 1
-            stats["overlaps"] += len(hit_classes) > 1
-            stats["conflicts"] += label.status == CONFLICT and cls in label.candidates
-            stats["vetoed"] += cls in vetoed
-            stats["overridden"] += label.status == LABELED and label.cls != cls and cls not in vetoed
+            stats["overlaps"] += overlap
+            outcome = self._outcome(label, hit.cls, hit.keyword, vetoed)
+            stats[outcome] += 1
+            examples = self.words[key].get(outcome, ())
+            if record is not None and len(examples) < N_WORDS:
+                self.words[key].setdefault(outcome, []).append({
+                    "id": label.item_id, "field": hit.field, "note": self._note(label, hit.cls, outcome),
+                    **snippet(field_text(record, hit.field), hit.start, hit.end)})
         if label.status == LABELED and (label.cls, label.keyword) in self.keywords:  # not a reviewer's decision
             stats = self.keywords[(label.cls, label.keyword)]
-            stats["decided"] += 1
             if self.gold is not None and label.item_id in self.gold:
                 stats["gold_checked"] += 1
                 stats["gold_correct"] += self.gold[label.item_id] == label.cls
+
+    @staticmethod
+    def _outcome(label: Label, cls: str, keyword: str, vetoed: set[str]) -> str:
+        """Which of :data:`OUTCOMES` a hit of (cls, keyword) came to."""
+        if cls in vetoed:
+            return "vetoed"
+        if label.status == LABELED:
+            if label.cls == cls:
+                return "decided" if label.keyword == keyword else "agreed"
+            return "overridden"
+        return "conflicts" if label.status == CONFLICT and cls in label.candidates else "overridden"
+
+    @staticmethod
+    def _note(label: Label, cls: str, outcome: str) -> str:
+        """With whom or what a hit of ``cls`` came to ``outcome``, for the examples."""
+        if outcome == "vetoed":
+            return "by the exclude " + _quoted(w for c, w in label.vetoes if c == cls)
+        if outcome == "agreed":
+            return f"decided by '{label.keyword}'"
+        if outcome == "conflicts":
+            return "with " + ", ".join(c for c in label.candidates if c != cls)
+        if outcome == "overridden":
+            if label.status != LABELED:
+                return "outranked by " + ", ".join(label.candidates)
+            return f"{label.cls} won by '{label.keyword}'" if label.keyword else f"{label.cls} won"
+        return ""
 
     def report(
         self,
@@ -200,6 +313,10 @@ class ReportTally:
                          for x in self.excluded},
             "excluded_records": self.excluded,
             "keyword_examples": keyword_examples(rows, titles or {}),
+            "keyword_words": [{"class": cls, "keyword": kw, "outcomes": self.words[(cls, kw)]}
+                              for cls, kw in self.keywords if self.words.get((cls, kw))],
+            "explain": EXPLAIN,
+            "searched_fields": self.fields,
             "unlabeled_examples": self.unlabeled_examples.sample(),  # spread over the collection
             "unlabeled": self.unlabeled,
             "skipped_images": list(skipped),
@@ -231,7 +348,7 @@ class ReportTally:
         out = []
         for (cls, kw), stats in self.keywords.items():
             row = {"class": cls, "keyword": kw}
-            row.update({k: stats[k] for k in ("hits", "decided", "overlaps", "overridden", "conflicts", "vetoed")})
+            row.update({k: stats[k] for k in ("hits", *OUTCOMES, "overlaps")})
             if self.gold is not None:
                 row["gold_checked"] = stats["gold_checked"]
                 row["precision"] = _precision(stats["gold_correct"], stats["gold_checked"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from muses.collection.store import Image, Item, Store
 from muses.settings import ENV_PROJECT, Project, init_project
 
-_OBJECTS = ["Bust", "Portrait bust", "Head", "Vase", "Oinochoe", "Terracotta lekythos", "Medal", "Plaquette",
+OBJECTS = ["Bust", "Portrait bust", "Head", "Vase", "Oinochoe", "Terracotta lekythos", "Medal", "Plaquette",
             "Cameo", "Portrait miniature", "Photograph", "Earring", "Pendant", "Statuette", "Engraving",
             "Figure", "Büste", "Fragment of a krater", "Glass bottle", "Ring", "Plate", "Panel"]
 _SUBJECTS = ["of a man", "of a woman", "of a youth", "of a satyr", "with lion head", "of a bearded man",
@@ -32,8 +32,8 @@ def catalog_title(rng: random.Random) -> str:
     """A museum-like title: a portrait of someone (nearly unique) or an object with a subject."""
     if rng.random() < 0.5:  # a portrait of someone: nearly every such title is unique
         born = rng.randrange(1500, 1900)
-        return f"{rng.choice(_OBJECTS)} of {rng.choice(_FIRST)} {rng.choice(_LAST)} ({born}–{born + rng.randrange(20, 90)})"
-    return f"{rng.choice(_OBJECTS)} {rng.choice(_SUBJECTS)}".strip()
+        return f"{rng.choice(OBJECTS)} of {rng.choice(_FIRST)} {rng.choice(_LAST)} ({born}–{born + rng.randrange(20, 90)})"
+    return f"{rng.choice(OBJECTS)} {rng.choice(_SUBJECTS)}".strip()
 
 
 def new_project(root: Path, monkeypatch) -> Project:

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from muses import __version__
 from muses.settings import Project, find_project
-from muses.web import api, errors, pages, review
+from muses.web import api, errors, pages, review, values
 from muses.web import map as map_page
 from muses.web.guard import BodyLimit, HostAllowList, SecurityHeaders, same_origin
 from muses.web.state import AppState, Limits
@@ -80,5 +80,6 @@ def create_app(
     app.include_router(api.router)
     app.include_router(review.router)
     app.include_router(map_page.router)
+    app.include_router(values.router)
     errors.install(app)
     return app
