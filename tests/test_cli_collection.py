@@ -47,7 +47,7 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
     assert report["new"] == 5 and report["format"] == "jsonl"
 
     code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi", "--image-root", str(met_sample))
-    assert code == 0 and counts(out)["updated"] == 5
+    assert code == 0 and counts(out)["unchanged"] == 5
 
     code, out, err = run(capsys, "generate-images", "--workers", "1")
     assert code == 0
@@ -70,13 +70,15 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
         s.get(Item, "10512").classification = {"model": "m", "date": "2026-01-01",
                                                "classes": [{"name": "bust", "probability": 0.91}]}
     code, out, err = run(capsys, "items", "--limit", "2")
-    assert code == 0 and "10427" in out and "bust 0.91" in out
+    assert code == 0 and "1985.141.1" in out and "bust 0.91" in out  # 10427 by its accession number
+    assert "George Catlin" in out
     assert "showing the first 2 items, 3 more not shown; --all lists every one" in err
 
     code, out, _ = run(capsys, "items", "--problems", "--json")
     rows = json.loads(out)
     assert sorted(r["id"] for r in rows) == ["12982", "15541"]
     assert rows[0]["problem_images"] == 1 and rows[0]["usable_images"] == 0 and rows[0]["problems"][0]
+    assert all(r["object_number"] and "credit_line" in r and "date_earliest" in r for r in rows)
 
     code, out, _ = run(capsys, "stats", "--json")
     stats = json.loads(out)

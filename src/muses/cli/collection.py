@@ -153,6 +153,19 @@ def _how_read(report) -> str:
     return f"read {report.path} as {describe_encoding(report.encoding)} text{cells}"
 
 
+KEY_COLUMNS = {"id": "id", "object_number": "object number", "maker": "maker", "image": "photo"}
+
+
+def _columns_taken(columns: dict) -> str:
+    """Which column became the id, the object number, the maker and the photo: the choices a
+    wrong mapping shows first."""
+    parts = [f"{label} <- {columns[ours]!r}" if columns.get(ours) else f"{label} <- none" for ours, label in KEY_COLUMNS.items()]
+    line = "columns: " + ", ".join(parts)
+    if not columns.get("object_number"):
+        line += " (the id is the object number; --map object_number=COLUMN takes another)"
+    return line
+
+
 def run_import(args) -> int:
     from muses.collection.importers import build_mapping, import_records, parse_splits
     from muses.collection.store import Store
@@ -166,6 +179,7 @@ def run_import(args) -> int:
                                 encoding=args.encoding, delimiter=args.delimiter, splits=splits,
                                 batch_size=args.batch_size, roots=_image_roots(args, project), progress=follow(bar))
     print(_how_read(report))
+    print(_columns_taken(report.columns))
     _print_notes(report)
     for ours, theirs in report.unmapped.items():
         print(f"  warning: no record has the key {theirs!r}, so {ours} is empty; --map {ours}=KEY takes it from another")
@@ -173,7 +187,7 @@ def run_import(args) -> int:
     out = project.root / "import-report.json"
     out.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
     print(format_table(["records", "count"], [
-        ["new", report.new], ["updated", report.updated], ["skipped (bad lines)", len(report.skipped)],
+        ["new", report.new], ["updated", report.updated], ["unchanged", report.unchanged], ["skipped (bad lines)", len(report.skipped)],
         ["duplicate ids in the file", len(report.duplicates)], ["photos added", report.images_added],
         ["photos refused (outside the image folders)", len(report.refused_images)],
     ]))
@@ -235,11 +249,13 @@ def run_generate(args) -> int:
 
 
 def _item_row(item) -> dict:
+    from muses.collection.catalog import catalog_record
     from muses.collection.store import PROBLEM
 
     top = (item.classification or {}).get("classes") or [{}]
-    return {"id": item.id, "title": item.title, "object_type": item.primary_object_type,
-            "usable_images": len(item.usable_images),
+    fields = {name: value for name, value in catalog_record(item).items() if name != "catalog"}
+    return {"id": item.id, **fields, "title": item.title, "object_type": item.primary_object_type,
+            "material": item.material, "period": item.period, "usable_images": len(item.usable_images),
             "problem_images": sum(im.status == PROBLEM for im in item.images),
             "problems": [im.problem for im in item.images if im.status == PROBLEM],
             "top_class": top[0].get("name"), "probability": top[0].get("probability")}
@@ -271,10 +287,11 @@ def run_items(args) -> int:
     if args.json:
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     elif not args.jsonl:
-        table = [[r["id"], r["title"][:40], r["object_type"][:20], r["usable_images"], r["problem_images"],
+        table = [[r["object_number"], r["title"][:40], r["maker"][:24], r["object_type"][:20], r["usable_images"],
+                  r["problem_images"],
                   r["top_class"] if r["top_class"] is None else f"{r['top_class']} {r['probability']:.2f}"]
                  for r in shown]
-        print(format_table(["id", "title", "object type", "usable", "problem", "top class"], table))
+        print(format_table(["object number", "title", "maker", "object type", "usable", "problem", "top class"], table))
     return 0
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import false, func, select, true
 
+from muses.collection.catalog import catalog_record
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.labeling.matching import record_fields
 from muses.search import Filters, SearchEngine, TextTerm
@@ -218,7 +219,7 @@ class CollectionView:
         label = browse_index.matcher_for(definitions).label(record_fields(item)) if definitions else None
         return {
             **self.summary(item),
-            "description": item.description,
+            **catalog_record(item),
             "source": item.source,
             "naive": None if label is None else {
                 "class": label.cls, "status": label.status, "keyword": label.keyword, "field": label.field,

@@ -1,0 +1,148 @@
+"""A museum's catalog fields (muses.collection.catalog): object numbers, makers with roles, dates
+read as years; presets for common exports; the migration that fills them in older stores."""
+import csv
+import json
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from muses.cli import main
+from muses.collection import schema
+from muses.collection.catalog import describe_years, makers, parse_date
+from muses.collection.importers import import_records
+from muses.collection.store import Store
+from muses.settings import Project
+from muses.testing.net import free_port
+from muses.web import create_app
+
+
+@pytest.mark.parametrize("text, years", [
+    ("1827", (1827, 1827)), ("c. 1850", (1850, 1850)), ("ca. 1795", (1795, 1795)), ("c.1850", (1850, 1850)),
+    ("1850-1860", (1850, 1860)), ("1850–60", (1850, 1860)), ("ca. 1500–1520", (1500, 1520)),
+    ("19th century", (1800, 1899)), ("late 18th century", (1766, 1799)), ("18th–19th century", (1700, 1899)),
+    ("second half of the 19th century", (1850, 1899)), ("1850s", (1850, 1859)), ("1840s–50s", (1840, 1859)),
+    ("before 1900", (None, 1900)), ("by 1883", (None, 1883)), ("after 1850", (1850, None)),
+    ("500–450 BC", (-500, -450)), ("5th century B.C.", (-500, -401)), ("ca. 3000 BCE", (-3000, -3000)),
+    ("50 BC–AD 20", (-50, 20)), ("A.D. 1800-1900", (1800, 1900)), ("1903, printed 1908", (1903, 1908)),
+    ("undated", (None, None)), ("", (None, None)),
+])
+def test_a_catalog_date_is_read_as_its_earliest_and_latest_year(text, years):
+    assert parse_date(text) == years
+
+
+def test_years_are_described_as_read():
+    assert [describe_years(*y) for y in [(1850, 1860), (1827, 1827), (None, 1900), (1850, None), (-500, -450)]] == [
+        "1850–1860", "1827", "by 1900", "from 1850", "500 BC–450 BC"]
+
+
+def test_makers_keep_their_roles_and_names_in_parentheses():
+    assert makers(["Paul Revere (silversmith)", "Mino da Fiesole (Mino di Giovanni)",
+                   {"name": "Josiah Wedgwood", "role": "manufacturer"}, "John Flaxman"], ["", "", "", "designer"]) == [
+        {"name": "Paul Revere", "role": "silversmith"}, {"name": "Mino da Fiesole (Mino di Giovanni)", "role": ""},
+        {"name": "Josiah Wedgwood", "role": "manufacturer"}, {"name": "John Flaxman", "role": "designer"}]
+
+
+# -- a TMS-shaped export of our own: makers with roles, accession numbers, a multi-line list ----
+DEAD_HOST = "127.0.0.1"  # photo URLs on a port nothing listens on
+
+
+def tms_export(path, n=60, *, port=None):
+    """A TMS object export: internal ids, accession numbers, two makers with roles on some rows,
+    British and American spellings, and a properly quoted cell listing many names over lines."""
+    port = port or free_port()
+    columns = ["ObjectID", "ObjectNumber", "Title", "Classification", "DisplayName", "Role", "Dated", "Medium",
+               "Dimensions", "CreditLine", "Department", "ImageURL", "PhotoCopyright"]
+    names = ", ".join(f"Photographer {k}" for k in range(len(columns) + 2))  # more commas than columns
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(columns)
+        for i in range(n):
+            two = i % 3 == 0
+            w.writerow([
+                10_000 + i, f"1985.{i // 10}.{i % 10 + 1}", f"View of the river {i}", "Drawings",
+                "Thomas Rowlandson; Robert Pollard" if two else "J. M. W. Turner", "artist; engraver" if two else "",
+                ["c. 1790", "1850-1860", "19th century", "before 1900"][i % 4],
+                "Watercolour and graphite" if i % 2 else "Watercolor and graphite", "24 x 35 cm",
+                "Bequeathed by a collector, 1856", "Prints and Drawings", f"http://{DEAD_HOST}:{port}/photos/{i}.jpg",
+                f"© the estate,\n{names},\n{names}" if i % 5 == 0 else "",
+            ])
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_tms_export_imports_with_object_numbers_makers_and_dates(project, tmp_path, capsys):
+    path = tms_export(tmp_path / "objects.csv")
+    code, out, _ = run(capsys, "import", path, "--preset", "tms", "--split", "maker=; ", "--split", "maker_role=; ")
+    assert code == 0
+    assert ("columns: id <- 'ObjectID', object number <- 'ObjectNumber', maker <- 'DisplayName', "
+            "photo <- 'ImageURL'") in out
+    assert "runs over lines" not in out and "skipped" not in out.split("records")[0]  # the quoted list of names over three lines is one cell, as it should be
+    store = Store.for_project(project)
+    assert store.count_items() == 60
+    first = store.get_item("10000")
+    assert first.object_number == "1985.0.1" and first.title == "View of the river 0"
+    assert first.makers == [{"name": "Thomas Rowlandson", "role": "artist"}, {"name": "Robert Pollard", "role": "engraver"}]
+    assert first.maker == "Thomas Rowlandson; Robert Pollard"
+    assert (first.date, first.date_earliest, first.date_latest) == ("c. 1790", 1790, 1790)
+    assert first.credit_line == "Bequeathed by a collector, 1856" and first.department == "Prints and Drawings"
+    assert first.raw["PhotoCopyright"].count("\n") == 2
+    assert store.get_item("10003").date_latest == 1900 and store.get_item("10003").date_earliest is None
+
+    code, out, _ = run(capsys, "import", path, "--preset", "tms", "--split", "maker=; ", "--split", "maker_role=; ")
+    assert code == 0 and "unchanged" in out
+    report = json.loads((project.root / "import-report.json").read_text(encoding="utf-8"))
+    assert (report["new"], report["updated"], report["unchanged"]) == (0, 0, 60)
+
+    code, out, _ = run(capsys, "items", "--json", "--limit", "1")
+    [row] = json.loads(out)
+    assert row["object_number"] == "1985.0.1" and row["makers"][1]["role"] == "engraver"
+    assert row["date"] == "c. 1790" and row["dimensions"] == "24 x 35 cm"
+
+
+def test_the_object_page_names_every_catalog_field(project, met_sample, tmp_path):
+    store = Store.for_project(project)
+    import_records(store, met_sample / "records.jsonl", preset="met-scrapi")
+    page = TestClient(create_app(Project.load(project.root))).get("/items/10427").text
+    for label, text in [("Object number", "1985.141.1"), ("Maker", "George Catlin"), ("Date", "1827"),
+                        ("Material", "Watercolor on ivory"), ("Dimensions", "2 3/8 x 1 7/8 in."),
+                        ("Credit line", "Purchase, Gift in memory of Elizabeth B. Besobrasow, 1985"),
+                        ("Record id", "10427")]:
+        assert f"<th>{label}</th><td>{text}" in page, label
+    api = TestClient(create_app(Project.load(project.root))).get("/api/items/10427").json()
+    assert api["object_number"] == "1985.141.1" and api["makers"] == [{"name": "George Catlin", "role": ""}]
+
+
+# -- the migration ----------------------------------------------------------------------------
+def test_db_upgrade_fills_the_catalog_fields_of_older_stores_from_their_records(store_url, met_sample):
+    Store(store_url).engine.dispose()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:  # the store as revision 0003 left it, with two items
+        schema.command.downgrade(schema._config(conn), "0003")
+    met = json.loads((met_sample / "records.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    items = sa.table("items", *(sa.column(c) for c in ("id", "source", "title", "material", "period",
+                                                       "description", "updated_at")),
+                     sa.column("object_type", sa.JSON), sa.column("raw", sa.JSON))
+    with engine.begin() as conn:
+        conn.execute(items.insert(), [
+            {"id": str(met["id"]), "source": "", "title": met["title"], "object_type": met["what"], "material": "",
+             "period": met["date"], "description": "", "raw": met, "updated_at": "2026-01-01 00:00:00"},
+            {"id": "X-9", "source": "", "title": "No catalog fields", "object_type": [], "material": "",
+             "period": "", "description": "", "raw": {"id": "X-9", "who": {"nested": 1}},
+             "updated_at": "2026-01-01 00:00:00"},
+        ])
+    with pytest.raises(schema.StoreOutOfDate, match="muses db upgrade"):
+        Store(store_url)
+    schema.upgrade(engine, name="test")
+    store = Store(store_url)
+    catlin = store.get_item("10427")
+    assert (catlin.object_number, catlin.maker, catlin.date) == ("1985.141.1", "George Catlin", "1827")
+    assert (catlin.date_earliest, catlin.date_latest) == (1827, 1827)
+    assert catlin.credit_line.startswith("Purchase, Gift in memory") and catlin.dimensions.startswith("2 3/8")
+    other = store.get_item("X-9")
+    assert (other.object_number, other.maker, other.makers) == ("X-9", "", [])
