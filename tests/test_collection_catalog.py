@@ -146,3 +146,37 @@ def test_db_upgrade_fills_the_catalog_fields_of_older_stores_from_their_records(
     assert catlin.credit_line.startswith("Purchase, Gift in memory") and catlin.dimensions.startswith("2 3/8")
     other = store.get_item("X-9")
     assert (other.object_number, other.maker, other.makers) == ("X-9", "", [])
+
+
+# -- import --preview -------------------------------------------------------------------------
+def test_preview_shows_columns_fields_and_map_lines_and_writes_nothing(project, met_sample, capsys):
+    store_file = project.root / "muses.sqlite"
+    assert not store_file.exists()
+    code, out, _ = run(capsys, "import", met_sample / "records.jsonl", "--preview")
+    assert code == 0
+    assert "columns in all 206 records (filled, examples):" in out
+    assert "  accession number         206  1985.141.1 | 83.3 | 49.67" in out
+    assert "Id              <- 'id'  10427 | 10512 | 10896" in out
+    assert "Object number   none: the id is the object number" in out
+    assert """take it with --map object_number="accession number\"""" in out and "take it with --map maker=who" in out
+    assert "the columns are those of the 'met-scrapi' preset: add --preset met-scrapi" in out
+    assert "nothing was written" in out and not store_file.exists()
+
+    code, out, _ = run(capsys, "import", met_sample / "records.jsonl", "--preview", "--preset", "met-scrapi")
+    assert "Object number   <- 'accession number'  1985.141.1 | 83.3 | 49.67" in out
+    assert "Maker           <- 'who'  George Catlin | J. Stanley Connor" in out
+    assert "Date            <- 'date'  1827 (1827) | by 1883 (by 1883) | ca. 1795 (1795)" in out
+    assert "add --preset" not in out and not store_file.exists()
+
+
+def test_preview_of_a_csv_names_the_makers_roles_and_the_rows_it_would_skip(tmp_path):
+    from muses.collection.preview import preview_import
+
+    path = tms_export(tmp_path / "objects.csv", n=5)
+    preview = preview_import(path, preset="tms", splits=["maker=; ", "maker_role=; "])
+    assert preview.records == 5 and preview.skipped == 0 and not preview.more
+    assert preview.fields["maker"][0] == "Thomas Rowlandson (artist); Robert Pollard (engraver)"
+    assert [c.name for c, ours in preview.unmapped()] == ["PhotoCopyright"]
+    unmapped = preview_import(path, records=2)
+    assert unmapped.more and unmapped.skipped == 2  # no column 'id': every record would be skipped
+    assert unmapped.to_dict()["preset"] == "tms"

@@ -18,9 +18,13 @@ IMPORT_EXAMPLES = """\
   muses import export.csv --image-root /srv/photos   # photos named by absolute paths there
   muses import excel.csv --split object_type=", " --map object_type=Classification
   muses import export.csv --delimiter ";" --encoding cp1252
+  muses import objects.csv --preset tms --preview   # the columns and what each becomes; nothing written
+  muses import export.csv --map object_number=accession_number --map maker=artist --map date=dateText
 
-Our fields: id (the object number), title, object_type, material, period, description,
-image. A column of the same name is used unless --map (or --preset) names another. The
+Our fields: id (the record's key), object_number (the accession or inventory number; the id
+when there is none), title, object_type, maker (and maker_role), date, material, period,
+dimensions, credit_line, department, description, image. Presets: met-scrapi, tms, axiell,
+collectiveaccess (docs/catalog.md has recipes for other exports); --preview shows them at work. A column of the same name is used unless --map (or --preset) names another. The
 text encoding (UTF-8, else cp1252 as Excel on Windows saves) and a CSV's delimiter (, ; tab |)
 are found out and reported; --encoding and --delimiter set them. A cell holding several
 object types or photos ("Sculpture, Clay, Busts") is cut into separate values with --split.
@@ -75,6 +79,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=positive(), default=500, metavar="N", help="records per transaction (default 500)")
     p.add_argument("--image-root", type=Path, action="append", default=[], metavar="DIR",
                    help="a folder image paths may point into, besides the file's own (repeatable)")
+    p.add_argument("--preview", action="store_true",
+                   help="show the file's columns with examples and which of our fields each becomes; write nothing")
     p.set_defaults(func=run_import)
 
     p = command_parser(subparsers, "generate-images",
@@ -166,13 +172,28 @@ def _columns_taken(columns: dict) -> str:
     return line
 
 
+def _preview(args, mapping, splits) -> int:
+    from muses.collection.preview import describe, preview_import
+
+    preview = preview_import(args.file, format=args.format, mapping=mapping, encoding=args.encoding,
+                             delimiter=args.delimiter, splits=splits)
+    print(_how_read(preview))
+    for line in describe(preview):
+        print(line)
+    print("nothing was written. next: the same command without --preview imports the file "
+          "(add the --map lines above for the columns you want)")
+    return 0
+
+
 def run_import(args) -> int:
     from muses.collection.importers import build_mapping, import_records, parse_splits
     from muses.collection.store import Store
 
-    project = find_project(args.project)
     mapping = build_mapping(args.preset, args.map)
     splits = parse_splits(args.split)
+    if args.preview:
+        return _preview(args, mapping, splits)
+    project = find_project(args.project)
     store = Store.for_project(project)
     with progress_bar(desc="import", unit="lines") as bar:
         report = import_records(store, args.file, format=args.format, mapping=mapping, source=args.source,

@@ -668,6 +668,18 @@ class FirstLines:
         self._db.close()
 
 
+def open_export(path: str | Path, format: str | None, *, encoding: str | None = None,
+                delimiter: str | None = None) -> tuple[Path, str, ReadOptions]:
+    """The export file, its format (given, else from the extension) and how to read it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file")
+    fmt = format or guess_format(path)
+    if fmt not in READERS:
+        raise ImportFormatError(f"unknown format {fmt!r}; available: {', '.join(available_formats())}")
+    return path, fmt, read_options(path, fmt, encoding=encoding, delimiter=delimiter)
+
+
 def import_records(store: Store, path: str | Path, *, format: str | None = None,
                    mapping: Mapping[str, str] | None = None, preset: str | None = None,
                    source: str | None = None, encoding: str | None = None, delimiter: str | None = None,
@@ -687,17 +699,11 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     numbers, and lines worth a look in ``report.warnings``. ``progress(done, total)`` is called
     after each batch with the lines read so far and the file's lines (None for JSON).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImportFormatError(f"{path}: no such file")
-    fmt = format or guess_format(path)
-    if fmt not in READERS:
-        raise ImportFormatError(f"unknown format {fmt!r}; available: {', '.join(available_formats())}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    path, fmt, options = open_export(path, format, encoding=encoding, delimiter=delimiter)
     mapping = dict(mapping) if mapping is not None else build_mapping(preset)
     splits = parse_splits(splits or {})
-    options = read_options(path, fmt, encoding=encoding, delimiter=delimiter)
     base_dir = path.resolve().parent
     try:
         allowed = Roots.of([base_dir, *roots])
