@@ -41,10 +41,14 @@ GENERATE_EXAMPLES = """\
   muses generate-images --force          # check every photo again
   muses generate-images --engine ray --address auto   # on a Ray cluster (photos on a shared disk)
   muses generate-images --allow-private-urls   # photos served on your own network
+  muses generate-images --image-url-map https://images.museum.org/photos/=/mnt/share/photos
 
 Writes a small working copy of each photo (images/<xx>/<sha256>-<side>.jpg) and
 images/report.json. Problem photos (unreadable, empty, truncated, blank, too large, ...) are
-left out of training and listed by object number.
+left out of training and listed by object number. Photo URLs are fetched only with [images]
+allow_network = true, or read from a local folder that --image-url-map (or [images] url_map)
+names; a IIIF Image API URL is asked for at 1200 pixels, not at the original's size. A server
+that fails 5 photos in a row is given up for the run: its other photos stay pending.
 """
 ITEMS_EXAMPLES = """\
   muses items                      # the first 50 items
@@ -92,6 +96,9 @@ def register(subparsers) -> None:
     add_compute_args(p)
     p.add_argument("--allow-private-urls", action="store_true",
                    help="also fetch photo URLs on loopback, link-local and private addresses")
+    p.add_argument("--image-url-map", action="append", default=[], metavar="PREFIX=FOLDER",
+                   help="read photo URLs starting with PREFIX from FOLDER, a local copy of that server's photos "
+                        "(repeatable; [images] url_map in muses.toml keeps it)")
     p.set_defaults(func=run_generate)
 
     p = command_parser(subparsers, "items", help="list items with their photos' state and top class", examples=ITEMS_EXAMPLES)
@@ -220,7 +227,7 @@ def run_import(args) -> int:
     if failed := _import_failed(report):
         print(f"muses import: {failed}", file=sys.stderr)
         return 1
-    print("next: muses generate-images   (checks every photo and makes its working copy)")
+    print(f"next: {_next_step(project, store)}")
     return 0
 
 
@@ -244,8 +251,8 @@ def run_generate(args) -> int:
     project = find_project(args.project)
     with progress_bar(desc="generate-images", unit="photos") as bar:
         report = generate_images(project, force=args.force, workers=args.workers, max_side=args.max_side,
-                                 allow_private_urls=args.allow_private_urls, progress=follow(bar),
-                                 compute=compute_from_args(args))
+                                 allow_private_urls=args.allow_private_urls, image_url_map=args.image_url_map,
+                                 progress=follow(bar), compute=compute_from_args(args))
     problems = _problem_objects(project, report)
     if problems:
         print("problem photos, by object number:")
@@ -260,13 +267,30 @@ def run_generate(args) -> int:
     rows += [[f"  problem: {category}", n] for category, n in report.problems.most_common()]
     if report.waiting_for_network:
         rows.append(["URLs waiting ([images] allow_network = false)", report.waiting_for_network])
+    for host, down in report.hosts_down.items():
+        rows.append([f"pending: {host} unreachable", down["pending"]])
     print(format_table(["photos", "count"], rows))
+    for host, down in report.hosts_down.items():
+        print(f"could not reach {host} ({down['reason']}; {down['failed']} photos in a row): its other "
+              f"{down['pending']} photos are left pending, not tried. If they are on a local share too, run "
+              f"muses generate-images --image-url-map {down['prefix']}=FOLDER; otherwise check the network "
+              "(or --allow-private-urls for a server on your own network) and run muses generate-images again.")
     print(f"every problem photo is listed in {report.report_path}")
     if args.verbose:
         rate = report.processed / report.seconds if report.seconds else 0
         print(f"{report.seconds:.1f} s, {rate:.0f} photos/s on {report.workers} worker(s)")
-    print("next: muses export-classification-data   (labels the objects from their catalog words)")
+    print(f"next: {_next_step(project)}")
     return 0
+
+
+def _next_step(project, store=None) -> str:
+    """What to do next, the same words after import, generate-images and stats: the photos first
+    while any can still be read, else labeling."""
+    from muses.collection.images import photos_next
+    from muses.collection.store import Store
+
+    return (photos_next(project, store or Store.for_project(project))
+            or "muses export-classification-data   (labels the objects from their catalog words)")
 
 
 def _item_row(item) -> dict:
@@ -319,7 +343,8 @@ def run_items(args) -> int:
 def run_stats(args) -> int:
     from muses.collection.store import Store
 
-    stats = Store.for_project(find_project(args.project)).stats()
+    project = find_project(args.project)
+    stats = Store.for_project(project).stats()
     if args.json:
         print(json.dumps(stats, indent=2, ensure_ascii=False))
         return 0
@@ -333,15 +358,11 @@ def run_stats(args) -> int:
     if stats["problem_categories"]:
         print()
         print(format_table(["problem", "photos"], [[c, n] for c, n in stats["problem_categories"].items()]))
-    print(_stats_next(stats))
+    print(_stats_next(stats, project))
     return 0
 
 
-def _stats_next(stats) -> str:
-    from muses.collection.store import PENDING
-
+def _stats_next(stats, project) -> str:
     if not stats["items"]:
         return "next: muses import EXPORT_FILE   (your catalog export: CSV, JSON or JSON Lines)"
-    if pending := stats["images_by_status"].get(PENDING):
-        return f"next: muses generate-images   ({pending} photos not checked yet)"
-    return "next: muses export-classification-data   (labels the objects from their catalog words)"
+    return f"next: {_next_step(project)}"
