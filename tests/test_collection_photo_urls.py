@@ -68,6 +68,8 @@ def test_with_downloads_off_import_generate_and_stats_say_the_same_next_step(pro
     assert code == 0 and next_line(out) == first
     page = TestClient(create_app(Project.load(project.root))).get("/items/0").text
     assert "photo 1 not fetched yet: photo URLs are read by" in page and "allow_network = true" in page
+    code, out, _ = run(capsys, "label-preview")  # the catalog is labeled from its text meanwhile
+    assert code == 0 and "vessel" in out
 
 
 def test_an_unreachable_server_is_given_up_after_a_handful_with_one_message(project, dead_server_catalog, capsys):
