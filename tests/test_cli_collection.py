@@ -117,8 +117,8 @@ def test_import_bad_usage_exits_2(project, tmp_path, capsys, argv, message):
 def test_import_missing_file_and_unknown_extension_exit_2(project, tmp_path, capsys):
     code, _, err = run(capsys, "import", str(tmp_path / "nope.jsonl"))
     assert code == 2 and "no such file" in err
-    (tmp_path / "r.xml").write_text("<records/>", encoding="utf-8")
-    code, _, err = run(capsys, "import", str(tmp_path / "r.xml"))
+    (tmp_path / "r.xls").write_text("<records/>", encoding="utf-8")
+    code, _, err = run(capsys, "import", str(tmp_path / "r.xls"))
     assert code == 2 and "pass --format" in err
 
 

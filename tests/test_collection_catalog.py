@@ -180,3 +180,80 @@ def test_preview_of_a_csv_names_the_makers_roles_and_the_rows_it_would_skip(tmp_
     unmapped = preview_import(path, records=2)
     assert unmapped.more and unmapped.skipped == 2  # no column 'id': every record would be skipped
     assert unmapped.to_dict()["preset"] == "tms"
+
+
+# -- LIDO XML ---------------------------------------------------------------------------------
+LIDO = """<?xml version="1.0" encoding="UTF-8"?>
+<lido:lidoWrap xmlns:lido="http://www.lido-schema.org">
+ <lido:lido>
+  <lido:lidoRecID lido:type="local">DE-MUS-000001</lido:lidoRecID>
+  <lido:descriptiveMetadata xml:lang="en">
+   <lido:objectClassificationWrap>
+    <lido:objectWorkTypeWrap><lido:objectWorkType><lido:term>teapot</lido:term></lido:objectWorkType></lido:objectWorkTypeWrap>
+   </lido:objectClassificationWrap>
+   <lido:objectIdentificationWrap>
+    <lido:titleWrap><lido:titleSet><lido:appellationValue>Teapot with a swan lid</lido:appellationValue></lido:titleSet></lido:titleWrap>
+    <lido:repositoryWrap><lido:repositorySet>
+     <lido:repositoryName><lido:legalBodyName><lido:appellationValue>Decorative Arts</lido:appellationValue></lido:legalBodyName></lido:repositoryName>
+     <lido:workID lido:type="inventory number">KG 1923/45</lido:workID>
+    </lido:repositorySet></lido:repositoryWrap>
+    <lido:objectMeasurementsWrap><lido:objectMeasurementsSet>
+     <lido:displayObjectMeasurements>H. 18 cm</lido:displayObjectMeasurements>
+    </lido:objectMeasurementsSet></lido:objectMeasurementsWrap>
+   </lido:objectIdentificationWrap>
+   <lido:eventWrap><lido:eventSet><lido:event>
+    <lido:eventType><lido:term>Production</lido:term></lido:eventType>
+    <lido:eventActor><lido:actorInRole>
+     <lido:actor><lido:nameActorSet><lido:appellationValue>Josiah Wedgwood</lido:appellationValue></lido:nameActorSet></lido:actor>
+     <lido:roleActor><lido:term>manufacturer</lido:term></lido:roleActor>
+    </lido:actorInRole></lido:eventActor>
+    <lido:eventActor><lido:actorInRole>
+     <lido:actor><lido:nameActorSet><lido:appellationValue>John Flaxman</lido:appellationValue></lido:nameActorSet></lido:actor>
+     <lido:roleActor><lido:term>designer</lido:term></lido:roleActor>
+    </lido:actorInRole></lido:eventActor>
+    <lido:eventDate><lido:displayDate>ca. 1785–1790</lido:displayDate></lido:eventDate>
+    <lido:eventMaterialsTech><lido:displayMaterialsTech>jasperware</lido:displayMaterialsTech></lido:eventMaterialsTech>
+   </lido:event></lido:eventSet></lido:eventWrap>
+  </lido:descriptiveMetadata>
+  <lido:administrativeMetadata xml:lang="en">
+   <lido:rightsWorkWrap><lido:rightsWorkSet><lido:creditLine>Bequest of A. Collector</lido:creditLine></lido:rightsWorkSet></lido:rightsWorkWrap>
+   <lido:resourceWrap><lido:resourceSet><lido:resourceRepresentation>
+    <lido:linkResource>https://iiif.museum.org/iiif/2/KG-1923-45/full/full/0/default.jpg</lido:linkResource>
+   </lido:resourceRepresentation></lido:resourceSet></lido:resourceWrap>
+  </lido:administrativeMetadata>
+ </lido:lido>
+ <lido:lido>
+  <lido:lidoRecID>DE-MUS-000002</lido:lidoRecID>
+  <lido:descriptiveMetadata><lido:objectIdentificationWrap>
+   <lido:titleWrap><lido:titleSet><lido:appellationValue>Untitled sherd</lido:appellationValue></lido:titleSet></lido:titleWrap>
+  </lido:objectIdentificationWrap></lido:descriptiveMetadata>
+ </lido:lido>
+</lido:lidoWrap>
+"""
+
+
+def test_a_lido_harvest_imports_with_no_mapping(project, tmp_path, capsys):
+    path = tmp_path / "harvest.xml"
+    path.write_text(LIDO, encoding="utf-8")
+    code, out, _ = run(capsys, "import", path)
+    assert code == 0 and "object number <- 'object_number'" in out
+    store = Store.for_project(project)
+    pot = store.get_item("DE-MUS-000001")
+    assert (pot.object_number, pot.title, pot.object_type) == ("KG 1923/45", "Teapot with a swan lid", ["teapot"])
+    assert pot.makers == [{"name": "Josiah Wedgwood", "role": "manufacturer"}, {"name": "John Flaxman", "role": "designer"}]
+    assert (pot.date, pot.date_earliest, pot.date_latest) == ("ca. 1785–1790", 1785, 1790)
+    assert (pot.material, pot.dimensions, pot.department) == ("jasperware", "H. 18 cm", "Decorative Arts")
+    assert pot.credit_line == "Bequest of A. Collector"
+    assert [im.original for im in pot.images] == ["https://iiif.museum.org/iiif/2/KG-1923-45/full/full/0/default.jpg"]
+    sherd = store.get_item("DE-MUS-000002")
+    assert sherd.object_number == "DE-MUS-000002" and sherd.makers == []
+
+
+def test_a_file_that_is_not_lido_is_refused_in_one_sentence(project, tmp_path, capsys):
+    path = tmp_path / "other.xml"
+    path.write_text("<catalog><object/></catalog>", encoding="utf-8")
+    code, _, err = run(capsys, "import", path)
+    assert code != 0 and "no <lido:lido> records" in err
+    path.write_text("<lido:lidoWrap xmlns:lido='http://www.lido-schema.org'><lido:lido>", encoding="utf-8")
+    code, _, err = run(capsys, "import", path)
+    assert code != 0 and "not well-formed XML at line 1" in err

@@ -122,7 +122,7 @@ def test_mapping_and_format_errors_say_what_to_do(store, tmp_path):
     with pytest.raises(ImportFormatError, match="unknown preset"):
         build_mapping("louvre")
     with pytest.raises(ImportFormatError, match="--format"):
-        guess_format("records.xml")
+        guess_format("records.xls")
     path = _write_jsonl(tmp_path / "r.jsonl", [{"ObjectID": 1, "Title": "x"}])
     with pytest.raises(ImportFormatError, match="'ObjectID', 'Title'.*--map id=KEY"):
         import_records(store, path)

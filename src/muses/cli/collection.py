@@ -19,6 +19,7 @@ IMPORT_EXAMPLES = """\
   muses import excel.csv --split object_type=", " --map object_type=Classification
   muses import export.csv --delimiter ";" --encoding cp1252
   muses import objects.csv --preset tms --preview   # the columns and what each becomes; nothing written
+  muses import harvest.xml                # LIDO XML: every field found with no mapping
   muses import export.csv --map object_number=accession_number --map maker=artist --map date=dateText
 
 Our fields: id (the record's key), object_number (the accession or inventory number; the id
@@ -66,7 +67,7 @@ LISTED = 10  # problem lines printed; the report files hold them all
 def register(subparsers) -> None:
     from muses.collection.importers import PRESETS, available_formats
 
-    p = command_parser(subparsers, "import", help="import (or update) catalog records from a CSV, JSON or JSON Lines export",
+    p = command_parser(subparsers, "import", help="import (or update) catalog records from a CSV, JSON, JSON Lines or LIDO XML export",
                        examples=IMPORT_EXAMPLES)
     p.add_argument("file", type=Path, help="the export file")
     p.add_argument("--format", choices=available_formats(), help="file format (default: from the extension)")

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from muses.collection import lido
 from muses.collection.catalog import maker_text, makers, parse_date
 from muses.collection.sources import Refused, Roots, admit
 from muses.collection.store import Image, Item, Store
@@ -113,7 +114,7 @@ class ReadOptions:
 Row = "dict[str, Any] | RecordError | LineWarning"
 Reader = Callable[[Path, ReadOptions], Iterator[tuple[int, Row]]]
 READERS: dict[str, Reader] = {}
-EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv", ".xml": "lido"}
 
 
 def register_reader(name: str) -> Callable[[Reader], Reader]:
@@ -164,6 +165,15 @@ def read_json(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
     for number, record in enumerate(data, start=1):
         yield number, record if isinstance(record, dict) else RecordError(
             f"expected a JSON object, got {type(record).__name__}")
+
+
+@register_reader("lido")
+def read_lido(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
+    """LIDO XML (:mod:`muses.collection.lido`): records with our field names; 'line' is the record's position."""
+    try:
+        yield from lido.read_lido(path)
+    except lido.NotLido as exc:
+        raise ImportFormatError(str(exc)) from exc
 
 
 @register_reader("csv")
@@ -311,7 +321,8 @@ def parse_splits(splits: Mapping[str, str] | Iterable[str] = ()) -> dict[str, st
     pairs = splits if isinstance(splits, Mapping) else dict(_split_pair(text) for text in splits)
     for ours, separator in pairs.items():
         if ours not in LIST_FIELDS:
-            raise ImportFormatError(f"cannot split {ours!r}: only {', '.join(LIST_FIELDS)} hold several values")
+            raise ImportFormatError(f"cannot split {ours!r}: only {', '.join(LIST_FIELDS[:-1])} and {LIST_FIELDS[-1]} "
+                                   "hold several values")
         if not separator:
             raise ImportFormatError(f"--split {ours}= needs a separator, e.g. --split {ours}=\", \"")
     return dict(pairs)
@@ -787,3 +798,4 @@ def _delimiter_hint(keys: set[str], delimiter: str | None) -> str:
     [key] = keys
     other = next((d for d in DELIMITERS if d != delimiter and d in key), None)
     return f" The header looks separated by {describe_delimiter(other)}: pass --delimiter '{other}'." if other else ""
+
