@@ -257,3 +257,26 @@ def test_a_file_that_is_not_lido_is_refused_in_one_sentence(project, tmp_path, c
     path.write_text("<lido:lidoWrap xmlns:lido='http://www.lido-schema.org'><lido:lido>", encoding="utf-8")
     code, _, err = run(capsys, "import", path)
     assert code != 0 and "not well-formed XML at line 1" in err
+
+
+def test_an_open_data_dump_gets_a_map_line_for_every_catalog_column_and_no_comma_split_for_makers(project, tmp_path,
+                                                                                                   capsys):
+    path = tmp_path / "artworks.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "accession_number", "artist", "title", "dateText", "medium", "creditLine", "dimensions",
+                    "thumbnailUrl"])
+        for i in range(20):
+            w.writerow([1000 + i, f"N0{i:04d}", "Turner, Joseph Mallord William", f"Study {i}", "c.1796-7",
+                        "Graphite and watercolour on paper", "Accepted by the Nation as part of the Turner Bequest 1856",
+                        "support: 210 x 271 mm", ""])
+    code, out, _ = run(capsys, "import", path, "--preview")
+    for line in ["--map object_number=accession_number", "--map maker=artist", "--map date=dateText",
+                 "--map material=medium", "--map credit_line=creditLine", "--map image=thumbnailUrl"]:
+        assert f"take it with {line}" in out, line
+    code, out, _ = run(capsys, "import", path, "--map", "object_number=accession_number", "--map", "maker=artist",
+                       "--map", "date=dateText")
+    assert code == 0 and "--split maker" not in out  # "Surname, Forename" is one maker
+    item = Store.for_project(project).get_item("1000")
+    assert (item.object_number, item.maker, item.date_earliest, item.date_latest) == (
+        "N00000", "Turner, Joseph Mallord William", 1796, 1797)

@@ -82,6 +82,7 @@ AUTO_ENCODINGS = ("utf-8-sig", "cp1252")  # tried in turn: UTF-8 (a byte-order m
 DELIMITERS = (",", ";", "\t", "|")  # what CSV exports use; the first wins a tie
 SNIFF_CHARS = 1 << 16  # of the file's start, enough for a header and many rows
 MULTI_VALUE_SEPARATORS = (",", ";", "|")
+MAKER_SEPARATORS = (";", "|")
 
 
 class ImportFormatError(MusesError):
@@ -527,14 +528,16 @@ class CellCounter:
     def __init__(self, mapping: Mapping[str, str], splits: Mapping[str, str]):
         self.keys = {ours: mapping[ours] for ours in LIST_FIELDS if ours not in splits}
         self.cells = dict.fromkeys(self.keys, 0)
-        self.seen = {ours: dict.fromkeys(MULTI_VALUE_SEPARATORS, 0) for ours in self.keys}
+        # a maker's comma is most often "Surname, Forename" (or "Unknown, French"), not a second maker
+        self.seen = {ours: dict.fromkeys(MAKER_SEPARATORS if ours.startswith("maker") else MULTI_VALUE_SEPARATORS, 0)
+                     for ours in self.keys}
 
     def add(self, record: Mapping[str, Any]) -> None:
         for ours, key in self.keys.items():
             value = record.get(key)
             if isinstance(value, str) and value.strip():
                 self.cells[ours] += 1
-                for separator in MULTI_VALUE_SEPARATORS:
+                for separator in self.seen[ours]:
                     self.seen[ours][separator] += separator in value
 
     def multi_valued(self) -> list[MultiValued]:
