@@ -250,6 +250,8 @@ def _swallowed_lines(row: dict[str, Any], reader: csv.DictReader, line_no: int) 
     was never closed takes every following line into one cell. A line looks like a record when it
     has a cell for every column and starts with a value shaped like this row's first one (an id):
     a properly quoted list of names over many lines has the commas, not the id."""
+    if reader.line_num == line_no:  # the record took one line: no cell holds a line break
+        return ""
     delimiter = reader.reader.dialect.delimiter
     columns = len(reader.fieldnames or ())
     first = _shape((str(next(iter(row.values()), None) or "").splitlines() or [""])[0])
