@@ -51,7 +51,7 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
 
     code, out, err = run(capsys, "generate-images", "--workers", "1")
     assert code == 0
-    assert "  12982: truncated: 74% grey fill" in out and "12982_ap62.48.2.jpg" not in out  # by object number
+    assert "  62.48.2: truncated: 74% grey fill" in out and "12982_ap62.48.2.jpg" not in out  # by accession number
     assert "cannot repair them: replace each file" in out
     assert out.rstrip().endswith("next: muses export-classification-data   (labels the objects from their catalog words)")
     assert counts(out) == {"checked now": 5, "unchanged (skipped)": 0, "cropped": 1, "ok": 2, "problem": 2,
@@ -59,7 +59,7 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
     assert "generate-images: 5/5 photos, 100 %, done in" in err  # stderr is no terminal here: plain lines
 
     code, out, _ = run(capsys, "generate-images", "--force", "--verbose")
-    assert "  12982: truncated" in out and "12982_ap62.48.2.jpg)" in out and "photos/s on" in out
+    assert "  62.48.2: truncated" in out and "12982_ap62.48.2.jpg)" in out and "photos/s on" in out
 
     code, out, _ = run(capsys, "generate-images")
     assert code == 0 and counts(out) == {"checked now": 0, "unchanged (skipped)": 5}

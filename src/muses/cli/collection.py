@@ -234,10 +234,11 @@ def run_import(args) -> int:
 
 def _problem_objects(project, report) -> list[tuple[str, str, str]]:
     """(object number, photo, problem) of this run's problem photos, the first LISTED."""
+    from muses.collection.images import object_numbers
     from muses.collection.store import PROBLEM, Store
 
     listed = [f for f in report.problem_files if f["status"] == PROBLEM][:LISTED]
-    owners = {im.original: im.item_id for im in Store.for_project(project).images([PROBLEM])}
+    owners = object_numbers(Store.for_project(project), [f["original"] for f in listed])
     return [(owners.get(f["original"], "?"), f["original"], f["problem"]) for f in listed]
 
 
