@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import re
@@ -475,8 +476,14 @@ def catalog_fields(record: Mapping[str, Any], mapping: Mapping[str, str], item_i
 def known_mapping(record: Mapping[str, Any]) -> dict[str, str]:
     """For a record imported before muses had catalog fields: each field from the first key the
     record has among its own name and the presets' names for it (`muses db upgrade` fills them so)."""
-    candidates = [build_mapping(), *(build_mapping(name) for name in PRESETS)]
-    return {ours: next((m[ours] for m in candidates if m[ours] in record), ours) for ours in FIELDS}
+    return {ours: next((key for key in keys if key in record), ours) for ours, keys in _known_keys().items()}
+
+
+@functools.cache
+def _known_keys() -> dict[str, list[str]]:
+    """Each field's names: its own, then the presets' (in their order), once each."""
+    mappings = [build_mapping(), *(build_mapping(name) for name in PRESETS)]
+    return {ours: list(dict.fromkeys(m[ours] for m in mappings)) for ours in FIELDS}
 
 
 def convert_record(record: Mapping[str, Any], mapping: Mapping[str, str], *, base_dir: Path,
