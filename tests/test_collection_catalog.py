@@ -280,3 +280,11 @@ def test_an_open_data_dump_gets_a_map_line_for_every_catalog_column_and_no_comma
     item = Store.for_project(project).get_item("1000")
     assert (item.object_number, item.maker, item.date_earliest, item.date_latest) == (
         "N00000", "Turner, Joseph Mallord William", 1796, 1797)
+
+
+def test_an_object_number_too_long_to_be_one_skips_its_record_with_the_reason(project, tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "1", "object_number": "x" * 501}) + "\n" +
+                    json.dumps({"id": "2", "object_number": "2024.1"}) + "\n", encoding="utf-8")
+    report = import_records(Store.for_project(project), path)
+    assert report.new == 1 and "is 501 characters long, more than 500" in report.skipped[0].reason

@@ -377,6 +377,8 @@ def generate_images(project: Project, *, store: Store | None = None, force: bool
     if watch.down:
         _save(store, _left_pending(watch))
         report.hosts_down = watch.down
+        if progress is not None:  # the photos left pending are done with, for this run
+            progress(len(tasks), len(tasks))
     report.seconds = time.perf_counter() - start
     report.report_path = str(write_report(project, store, report, settings))
     return report

@@ -77,6 +77,7 @@ PRESETS: dict[str, dict[str, str]] = {
         "image": "ca_object_representations.media",
     },
 }
+MAX_OBJECT_NUMBER = 500  # characters; real ones have a few dozen at most
 MAX_DEPTH = 32  # nesting levels a record may have; real exports use two or three
 MISSING_IDS = ("nan", "null", "none", "undefined")  # what spreadsheets and dataframes write for "no value"
 AUTO_ENCODINGS = ("utf-8-sig", "cp1252")  # tried in turn: UTF-8 (a byte-order mark skipped), then Excel on Windows
@@ -467,7 +468,12 @@ def catalog_fields(record: Mapping[str, Any], mapping: Mapping[str, str], item_i
     found = makers(_maker_values(record.get(mapping["maker"]), splits.get("maker")),
                    _texts("maker_role", record.get(mapping["maker_role"]), splits.get("maker_role")))
     date = _text("date", record.get(mapping["date"]))
-    return {"object_number": _text("object_number", record.get(mapping["object_number"])) or item_id,
+    number = _text("object_number", record.get(mapping["object_number"]))
+    if len(number) > MAX_OBJECT_NUMBER:  # an index entry has a size limit (PostgreSQL: 2,704 bytes)
+        raise RecordError(f"the object number ({mapping['object_number']!r}) is {len(number)} characters long, "
+                          f"more than {MAX_OBJECT_NUMBER}: is it the right column? Map another with "
+                          "--map object_number=KEY")
+    return {"object_number": number or item_id,
             "makers": found, "maker": maker_text(found), "date": date, **dict(zip(
                 ("date_earliest", "date_latest"), parse_date(date))),
             **{name: _text(name, record.get(mapping[name])) for name in ("dimensions", "credit_line", "department")}}

@@ -46,7 +46,7 @@ class Item(Base):
     source: Mapped[str] = mapped_column(String(255), default="")
     # the accession or inventory number the museum writes on the object (the id is the export's
     # key, often an internal number); the id when the export has none
-    object_number: Mapped[str] = mapped_column(Text, default="")
+    object_number: Mapped[str] = mapped_column(Text, default="", index=True)  # an exact search finds it at once
     title: Mapped[str] = mapped_column(Text, default="")
     object_type: Mapped[list] = mapped_column(JSON, default=list)  # facets, most general first
     maker: Mapped[str] = mapped_column(Text, default="")  # the makers' names, "; "-joined: searched and counted

@@ -26,6 +26,7 @@ def upgrade() -> None:
     op.add_column("items", sa.Column("date_earliest", sa.Integer(), nullable=True))
     op.add_column("items", sa.Column("date_latest", sa.Integer(), nullable=True))
     _backfill(op.get_bind())
+    op.create_index("ix_items_object_number", "items", ["object_number"], unique=False)
 
 
 def _backfill(conn) -> None:
@@ -54,6 +55,7 @@ def _backfill(conn) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_items_object_number", table_name="items")
     with op.batch_alter_table("items") as batch:
         for name in (*TEXTS, "makers", "date_earliest", "date_latest"):
             batch.drop_column(name)
