@@ -47,11 +47,11 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
     assert report["new"] == 5 and report["format"] == "jsonl"
 
     code, out, _ = run(capsys, "import", str(met_subset), "--preset", "met-scrapi", "--image-root", str(met_sample))
-    assert code == 0 and counts(out)["updated"] == 5
+    assert code == 0 and counts(out)["unchanged"] == 5
 
     code, out, err = run(capsys, "generate-images", "--workers", "1")
     assert code == 0
-    assert "  12982: truncated: 74% grey fill" in out and "12982_ap62.48.2.jpg" not in out  # by object number
+    assert "  62.48.2: truncated: 74% grey fill" in out and "12982_ap62.48.2.jpg" not in out  # by accession number
     assert "cannot repair them: replace each file" in out
     assert out.rstrip().endswith("next: muses export-classification-data   (labels the objects from their catalog words)")
     assert counts(out) == {"checked now": 5, "unchanged (skipped)": 0, "cropped": 1, "ok": 2, "problem": 2,
@@ -59,7 +59,7 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
     assert "generate-images: 5/5 photos, 100 %, done in" in err  # stderr is no terminal here: plain lines
 
     code, out, _ = run(capsys, "generate-images", "--force", "--verbose")
-    assert "  12982: truncated" in out and "12982_ap62.48.2.jpg)" in out and "photos/s on" in out
+    assert "  62.48.2: truncated" in out and "12982_ap62.48.2.jpg)" in out and "photos/s on" in out
 
     code, out, _ = run(capsys, "generate-images")
     assert code == 0 and counts(out) == {"checked now": 0, "unchanged (skipped)": 5}
@@ -70,13 +70,15 @@ def test_import_generate_items_stats(project, met_sample, met_subset, capsys):
         s.get(Item, "10512").classification = {"model": "m", "date": "2026-01-01",
                                                "classes": [{"name": "bust", "probability": 0.91}]}
     code, out, err = run(capsys, "items", "--limit", "2")
-    assert code == 0 and "10427" in out and "bust 0.91" in out
+    assert code == 0 and "1985.141.1" in out and "bust 0.91" in out  # 10427 by its accession number
+    assert "George Catlin" in out
     assert "showing the first 2 items, 3 more not shown; --all lists every one" in err
 
     code, out, _ = run(capsys, "items", "--problems", "--json")
     rows = json.loads(out)
     assert sorted(r["id"] for r in rows) == ["12982", "15541"]
     assert rows[0]["problem_images"] == 1 and rows[0]["usable_images"] == 0 and rows[0]["problems"][0]
+    assert all(r["object_number"] and "credit_line" in r and "date_earliest" in r for r in rows)
 
     code, out, _ = run(capsys, "stats", "--json")
     stats = json.loads(out)
@@ -115,8 +117,8 @@ def test_import_bad_usage_exits_2(project, tmp_path, capsys, argv, message):
 def test_import_missing_file_and_unknown_extension_exit_2(project, tmp_path, capsys):
     code, _, err = run(capsys, "import", str(tmp_path / "nope.jsonl"))
     assert code == 2 and "no such file" in err
-    (tmp_path / "r.xml").write_text("<records/>", encoding="utf-8")
-    code, _, err = run(capsys, "import", str(tmp_path / "r.xml"))
+    (tmp_path / "r.xls").write_text("<records/>", encoding="utf-8")
+    code, _, err = run(capsys, "import", str(tmp_path / "r.xls"))
     assert code == 2 and "pass --format" in err
 
 

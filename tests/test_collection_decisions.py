@@ -176,7 +176,7 @@ def test_decisions_survive_re_import_and_still_apply(project, demo_labels):
     _decide(store, item, dec.NOT_ONE, catalog_value="bust", suggested_value="vessel")
     before = store.get_item(item)
     report = import_records(store, records, preset="met-scrapi")  # the same file again
-    assert report.updated == 206
+    assert report.unchanged == 206
     after = store.get_item(item)
     assert (after.title, after.object_type) == (before.title, before.object_type)  # catalog fields untouched
     assert dec.current_decisions(store)[item].action == dec.NOT_ONE

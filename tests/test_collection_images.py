@@ -226,6 +226,7 @@ def test_report_file_lists_problems(corpus_project):
     assert content["collection"]["problems"]["truncated"] == 2
     listed = {f["item_id"]: f["problem"] for f in content["collection"]["problem_files"]}
     assert listed["grey30"].startswith("truncated: 30%") and listed["zero"] == "empty: zero-byte file"
+    assert all(f["object_number"] for f in content["collection"]["problem_files"])  # the curator's name for it
     assert content["run"]["processed"] == 18 and content["settings"]["max_side"] == 256
 
 

@@ -36,7 +36,13 @@ def test_met_sample_imports_with_the_preset_and_reimport_updates(store, met_samp
     assert bust.title == "Cain" and bust.source == "records.jsonl"
     assert bust.object_type == ["Sculpture", "Figures", "Marble", "Busts"]
     assert bust.primary_object_type == "Sculpture"
-    assert bust.material == "Marble" and bust.period == "by 1883"
+    assert bust.material == "Marble" and bust.period == "A.D. 1800-1900"
+    assert bust.object_number == "83.3" and bust.id == "10512"  # the accession number; the Met's id stays the key
+    assert bust.maker == "J. Stanley Connor" and bust.makers == [{"name": "J. Stanley Connor", "role": ""}]
+    assert (bust.date, bust.date_earliest, bust.date_latest) == ("by 1883", None, 1883)
+    assert bust.dimensions == "26 x 21 1/2 x 17 in. (66 x 54.6 x 43.2 cm)"
+    assert bust.credit_line == "Gift of Mrs. John Anderson, 1883" and bust.department == ""
+    assert report.columns["object_number"] == "accession number" and report.columns["maker"] == "who"
     assert bust.raw["accession number"] == "83.3" and bust.raw["tags"]["faces"]  # the whole record
     image = bust.images[0]
     assert image.original == str((met_sample / "images" / "10512_83.3.jpg").resolve())
@@ -44,9 +50,13 @@ def test_met_sample_imports_with_the_preset_and_reimport_updates(store, met_samp
 
     pair = store.get_item("13097")  # a record whose `who` is a list
     assert pair.object_type == ["Paintings", "Oil paintings"] and isinstance(pair.raw["who"], list)
+    assert pair.maker == "Samuel Lovett Waldo; William Jewett" and len(pair.makers) == 2
+    assert (pair.date_earliest, pair.date_latest) == (1831, 1832)
+    stamp = pair.updated_at
 
     again = import_records(store, met_sample / "records.jsonl", preset="met-scrapi")
-    assert (again.new, again.updated, again.images_added) == (0, N_MET, 0)
+    assert (again.new, again.updated, again.unchanged, again.images_added) == (0, 0, N_MET, 0)
+    assert store.get_item("13097").updated_at == stamp  # nothing for the search index to redo
     assert store.stats()["items"] == N_MET and store.stats()["images"] == N_MET
 
 
@@ -112,7 +122,7 @@ def test_mapping_and_format_errors_say_what_to_do(store, tmp_path):
     with pytest.raises(ImportFormatError, match="unknown preset"):
         build_mapping("louvre")
     with pytest.raises(ImportFormatError, match="--format"):
-        guess_format("records.xml")
+        guess_format("records.xls")
     path = _write_jsonl(tmp_path / "r.jsonl", [{"ObjectID": 1, "Title": "x"}])
     with pytest.raises(ImportFormatError, match="'ObjectID', 'Title'.*--map id=KEY"):
         import_records(store, path)
@@ -171,7 +181,7 @@ def test_a_failing_store_stops_the_import_and_keeps_the_batches_before(project, 
     with store.engine.begin() as conn:
         conn.execute(text("DROP TRIGGER refuse"))
     report = import_records(store, path, batch_size=3)  # re-running resumes
-    assert (report.new, report.updated) == (5, 3) and store.stats()["items"] == 8
+    assert (report.new, report.unchanged) == (5, 3) and store.stats()["items"] == 8
 
 
 def test_encoding_is_checked_before_anything_is_written(store, tmp_path):

@@ -79,7 +79,7 @@ def test_split_photo_cells_and_a_separator_without_its_space(store, tmp_path):
 
 
 @pytest.mark.parametrize("splits, message", [
-    (["title=, "], "cannot split 'title': only object_type and image"),
+    (["title=, "], "cannot split 'title': only object_type, image, maker and maker_role"),
     (["object_type="], "needs a separator"),
     (["object_type"], "write field=separator"),
 ])

@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _ACTIONS = (
-    "import_collection", "check_photos", "preview_labels", "export_dataset", "train", "evaluate", "label_issues",
+    "import_collection", "preview_import", "check_photos", "preview_labels", "export_dataset", "train", "evaluate", "label_issues",
     "classify_collection", "map_collection", "predict_photos", "similar_objects", "export_decisions",
     "ImportConfig", "CheckPhotosConfig", "PreviewConfig", "ExportConfig", "TrainConfig", "TrainCfg", "AugmentCfg",
     "EvaluateConfig", "LabelIssuesConfig", "ClassifyConfig", "MapConfig", "PredictConfig", "SimilarConfig",

@@ -63,6 +63,7 @@ class ImageSettings:
     max_original_mb: float = _bounded(100.0, low=0.001)  # an original larger than this is a listed problem
     read_timeout_s: float = _bounded(60.0, low=0.001)  # reading one original may take this long
     allow_private_urls: bool = False  # fetch URLs on loopback, link-local and private addresses too
+    url_map: tuple[str, ...] = ()  # "URL_PREFIX=FOLDER": photo URLs under the prefix are read from the folder
 
 
 @dataclass(frozen=True)

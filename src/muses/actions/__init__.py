@@ -13,7 +13,7 @@ from muses.actions.analysis import (
 )
 from muses.actions.collection import (
     CheckPhotosConfig, CheckPhotosResult, DecisionsConfig, DecisionsResult, ImportConfig, ImportResult, ProblemPhoto,
-    check_photos, export_decisions, import_collection,
+    check_photos, export_decisions, import_collection, preview_import,
 )
 from muses.actions.labels import ExportConfig, PreviewConfig, export_dataset, preview_labels
 from muses.actions.predicting import (
@@ -26,7 +26,7 @@ from muses.model.config import AugmentCfg, TrainCfg
 
 __all__ = [
     # the actions, in the order of the data flow
-    "import_collection", "check_photos", "preview_labels", "export_dataset", "train", "evaluate", "label_issues",
+    "import_collection", "preview_import", "check_photos", "preview_labels", "export_dataset", "train", "evaluate", "label_issues",
     "classify_collection", "map_collection", "predict_photos", "similar_objects", "export_decisions",
     # their configs
     "ImportConfig", "CheckPhotosConfig", "PreviewConfig", "ExportConfig", "TrainConfig", "TrainCfg", "AugmentCfg",

@@ -58,6 +58,17 @@ def import_collection(project: Project, config: ImportConfig, *, progress: Progr
     return ImportResult(report, out, _import_failed(report))
 
 
+def preview_import(config: ImportConfig):
+    """What importing ``config.file`` would store, from its first records: the columns with
+    examples, which of our fields each becomes, the columns left unmapped with the ``--map`` line
+    to take them (a :class:`muses.collection.preview.Preview`). Writes nothing; needs no project."""
+    from muses.collection.importers import build_mapping
+    from muses.collection.preview import preview_import as preview
+
+    return preview(config.file, format=config.format, mapping=build_mapping(config.preset, config.mapping),
+                   encoding=config.encoding, delimiter=config.delimiter, splits=config.splits)
+
+
 def _import_failed(report: ImportReport) -> str:
     """Why an import counts as failed (nothing, or under half of the records, imported), or ""."""
     read = report.imported + len(report.skipped)
@@ -76,6 +87,7 @@ class CheckPhotosConfig:
     workers: int | None = None  # processes; 0 = one per CPU core (None: muses.toml [images] workers)
     max_side: int | None = None  # long side of the copies (None: muses.toml [images] max_side)
     allow_private_urls: bool = False  # also fetch URLs on loopback, link-local and private addresses
+    image_url_map: tuple[str, ...] = ()  # 'PREFIX=FOLDER': read photo URLs under PREFIX from a local copy
     compute: ComputeSettings | None = None  # None: muses.toml [compute]
     listed: int = 10  # problem photos named in the result; the report file holds them all
 
@@ -97,14 +109,14 @@ def check_photos(project: Project, config: CheckPhotosConfig = CheckPhotosConfig
                  progress: Progress | None = None) -> CheckPhotosResult:
     """Check every new or changed photo and make its small working copy; problem photos are
     listed by object number and left out of training. ``progress(photos done, photos in all)``."""
-    from muses.collection.images import generate_images
+    from muses.collection.images import generate_images, object_numbers
     from muses.collection.store import PROBLEM, Store
 
     report = generate_images(project, force=config.force, workers=config.workers, max_side=config.max_side,
-                             allow_private_urls=config.allow_private_urls, progress=progress,
-                             compute=config.compute or project.settings.compute)
+                             allow_private_urls=config.allow_private_urls, image_url_map=config.image_url_map,
+                             progress=progress, compute=config.compute or project.settings.compute)
     listed = [f for f in report.problem_files if f["status"] == PROBLEM][: config.listed]
-    owners = {im.original: im.item_id for im in Store.for_project(project).images([PROBLEM])} if listed else {}
+    owners = object_numbers(Store.for_project(project), [f["original"] for f in listed]) if listed else {}
     problems = [ProblemPhoto(owners.get(f["original"], "?"), f["original"], f["problem"]) for f in listed]
     return CheckPhotosResult(report, problems)
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from muses.actions import CheckPhotosConfig, ImportConfig, check_photos, import_collection
+from muses.actions import CheckPhotosConfig, ImportConfig, check_photos, import_collection, preview_import
 from muses.cli import UsageError, command_parser, config_from, default_of, format_table, positive, printable_json
 from muses.progress import follow, progress_bar
 from muses.cli.engines import add_compute_args, compute_from_args
@@ -20,9 +20,14 @@ IMPORT_EXAMPLES = """\
   muses import export.csv --image-root /srv/photos   # photos named by absolute paths there
   muses import excel.csv --split object_type=", " --map object_type=Classification
   muses import export.csv --delimiter ";" --encoding cp1252
+  muses import objects.csv --preset tms --preview   # the columns and what each becomes; nothing written
+  muses import harvest.xml                # LIDO XML: every field found with no mapping
+  muses import export.csv --map object_number=accession_number --map maker=artist --map date=dateText
 
-Our fields: id (the object number), title, object_type, material, period, description,
-image. A column of the same name is used unless --map (or --preset) names another. The
+Our fields: id (the record's key), object_number (the accession or inventory number; the id
+when there is none), title, object_type, maker (and maker_role), date, material, period,
+dimensions, credit_line, department, description, image. Presets: met-scrapi, tms, axiell,
+collectiveaccess (docs/catalog.md has recipes for other exports); --preview shows them at work. A column of the same name is used unless --map (or --preset) names another. The
 text encoding (UTF-8, else cp1252 as Excel on Windows saves) and a CSV's delimiter (, ; tab |)
 are found out and reported; --encoding and --delimiter set them. A cell holding several
 object types or photos ("Sculpture, Clay, Busts") is cut into separate values with --split.
@@ -39,10 +44,14 @@ GENERATE_EXAMPLES = """\
   muses generate-images --force          # check every photo again
   muses generate-images --engine ray --address auto   # on a Ray cluster (photos on a shared disk)
   muses generate-images --allow-private-urls   # photos served on your own network
+  muses generate-images --image-url-map https://images.museum.org/photos/=/mnt/share/photos
 
 Writes a small working copy of each photo (images/<xx>/<sha256>-<side>.jpg) and
 images/report.json. Problem photos (unreadable, empty, truncated, blank, too large, ...) are
-left out of training and listed by object number.
+left out of training and listed by object number. Photo URLs are fetched only with [images]
+allow_network = true, or read from a local folder that --image-url-map (or [images] url_map)
+names; a IIIF Image API URL is asked for at 1200 pixels, not at the original's size. A server
+that fails 5 photos in a row is given up for the run: its other photos stay pending.
 """
 ITEMS_EXAMPLES = """\
   muses items                      # the first 50 items
@@ -60,7 +69,7 @@ LISTED = 10  # problem lines printed; the report files hold them all
 def register(subparsers) -> None:
     from muses.collection.importers import PRESETS, available_formats
 
-    p = command_parser(subparsers, "import", help="import (or update) catalog records from a CSV, JSON or JSON Lines export",
+    p = command_parser(subparsers, "import", help="import (or update) catalog records from a CSV, JSON, JSON Lines or LIDO XML export",
                        examples=IMPORT_EXAMPLES)
     p.add_argument("file", type=Path, help="the export file")
     p.add_argument("--format", choices=available_formats(), help="file format (default: from the extension)")
@@ -78,6 +87,8 @@ def register(subparsers) -> None:
                    help=f"records per transaction (default {default_of(ImportConfig, 'batch_size')})")
     p.add_argument("--image-root", dest="image_roots", type=Path, action="append", metavar="DIR",
                    help="a folder image paths may point into, besides the file's own (repeatable)")
+    p.add_argument("--preview", action="store_true",
+                   help="show the file's columns with examples and which of our fields each becomes; write nothing")
     p.set_defaults(func=run_import)
 
     p = command_parser(subparsers, "generate-images",
@@ -89,6 +100,9 @@ def register(subparsers) -> None:
     add_compute_args(p)
     p.add_argument("--allow-private-urls", action="store_true", default=None,
                    help="also fetch photo URLs on loopback, link-local and private addresses")
+    p.add_argument("--image-url-map", action="append", metavar="PREFIX=FOLDER",
+                   help="read photo URLs starting with PREFIX from FOLDER, a local copy of that server's photos "
+                        "(repeatable; [images] url_map in muses.toml keeps it)")
     p.set_defaults(func=run_generate)
 
     p = command_parser(subparsers, "items", help="list items with their photos' state and top class", examples=ITEMS_EXAMPLES)
@@ -140,18 +154,47 @@ def _how_read(report) -> str:
     return f"read {report.path} as {describe_encoding(report.encoding)} text{cells}"
 
 
+KEY_COLUMNS = {"id": "id", "object_number": "object number", "maker": "maker", "image": "photo"}
+
+
+def _columns_taken(columns: dict) -> str:
+    """Which column became the id, the object number, the maker and the photo: the choices a
+    wrong mapping shows first."""
+    parts = [f"{label} <- {columns[ours]!r}" if columns.get(ours) else f"{label} <- none" for ours, label in KEY_COLUMNS.items()]
+    line = "columns: " + ", ".join(parts)
+    if not columns.get("object_number"):
+        line += " (the id is the object number; --map object_number=COLUMN takes another)"
+    return line
+
+
+def _preview(config: ImportConfig) -> int:
+    from muses.collection.preview import describe
+
+    preview = preview_import(config)
+    print(_how_read(preview))
+    for line in describe(preview):
+        print(line)
+    print("nothing was written. next: the same command without --preview imports the file "
+          "(add the --map lines above for the columns you want)")
+    return 0
+
+
 def run_import(args) -> int:
+    config = config_from(ImportConfig(args.file), args)
+    if args.preview:
+        return _preview(config)
     project = find_project(args.project)
     with progress_bar(desc="import", unit="lines") as bar:
-        result = import_collection(project, config_from(ImportConfig(args.file), args), progress=follow(bar))
+        result = import_collection(project, config, progress=follow(bar))
     report = result.report
     print(_how_read(report))
+    print(_columns_taken(report.columns))
     _print_notes(report)
     for ours, theirs in report.unmapped.items():
         print(f"  warning: no record has the key {theirs!r}, so {ours} is empty; --map {ours}=KEY takes it from another")
     _print_multi_valued(report)
     print(format_table(["records", "count"], [
-        ["new", report.new], ["updated", report.updated], ["skipped (bad lines)", len(report.skipped)],
+        ["new", report.new], ["updated", report.updated], ["unchanged", report.unchanged], ["skipped (bad lines)", len(report.skipped)],
         ["duplicate ids in the file", len(report.duplicates)], ["photos added", report.images_added],
         ["photos refused (outside the image folders)", len(report.refused_images)],
     ]))
@@ -163,7 +206,7 @@ def run_import(args) -> int:
     if result.failure:
         print(f"muses import: {result.failure}", file=sys.stderr)
         return 1
-    print("next: muses generate-images   (checks every photo and makes its working copy)")
+    print(f"next: {_next_step(project)}")
     return 0
 
 
@@ -194,21 +237,40 @@ def run_generate(args) -> int:
     rows += [[f"  problem: {category}", n] for category, n in report.problems.most_common()]
     if report.waiting_for_network:
         rows.append(["URLs waiting ([images] allow_network = false)", report.waiting_for_network])
+    for host, down in report.hosts_down.items():
+        rows.append([f"pending: {host} unreachable", down["pending"]])
     print(format_table(["photos", "count"], rows))
+    for host, down in report.hosts_down.items():
+        print(f"could not reach {host} ({down['reason']}; {down['failed']} photos in a row): its other "
+              f"{down['pending']} photos are left pending, not tried. If they are on a local share too, run "
+              f"muses generate-images --image-url-map {down['prefix']}=FOLDER; otherwise check the network "
+              "(or --allow-private-urls for a server on your own network) and run muses generate-images again.")
     print(f"every problem photo is listed in {report.report_path}")
     if args.verbose:
         rate = report.processed / report.seconds if report.seconds else 0
         print(f"{report.seconds:.1f} s, {rate:.0f} photos/s on {report.workers} worker(s)")
-    print("next: muses export-classification-data   (labels the objects from their catalog words)")
+    print(f"next: {_next_step(project)}")
     return 0
 
 
+def _next_step(project, store=None) -> str:
+    """What to do next, the same words after import, generate-images and stats: the photos first
+    while any can still be read, else labeling."""
+    from muses.collection.images import photos_next
+    from muses.collection.store import Store
+
+    return (photos_next(project, store or Store.for_project(project))
+            or "muses export-classification-data   (labels the objects from their catalog words)")
+
+
 def _item_row(item) -> dict:
+    from muses.collection.catalog import catalog_record
     from muses.collection.store import PROBLEM
 
     top = (item.classification or {}).get("classes") or [{}]
-    return {"id": item.id, "title": item.title, "object_type": item.primary_object_type,
-            "usable_images": len(item.usable_images),
+    fields = {name: value for name, value in catalog_record(item).items() if name != "catalog"}
+    return {"id": item.id, **fields, "title": item.title, "object_type": item.primary_object_type,
+            "material": item.material, "period": item.period, "usable_images": len(item.usable_images),
             "problem_images": sum(im.status == PROBLEM for im in item.images),
             "problems": [im.problem for im in item.images if im.status == PROBLEM],
             "top_class": top[0].get("name"), "probability": top[0].get("probability")}
@@ -240,17 +302,19 @@ def run_items(args) -> int:
     if args.json:
         print(printable_json(json.dumps(shown, indent=2, ensure_ascii=False)))
     elif not args.jsonl:
-        table = [[r["id"], r["title"][:40], r["object_type"][:20], r["usable_images"], r["problem_images"],
+        table = [[r["object_number"], r["title"][:40], r["maker"][:24], r["object_type"][:20], r["usable_images"],
+                  r["problem_images"],
                   r["top_class"] if r["top_class"] is None else f"{r['top_class']} {r['probability']:.2f}"]
                  for r in shown]
-        print(format_table(["id", "title", "object type", "usable", "problem", "top class"], table))
+        print(format_table(["object number", "title", "maker", "object type", "usable", "problem", "top class"], table))
     return 0
 
 
 def run_stats(args) -> int:
     from muses.collection.store import Store
 
-    stats = Store.for_project(find_project(args.project)).stats()
+    project = find_project(args.project)
+    stats = Store.for_project(project).stats()
     if args.json:
         print(json.dumps(stats, indent=2, ensure_ascii=False))
         return 0
@@ -264,15 +328,11 @@ def run_stats(args) -> int:
     if stats["problem_categories"]:
         print()
         print(format_table(["problem", "photos"], [[c, n] for c, n in stats["problem_categories"].items()]))
-    print(_stats_next(stats))
+    print(_stats_next(stats, project))
     return 0
 
 
-def _stats_next(stats) -> str:
-    from muses.collection.store import PENDING
-
+def _stats_next(stats, project) -> str:
     if not stats["items"]:
         return "next: muses import EXPORT_FILE   (your catalog export: CSV, JSON or JSON Lines)"
-    if pending := stats["images_by_status"].get(PENDING):
-        return f"next: muses generate-images   ({pending} photos not checked yet)"
-    return "next: muses export-classification-data   (labels the objects from their catalog words)"
+    return f"next: {_next_step(project)}"

@@ -18,7 +18,7 @@ import io
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,14 +30,24 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from muses.collection.image_checks import ImageProblem, check_content, decode
-from muses.collection.sources import ReadLimits, is_url, read_original
+from muses.collection.sources import (
+    HostUnreachable,
+    ReadLimits,
+    host_of,
+    is_url,
+    parse_url_map,
+    read_original,
+    url_root,
+)
 from muses.compute import ComputeSettings
-from muses.collection.store import PENDING, PROBLEM, USABLE_STATUSES, Image, Store, problem_category
+from muses.collection.store import PENDING, PROBLEM, USABLE_STATUSES, Image, Item, Store, problem_category
 from muses.errors import RunFailed
 from muses.imaging import orient
 from muses.settings import ConfigError, Project
 
 COMMIT_EVERY = 64  # results per transaction: bounds the work an interruption loses
+HOST_FAILURES = 5  # photos in a row a server may fail to answer before its others are left pending
+WAITING = "waiting"  # the problem word of a pending photo not tried, its server being unreachable
 REPORT_NAME = "report.json"
 LISTED_PROBLEMS = 200  # problem images listed in report.json beyond the counts
 
@@ -79,6 +89,7 @@ class Result:
     height: int | None = None
     stored_path: str | None = None
     seconds: float = 0.0
+    host_down: str | None = None  # the photo's server could not be reached at all
 
 
 def stored_name(checksum: str, max_side: int) -> str:
@@ -104,6 +115,8 @@ def _check(task: Task, settings: Settings) -> tuple[Result, bytes | None]:
         img.save(buf, "JPEG", quality=settings.quality, optimize=True)
         result.status, result.problem = content.status, content.problem
         return result, buf.getvalue()
+    except HostUnreachable as exc:
+        result.status, result.problem, result.host_down = PROBLEM, str(exc), exc.host
     except ImageProblem as exc:
         result.status, result.problem = PROBLEM, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file must never abort the run
@@ -154,11 +167,16 @@ def _process_star(args: tuple) -> Result:
 _RETRIED = ("download-failed", "missing", "too-slow", "refused", "not-a-file")
 
 
+def fetched(original: str, settings: Settings) -> bool:
+    """Whether a photo is read over the network (a URL no [images] url_map prefix covers)."""
+    return is_url(original) and not any(original.startswith(prefix) for prefix, _ in settings.limits.url_map)
+
+
 def _tasks(store: Store, project: Project, settings: Settings, *, force: bool) -> tuple[list[Task], int]:
     """Images to (re)check, and how many URL images wait for ``allow_network``."""
     tasks, waiting = [], 0
     for image in store.images():
-        url = is_url(image.original)
+        url = fetched(image.original, settings)
         if url and not settings.allow_network:
             waiting += image.status == PENDING or force
             continue
@@ -181,6 +199,7 @@ class GenerateReport:
     processed: int = 0  # images checked this run
     unchanged: int = 0  # already done, original unchanged
     waiting_for_network: int = 0  # URL images left pending ([images] allow_network = false)
+    hosts_down: dict[str, dict[str, Any]] = field(default_factory=dict)  # host → reason, failed, left pending
     by_status: Counter = field(default_factory=Counter)  # this run's outcomes
     problems: Counter = field(default_factory=Counter)  # this run's problems per category
     problem_files: list[dict[str, Any]] = field(default_factory=list)  # this run's problem and cropped images
@@ -193,11 +212,22 @@ class GenerateReport:
         return {**vars(self), "by_status": dict(self.by_status), "problems": dict(self.problems.most_common())}
 
 
-def _settings(project: Project, max_side: int | None, allow_private_urls: bool = False) -> Settings:
+def url_map(project: Project, extra: tuple[str, ...] | list[str] = ()) -> tuple[tuple[str, str], ...]:
+    """``--image-url-map`` entries, then ``[images] url_map`` (folders relative to the project)."""
+    configured = []
+    for entry in project.settings.images.url_map:
+        prefix, sep, folder = entry.rpartition("=")
+        configured.append(f"{prefix}={project.path(folder)}" if sep else entry)
+    return parse_url_map([*extra, *configured])
+
+
+def _settings(project: Project, max_side: int | None, allow_private_urls: bool = False,
+              image_url_map: tuple[str, ...] | list[str] = ()) -> Settings:
     # muses.toml's values were range-checked when it was read; only the command's own --max-side is new here.
     cfg = project.settings.images
     limits = ReadLimits(max_bytes=int(cfg.max_original_mb * 1_000_000), timeout_s=cfg.read_timeout_s,
-                        allow_private_urls=allow_private_urls or cfg.allow_private_urls)
+                        allow_private_urls=allow_private_urls or cfg.allow_private_urls,
+                        url_map=url_map(project, image_url_map))
     settings = Settings(max_side=int(max_side if max_side is not None else cfg.max_side), quality=cfg.quality,
                         max_pixels=cfg.max_pixels, allow_network=cfg.allow_network, limits=limits)
     if settings.max_side < 16:
@@ -212,9 +242,44 @@ def resolve_workers(workers: int | None, project: Project) -> int:
     return n or os.cpu_count() or 1
 
 
+class HostWatch:
+    """Counts each photo server's failures in a row; after :data:`HOST_FAILURES` its other photos
+    are not tried (58,000 URLs on a server that is down would otherwise each wait for a timeout)."""
+
+    def __init__(self, limit: int = HOST_FAILURES):
+        self.limit = limit
+        self.in_a_row: Counter[str] = Counter()
+        self.down: dict[str, dict[str, Any]] = {}  # host → {"reason", "failed", "pending", "prefix"}
+        self.skipped: list[Task] = []
+
+    def wanted(self, task: Task) -> bool:
+        host = host_of(task.original) if is_url(task.original) else ""
+        if host in self.down:
+            self.down[host]["pending"] += 1
+            self.skipped.append(task)
+            return False
+        return True
+
+    def saw(self, original: str, result: Result) -> None:
+        if not is_url(original):
+            return
+        host = host_of(original)
+        if result.host_down is None:
+            self.in_a_row[host] = 0
+            return
+        self.in_a_row[host] += 1
+        if self.in_a_row[host] >= self.limit and host not in self.down:
+            reason = (result.problem or "").rpartition(": ")[2]
+            self.down[host] = {"reason": reason, "failed": self.in_a_row[host], "pending": 0,
+                               "prefix": url_root(original)}
+
+
 def _run(tasks: list[Task], settings: Settings, project: Project, workers: int,
-         compute: ComputeSettings | None = None) -> Iterator[Result]:
-    args = ((t, settings, str(project.images_dir), str(project.root)) for t in tasks)
+         compute: ComputeSettings | None = None, watch: HostWatch | None = None) -> Iterator[Result]:
+    """Each task's result, in order; a task whose server ``watch`` gave up on is skipped (handed
+    out lazily, so the decision is taken on the results so far)."""
+    args = ((t, settings, str(project.images_dir), str(project.root)) for t in tasks
+            if watch is None or watch.wanted(t))
     if compute is not None and compute.uses_ray:
         from muses.compute.ray_map import map_ordered
 
@@ -225,12 +290,24 @@ def _run(tasks: list[Task], settings: Settings, project: Project, workers: int,
         return
     pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)))
     try:
-        yield from pool.map(_process_star, args, chunksize=max(1, min(16, len(tasks) // (workers * 4))))
+        yield from _windowed(pool, args, window=workers * 4)
     except BaseException:
         # Ctrl-C or a stopped run: drop the queued photos instead of waiting for them.
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _windowed(pool: ProcessPoolExecutor, args: Iterator[tuple], *, window: int) -> Iterator[Result]:
+    """``pool.map`` that submits at most ``window`` tasks ahead of the results (``map`` takes the
+    whole iterable at once, so a server found down would still have all its photos queued)."""
+    queue: deque = deque()
+    for arg in args:
+        queue.append(pool.submit(_process_star, arg))
+        if len(queue) >= window:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
 
 
 def _save(store: Store, results: list[Result]) -> None:
@@ -249,6 +326,7 @@ def _save(store: Store, results: list[Result]) -> None:
 
 def generate_images(project: Project, *, store: Store | None = None, force: bool = False,
                     workers: int | None = None, max_side: int | None = None, allow_private_urls: bool = False,
+                    image_url_map: tuple[str, ...] | list[str] = (),
                     progress: Callable[[int, int], Any] | None = None,
                     compute: ComputeSettings | None = None) -> GenerateReport:
     """Check every image that needs it and write its ML-size copy; returns this run's report.
@@ -256,13 +334,16 @@ def generate_images(project: Project, *, store: Store | None = None, force: bool
     ``force``: check every image again. ``workers``: processes (None: muses.toml's
     ``[images] workers``; 0: one per CPU core). ``max_side``: long side of the copies (None:
     ``[images] max_side``). ``allow_private_urls``: fetch URLs on loopback, link-local and private
-    addresses too. ``progress(done, total)`` is called after each image. ``compute`` with the Ray
+    addresses too. ``image_url_map``: ``PREFIX=FOLDER`` entries besides ``[images] url_map``:
+    photo URLs under PREFIX are read from FOLDER. A server that fails :data:`HOST_FAILURES`
+    photos in a row is given up for this run: its other photos stay pending, each saying why, and
+    ``report.hosts_down`` names it. ``progress(done, total)`` is called after each image. ``compute`` with the Ray
     engine checks the photos in Ray tasks (the store is written here, as the results come in). A copy that cannot be
     written (disk full, no permission) or results the store cannot save stop the run with a
     :class:`~muses.errors.RunFailed`; the photos not done stay pending.
     Also writes ``images/report.json`` (see :func:`write_report`).
     """
-    settings = _settings(project, max_side, allow_private_urls)
+    settings = _settings(project, max_side, allow_private_urls, image_url_map)
     n_workers = resolve_workers(workers, project)
     store = store or Store.for_project(project)
     start = time.perf_counter()
@@ -270,8 +351,10 @@ def generate_images(project: Project, *, store: Store | None = None, force: bool
     report = GenerateReport(waiting_for_network=waiting, workers=n_workers)
     originals = {t.image_id: t.original for t in tasks}
     pending: list[Result] = []
+    watch = HostWatch()
     try:
-        for done, result in enumerate(_run(tasks, settings, project, n_workers, compute), start=1):
+        for done, result in enumerate(_run(tasks, settings, project, n_workers, compute, watch), start=1):
+            watch.saw(originals[result.image_id], result)
             if result.changed:
                 report.processed += 1
                 report.by_status[result.status] += 1
@@ -291,21 +374,86 @@ def generate_images(project: Project, *, store: Store | None = None, force: bool
     finally:
         if pending:  # keep finished work even when interrupted
             _save(store, pending)
+    if watch.down:
+        _save(store, _left_pending(watch))
+        report.hosts_down = watch.down
+        if progress is not None:  # the photos left pending are done with, for this run
+            progress(len(tasks), len(tasks))
     report.seconds = time.perf_counter() - start
     report.report_path = str(write_report(project, store, report, settings))
     return report
 
 
+def _left_pending(watch: HostWatch) -> list[Result]:
+    """The untried photos of the servers given up on: pending, with the reason on each (the object
+    page shows it)."""
+    return [Result(task.image_id, changed=True, status=PENDING, checksum=task.checksum,
+                   problem=f"{WAITING}: {host_of(task.original)} could not be reached "
+                           f"({watch.down[host_of(task.original)]['reason']}); not tried")
+            for task in watch.skipped]
+
+
+def photo_note(original: str, status: str, problem: str | None) -> str | None:
+    """Why a photo shows no picture on the object page, or None when it has one or its problem says it."""
+    if status != PENDING:
+        return None
+    if problem:
+        return f"not fetched yet: {problem.partition(': ')[2] or problem}"
+    if is_url(original):
+        return ("not fetched yet: photo URLs are read by `muses generate-images` with [images] allow_network = true "
+                "in muses.toml, or from a local copy named by [images] url_map")
+    return "not checked yet: run `muses generate-images`"
+
+
+def photos_next(project: Project, store: Store) -> str | None:
+    """The one next step about the collection's photos, as every command's "next:" line says it;
+    None when no photo waits for anything."""
+    settings = _settings(project, None)
+    local = network = unreachable = 0
+    roots: Counter[str] = Counter()
+    with store.session() as s:
+        for original, problem in s.execute(select(Image.original, Image.problem).where(Image.status == PENDING)):
+            if problem and problem.startswith(f"{WAITING}:"):
+                unreachable += 1
+                roots[url_root(original)] += 1
+            elif fetched(original, settings) and not settings.allow_network:
+                network += 1
+            else:
+                local += 1
+    if unreachable:
+        root = roots.most_common(1)[0][0]
+        return (f"{unreachable} photos wait for a server that could not be reached ({host_of(root)}): give their "
+                f"local folder with `muses generate-images --image-url-map {root}=FOLDER` ([images] url_map in "
+                "muses.toml keeps it), or check the network and run `muses generate-images` again")
+    if network:
+        return (f"{network} photos are URLs, not fetched while [images] allow_network = false: set it to true in "
+                "muses.toml, or give their local folder with `muses generate-images --image-url-map PREFIX=FOLDER`; "
+                "meanwhile `muses label-preview` labels the catalog from its text")
+    if local:
+        return f"muses generate-images   ({local} photos not checked yet)"
+    return None
+
+
 def collection_problems(store: Store) -> dict[str, Any]:
     """The whole collection's image state: counts per status and per problem category."""
     with store.session() as s:
-        rows = s.execute(select(Image.item_id, Image.original, Image.status, Image.problem)
+        rows = s.execute(select(Image.item_id, Item.object_number, Image.original, Image.status, Image.problem)
+                         .join(Item, Item.id == Image.item_id)
                          .where(Image.problem.is_not(None)).order_by(Image.item_id, Image.position)).all()
     stats = store.stats()
     return {"by_status": stats["images_by_status"], "problems": stats["problem_categories"],
-            "problem_files": [{"item_id": r.item_id, "original": r.original, "status": r.status,
-                               "problem": r.problem} for r in rows[:LISTED_PROBLEMS]],
+            "problem_files": [{"item_id": r.item_id, "object_number": r.object_number or r.item_id,
+                               "original": r.original, "status": r.status, "problem": r.problem}
+                              for r in rows[:LISTED_PROBLEMS]],
             "problem_files_total": len(rows)}
+
+
+def object_numbers(store: Store, originals: list[str]) -> dict[str, str]:
+    """The object number of the item each photo (by its stored reference) belongs to."""
+    with store.session() as s:
+        return {original: number or item_id for original, number, item_id in s.execute(
+            select(Image.original, Item.object_number, Item.id).join(Item, Item.id == Image.item_id)
+            .where(Image.original.in_(originals)))}
 
 
 def write_report(project: Project, store: Store, run: GenerateReport, settings: Settings) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import re
@@ -29,23 +30,55 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from muses.collection import lido
+from muses.collection.catalog import maker_text, makers, parse_date
 from muses.collection.jsonstream import JsonShapeError, Parsed, TooLong, array_elements, bounded_lines
 from muses.collection.sources import Refused, Roots, admit
 from muses.collection.store import Image, Item, Store
 from muses.errors import MusesError, RunFailed
 
 #: Our fields: what a mapping may name on its left-hand side.
-FIELDS = ("id", "title", "object_type", "material", "period", "description", "image")
-TEXT_FIELDS = ("title", "material", "period", "description")
-LIST_FIELDS = ("object_type", "image")  # the fields that hold several values, so the ones --split may cut
+FIELDS = ("id", "object_number", "title", "object_type", "maker", "maker_role", "date", "material", "period",
+          "dimensions", "credit_line", "department", "description", "image")
+TEXT_FIELDS = ("title", "material", "period", "description", "date", "dimensions", "credit_line", "department")
+LIST_FIELDS = ("object_type", "image", "maker", "maker_role")  # the fields that hold several values, so the ones --split may cut
+# Fields a record lacks without a warning unless the mapping names a column of another name for them:
+# most exports have no credit line or department, and saying so on every import would drown the rest.
+OPTIONAL_FIELDS = ("object_number", "maker", "maker_role", "date", "dimensions", "credit_line", "department")
 
 PRESETS: dict[str, dict[str, str]] = {
-    # The Met's 2013 "scrAPI" JSON records (the met-sample): `what` is the facet list.
+    # The Met's 2013 "scrAPI" JSON records (the met-sample): `what` is the facet list, `id` the
+    # Met's internal number, `accession number` the one on the object.
     "met-scrapi": {
-        "id": "id", "title": "title", "object_type": "what", "material": "medium",
-        "period": "date", "description": "description", "image": "image",
+        "id": "id", "object_number": "accession number", "title": "title", "object_type": "what",
+        "maker": "who", "date": "date", "period": "when", "material": "medium", "dimensions": "dimensions",
+        "credit_line": "credit line", "description": "description", "image": "image",
+    },
+    # The column names of a TMS (Gallery Systems) object export.
+    "tms": {
+        "id": "ObjectID", "object_number": "ObjectNumber", "title": "Title", "object_type": "Classification",
+        "maker": "DisplayName", "maker_role": "Role", "date": "Dated", "period": "Period", "material": "Medium",
+        "dimensions": "Dimensions", "credit_line": "CreditLine", "department": "Department",
+        "description": "Description", "image": "ImageURL",
+    },
+    # Axiell Collections / Adlib: the CSV export's field names.
+    "axiell": {
+        "id": "priref", "object_number": "object_number", "title": "title", "object_type": "object_name",
+        "maker": "creator", "maker_role": "creator.role", "date": "production.date.start", "period": "period",
+        "material": "material", "dimensions": "dimension.free", "credit_line": "credit_line",
+        "department": "collection", "description": "description", "image": "reproduction.reference",
+    },
+    # CollectiveAccess: the bundle names its exports use as column headers.
+    "collectiveaccess": {
+        "id": "ca_objects.object_id", "object_number": "ca_objects.idno", "title": "ca_objects.preferred_labels",
+        "object_type": "ca_objects.type_id", "maker": "ca_entities.preferred_labels",
+        "maker_role": "ca_entities.relationship_type", "date": "ca_objects.date", "material": "ca_objects.medium",
+        "dimensions": "ca_objects.dimensions", "credit_line": "ca_objects.credit_line",
+        "department": "ca_objects.department", "description": "ca_objects.description",
+        "image": "ca_object_representations.media",
     },
 }
+MAX_OBJECT_NUMBER = 500  # characters; real ones have a few dozen at most
 MAX_DEPTH = 32  # nesting levels a record may have; real exports use two or three
 # One line (JSONL, CSV) or record (JSON) longer than this is skipped unread, so it never costs
 # memory or its neighbours (a 1 GB line once took 2.9 GB and its whole batch); a long museum
@@ -58,6 +91,7 @@ AUTO_ENCODINGS = ("utf-8-sig", "cp1252")  # tried in turn: UTF-8 (a byte-order m
 DELIMITERS = (",", ";", "\t", "|")  # what CSV exports use; the first wins a tie
 SNIFF_CHARS = 1 << 16  # of the file's start, enough for a header and many rows
 MULTI_VALUE_SEPARATORS = (",", ";", "|")
+MAKER_SEPARATORS = (";", "|")
 
 
 class ImportFormatError(MusesError):
@@ -90,7 +124,7 @@ class ReadOptions:
 Row = "dict[str, Any] | RecordError | LineWarning"
 Reader = Callable[[Path, ReadOptions], Iterator[tuple[int, Row]]]
 READERS: dict[str, Reader] = {}
-EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv", ".xml": "lido"}
 
 
 def register_reader(name: str) -> Callable[[Reader], Reader]:
@@ -166,6 +200,15 @@ def _line_of(path: Path, encoding: str, offset: int) -> int:
         while left > 0 and (chunk := fh.read(min(left, 1 << 20))):
             line, left = line + chunk.count("\n"), left - len(chunk)
     return line
+
+
+@register_reader("lido")
+def read_lido(path: Path, options: ReadOptions) -> Iterator[tuple[int, Row]]:
+    """LIDO XML (:mod:`muses.collection.lido`): records with our field names; 'line' is the record's position."""
+    try:
+        yield from lido.read_lido(path)
+    except lido.NotLido as exc:
+        raise ImportFormatError(str(exc)) from exc
 
 
 @register_reader("csv")
@@ -244,14 +287,25 @@ def _duplicate_columns(names: list[str]) -> list[str]:
     return list(dict.fromkeys(name for name in names if name in seen or seen.add(name)))
 
 
+def _shape(text: str) -> str:
+    """A cell's shape: runs of digits and of letters each one symbol ("1985.141" → "0.0", "P012" → "a0")."""
+    return re.sub(r"\d+", "0", re.sub(r"[^\W\d_]+", "a", text.strip()))
+
+
 def _swallowed_lines(row: dict[str, Any], reader: csv.DictReader, line_no: int) -> str:
     """A warning when a quoted cell holds lines that look like records of their own: a quote that
-    was never closed takes every following line into one cell."""
+    was never closed takes every following line into one cell. A line looks like a record when it
+    has a cell for every column and starts with a value shaped like this row's first one (an id):
+    a properly quoted list of names over many lines has the commas, not the id."""
+    if reader.line_num == line_no:  # the record took one line: no cell holds a line break
+        return ""
     delimiter = reader.reader.dialect.delimiter
     columns = len(reader.fieldnames or ())
+    first = _shape((str(next(iter(row.values()), None) or "").splitlines() or [""])[0])
     for name, value in row.items():
         lines = value.splitlines()[1:] if isinstance(value, str) else []
-        if columns > 1 and sum(line.count(delimiter) >= columns - 1 for line in lines) >= 1:
+        if columns > 1 and first and any(line.count(delimiter) >= columns - 1 and _shape(
+                next(csv.reader([line], delimiter=delimiter), [""])[0]) == first for line in lines):
             return (f"the cell {name!r} runs over lines {line_no}-{reader.line_num} and holds lines that look "
                     "like records: is a quote (\") left open on this line? Those records were not imported "
                     "on their own")
@@ -317,7 +371,8 @@ def parse_splits(splits: Mapping[str, str] | Iterable[str] = ()) -> dict[str, st
     pairs = splits if isinstance(splits, Mapping) else dict(_split_pair(text) for text in splits)
     for ours, separator in pairs.items():
         if ours not in LIST_FIELDS:
-            raise ImportFormatError(f"cannot split {ours!r}: only {' and '.join(LIST_FIELDS)} hold several values")
+            raise ImportFormatError(f"cannot split {ours!r}: only {', '.join(LIST_FIELDS[:-1])} and {LIST_FIELDS[-1]} "
+                                   "hold several values")
         if not separator:
             raise ImportFormatError(f"--split {ours}= needs a separator, e.g. --split {ours}=\", \"")
     return dict(pairs)
@@ -458,6 +513,45 @@ def _admit_images(refs: list[str], base_dir: Path, roots: Roots) -> tuple[list[s
     return list(dict.fromkeys(admitted)), refused  # the same photo named twice is one image
 
 
+def _maker_values(value: Any, separator: str | None) -> list[Any]:
+    """A maker cell's values: objects with a name and a role kept whole, texts cut at ``separator``."""
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    found: list[Any] = []
+    for v in items:
+        found += [v] if isinstance(v, dict) else _texts("maker", v, separator)
+    return found
+
+
+def catalog_fields(record: Mapping[str, Any], mapping: Mapping[str, str], item_id: str,
+                   splits: Mapping[str, str]) -> dict[str, Any]:
+    """The object number (the id when the record has none), the makers and the date's years."""
+    found = makers(_maker_values(record.get(mapping["maker"]), splits.get("maker")),
+                   _texts("maker_role", record.get(mapping["maker_role"]), splits.get("maker_role")))
+    date = _text("date", record.get(mapping["date"]))
+    number = _text("object_number", record.get(mapping["object_number"]))
+    if len(number) > MAX_OBJECT_NUMBER:  # an index entry has a size limit (PostgreSQL: 2,704 bytes)
+        raise RecordError(f"the object number ({mapping['object_number']!r}) is {len(number)} characters long, "
+                          f"more than {MAX_OBJECT_NUMBER}: is it the right column? Map another with "
+                          "--map object_number=KEY")
+    return {"object_number": number or item_id,
+            "makers": found, "maker": maker_text(found), "date": date, **dict(zip(
+                ("date_earliest", "date_latest"), parse_date(date))),
+            **{name: _text(name, record.get(mapping[name])) for name in ("dimensions", "credit_line", "department")}}
+
+
+def known_mapping(record: Mapping[str, Any]) -> dict[str, str]:
+    """For a record imported before muses had catalog fields: each field from the first key the
+    record has among its own name and the presets' names for it (`muses db upgrade` fills them so)."""
+    return {ours: next((key for key in keys if key in record), ours) for ours, keys in _known_keys().items()}
+
+
+@functools.cache
+def _known_keys() -> dict[str, list[str]]:
+    """Each field's names: its own, then the presets' (in their order), once each."""
+    mappings = [build_mapping(), *(build_mapping(name) for name in PRESETS)]
+    return {ours: list(dict.fromkeys(m[ours] for m in mappings)) for ours in FIELDS}
+
+
 def convert_record(record: Mapping[str, Any], mapping: Mapping[str, str], *, base_dir: Path,
                    roots: Roots | None = None, source: str = "", splits: Mapping[str, str] | None = None) -> ItemData:
     """Map one export record to our fields; raises RecordError when it cannot be imported.
@@ -469,8 +563,9 @@ def convert_record(record: Mapping[str, Any], mapping: Mapping[str, str], *, bas
     """
     check_structure(record)
     item_id = record_id(record.get(mapping["id"]), mapping["id"])
-    fields: dict[str, Any] = {name: _text(name, record.get(mapping[name])) for name in TEXT_FIELDS}
     splits = splits or {}
+    fields: dict[str, Any] = {name: _text(name, record.get(mapping[name])) for name in TEXT_FIELDS}
+    fields.update(catalog_fields(record, mapping, item_id, splits))
     fields["object_type"] = _texts("object_type", record.get(mapping["object_type"]), splits.get("object_type"))
     fields["source"] = source
     fields["raw"] = dict(record)
@@ -508,14 +603,16 @@ class CellCounter:
     def __init__(self, mapping: Mapping[str, str], splits: Mapping[str, str]):
         self.keys = {ours: mapping[ours] for ours in LIST_FIELDS if ours not in splits}
         self.cells = dict.fromkeys(self.keys, 0)
-        self.seen = {ours: dict.fromkeys(MULTI_VALUE_SEPARATORS, 0) for ours in self.keys}
+        # a maker's comma is most often "Surname, Forename" (or "Unknown, French"), not a second maker
+        self.seen = {ours: dict.fromkeys(MAKER_SEPARATORS if ours.startswith("maker") else MULTI_VALUE_SEPARATORS, 0)
+                     for ours in self.keys}
 
     def add(self, record: Mapping[str, Any]) -> None:
         for ours, key in self.keys.items():
             value = record.get(key)
             if isinstance(value, str) and value.strip():
                 self.cells[ours] += 1
-                for separator in MULTI_VALUE_SEPARATORS:
+                for separator in self.seen[ours]:
                     self.seen[ours][separator] += separator in value
 
     def multi_valued(self) -> list[MultiValued]:
@@ -537,6 +634,7 @@ class ImportReport:
     splits: dict[str, str] = field(default_factory=dict)
     new: int = 0
     updated: int = 0
+    unchanged: int = 0  # already stored exactly so
     skipped: list[LineNote] = field(default_factory=list)  # not imported
     refused_images: list[LineNote] = field(default_factory=list)  # imported without these photos
     warnings: list[LineNote] = field(default_factory=list)  # imported, but look at these lines
@@ -544,46 +642,57 @@ class ImportReport:
     images_added: int = 0
     seconds: float = 0.0
     unmapped: dict[str, str] = field(default_factory=dict)  # our field → its key, found in no record
+    columns: dict[str, str | None] = field(default_factory=dict)  # our field → the key it came from, None: none
     multi_valued: list[MultiValued] = field(default_factory=list)  # unsplit fields that look like lists
 
     @property
     def imported(self) -> int:
-        return self.new + self.updated
+        return self.new + self.updated + self.unchanged
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "encoding": self.encoding, "delimiter": self.delimiter,
                 "splits": self.splits, "new": self.new, "updated": self.updated,
+                "unchanged": self.unchanged,
                 "skipped": [vars(s) for s in self.skipped], "duplicates": [vars(d) for d in self.duplicates],
                 "refused_images": [vars(r) for r in self.refused_images], "warnings": [vars(w) for w in self.warnings],
                 "images_added": self.images_added, "seconds": round(self.seconds, 3), "unmapped": self.unmapped,
+                "columns": self.columns,
                 "multi_valued": [{**vars(m), "suggestion": m.suggestion} for m in self.multi_valued]}
 
 
 def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport) -> None:
     """Insert or update one batch in a single transaction, with bulk statements (no query per record).
 
-    A photo still listed keeps its checked state (status, checksum, ML-size copy); new ones
-    start pending; photos no longer listed are removed.
+    A record whose fields and photos are exactly as stored is left alone (counted unchanged, its
+    ``updated_at`` kept, so the search and browse indexes have nothing to redo). A photo still
+    listed keeps its checked state (status, checksum, ML-size copy); new ones start pending;
+    photos no longer listed are removed.
     """
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # the search index refreshes from this
+    names = list(next(iter(batch.values())).fields)
     with store.transaction() as s:
-        existing = set(s.scalars(select(Item.id).where(Item.id.in_(list(batch)))))
-        rows = [{"id": item_id, **data.fields, "updated_at": now} for item_id, data in batch.items()]
-        new_rows = [row for row in rows if row["id"] not in existing]
-        if new_rows:
-            s.execute(insert(Item), new_rows)
-        if existing:
-            s.execute(update(Item), [row for row in rows if row["id"] in existing])
+        stored = {row[0]: dict(zip(names, row[1:])) for row in s.execute(
+            select(Item.id, *(getattr(Item, name) for name in names)).where(Item.id.in_(list(batch))))}
         before: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for image_id, item_id, original in s.execute(
-                select(Image.id, Image.item_id, Image.original).where(Image.item_id.in_(list(existing)))
+                select(Image.id, Image.item_id, Image.original).where(Image.item_id.in_(list(stored)))
                 .order_by(Image.item_id, Image.position)):
             before[item_id].append((image_id, original))
+        same_photos = {item_id for item_id, data in batch.items()
+                       if [original for _, original in before.get(item_id, [])] == data.images}
+        unchanged = {item_id for item_id in stored if item_id in same_photos and stored[item_id] == batch[item_id].fields}
+        rows = [{"id": item_id, **data.fields, "updated_at": now} for item_id, data in batch.items()
+                if item_id not in unchanged]
+        new_rows = [row for row in rows if row["id"] not in stored]
+        if new_rows:
+            s.execute(insert(Item), new_rows)
+        if changed := [row for row in rows if row["id"] in stored]:
+            s.execute(update(Item), changed)
         added, moved, removed = [], [], []
         for item_id, data in batch.items():
-            old = before.get(item_id, [])
-            if [original for _, original in old] == data.images:
+            if item_id in same_photos:
                 continue
+            old = before.get(item_id, [])
             kept = {original: image_id for image_id, original in old}
             removed += [image_id for image_id, original in old if original not in data.images]
             for position, original in enumerate(data.images):
@@ -598,7 +707,8 @@ def _write_batch(store: Store, batch: dict[str, ItemData], report: ImportReport)
         if added:
             s.execute(insert(Image), added)
     report.new += len(new_rows)
-    report.updated += len(existing)
+    report.updated += len(changed)
+    report.unchanged += len(unchanged)
     report.images_added += len(added)
 
 
@@ -647,6 +757,18 @@ class FirstLines:
         self._db.close()
 
 
+def open_export(path: str | Path, format: str | None, *, encoding: str | None = None,
+                delimiter: str | None = None) -> tuple[Path, str, ReadOptions]:
+    """The export file, its format (given, else from the extension) and how to read it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file")
+    fmt = format or guess_format(path)
+    if fmt not in READERS:
+        raise ImportFormatError(f"unknown format {fmt!r}; available: {', '.join(available_formats())}")
+    return path, fmt, read_options(path, fmt, encoding=encoding, delimiter=delimiter)
+
+
 def import_records(store: Store, path: str | Path, *, format: str | None = None,
                    mapping: Mapping[str, str] | None = None, preset: str | None = None,
                    source: str | None = None, encoding: str | None = None, delimiter: str | None = None,
@@ -666,17 +788,11 @@ def import_records(store: Store, path: str | Path, *, format: str | None = None,
     numbers, and lines worth a look in ``report.warnings``. ``progress(done, total)`` is called
     after each batch with the lines read so far and the file's lines (None for JSON).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImportFormatError(f"{path}: no such file")
-    fmt = format or guess_format(path)
-    if fmt not in READERS:
-        raise ImportFormatError(f"unknown format {fmt!r}; available: {', '.join(available_formats())}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    path, fmt, options = open_export(path, format, encoding=encoding, delimiter=delimiter)
     mapping = dict(mapping) if mapping is not None else build_mapping(preset)
     splits = parse_splits(splits or {})
-    options = read_options(path, fmt, encoding=encoding, delimiter=delimiter)
     base_dir = path.resolve().parent
     try:
         allowed = Roots.of([base_dir, *roots])
@@ -741,7 +857,9 @@ def _import_rows(store: Store, rows: Iterator, report: ImportReport, *, mapping:
             progress(line, total)
     if progress is not None:  # the whole file is read: a header, blank lines and a record's later lines too
         progress(total or line, total)
-    report.unmapped = {ours: theirs for ours, theirs in mapping.items() if theirs not in keys_seen}
+    report.unmapped = {ours: theirs for ours, theirs in mapping.items()
+                       if theirs not in keys_seen and (ours not in OPTIONAL_FIELDS or theirs != ours)}
+    report.columns = {ours: (theirs if theirs in keys_seen else None) for ours, theirs in mapping.items()}
     report.multi_valued = cells.multi_valued()
     if keys_seen and "id" in report.unmapped:
         # Nothing was written: every record lacked its id, which means a wrong mapping.
@@ -788,3 +906,4 @@ def _delimiter_hint(keys: set[str], delimiter: str | None) -> str:
     [key] = keys
     other = next((d for d in DELIMITERS if d != delimiter and d in key), None)
     return f" The header looks separated by {describe_delimiter(other)}: pass --delimiter '{other}'." if other else ""
+

@@ -15,6 +15,7 @@ import errno
 import http.client
 import ipaddress
 import os
+import re
 import socket
 import stat
 import time
@@ -108,18 +109,95 @@ def admit(ref: str, *, base_dir: str | os.PathLike, roots: Roots) -> str:
 
 
 # -- reading a photo ------------------------------------------------------------------------
+IIIF_SIDE = 1200  # pixels: a IIIF photo is asked for at most this size, ample for any working copy
+
+
 @dataclass(frozen=True)
 class ReadLimits:
-    """How much of one original may be read, and for how long."""
+    """How much of one original may be read, and for how long; where URLs have local copies."""
 
     max_bytes: int = 100_000_000
     timeout_s: float = 60.0
     allow_private_urls: bool = False
+    url_map: tuple[tuple[str, str], ...] = ()  # (URL prefix, real path of a local folder): see parse_url_map
+    iiif_side: int = IIIF_SIDE
 
 
 def read_original(original: str, limits: ReadLimits) -> bytes:
-    """The bytes of a stored image reference; every failure is an :class:`ImageProblem`."""
-    return fetch_url(original, limits) if is_url(original) else read_file(original, limits)
+    """The bytes of a stored image reference; every failure is an :class:`ImageProblem`.
+    A URL under a mapped prefix is read from the local folder instead; a IIIF Image API URL is
+    asked for at ``limits.iiif_side`` pixels, not at the size of the original."""
+    if not is_url(original):
+        return read_file(original, limits)
+    local = mapped_path(original, limits.url_map)
+    return read_file(local, limits) if local is not None else fetch_url(iiif_sized(original, limits.iiif_side), limits)
+
+
+# -- URLs with a local copy, and IIIF services ---------------------------------------------------
+class UrlMapError(MusesError):
+    """An --image-url-map entry (or [images] url_map) that cannot be used."""
+
+
+def parse_url_map(entries: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """``PREFIX=FOLDER`` entries as (prefix, the folder's real path): photo URLs under PREFIX are
+    read from FOLDER (a museum's web server usually serves a share the museum also has locally)."""
+    pairs = []
+    for entry in entries:
+        prefix, sep, folder = entry.partition("=")
+        while sep and not is_url(prefix) and "=" in folder:  # an = inside the URL's query
+            more, sep, folder = folder.partition("=")
+            prefix = f"{prefix}={more}"
+        if not sep or not is_url(prefix.strip()) or not folder.strip():
+            raise UrlMapError(f"bad image URL map {entry!r}: write URL_PREFIX=FOLDER, e.g. "
+                              "https://images.museum.org/photos/=/mnt/share/photos")
+        path = Path(folder.strip()).expanduser()
+        if not path.is_dir():
+            raise UrlMapError(f"the folder {folder.strip()!r} of the image URL map {entry!r} does not exist or is "
+                              "not a folder; give the folder that holds the same photos as the URLs")
+        pairs.append((prefix.strip(), os.path.realpath(path)))
+    return tuple(pairs)
+
+
+def mapped_path(url: str, url_map: Iterable[tuple[str, str]]) -> str | None:
+    """The local file for ``url`` under the longest matching prefix, checked like an imported path
+    (never outside the folder); None when no prefix matches. A path that would leave the folder
+    raises :class:`ImageProblem` ("refused")."""
+    matches = [(prefix, folder) for prefix, folder in url_map if url.startswith(prefix)]
+    if not matches:
+        return None
+    prefix, folder = max(matches, key=lambda pair: len(pair[0]))
+    rest = urllib.parse.unquote(urllib.parse.urlsplit(url[len(prefix):]).path).lstrip("/")
+    try:
+        return admit(rest, base_dir=folder, roots=Roots((folder,)))
+    except Refused as exc:
+        raise ImageProblem("refused", f"{url} maps to a path outside {folder}: {exc}") from exc
+
+
+# A IIIF Image API request: {base}/{region}/{size}/{rotation}/{quality}.{format}
+_IIIF = re.compile(r"^(?P<base>.+)/(?P<region>full|square|\d+,\d+,\d+,\d+|pct:[\d.,]+)/(?P<size>[^/]+)/"
+                   r"(?P<rotation>!?\d+(?:\.\d+)?)/(?P<quality>default|color|gray|grey|bitonal|native)"
+                   r"\.(?P<format>jpg|jpeg|png|webp|tif|tiff|gif)$", re.I)
+
+
+def iiif_sized(url: str, side: int) -> str:
+    """A IIIF Image API URL asking for the whole image at most ``side`` pixels a side (an
+    ``info.json`` service URL too); any other URL as it is."""
+    path, query = url.partition("?")[0], url.partition("?")[2]
+    if path.endswith("/info.json"):
+        return f"{path[: -len('/info.json')]}/full/!{side},{side}/0/default.jpg"
+    if (match := _IIIF.match(path)) is None or query:
+        return url
+    return f"{match['base']}/{match['region']}/!{side},{side}/{match['rotation']}/{match['quality']}.{match['format']}"
+
+
+def host_of(url: str) -> str:
+    return (urllib.parse.urlsplit(url).hostname or "").lower()
+
+
+def url_root(url: str) -> str:
+    """The scheme and server of a URL, as a prefix: "https://images.museum.org/"."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def _describe_mode(mode: int) -> str:
@@ -189,6 +267,16 @@ def _read_bounded(fh, where: str, limits: ReadLimits) -> bytes:
     return b"".join(chunks)
 
 
+class HostUnreachable(ImageProblem):
+    """A photo server that cannot be reached at all (no such name, refused, timed out): every
+    photo on it would fail the same way."""
+
+    def __init__(self, url: str, reason: OSError, *, what: str = ""):
+        self.host = host_of(url) if is_url(url) else url
+        self.reason = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
+        super().__init__("download-failed", f"{what or url}: {self.reason}")
+
+
 # -- fetching a URL -----------------------------------------------------------------------------
 def _address_problem(host: str, address: str) -> ImageProblem | None:
     ip = ipaddress.ip_address(address.split("%")[0])
@@ -208,7 +296,7 @@ def _connect(host: str, port: int, timeout: float | None, allow_private: bool) -
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise ImageProblem("download-failed", f"cannot resolve {host}: {exc}") from exc
+        raise HostUnreachable(host, exc, what=f"cannot resolve {host}") from exc
     if not allow_private:
         for *_, sockaddr in infos:
             if (problem := _address_problem(host, sockaddr[0])) is not None:
@@ -289,6 +377,8 @@ def fetch_url(url: str, limits: ReadLimits) -> bytes:
     except urllib.error.HTTPError as exc:
         raise ImageProblem("download-failed", f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, OSError):  # refused, timed out, no route: the host, not this photo
+            raise HostUnreachable(url, exc.reason) from exc
         raise ImageProblem("download-failed", f"{url}: {exc.reason}") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise ImageProblem("download-failed", f"{url}: {exc}") from exc

@@ -45,10 +45,21 @@ class Item(Base):
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     source: Mapped[str] = mapped_column(String(255), default="")
+    # the accession or inventory number the museum writes on the object (the id is the export's
+    # key, often an internal number); the id when the export has none
+    object_number: Mapped[str] = mapped_column(Text, default="", index=True)  # an exact search finds it at once
     title: Mapped[str] = mapped_column(Text, default="")
     object_type: Mapped[list] = mapped_column(JSON, default=list)  # facets, most general first
+    maker: Mapped[str] = mapped_column(Text, default="")  # the makers' names, "; "-joined: searched and counted
+    makers: Mapped[list] = mapped_column(JSON, default=list)  # [{"name": str, "role": str}, ...]
+    date: Mapped[str] = mapped_column(Text, default="")  # as the catalog writes it: "ca. 1500–1520"
+    date_earliest: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)  # BC negative
+    date_latest: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     material: Mapped[str] = mapped_column(Text, default="")
     period: Mapped[str] = mapped_column(Text, default="")
+    dimensions: Mapped[str] = mapped_column(Text, default="")
+    credit_line: Mapped[str] = mapped_column(Text, default="")
+    department: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[dict] = mapped_column(JSON, default=dict)  # the record as imported
     # {"model": str, "date": iso str, "classes": [{"name": str, "probability": float}, ...]}

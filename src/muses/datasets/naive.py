@@ -350,8 +350,8 @@ class NaiveExporter:
             listed = ", ".join(f"{cls!r} has {n}" for cls, n in few.items())
             raise SplitError(
                 f"too few labeled items with usable images: {listed} (need at least {self.min_items}). "
-                "Add synonyms to the class in definitions.toml, remove the class, run `muses generate-images` "
-                "(only checked images count), or lower --min-items."
+                "Add synonyms to the class in definitions.toml, remove the class, have more photos checked (only "
+                "checked photos count; `muses stats` says what the others wait for), or lower --min-items."
             )
         warnings = []
         for cls, items in by_class.items():

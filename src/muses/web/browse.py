@@ -17,6 +17,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy import false, func, select, true
 
+from muses.collection.catalog import catalog_record
+from muses.collection.images import photo_note
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.labeling.matching import record_fields
 from muses.search import Filters, SearchEngine, TextTerm
@@ -218,7 +220,7 @@ class CollectionView:
         label = browse_index.matcher_for(definitions).label(record_fields(item)) if definitions else None
         return {
             **self.summary(item),
-            "description": item.description,
+            **catalog_record(item),
             "source": item.source,
             "naive": None if label is None else {
                 "class": label.cls, "status": label.status, "keyword": label.keyword, "field": label.field,
@@ -228,7 +230,8 @@ class CollectionView:
             "answer": describe(item.classification),
             "images": [
                 {"id": im.id, "position": im.position, "status": im.status, "problem": im.problem,
-                 "url": f"/images/{im.id}" if im.stored_path else None}
+                 "url": f"/images/{im.id}" if im.stored_path else None,
+                 "note": photo_note(im.original, im.status, im.problem)}
                 for im in item.images
             ],
             "raw": item.raw,
