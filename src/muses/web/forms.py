@@ -7,9 +7,11 @@ from muses.web import browse
 from muses.web.state import AppState
 
 
-def listing_query(q: str, predicted: str, naive: str, disagree: bool, sort: str, page: int, per_page: int) -> browse.Query:
+def listing_query(q: str, predicted: str, naive: str, disagree: bool, sort: str, page: int, per_page: int,
+                  reviewed: str = "", reviewer: str = "") -> browse.Query:
     try:
-        return browse.Query(q, predicted or None, naive or None, disagree, sort, page, per_page)
+        return browse.Query(q, predicted or None, naive or None, disagree, sort, page, per_page,
+                            reviewed.strip() or None, reviewer.strip() or None)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
 
