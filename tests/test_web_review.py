@@ -298,3 +298,17 @@ def test_collection_cards_show_object_numbers_and_unclassifiable_records_say_why
     finally:
         with store.transaction() as s:
             s.delete(s.get(Item, "no-photo-1"))
+
+
+def test_a_map_selection_opens_as_a_review_list_or_downloads_as_csv(writer, fresh):
+    picked = sorted(issue_ids(fresh))[:2]
+    writer.post("/api/review/decisions", json={"item_id": picked[0], "action": dec.OTHER_CLASS, "chosen": "triangle"})
+    assert writer.get("/api/map/decisions").json() == {"decisions": {picked[0]: "triangle"}}
+    r = writer.post("/review/selection", data={"ids": "\n".join([*picked, "no-such-record"])})
+    assert r.status_code == 200 and "Selected on the map" in r.text
+    assert card_ids(r.text) == [picked[1]]  # the decided one is done already
+    r = writer.post("/map/selection.csv", data={"ids": "\r\n".join(reversed(picked))})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [(x["object number"], x["decided value"]) for x in rows] == [(picked[0], "triangle"), (picked[1], "")]
+    assert all(x["title"] and x["predicted class"] for x in rows)
