@@ -8,14 +8,13 @@ apart (they change while one works); a box drawn on the map opens its objects as
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse
 
 from muses.collection import decisions as dec
 from muses.collection_map import map_path
 from muses.predictions import stored_classes
+from muses.web.review import csv_download
 from muses.web.state import AppState, get_state
 from muses.web.templating import templates
 
@@ -57,6 +56,4 @@ def selection_csv(ids: str = Form(""), state: AppState = Depends(get_state)):
         rows.append([dec.object_number(item), item.title, top[0].name if top else "",
                      f"{top[0].probability:.3f}" if top else "", (d.value or "") if d else ""])
     rows.sort(key=lambda r: dec.natural_key(r[0]))
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Response(dec.write_csv([SELECTION_COLUMNS, *rows]), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="map-selection-{stamp}.csv"'})
+    return csv_download(dec.write_csv([SELECTION_COLUMNS, *rows]), "map-selection")

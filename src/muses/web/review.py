@@ -264,6 +264,11 @@ def export(only_new: str = Form(""), plain: str = Form(""), state: AppState = De
     A read-only server does not remember the export (it writes nothing)."""
     data, _ = dec.export_decisions(state.store, since_last=bool(only_new), bom=not plain,
                                    remember=state.allow_writes)
+    return csv_download(data, "decisions")
+
+
+def csv_download(data: bytes, name: str) -> Response:
+    """CSV bytes as a file the browser saves, its name stamped with the time (UTC)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Response(data, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="decisions-{stamp}.csv"'})
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'})

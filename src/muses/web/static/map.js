@@ -350,6 +350,7 @@
         view.x = px - (px - view.x) * f; view.y = py - (py - view.y) * f; view.k *= f; draw();
       },
       draw,
+      reset() { fit(); draw(); },
     };
   }).catch((why) => {
     document.getElementById("map-count").textContent = "the map could not be loaded: " + why;
