@@ -229,6 +229,7 @@ def test_the_object_page_shows_revises_and_withdraws_a_decision(writer, fresh):
     assert "by reviewer:" in history and "a pyramid" in history
     ben = writer.get("/decisions", params={"reviewer": "Ben"}).text
     assert "Decisions by Ben" in ben and re.findall(r"<td><strong>([^<]+)</strong></td>", ben) == ["triangle"]
+    assert 'href="/items?reviewer=Ben"' in ben and 'href="/items?reviewed=no"' in ben
 
 
 def test_the_decide_form_refuses_no_choice_and_a_read_only_server(writer, reader, fresh):
