@@ -104,7 +104,8 @@ def test_collection_actions_import_check_preview_export_and_decisions(project, m
     exported = muses.export_dataset(project, ExportConfig(seed=1, other=False))
     assert (exported.path / "manifest.csv").is_file() and "other" not in exported.report
     decisions = muses.export_decisions(project, DecisionsConfig(out=project.root / "d.csv"))
-    assert len(decisions.decisions) == 0 and (project.root / "d.csv").read_bytes().decode("utf-8") == decisions.csv
+    assert decisions.rows == 0 and (project.root / "d.csv").read_bytes() == decisions.data
+    assert decisions.data.startswith("\ufeffobject number,title".encode())
 
 
 def test_train_action_writes_the_model_with_the_trainers_recipe(project, shapes_dataset):

@@ -98,6 +98,8 @@ def test_evaluate_table_and_gallery_of_mistakes(eval_project, tiny_model_path, s
     assert str(tmp_path / "out" / "tiny_test_mistakes.html") in out
     gallery = Gallery(tmp_path / "out" / "tiny_test_mistakes.html")
     assert len(gallery.ids) == 2 and set(gallery.ids) <= set(flipped)  # --top-k 2 of the 3
+    assert all(item_id in gallery.text for item_id in gallery.ids)  # each card shows its object number
+    assert out.rstrip().splitlines()[-1].startswith("next: ") and "muses label-issues" in out.splitlines()[-1]
     assert "A circle <drawn>" in gallery.text and "Drawings / Circle" in gallery.text  # from the store
     report = json.loads((tmp_path / "out" / "tiny_test_evaluation.json").read_text(encoding="utf-8"))
     assert {"naive_label": "square", "predicted": "circle", "count": 3} in report["most_confused"]
@@ -157,6 +159,7 @@ def test_label_issues_cli(eval_project, tiny_model_path, shapes_dataset, capsys)
         assert csv.DictReader(fh).fieldnames[:5] == ["id", "title", "object_type", "naive_label", "suggested"]
     gallery = Gallery(plots / "tiny_suggested_labels.html")
     assert gallery.ids == list(suggested)
+    assert all(item_id in gallery.text for item_id in gallery.ids)  # each card shows its object number
     code, out, _ = _run(capsys, "label-issues", "--model", str(tiny_model_path), "--dataset", str(shapes_dataset),
                         "--folds", "3", "--features", "pretrained", "--gallery-size", "1")
     assert code == 0 and "labeled records reviewed" in out

@@ -80,34 +80,95 @@ def test_undo_of_an_unknown_decision_is_refused(store):
 
 
 # -- export for the collection management system ------------------------------------------------
+def _rows(text: str) -> list[dict]:
+    assert text.startswith("\ufeff"), "a byte-order mark, for Excel on Windows"
+    return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+
+
 def test_decisions_export_csv_and_since(store, project, tmp_path, capsys):
     old = _decide(store, "1", dec.CATALOG_RIGHT, catalog_value="bust", suggested_value="vessel")
-    _decide(store, "2", dec.NOT_ONE, catalog_value="bust", suggested_value="vessel")
+    _decide(store, "2", dec.NOT_ONE, catalog_value="bust", suggested_value="vessel", list_name="issues", note="a lid")
     with store.transaction() as s:  # decided last year
         s.get(dec.Decision, old.id).decided_at = dt.datetime(2025, 1, 2, 3, 4, 5)
     code, out, err = _run(capsys, "decisions", "export", "--format", "csv")
     assert code == 0 and "2 decision(s)" in err
-    rows = list(csv.DictReader(io.StringIO(out)))
-    assert list(rows[0]) == ["id", "field", "catalog value", "suggested value", "decision", "reviewer", "date",
-                             "reviewed value"]
-    assert [(r["id"], r["decision"], r["reviewed value"]) for r in rows] == [
-        ("1", "catalog is right", "bust"), ("2", "not one of these", "")]
-    assert rows[0]["date"] == "2025-01-02T03:04:05" and rows[0]["reviewer"] == "Ana" and rows[0]["field"] == "class"
+    rows = _rows(out)
+    assert list(rows[0]) == dec.EXPORT_COLUMNS
+    assert [(r["object number"], r["title"], r["decision"], r["decided value"], r["list"], r["note"]) for r in rows] == [
+        ("1", "Object 1", "catalog is right", "bust", "", ""), ("2", "Object 2", "not one of these", "", "issues", "a lid")]
+    assert rows[0]["decided at"] == "2025-01-02T03:04:05+00:00" and rows[0]["reviewer"] == "Ana"
+    assert rows[0]["field"] == "class"
     out_file = tmp_path / "d.csv"
     code, out, _ = _run(capsys, "decisions", "export", "--since", "2026-01-01", "--out", str(out_file))
     assert code == 0 and "wrote 1 decision(s)" in out and "next:" in out
-    assert [r["id"] for r in csv.DictReader(out_file.open(encoding="utf-8"))] == ["2"]
+    assert [r["object number"] for r in _rows(out_file.read_text(encoding="utf-8"))] == ["2"]
+
+
+def test_decisions_export_sorts_object_numbers_naturally_and_can_leave_out_the_bom(store, tmp_path, capsys):
+    with store.transaction() as s:
+        s.add_all(Item(id=i, title="Vase à décor") for i in ("10", "1.10", "1.2"))
+    for item_id in ("10", "1.10", "3", "1.2"):
+        _decide(store, item_id, dec.NOT_ONE)
+    out_file = tmp_path / "plain.csv"
+    assert _run(capsys, "decisions", "export", "--plain-utf8", "--out", str(out_file))[0] == 0
+    data = out_file.read_bytes()
+    assert not data.startswith(b"\xef\xbb\xbf") and "Vase à décor".encode() in data
+    assert [r["object number"] for r in csv.DictReader(io.StringIO(data.decode()))] == ["1.2", "1.10", "3", "10"]
+
+
+def test_only_since_the_last_export_gives_the_next_batch(store, tmp_path, capsys):
+    _decide(store, "1", dec.NOT_ONE)
+    first, second = tmp_path / "1.csv", tmp_path / "2.csv"
+    _run(capsys, "decisions", "export", "--since-last-export", "--out", str(first))
+    _decide(store, "2", dec.NOT_ONE)
+    _decide(store, "1", dec.OTHER_CLASS, chosen="bust")  # a revision is new too
+    _run(capsys, "decisions", "export", "--since-last-export", "--out", str(second))
+    assert [r["object number"] for r in _rows(first.read_text("utf-8"))] == ["1"]
+    assert [(r["object number"], r["decided value"]) for r in _rows(second.read_text("utf-8"))] == [
+        ("1", "bust"), ("2", "")]
 
 
 def test_decisions_export_keeps_a_formula_as_text(store):
     _decide(store, "1", dec.NOT_ONE, catalog_value="bust", reviewer='=HYPERLINK("http://x.example","Ana")')
-    (row,) = csv.DictReader(io.StringIO(dec.export_csv(dec.current_decisions(store))))
+    (row,) = _rows(dec.export_csv(dec.export_rows(store, dec.current_decisions(store))).decode("utf-8"))
     assert row["reviewer"] == "'=HYPERLINK(\"http://x.example\",\"Ana\")"
 
 
 def test_decisions_export_without_decisions_says_where_to_make_them(store, capsys):
     code, out, err = _run(capsys, "decisions", "export")
-    assert code == 0 and out.splitlines() == [",".join(dec.EXPORT_COLUMNS)] and "/review" in err
+    assert code == 0 and out.removeprefix("\ufeff").splitlines() == [",".join(dec.EXPORT_COLUMNS)]
+    assert "/review" in err
+
+
+def test_withdrawal_and_revision_are_appended_rows_and_the_newest_wins(store):
+    _decide(store, "1", dec.CATALOG_RIGHT, catalog_value="bust")
+    _decide(store, "1", dec.OTHER_CLASS, chosen="medal", reviewer="Ben")
+    dec.withdraw_decision(store, item_id="1", reviewer="Cleo", note="not sure after all")
+    assert dec.current_decision(store, "1") is None and "1" not in dec.current_decisions(store)
+    assert [(d.action, d.reviewer) for d in dec.history(store, item_id="1")] == [
+        (dec.WITHDRAWN, "Cleo"), (dec.OTHER_CLASS, "Ben"), (dec.CATALOG_RIGHT, "Ana")]
+    with pytest.raises(dec.DecisionError, match="no decision to withdraw"):
+        dec.withdraw_decision(store, item_id="1", reviewer="Cleo")
+    _decide(store, "1", dec.USE_SUGGESTION, suggested_value="vessel")
+    assert dec.current_decision(store, "1").value == "vessel"
+    assert dec.last_decision(store, "Ana").value == "vessel"
+    assert [d.item_id for d in dec.history(store, reviewer="Ben")] == ["1"]
+
+
+def test_the_browse_condition_finds_reviewed_unreviewed_and_decided_records(store):
+    from sqlalchemy import select
+
+    _decide(store, "1", dec.OTHER_CLASS, chosen="medal", reviewer="Ben")
+    _decide(store, "2", dec.NOT_ONE)
+    _decide(store, "3", dec.NOT_ONE)
+    dec.withdraw_decision(store, item_id="3", reviewer="Ana")
+
+    def ids(**kw):
+        with store.session() as s:
+            return sorted(s.scalars(select(Item.id).where(dec.reviewed_condition(Item.id, **kw))))
+    assert ids(reviewed="yes") == ["1", "2"] and ids(reviewed="no") == ["3"]
+    assert ids(reviewed="medal") == ["1"] and ids(reviewed=dec.NONE_OF_THESE) == ["2"]
+    assert ids(reviewer="Ben") == ["1"] and ids(reviewed="no", reviewer="Ben") == ["2", "3"]
 
 
 def test_decisions_export_refuses_a_bad_date(store, capsys):

@@ -313,3 +313,40 @@ def test_urls_are_fetched_only_when_allowed(project, tmp_path):
         assert report.problems == {"download-failed": 1}
     finally:
         server.shutdown()
+
+
+def test_a_display_copy_to_judge_by_beside_the_small_copy_and_served_with_caching(project, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from muses.collection.images import display_path
+    from muses.web import create_app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    PILImage.open(io.BytesIO(noise_jpeg((2400, 1600)))).save(photos / "big.jpg", quality=92)
+    PILImage.open(io.BytesIO(noise_jpeg((800, 600), seed=1))).save(photos / "small.jpg", quality=92)
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps({"id": "1998.12", "image": "photos/big.jpg"}) + "\n"
+                    + json.dumps({"id": "1998.13", "image": "photos/small.jpg"}) + "\n", encoding="utf-8")
+    store = Store.for_project(project)
+    import_records(store, path)
+    assert project.settings.images.display_side == 1200  # the default: muses.toml [images] display_side
+    generate_images(project, store=store, workers=1)
+    big, small = store.get_item("1998.12").images[0], store.get_item("1998.13").images[0]
+    assert PILImage.open(project.path(big.stored_path)).size == (256, 171)  # the model keeps its small copy
+    assert PILImage.open(display_path(project.images_dir, big.checksum, 1200)).size == (1200, 800)
+    assert PILImage.open(display_path(project.images_dir, small.checksum, 1200)).size == (800, 600)  # never enlarged
+
+    client = TestClient(create_app(project, project.model_path))
+    r = client.get(f"/images/{big.id}/display")
+    assert r.status_code == 200 and PILImage.open(io.BytesIO(r.content)).size == (1200, 800)
+    assert "max-age" in r.headers["cache-control"] and r.headers["etag"]
+    assert client.get(f"/images/{big.id}/display", headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert client.get(f"/images/{big.id}/original").content == (photos / "big.jpg").read_bytes()
+    page = client.get("/items/1998.12").text
+    assert f'src="/images/{big.id}/display"' in page and 'class="zoomable"' in page
+    assert f'href="/images/{big.id}/original"' in page and "zoom.js" in page
+
+    display_path(project.images_dir, big.checksum, 1200).unlink()  # made before display copies existed
+    assert generate_images(project, store=store, workers=1).processed == 1
+    assert display_path(project.images_dir, big.checksum, 1200).is_file()

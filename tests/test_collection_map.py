@@ -1,6 +1,8 @@
 """The collection map: `muses map` lays out the embedded objects; /map draws them on a canvas."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
@@ -96,7 +98,7 @@ def test_cli_map(mapped, monkeypatch, capsys):
 @pytest.mark.slow
 def test_map_draws_and_a_click_opens_the_object(mapped, tiny_model_path):
     import uvicorn
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install chromium (CI installs it)")
@@ -115,7 +117,7 @@ def test_map_draws_and_a_click_opens_the_object(mapped, tiny_model_path):
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             page = browser.new_page(viewport={"width": 1000, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/map")
-            page.wait_for_function("window.museMap && window.museMap.ready", timeout=15_000)
+            page.wait_for_function("() => window.museMap && window.museMap.ready", timeout=15_000)
             # Dots are drawn: the canvas holds pixels of the class colours, not only a blank page.
             drawn = page.evaluate("""() => { const c = document.getElementById('map');
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -130,7 +132,36 @@ def test_map_draws_and_a_click_opens_the_object(mapped, tiny_model_path):
             page.mouse.move(target["x"] - 20, target["y"] - 20)
             page.mouse.move(target["x"], target["y"], steps=3)
             page.wait_for_selector("#map-tip:not([hidden])")
-            assert target["id"] in page.locator("#map-tip span").inner_text()
+            assert page.locator("#map-tip .number").inner_text() == target["id"]
+            expect(page.locator("#map-tip .title")).not_to_be_empty()  # the title, fetched on hover
+            page.mouse.wheel(0, -200)  # zooming moves the dots: the box goes
+            expect(page.locator("#map-tip")).to_be_hidden()
+            page.evaluate("() => window.museMap.reset()")  # back to the whole map (a double click does it)
+
+            # the legend filters: a hidden class leaves fewer pixels and says how many are shown
+            legend = page.locator("#map-legend button").first
+            legend.click()
+            expect(legend).to_have_attribute("aria-pressed", "false")
+            expect(page.locator("#map-count")).to_contain_text("shown")
+            legend.click()
+
+            # a box drawn with shift-drag over the whole map selects every object
+            box = page.locator("#map").bounding_box()
+            page.keyboard.down("Shift")
+            page.mouse.move(box["x"] + 2, box["y"] + 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=5)
+            page.mouse.up()
+            page.keyboard.up("Shift")
+            count = page.evaluate("() => window.museMap.data.count")
+            expect(page.locator("#map-selection .count")).to_have_text(f"{count} objects selected")
+            with page.expect_download() as download:
+                page.click("#map-selection button:has-text('Download as CSV')")
+            rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+            assert len(rows) == count and target["id"] in {r["object number"] for r in rows}
+            page.click("#map-selection button:has-text('Clear')")
+
+            page.mouse.move(target["x"], target["y"], steps=3)
             page.mouse.click(target["x"], target["y"])
             page.wait_for_url(f"**/item?id={target['id']}")
             assert target["id"] in page.content()

@@ -83,6 +83,7 @@ def test_upload_a_photo_and_browse(server):
         # the similar objects come after the page, fetched by its script, as cards like the listing's
         page.wait_for_selector("#similar .grid .card", timeout=15_000)
         assert page.locator("#similar .card .why").first.inner_text()
+        assert page.locator("#similar .card .object-number").first.inner_text() in ids  # cards name their object
         assert page.locator("#similar .similar-status").count() == 0
         page.screenshot(path=str(ARTIFACTS / "web-item.png"), full_page=True)
         browser.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 
 import pytest
@@ -106,7 +107,7 @@ def test_a_card_shows_photo_object_number_catalog_words_and_the_models_answer(re
     assert card_ids(r.text) == issue_ids(fresh)
     assert f'href="/items/{first}"' in r.text and f">{first}</a>" in r.text
     item = Store.for_project(fresh).get_item(first)
-    assert item.object_type[0] in r.text and f'src="/images/{item.images[0].id}"' in r.text
+    assert item.object_type[0] in r.text and f'src="/images/{item.images[0].id}/display"' in r.text
     assert "The model thinks this is <strong>square</strong>" in r.text and "91 % sure" in r.text
     for words in ("Catalog is right", "Use the suggestion", "Choose this class", "Not one of these", "Skip"):
         assert words in r.text
@@ -209,3 +210,120 @@ def test_a_decision_takes_the_catalog_and_model_values_from_the_store_and_a_repl
     assert again.json()["id"] == first.json()["id"]  # the same decision replayed: no new row
     with Store.for_project(fresh).session() as s:
         assert s.query(dec.Decision).count() == 1
+
+
+# -- decisions as records (issue 21) --------------------------------------------------------------
+def test_no_literal_backticks_and_another_class_has_no_default_but_none_of_these(reader):
+    for page in ("/review", "/review/issues"):
+        assert "`" not in reader.get(page).text
+    select = re.search(r'<select aria-label="another class">(.*?)</select>', reader.get("/review/issues").text, re.S)
+    options = re.findall(r"<option([^>]*)>([^<]*)</option>", select.group(1))
+    assert options[0] == (' value="" selected disabled', "choose another class…")
+    assert options[-1] == (' value="none"', dec.NONE_OF_THESE)
+
+
+def test_the_object_page_shows_revises_and_withdraws_a_decision(writer, fresh):
+    item_id = issue_ids(fresh)[0]
+    page = writer.get(f"/items/{item_id}").text
+    assert "Not reviewed" in page and "Catalog keyword label" in page and "Naive label" not in page
+    assert page.index("Review decision") < page.index("Predicted classes")
+    r = writer.post("/decisions/decide", data={"item_id": item_id, "chosen": "triangle", "note": "a pyramid",
+                                               "reviewer": "Ben"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/items/{item_id}#decision"
+    page = writer.get(f"/items/{item_id}").text
+    assert "Decided: <strong>triangle</strong>" in page and "by Ben" in page and "Note: a pyramid" in page
+    writer.post("/decisions/decide", data={"item_id": item_id, "chosen": dec.NONE_OF_THESE, "reviewer": "Cleo"})
+    assert f"Decided: <strong>{dec.NONE_OF_THESE}</strong>" in writer.get(f"/items/{item_id}").text
+    writer.post("/decisions/decide", data={"item_id": item_id, "withdraw": "1", "reviewer": "Cleo"})
+    page = writer.get(f"/items/{item_id}").text
+    assert "Not reviewed (its decision was withdrawn)" in page
+    history = writer.get("/decisions", params={"item": item_id}).text
+    assert [m for m in re.findall(r"<td><strong>([^<]+)</strong></td>", history)] == [
+        dec.WITHDRAWN, dec.NONE_OF_THESE, "triangle"]
+    assert "by reviewer:" in history and "a pyramid" in history
+    ben = writer.get("/decisions", params={"reviewer": "Ben"}).text
+    assert "Decisions by Ben" in ben and re.findall(r"<td><strong>([^<]+)</strong></td>", ben) == ["triangle"]
+    assert 'href="/items?reviewer=Ben"' in ben and 'href="/items?reviewed=no"' in ben
+
+
+def test_the_decide_form_refuses_no_choice_and_a_read_only_server(writer, reader, fresh):
+    item_id = issue_ids(fresh)[0]
+    r = writer.post("/decisions/decide", data={"item_id": item_id, "reviewer": "Ben"})
+    assert r.status_code == 422 and "none of these" in r.text
+    assert reader.post("/decisions/decide", data={"item_id": item_id, "chosen": "circle"}).status_code == 403
+    assert "Save decision" not in reader.get(f"/items/{item_id}").text
+    assert dec.current_decisions(Store.for_project(fresh)) == {}
+
+
+def test_undo_after_a_reload_asks_the_server_for_the_last_decision(writer, fresh):
+    first, second = issue_ids(fresh)[:2]
+    assert writer.get("/api/review/decisions/last", params={"reviewer": "Ana"}).status_code == 404
+    for item_id in (first, second):
+        writer.post("/api/review/decisions", json={"item_id": item_id, "action": dec.NOT_ONE, "list_name": "issues"})
+    last = writer.get("/api/review/decisions/last", params={"reviewer": "Ana"}).json()
+    assert last["item_id"] == second and last["list"] == "issues" and last["date"].endswith("+00:00")
+    writer.post(f"/api/review/decisions/{last['id']}/undo")
+    assert writer.get("/api/review/decisions/last", params={"reviewer": "Ana"}).json()["item_id"] == first
+
+
+def test_browse_filters_reviewed_not_reviewed_decided_as_and_by_reviewer(writer, fresh):
+    first, second = issue_ids(fresh)[:2]
+    writer.post("/api/review/decisions", json={"item_id": first, "action": dec.OTHER_CLASS, "chosen": "triangle"})
+
+    def ids(**params):
+        return sorted(i["id"] for i in writer.get("/api/items", params={"per_page": 100, **params}).json()["items"])
+    assert ids(reviewed="yes") == [first] and ids(reviewed="triangle") == [first] and ids(reviewer="Ana") == [first]
+    assert first not in ids(reviewed="no") and second in ids(reviewed="no")
+    writer.post("/api/review/decisions", json={"item_id": second, "action": dec.NOT_ONE, "reviewer": "Ben"})
+    assert ids(reviewed="yes") == sorted([first, second])  # a new decision is seen at once
+    assert ids(reviewed=dec.NONE_OF_THESE) == [second] and ids(reviewer="Ben") == [second]
+    assert first in writer.get("/items", params={"reviewed": "yes"}).text
+
+
+def test_the_export_button_downloads_the_csv_and_remembers_the_export(writer, reader, fresh):
+    first, second = issue_ids(fresh)[:2]
+    writer.post("/api/review/decisions", json={"item_id": first, "action": dec.NOT_ONE})
+    assert "Export decisions" in writer.get("/decisions").text
+    r = writer.post("/decisions/export", data={})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"] and r.content.startswith(b"\xef\xbb\xbf")
+    (row,) = csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))
+    assert row["object number"] == first and row["decided value"] == "" and row["decided at"].endswith("+00:00")
+    writer.post("/api/review/decisions", json={"item_id": second, "action": dec.NOT_ONE})
+    r = writer.post("/decisions/export", data={"only_new": "1", "plain": "1"})
+    assert not r.content.startswith(b"\xef\xbb\xbf")
+    assert [x["object number"] for x in csv.DictReader(io.StringIO(r.content.decode()))] == [second]
+    before = dec.last_export(Store.for_project(fresh))
+    assert reader.post("/decisions/export", data={}).status_code == 200  # a read-only server exports ...
+    assert dec.last_export(Store.for_project(fresh)) == before  # ... and writes nothing
+
+
+def test_collection_cards_show_object_numbers_and_unclassifiable_records_say_why(reader, fresh):
+    from muses.collection.store import Item
+
+    page = reader.get("/items", params={"per_page": 100}).text
+    assert all(f'<span class="object-number">{i}</span>' in page for i in issue_ids(fresh))
+    assert "Not classified yet: run" not in reader.get(f"/items/{issue_ids(fresh)[0]}").text  # it is classified
+    store = Store.for_project(fresh)
+    with store.transaction() as s:
+        s.add(Item(id="no-photo-1", title="A record without a photo"))
+    try:
+        page = reader.get("/items/no-photo-1").text
+        assert "Not classified yet" not in page and "no usable photo" in page
+    finally:
+        with store.transaction() as s:
+            s.delete(s.get(Item, "no-photo-1"))
+
+
+def test_a_map_selection_opens_as_a_review_list_or_downloads_as_csv(writer, fresh):
+    picked = sorted(issue_ids(fresh))[:2]
+    writer.post("/api/review/decisions", json={"item_id": picked[0], "action": dec.OTHER_CLASS, "chosen": "triangle"})
+    assert writer.get("/api/map/decisions").json() == {"decisions": {picked[0]: "triangle"}}
+    r = writer.post("/review/selection", data={"ids": "\n".join([*picked, "no-such-record"])})
+    assert r.status_code == 200 and "Selected on the map" in r.text
+    assert card_ids(r.text) == [picked[1]]  # the decided one is done already
+    r = writer.post("/map/selection.csv", data={"ids": "\r\n".join(reversed(picked))})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [(x["object number"], x["decided value"]) for x in rows] == [(picked[0], "triangle"), (picked[1], "")]
+    assert all(x["title"] and x["predicted class"] for x in rows)

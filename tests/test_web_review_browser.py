@@ -4,6 +4,7 @@ again and find the reviewed labels in it."""
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import threading
 import time
@@ -123,27 +124,69 @@ def test_review_five_cards_with_the_keyboard_then_export(server, tmp_path, capsy
         expect(current).to_have_attribute("data-id", ids[5])
         page.reload()  # decided records do not come back; the skipped one does
         expect(page.locator("#progress")).to_contain_text("4 of 6 decided")
-        expect(page.locator(".review-card.current")).to_have_attribute("data-id", ids[3])
+        current = page.locator(".review-card.current")
+        expect(current).to_have_attribute("data-id", ids[3])
+        page.keyboard.press("s")  # 4 after all: use the suggestion
+        expect(current).to_have_attribute("data-id", ids[5])
+        page.keyboard.press("n")  # 6: the last card; its confirmation stays beside "all done"
+        message = page.locator("#message")
+        expect(message).to_contain_text(f"{ids[5]}: not one of these")
+        expect(message).to_contain_text("All cards on this page are done")
+        assert "`" not in page.inner_text("body")
+
+        page.reload()  # undo survives a reload: the server knows the reviewer's last decision
+        expect(page.locator(".next")).to_contain_text("Nothing left to decide here")
+        page.keyboard.press("u")
+        expect(page.locator("#message")).to_contain_text(f"undone: your last decision on {ids[5]}")
+        page.reload()
+        expect(page.locator(".review-card.current")).to_have_attribute("data-id", ids[5])
+        expect(page.locator("#progress")).to_contain_text("5 of 6 decided")
+        page.screenshot(path=str(ARTIFACTS / "review-card.png"))
+
+        # revise from the object page: "none of these", with a note; withdraw another
+        page.goto(url + f"/items/{ids[0]}")
+        expect(page.locator("#decision .decided-class")).to_contain_text(rows[0]["naive_label"])
+        page.select_option("#decision select[name=chosen]", label=dec.NONE_OF_THESE)
+        page.fill("#decision input[name=note]", "a lid, not a whole object")
+        page.click("#decision button:has-text('Save decision')")
+        expect(page.locator("#decision .decided-class")).to_contain_text(dec.NONE_OF_THESE)
+        expect(page.locator("#decision .note")).to_contain_text("a lid")
+        page.screenshot(path=str(ARTIFACTS / "object-page.png"), full_page=True)
+        page.goto(url + f"/items/{ids[1]}")
+        page.click("#decision button:has-text('Withdraw the decision')")
+        expect(page.locator("#decision .undecided")).to_contain_text("withdrawn")
+        page.goto(url + f"/items/{ids[0]}")
+        page.click("text=History of this record’s decisions")
+        expect(page.locator("table.history tbody tr")).to_have_count(2)
+        page.screenshot(path=str(ARTIFACTS / "history.png"), full_page=True)
+
+        page.goto(url + "/decisions")
+        with page.expect_download() as download:
+            page.click("button:has-text('Export decisions')")
+        data = Path(download.value.path()).read_bytes()
         browser.close()
 
-    out = tmp_path / "decisions.csv"
-    assert main(["decisions", "export", "--format", "csv", "--project", str(project.root), "--out", str(out)]) == 0
-    with out.open(newline="", encoding="utf-8") as fh:
-        exported = {r["id"]: r for r in csv.DictReader(fh)}
-    assert set(exported) == {ids[0], ids[1], ids[2], ids[4]}
-    assert {i: (r["decision"], r["reviewed value"]) for i, r in exported.items()} == {
-        ids[0]: (dec.CATALOG_RIGHT, rows[0]["naive_label"]),
-        ids[1]: (dec.USE_SUGGESTION, rows[1]["suggested"]),
+    assert data.startswith(b"\xef\xbb\xbf")  # the byte-order mark Excel needs for accented names
+    exported = {r["object number"]: r for r in csv.DictReader(io.StringIO(data.decode("utf-8-sig")))}
+    assert list(exported) == sorted(exported, key=dec.natural_key)
+    assert {i: (r["decision"], r["decided value"]) for i, r in exported.items()} == {
+        ids[0]: (dec.NOT_ONE, ""),  # revised on the object page: the empty none-of-these cell
         ids[2]: (dec.OTHER_CLASS, chosen),
+        ids[3]: (dec.USE_SUGGESTION, rows[3]["suggested"]),
         ids[4]: (dec.NOT_ONE, ""),
-    }
-    assert {r["reviewer"] for r in exported.values()} == {"Ana Ruiz"}
+    }  # ids[1] withdrawn, ids[5] undone
+    assert all(r["decided at"].endswith("+00:00") for r in exported.values())
+    assert exported[ids[0]]["title"] == rows[0]["title"] and exported[ids[0]]["note"] == "a lid, not a whole object"
+    assert exported[ids[2]]["list"] == "issues" and {r["reviewer"] for r in exported.values()} == {"Ana Ruiz"}
+
+    out = tmp_path / "decisions.csv"
+    assert main(["decisions", "export", "--project", str(project.root), "--out", str(out)]) == 0
+    assert out.read_bytes() == data  # the button and the command write the same file
 
     result = NaiveExporter(progress=False).export(project)
     with (result.path / "manifest.csv").open(newline="", encoding="utf-8") as fh:
         manifest = {r["item_id"]: r["class"] for r in csv.DictReader(fh)}
-    assert manifest[ids[0]] == rows[0]["naive_label"]
-    assert manifest[ids[1]] == rows[1]["suggested"]
+    assert ids[0] not in manifest and ids[4] not in manifest  # none of these
+    assert manifest[ids[1]] == rows[1]["naive_label"]  # withdrawn: the catalog's label stands
     assert manifest[ids[2]] == chosen
-    assert ids[4] not in manifest
-    assert manifest[ids[3]] == rows[3]["naive_label"]  # skipped: the catalog's label stands
+    assert manifest[ids[3]] == rows[3]["suggested"]

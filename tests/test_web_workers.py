@@ -18,6 +18,16 @@ def test_several_workers_on_sqlite_get_a_warning():
     assert single_writer_warning("postgresql", 8) is None
 
 
+def test_serve_warns_about_the_store_only_when_it_matters():
+    from muses.cli.web import LARGE_COLLECTION, store_warning
+
+    assert store_warning("sqlite", None, 500) is None  # one curator, default workers: no warning
+    assert store_warning("sqlite", 1, 500) is None
+    assert "one writer at a time" in store_warning("sqlite", 3, 500)
+    assert "PostgreSQL" in store_warning("sqlite", None, LARGE_COLLECTION)
+    assert store_warning("postgresql", 8, 10 * LARGE_COLLECTION) is None
+
+
 @pytest.mark.slow
 def test_serve_with_two_workers_answers_concurrent_requests(any_store_project, met_sample):
     from muses.collection.store import Store

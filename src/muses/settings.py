@@ -55,6 +55,7 @@ class StoreSettings:
 class ImageSettings:
     dir: str = "images"
     max_side: int = _bounded(256, low=16)
+    display_side: int = _bounded(1200, low=0)  # long side of the copy the pages show; 0: none
     quality: int = _bounded(90, low=1, high=100)
     max_pixels: int = _bounded(89_478_485, low=1)  # Pillow's own decompression-bomb threshold
     allow_network: bool = False

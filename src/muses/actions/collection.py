@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from muses.errors import RunFailed
+from muses.errors import MusesError, RunFailed
 from muses.settings import ComputeSettings, Project
 
 if TYPE_CHECKING:
-    from muses.collection.decisions import Decision
     from muses.collection.images import GenerateReport
     from muses.collection.importers import ImportReport
 
@@ -125,27 +124,32 @@ def check_photos(project: Project, config: CheckPhotosConfig = CheckPhotosConfig
 @dataclass(frozen=True)
 class DecisionsConfig:
     since: str | None = None  # only decisions made on or after this day (YYYY-MM-DD, UTC)
+    since_last_export: bool = False  # only decisions made since the last export: work in batches
+    plain_utf8: bool = False  # no byte-order mark (Excel on Windows needs it for accented names)
     out: Path | None = None  # write the CSV here (None: only return it)
 
 
 @dataclass(frozen=True)
 class DecisionsResult:
-    decisions: Mapping[str, Decision]  # item id -> its latest decision
-    csv: str
+    rows: int  # decided records in the file
+    data: bytes  # the CSV: object number, title, field, catalog value, decided value, ...
 
 
 def export_decisions(project: Project, config: DecisionsConfig = DecisionsConfig()) -> DecisionsResult:
-    """The reviewers' current decisions (one per record; undone ones left out) as CSV for the
-    collection management system."""
-    from muses.collection.decisions import current_decisions, export_csv, parse_since
+    """The reviewers' current decisions (one per record; undone and withdrawn ones left out) as
+    CSV for the collection management system, naturally sorted by object number; the export is
+    remembered for the next ``since_last_export``."""
+    from muses.collection.decisions import export_decisions as export, parse_since
     from muses.collection.store import Store
 
+    if config.since and config.since_last_export:
+        raise MusesError("give --since or --since-last-export, not both")
     since = parse_since(config.since) if config.since else None
-    decisions = current_decisions(Store.for_project(project), since=since)
-    text = export_csv(decisions)
+    data, rows = export(Store.for_project(project), since=since, since_last=config.since_last_export,
+                        bom=not config.plain_utf8)
     if config.out is not None:
         try:
-            config.out.write_text(text, encoding="utf-8")
+            config.out.write_bytes(data)
         except OSError as exc:
             raise RunFailed(f"cannot write {config.out}: {exc.strerror or exc}; choose another --out") from exc
-    return DecisionsResult(decisions, text)
+    return DecisionsResult(rows, data)

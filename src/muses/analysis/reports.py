@@ -33,6 +33,7 @@ table.summary td, table.summary th { border: 1px solid #ccc; padding: 0.2em 0.6e
 .grid { display: flex; flex-wrap: wrap; gap: 1em; }
 .card { width: 200px; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em; font-size: 0.85em; }
 .card img { display: block; max-width: 100%; margin: 0 auto 0.4em; }
+.card .object-number { font-weight: 600; margin: 0 0 0.3em; }
 .card dt { color: #666; } .card dd { margin: 0 0 0.3em 0; overflow-wrap: anywhere; }
 .missing { height: 100px; background: #eee; color: #888; display: flex; align-items: center; justify-content: center; }
 </style></head><body>
@@ -50,6 +51,7 @@ table.summary td, table.summary th { border: 1px solid #ccc; padding: 0.2em 0.6e
 <div class="card" data-id="{{ card.id }}">
 {% if card.thumbnail %}<img src="data:image/jpeg;base64,{{ card.thumbnail }}" alt="{{ card.id }}">
 {% else %}<div class="missing">image unreadable</div>{% endif %}
+<p class="object-number">{{ card.id }}</p>
 <dl>{% for label, value in card.fields %}<dt>{{ label }}</dt><dd>{{ value }}</dd>{% endfor %}</dl>
 </div>
 {% endfor %}

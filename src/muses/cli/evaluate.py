@@ -120,7 +120,13 @@ def run_evaluate(args) -> int:
     print()
     for name, path in report["files"].items():
         print(f"{name}: {path}")
+    print(NEXT_AFTER_EVALUATE)
     return 0
+
+
+NEXT_AFTER_EVALUATE = ("\nnext: open the mistakes page above to see the photos; then run muses label-issues to list "
+                       "catalog labels the photos contradict, and decide them on the web (muses serve --allow-writes, "
+                       "page /review)")
 
 
 def _print_metrics(plain, tta) -> None:

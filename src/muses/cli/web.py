@@ -38,12 +38,31 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_serve)
 
 
+LARGE_COLLECTION = 100_000  # items past which one SQLite file starts to be the slow part of a shared service
+
+
+def store_warning(dialect: str, asked_workers: int | None, items: int) -> str | None:
+    """The SQLite-or-PostgreSQL advice, only where it matters: several workers asked for
+    (``--workers``), or a collection large enough to share. A single curator starting the
+    default server (its workers chosen by the core count) hears nothing."""
+    from muses.web.serving import single_writer_warning
+
+    if dialect != "sqlite":
+        return None
+    if asked_workers and asked_workers > 1:
+        return single_writer_warning(dialect, asked_workers)
+    if items >= LARGE_COLLECTION:
+        return (f"note: {items:,} items in one SQLite file; if several people will use this server, set [store] url "
+                "to PostgreSQL (README: Running it for the staff)")
+    return None
+
+
 def run_serve(args) -> int:
     from muses.collection.store import Store
     from muses.model.files import paths as model_paths
     from muses.web import create_app
     from muses.web.guard import allowed_hosts
-    from muses.web.serving import default_workers, serve, single_writer_warning
+    from muses.web.serving import default_workers, serve
 
     project = find_project(args.project)
     host = args.host or project.settings.web.host
@@ -67,7 +86,7 @@ def run_serve(args) -> int:
         ["answers Host", ", ".join(options["allowed_hosts"])],
         ["workers", workers],
     ]))
-    warning = single_writer_warning(Store.for_project(project).engine.dialect.name, workers)
+    warning = store_warning(Store.for_project(project).engine.dialect.name, args.workers, stats["items"])
     if warning:
         print(warning)
     serve(project.root, model, host=host, port=port, workers=workers, **options)

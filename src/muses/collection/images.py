@@ -4,7 +4,10 @@
 whose bytes changed since they were checked), decodes it safely with :mod:`muses.imaging`
 (the decoder prediction uses too) and checks it (:mod:`muses.collection.image_checks`),
 writes a JPEG whose long side is ``max_side`` under the project's images folder, named by the
-original's sha256, and stores checksum, size, status and problem. Results are committed every
+original's sha256, and stores checksum, size, status and problem. Beside it goes a display copy
+(long side ``display_side``, 1,200 px by default) for people to judge the photo by on the web
+pages; the model keeps its small copy. The display copy's name follows from the checksum, so the
+store needs no column for it (:func:`display_path`). Results are committed every
 few dozen images, so an interrupted run resumes where it stopped; one bad file never stops the
 run. ``images/report.json`` lists problems.
 """
@@ -59,6 +62,7 @@ class Settings:
     max_pixels: int
     allow_network: bool
     limits: ReadLimits = ReadLimits()
+    display_side: int = 0  # 0: no display copy
 
 
 class WriteFailed(RunFailed):
@@ -97,31 +101,43 @@ def stored_name(checksum: str, max_side: int) -> str:
     return f"{checksum[:2]}/{checksum}-{max_side}.jpg"
 
 
-def _check(task: Task, settings: Settings) -> tuple[Result, bytes | None]:
-    """Read and check one photo: its result, and the JPEG bytes of its copy when usable.
-    Never raises: a failure of the photo becomes its result."""
+def display_path(images_dir: Path, checksum: str | None, display_side: int) -> Path | None:
+    """Where a photo's display copy is (None when there is none to look for)."""
+    if not checksum or display_side <= 0:
+        return None
+    return images_dir / stored_name(checksum, display_side)
+
+
+def _jpeg(img: PILImage.Image, side: int, quality: int) -> bytes:
+    img.thumbnail((side, side), PILImage.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, optimize=True)
+    return buf.getvalue()
+
+
+def _check(task: Task, settings: Settings) -> tuple[Result, bytes | None, bytes | None]:
+    """Read and check one photo: its result, and the JPEG bytes of its copy and of its display
+    copy when usable. Never raises: a failure of the photo becomes its result."""
     result = Result(task.image_id, changed=True)
     try:
         data = read_original(task.original, settings.limits)
         result.checksum = hashlib.sha256(data).hexdigest()
         if task.done and result.checksum == task.checksum:
-            return Result(task.image_id, changed=False), None
-        decoded = decode(data, max_pixels=settings.max_pixels, min_side=settings.max_side)
+            return Result(task.image_id, changed=False), None, None
+        decoded = decode(data, max_pixels=settings.max_pixels, min_side=max(settings.max_side, settings.display_side))
         result.width, result.height = decoded.width, decoded.height
         content = check_content(decoded.image)
         img = orient(content.image, decoded.orientation)
-        img.thumbnail((settings.max_side, settings.max_side), PILImage.Resampling.BICUBIC)
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=settings.quality, optimize=True)
+        display = _jpeg(img.copy(), settings.display_side, settings.quality) if settings.display_side else None
         result.status, result.problem = content.status, content.problem
-        return result, buf.getvalue()
+        return result, _jpeg(img, settings.max_side, settings.quality), display
     except HostUnreachable as exc:
         result.status, result.problem, result.host_down = PROBLEM, str(exc), exc.host
     except ImageProblem as exc:
         result.status, result.problem = PROBLEM, str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad file must never abort the run
         result.status, result.problem = PROBLEM, f"unreadable: {type(exc).__name__}: {exc}"
-    return result, None
+    return result, None, None
 
 
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
@@ -148,11 +164,14 @@ def process_image(task: Task, settings: Settings, images_dir: str, project_root:
     """Check one photo and write its ML-size copy. A problem of the photo becomes the result;
     a failure to write the copy raises :class:`WriteFailed`."""
     start = time.perf_counter()
-    result, jpeg = _check(task, settings)
+    result, jpeg, display = _check(task, settings)
     if jpeg is not None:
         target = Path(images_dir) / stored_name(result.checksum or "", settings.max_side)
         _write_atomically(jpeg, target, state="The run stopped; photos not done yet stay pending")
         result.stored_path = os.path.relpath(target, project_root)
+    shown = display_path(Path(images_dir), result.checksum, settings.display_side)
+    if display is not None and shown is not None:
+        _write_atomically(display, shown, state="The run stopped; photos not done yet stay pending")
     result.seconds = time.perf_counter() - start
     return result
 
@@ -183,6 +202,8 @@ def _tasks(store: Store, project: Project, settings: Settings, *, force: bool) -
         if image.status in USABLE_STATUSES:  # done if its copy exists at the size asked for now
             expected = project.images_dir / stored_name(image.checksum or "", settings.max_side)
             done = bool(image.stored_path) and project.path(image.stored_path) == expected and expected.is_file()
+            shown = display_path(project.images_dir, image.checksum, settings.display_side)
+            done = done and (shown is None or shown.is_file())  # made before display copies existed
         else:
             done = image.status == PROBLEM and problem_category(image.problem) not in _RETRIED
         if force:
@@ -229,7 +250,8 @@ def _settings(project: Project, max_side: int | None, allow_private_urls: bool =
                         allow_private_urls=allow_private_urls or cfg.allow_private_urls,
                         url_map=url_map(project, image_url_map))
     settings = Settings(max_side=int(max_side if max_side is not None else cfg.max_side), quality=cfg.quality,
-                        max_pixels=cfg.max_pixels, allow_network=cfg.allow_network, limits=limits)
+                        max_pixels=cfg.max_pixels, allow_network=cfg.allow_network, limits=limits,
+                        display_side=cfg.display_side)
     if settings.max_side < 16:
         raise ConfigError(f"max_side must be at least 16 pixels, got {settings.max_side}")
     return settings

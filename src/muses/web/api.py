@@ -33,8 +33,10 @@ def api_items(q: str = Query("", description='words or "quoted phrases" to find 
               sort: str = Query("", description="one of " + ", ".join(browse.SORTS) + " (default: relevance with q, else number)"),
               page: int = Query(1, description="past the last page gives the last page"),
               per_page: int = Query(24, description=f"1 to {browse.MAX_PER_PAGE}"),
+              reviewed: str = Query("", description='"yes", "no", or the decided class ("none of these" too)'),
+              reviewer: str = Query("", description="decided by this reviewer"),
               state: AppState = Depends(get_state)):
-    query = listing_query(q, predicted, naive, disagree, sort, page, per_page)
+    query = listing_query(q, predicted, naive, disagree, sort, page, per_page, reviewed, reviewer)
     return state.view.page(query, state.engine)
 
 

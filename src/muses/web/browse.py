@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import false, func, select, true
 
+from muses.collection import decisions
 from muses.collection.catalog import catalog_record
 from muses.collection.images import photo_note
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
@@ -58,6 +59,8 @@ class Query:
     sort: str = ""  # one of SORTS; default: relevance with a text, object number without
     page: int = 1  # out of range is clamped to the first or last page, never an error
     per_page: int = 24
+    reviewed: str | None = None  # "yes", "no", or decided as a class (or "none of these")
+    reviewer: str | None = None  # decided by this reviewer
 
     def __post_init__(self) -> None:
         if self.sort and self.sort not in SORTS:
@@ -76,7 +79,8 @@ class Query:
         q = replace(self, **{"page": 1, **changes})
         params = {"q": q.text.strip(), "predicted": q.predicted or "", "naive": q.naive or "",
                   "disagree": "true" if q.disagree else "", "sort": q.sort,
-                  "page": q.page if q.page > 1 else "", "per_page": q.per_page if q.per_page != 24 else ""}
+                  "page": q.page if q.page > 1 else "", "per_page": q.per_page if q.per_page != 24 else "",
+                  "reviewed": q.reviewed or "", "reviewer": q.reviewer or ""}
         return "/items?" + urlencode({k: v for k, v in params.items() if v != ""})
 
 
@@ -167,7 +171,9 @@ class CollectionView:
         where = functools.cache(lambda: _conditions(query, matches))
         # Counting aggregates over every matching row: remembered per set of filters, since
         # paging and sorting do not change the counts.
-        filters = (query.text.strip(), query.predicted, query.naive, query.disagree)
+        filters = (query.text.strip(), query.predicted, query.naive, query.disagree, query.reviewed, query.reviewer)
+        if query.reviewed or query.reviewer:  # decisions do not change the store's fingerprint
+            filters += (decisions.stamp(self.store),)
         total, facets = self.memo(("counts", *filters), lambda: self._counts(where()))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
@@ -277,6 +283,8 @@ def _conditions(query: Query, matches: list[str] | None) -> dict[str, Any]:
         where["naive"] = BrowseRow.naive_class.is_(None) if query.naive == NO_LABEL else BrowseRow.naive_class == query.naive
     if query.disagree:
         where["disagree"] = BrowseRow.disagree == true()
+    if query.reviewed or query.reviewer:
+        where["reviewed"] = decisions.reviewed_condition(BrowseRow.item_id, query.reviewed, query.reviewer)
     return where
 
 

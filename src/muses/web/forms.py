@@ -14,16 +14,18 @@ MAX_SEARCH_TERMS = 32  # each term is a search of its own (400 words once took 4
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def listing_query(q: str, predicted: str, naive: str, disagree: bool, sort: str, page: int, per_page: int) -> browse.Query:
+def listing_query(q: str, predicted: str, naive: str, disagree: bool, sort: str, page: int, per_page: int,
+                  reviewed: str = "", reviewer: str = "") -> browse.Query:
     # No catalog text holds a control character (a NUL is refused at import, and PostgreSQL
     # cannot even compare with one): in a search they are spaces.
-    q, predicted, naive = (_CONTROL.sub(" ", text) for text in (q, predicted, naive))
+    q, predicted, naive, reviewed, reviewer = (_CONTROL.sub(" ", text) for text in (q, predicted, naive, reviewed, reviewer))
     if len(q) > MAX_QUERY_CHARS:
         raise HTTPException(422, f"the search text is longer than {MAX_QUERY_CHARS} characters; search with fewer words")
     if (n := len(browse.search_terms(q))) > MAX_SEARCH_TERMS:
         raise HTTPException(422, f"the search has {n} words or phrases; search with at most {MAX_SEARCH_TERMS}")
     try:
-        return browse.Query(q, predicted or None, naive or None, disagree, sort, page, per_page)
+        return browse.Query(q, predicted or None, naive or None, disagree, sort, page, per_page,
+                            reviewed.strip() or None, reviewer.strip() or None)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
 

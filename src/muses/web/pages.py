@@ -1,15 +1,19 @@
 """The HTML pages: upload a photo (/), the collection (/items) and one item (/items/ID)."""
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from muses.collection.images import display_path
+from muses.collection.sources import is_url
 from muses.collection.store import Image
 from muses.web.browse import NO_LABEL, SORTS, page_numbers
 from muses.web.forms import listing_query, read_file
+from muses.web.review import decision_context
 from muses.web.state import AppState, get_state
 from muses.web.templating import templates
 from muses.web.uploads import UploadError, thumbnail_data_url
@@ -39,8 +43,9 @@ async def upload_form(request: Request, file: UploadFile | None = File(None), st
 
 @router.get("/items", response_class=HTMLResponse)
 def items_page(request: Request, q: str = "", predicted: str = "", naive: str = "", disagree: bool = False,
-               sort: str = "", page: int = 1, per_page: int = 24, state: AppState = Depends(get_state)):
-    query = listing_query(q, predicted, naive, disagree, sort, page, per_page)
+               sort: str = "", page: int = 1, per_page: int = 24, reviewed: str = "", reviewer: str = "",
+               state: AppState = Depends(get_state)):
+    query = listing_query(q, predicted, naive, disagree, sort, page, per_page, reviewed, reviewer)
     listing = state.view.page(query, state.engine)
     return templates.TemplateResponse(request, "items.html", {
         "listing": listing, "query": query, "sorts": SORTS, "no_label": NO_LABEL,
@@ -58,6 +63,7 @@ def _item_page(request: Request, state: AppState, item_id: str, *, with_similar:
     return templates.TemplateResponse(request, "item.html", {
         "item": state.view.detail(item), "offer_similar": offer, "similar": similar,
         "similar_api": "/api/similar?" + urlencode({"ids": item.id, "limit": state.limits.similar_limit}),
+        **decision_context(state, item.id),
     })
 
 
@@ -80,8 +86,7 @@ def _image_number(text: str) -> int | None:
     return int(text)
 
 
-@router.get("/images/{image_id}")
-def image(image_id: str, state: AppState = Depends(get_state)):
+def _stored_image(state: AppState, image_id: str) -> Image:
     number = _image_number(image_id)
     if number is None:
         raise HTTPException(404, f"no stored image with id {image_id}")
@@ -89,8 +94,46 @@ def image(image_id: str, state: AppState = Depends(get_state)):
         im = s.get(Image, number)
     if im is None or not im.stored_path:
         raise HTTPException(404, f"no stored image with id {number}")
+    return im
+
+
+def _in_project(state: AppState, relative: str | Path, number: int) -> Path:
     root = state.project.root.resolve()
-    path = state.project.path(im.stored_path).resolve()
+    path = state.project.path(str(relative)).resolve()
     if not path.is_relative_to(root) or not path.is_file():  # a store edited by hand
         raise HTTPException(404, f"image {number} is not in the project folder")
-    return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+    return path
+
+
+@router.get("/images/{image_id}")
+def image(image_id: str, state: AppState = Depends(get_state)):
+    im = _stored_image(state, image_id)
+    return FileResponse(_in_project(state, im.stored_path, im.id), headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/images/{image_id}/display")
+def display_image(request: Request, image_id: str, state: AppState = Depends(get_state)):
+    """The copy people judge a photo by (generate-images' display copy; the working copy for a
+    photo checked before display copies existed). Named by the photo's checksum: its ETag never
+    changes while the photo does not, so a browser asks again only to hear "not modified"."""
+    im = _stored_image(state, image_id)
+    side = state.project.settings.images.display_side
+    shown = display_path(state.project.images_dir, im.checksum, side)
+    path = shown if shown is not None and shown.is_file() else _in_project(state, im.stored_path, im.id)
+    etag = f'"{im.checksum or im.id}-{side if path == shown else "small"}"'
+    headers = {"Cache-Control": "public, max-age=86400", "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, headers=headers, media_type="image/jpeg")
+
+
+@router.get("/images/{image_id}/original")
+def original_image(image_id: str, state: AppState = Depends(get_state)):
+    """The photo as imported: its own address, or the file the catalog named (read-only)."""
+    im = _stored_image(state, image_id)
+    if is_url(im.original):
+        return RedirectResponse(im.original, status_code=307)
+    path = Path(im.original)
+    if not path.is_file():
+        raise HTTPException(404, f"the original of image {im.id} is no longer at {im.original}")
+    return FileResponse(path)

@@ -4,27 +4,34 @@ Three queues: the label issues and the suggested labels that `muses label-issues
 newest CSVs in the plots folder), and the records whose catalog label and stored prediction
 disagree. A decision is stored with :mod:`muses.collection.decisions` (only with
 ``--allow-writes``; the app's same-origin guard applies); a decided record leaves the queues.
+
+Decisions are records of their own: the object page shows the current one and revises or
+withdraws it (a plain form, no script needed), /decisions lists the history of one record, one
+reviewer or all, and exports the current decisions as CSV for the collection management system.
 """
 from __future__ import annotations
 
-from muses import csvfile
+import datetime as dt
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi import Path as FastAPIPath
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, field_validator
+
+from muses import csvfile
 from sqlalchemy import select
 
 from muses.collection import decisions as dec
 from muses.search.browse_index import BrowseRow
 from muses.web.errors import storable_text
 from muses.web.state import AppState, get_state
-from muses.web.templating import templates
+from muses.web.templating import item_url, templates
 
 router = APIRouter()
 MAX_CARDS = 300  # cards per page load; a reload brings the next ones once these are decided
+MAX_SELECTION = 5000  # records a map selection opens at once
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,11 @@ class Queue:
 
 
 QUEUES = {
-    "issues": Queue("issues", "Labels that look wrong", "`muses label-issues`: catalog labels the photos contradict"),
-    "suggestions": Queue("suggestions", "Suggested labels", "`muses label-issues`: classes for records the catalog does not label"),
-    "disagreements": Queue("disagreements", "Model and catalog disagree", "`muses classify`: the model's class differs from the catalog's"),
+    "issues": Queue("issues", "Labels that look wrong", "from muses label-issues: catalog labels the photos contradict"),
+    "suggestions": Queue("suggestions", "Suggested labels", "from muses label-issues: classes for records the catalog does not label"),
+    "disagreements": Queue("disagreements", "Model and catalog disagree", "from muses classify: the model's class differs from the catalog's"),
 }
+SELECTION = Queue("selection", "Selected on the map", "the records you picked on the map")
 
 
 @dataclass
@@ -66,13 +74,23 @@ def _csv_cards(path: Path | None, catalog_column: str | None) -> list[Card]:
                                  "run `muses label-issues` again to write it anew") from exc
 
 
-def _disagreements(state: AppState) -> list[Card]:
+def _browse_cards(state: AppState, condition) -> list[Card]:
     # The browse index keeps the catalog's and the model's class side by side, indexed.
     state.view.sync()
     with state.store.session() as s:
         rows = s.execute(select(BrowseRow.item_id, BrowseRow.naive_class, BrowseRow.predicted_class,
-                                BrowseRow.predicted_probability).where(BrowseRow.disagree).order_by(BrowseRow.item_id))
-        return [Card(item_id, naive, predicted, probability) for item_id, naive, predicted, probability in rows]
+                                BrowseRow.predicted_probability).where(condition).order_by(BrowseRow.item_id))
+        return [Card(item_id, naive or "", predicted or "", probability)
+                for item_id, naive, predicted, probability in rows]
+
+
+def _disagreements(state: AppState) -> list[Card]:
+    return _browse_cards(state, BrowseRow.disagree)
+
+
+def selection_cards(state: AppState, ids: list[str]) -> list[Card]:
+    """Cards of the records picked on the map (in object-number order)."""
+    return _browse_cards(state, BrowseRow.item_id.in_(ids[:MAX_SELECTION]))
 
 
 def queue_cards(state: AppState, name: str) -> list[Card]:
@@ -108,18 +126,34 @@ def review_index(request: Request, state: AppState = Depends(get_state)):
 
 @router.get("/review/{name}", response_class=HTMLResponse, include_in_schema=False)
 def review_page(request: Request, name: str, q: str = "", state: AppState = Depends(get_state)):
-    queue = _queue(name)
-    decided = set(dec.current_decisions(state.store))
-    cards = queue_cards(state, name)
+    return _review_list(request, state, _queue(name), queue_cards(state, name), q)
+
+
+@router.post("/review/selection", response_class=HTMLResponse, include_in_schema=False)
+def review_selection(request: Request, ids: str = Form(""), state: AppState = Depends(get_state)):
+    """The records picked on the map (one object number a line), as a review list."""
+    return _review_list(request, state, SELECTION, selection_cards(state, _lines(ids)), "")
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _review_list(request: Request, state: AppState, queue: Queue, cards: list[Card], q: str):
+    decided = dec.current_decisions(state.store)
     wanted = q.strip().lower()
     left = [c for c in cards if c.id not in decided]
     pending = [c for c in left if not wanted or wanted in c.id.lower()]
+    if wanted:  # a record looked for by its number is shown decided too: a new choice revises it
+        pending = [c for c in cards if wanted in c.id.lower()]
     items = {item.id: state.view.summary(item) for item in state.store.items([c.id for c in pending[:MAX_CARDS]])}
-    shown = [{**asdict(c), "item": items[c.id]} for c in pending[:MAX_CARDS] if c.id in items]
+    shown = [{**asdict(c), "item": items[c.id], "decision": decided.get(c.id)}
+             for c in pending[:MAX_CARDS] if c.id in items]
     return templates.TemplateResponse(request, "review.html", {
         "queue": queue, "cards": shown, "pending": len(pending), "total": len(cards),
         "decided": len(cards) - len(left), "q": q,
         "classes": _class_names(state), "reviewer": state.reviewer, "actions": dec.ACTIONS,
+        "none_of_these": dec.NONE_OF_THESE,
     })
 
 
@@ -134,6 +168,8 @@ class DecisionIn(BaseModel):
     suggested_value: str = Field("", max_length=1000, description="ignored: the model's class is read from the store")
     chosen: str | None = Field(None, max_length=1000, description=f"the class, for {dec.OTHER_CLASS!r}")
     reviewer: str = Field("", max_length=200, description="who decides (default: `muses serve --reviewer`)")
+    note: str = Field("", max_length=2000, description="the reviewer's words, kept with the decision")
+    list_name: str | None = Field(None, max_length=64, description=f"the review list: {', '.join(QUEUES)}, selection")
 
     @field_validator("item_id", "action", "chosen", "reviewer")
     @classmethod
@@ -174,11 +210,26 @@ def decide(body: DecisionIn, state: AppState = Depends(get_state)):
     try:
         d = dec.record_decision(state.store, item_id=body.item_id, action=body.action,
                                 reviewer=body.reviewer or state.reviewer, catalog_value=catalog_value,
-                                suggested_value=suggested_value, chosen=body.chosen)
+                                suggested_value=suggested_value, chosen=body.chosen, note=body.note,
+                                list_name=body.list_name if body.list_name in (*QUEUES, SELECTION.name) else None)
     except dec.DecisionError as exc:
         raise HTTPException(422, str(exc)) from exc
+    return _decision_json(d)
+
+
+def _decision_json(d: dec.Decision) -> dict:
     return {"id": d.id, "item_id": d.item_id, "action": d.action, "value": d.value, "reviewer": d.reviewer,
-            "date": d.decided_at.isoformat(timespec="seconds")}
+            "date": d.decided_at_utc.isoformat(timespec="seconds"), "note": d.note, "list": d.list_name,
+            "undone": d.undone}
+
+
+@router.get("/api/review/decisions/last", tags=["review"], summary="A reviewer's last decision (what undo takes back)")
+def last(reviewer: str = "", state: AppState = Depends(get_state)):
+    name = reviewer.strip() or state.reviewer
+    d = dec.last_decision(state.store, name) if name else None
+    if d is None:
+        raise HTTPException(404, f"{name or 'nobody'} has no decision to undo")
+    return _decision_json(d)
 
 
 @router.post("/api/review/decisions/{decision_id}/undo", tags=["review"], summary="Undo a decision")
@@ -189,3 +240,65 @@ def undo(decision_id: int = FastAPIPath(ge=1, le=MAX_ID, description="the decisi
     except dec.DecisionError as exc:
         raise HTTPException(404, str(exc)) from exc
     return {"id": d.id, "item_id": d.item_id, "undone": True}
+
+
+# -- decisions as records: revise or withdraw from the object page, history, export ---------------
+def decision_context(state: AppState, item_id: str) -> dict:
+    """What the object page shows of a record's decision, and offers to revise it with."""
+    return {"decision": dec.current_decision(state.store, item_id), "classes": _class_names(state),
+            "none_of_these": dec.NONE_OF_THESE, "reviewer": state.reviewer,
+            "decided_before": len(dec.history(state.store, item_id=item_id, limit=2)) > 0}
+
+
+@router.post("/decisions/decide", include_in_schema=False)
+def decide_form(item_id: str = Form(...), chosen: str = Form(""), note: str = Form(""), reviewer: str = Form(""),
+                withdraw: str = Form(""), state: AppState = Depends(get_state)):
+    """The object page's form: give the record a class (or none of these), or withdraw its
+    decision; back to the page, which shows the outcome."""
+    _writable(state)
+    state.item(item_id)
+    row = state.view.rows([item_id]).get(item_id)
+    catalog, suggested = (row.naive_class or "", row.predicted_class or "") if row else ("", "")
+    classes = _class_names(state)
+    if not withdraw and chosen not in (*classes, dec.NONE_OF_THESE):
+        raise HTTPException(422, f"{chosen!r} is not one of the classes ({', '.join(classes)}); choose one of them "
+                                 f"or {dec.NONE_OF_THESE!r}")
+    chosen = "" if chosen == dec.NONE_OF_THESE else chosen
+    try:
+        if withdraw:
+            dec.withdraw_decision(state.store, item_id=item_id, reviewer=reviewer or state.reviewer, note=note)
+        else:
+            dec.record_decision(state.store, item_id=item_id, reviewer=reviewer or state.reviewer, note=note,
+                                action=dec.action_for(chosen, catalog_value=catalog, suggested_value=suggested),
+                                catalog_value=catalog, suggested_value=suggested, chosen=chosen or None)
+    except dec.DecisionError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return RedirectResponse(item_url(item_id) + "#decision", status_code=303)
+
+
+@router.get("/decisions", response_class=HTMLResponse, include_in_schema=False)
+def decisions_page(request: Request, item: str = "", reviewer: str = "", state: AppState = Depends(get_state)):
+    """Who decided what and when: of one record, of one reviewer, or all (newest first)."""
+    rows = dec.history(state.store, item_id=item or None, reviewer=reviewer or None)
+    last = dec.last_export(state.store)
+    return templates.TemplateResponse(request, "decisions.html", {
+        "rows": rows, "item": item, "reviewer": reviewer, "reviewers": dec.reviewers(state.store),
+        "current": {d.id for d in dec.current_decisions(state.store).values()},
+        "last_export": last.replace(tzinfo=dt.timezone.utc) if last else None, "withdrawn": dec.WITHDRAWN,
+    })
+
+
+@router.post("/decisions/export", include_in_schema=False)
+def export(only_new: str = Form(""), plain: str = Form(""), state: AppState = Depends(get_state)):
+    """The "Export decisions" button: the CSV `muses decisions export` writes, as a download.
+    A read-only server does not remember the export (it writes nothing)."""
+    data, _ = dec.export_decisions(state.store, since_last=bool(only_new), bom=not plain,
+                                   remember=state.allow_writes)
+    return csv_download(data, "decisions")
+
+
+def csv_download(data: bytes, name: str) -> Response:
+    """CSV bytes as a file the browser saves, its name stamped with the time (UTC)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Response(data, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-{stamp}.csv"'})

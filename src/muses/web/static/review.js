@@ -1,5 +1,7 @@
 // The review page: one card at a time, decided with buttons or keys; undo; a progress count.
 // The page works from the server's data attributes only (no inline script: the CSP forbids it).
+// Undo takes back this visit's steps first, then (after a reload) asks the server for the
+// reviewer's last decision: the server, not the page, remembers what was decided.
 (() => {
   const box = document.getElementById("cards");
   if (!box) return;
@@ -12,6 +14,7 @@
   let skipped = 0;
   let current = 0;
   let busy = false; // one decision at a time: fast typing must not decide a card twice
+  let confirmation = ""; // the last decision's words, kept when the page runs out of cards
   const history = []; // {index, decision (id) | null for a skip}
 
   reviewer.value = reviewer.value || localStorage.getItem("muses-reviewer") || "";
@@ -33,8 +36,8 @@
     }
     current = cards.length; // past the end
     render();
-    say("All cards on this page are done. Reload the page for the ones you skipped and any more; " +
-        "`muses decisions export --format csv` writes your decisions.");
+    say((confirmation ? confirmation + " " : "") + "All cards on this page are done: reload the page for the ones " +
+        "you skipped and any more, or see and export your decisions under Decisions.");
   }
 
   async function post(url, body) {
@@ -59,8 +62,13 @@
     if (box.dataset.writes !== "yes") { say("This server is read-only: start it with muses serve --allow-writes.", true); return; }
     const name = reviewer.value.trim();
     if (!name) { say("Type your name first: decisions are stored with who made them.", true); reviewer.focus(); return; }
+    if (action === "another class") {
+      const picked = card.querySelector("select").value;
+      if (!picked) { say("Pick a class in the list first (or “none of these”).", true); return; }
+      if (picked === "none") action = "not one of these";
+    }
     const body = { item_id: card.dataset.id, action, catalog_value: card.dataset.catalog,
-                   suggested_value: card.dataset.suggested, reviewer: name };
+                   suggested_value: card.dataset.suggested, reviewer: name, list_name: box.dataset.list };
     if (action === "another class") body.chosen = card.querySelector("select").value;
     busy = true;
     try {
@@ -69,7 +77,8 @@
       card.querySelector(".outcome").textContent = d.value ? `decided: ${d.value}` : "decided: not one of these";
       decided++;
       history.push({ index: current, decision: d.id });
-      say(`${d.item_id}: ${d.action}${d.value ? ` (${d.value})` : ""}. Undo with u.`);
+      confirmation = `${d.item_id}: ${d.action}${d.value ? ` (${d.value})` : ""}. Undo with u.`;
+      say(confirmation);
       advance();
     } catch (err) {
       say(`not stored: ${err.message}`, true);
@@ -78,9 +87,30 @@
     }
   }
 
+  async function undoStored() {
+    // After a reload the page has no steps of its own: the server names the reviewer's last one.
+    const name = reviewer.value.trim();
+    if (!name) { say("Type your name first: undo takes back your last decision.", true); return; }
+    busy = true;
+    try {
+      const response = await fetch(`/api/review/decisions/last?reviewer=${encodeURIComponent(name)}`);
+      if (response.status === 404) { say("Nothing to undo: you have no decision left to take back."); return; }
+      if (!response.ok) throw new Error(response.statusText);
+      const d = await response.json();
+      await post(`/api/review/decisions/${d.id}/undo`, {});
+      confirmation = "";
+      say(`undone: your last decision on ${d.item_id} (${d.value || d.action}); reload the page to see the record again`);
+    } catch (err) {
+      say(`could not undo: ${err.message}`, true);
+    } finally {
+      busy = false;
+    }
+  }
+
   async function undo() {
+    if (busy) return;
+    if (!history.length) { if (box.dataset.writes === "yes") undoStored(); else say("Nothing to undo."); return; }
     const last = history.pop();
-    if (!last || busy) { say("Nothing to undo."); return; }
     const card = cards[last.index];
     if (last.decision === null) {
       skipped--;
@@ -100,6 +130,7 @@
       decided--;
     }
     current = last.index;
+    confirmation = "";
     say(`undone: ${card.dataset.id} is open again`);
     render();
   }
