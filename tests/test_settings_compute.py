@@ -48,7 +48,7 @@ def _args(tmp_path, *flags: str) -> argparse.Namespace:
 
 def test_flags_override_the_file_key_by_key(tmp_path):
     _project(tmp_path, 'engine = "ray"\naddress = "auto"\nworkers = 4')
-    assert compute_from_args(_args(tmp_path)) == ComputeSettings(engine="ray", address="auto", workers=4)
+    assert compute_from_args(_args(tmp_path)) is None  # no flag: the actions take the table as it is
     assert compute_from_args(_args(tmp_path, "--engine", "local", "--ray-workers", "3")) == ComputeSettings(
         engine="local", address="auto", workers=3)
     assert compute_from_args(_args(tmp_path, "--address", "ray://head:10001")).address == "ray://head:10001"
