@@ -20,13 +20,16 @@ def documented_commands() -> list[tuple[str, str]]:
     """(where, command line) for each `muses ...` line in a code block of the README or docs/."""
     found = []
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        in_code = False
-        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        in_code, lines = False, path.read_text("utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
             if line.startswith("```"):
                 in_code = not in_code
                 continue
             text = line.strip().removeprefix("$ ")
             if (in_code or line.startswith("    ")) and text.startswith("muses "):
+                follow = number
+                while text.endswith("\\") and follow < len(lines):  # a shell line continued on the next
+                    text, follow = text[:-1] + lines[follow].strip(), follow + 1
                 found.append((f"{path.relative_to(ROOT)}:{number}", text))
     return found
 
