@@ -11,7 +11,8 @@ A query is a list of terms whose scores add up per item, like a boolean "should"
 """
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 
 from muses.search.query import (
     FIELDS,
@@ -44,6 +45,25 @@ def open_engine(store) -> SearchEngine:
     )
 
 
+def refresh_indexes(store, definitions, *, engine: SearchEngine | None = None,
+                    log: Callable[[str], None] | None = None) -> int:
+    """Bring the search index and the browse index (:mod:`muses.search.browse_index`) up to date
+    with the store and ``definitions``; what the commands that change either call last, so that
+    no page has to wait for an index. Returns how many rows changed; ``log`` hears what is done."""
+    from muses.search import browse_index
+
+    say = log or (lambda line: None)
+    started = time.perf_counter()
+    say("indexing the collection for search and browsing ...")
+    try:
+        engine = engine or open_engine(store)
+    except UnsupportedStoreError:
+        engine = None
+    changed = (engine.refresh() if engine is not None else 0) + browse_index.refresh_if_changed(store, definitions)
+    say(f"indexed: {changed:,} rows changed in {time.perf_counter() - started:.1f} s")
+    return changed
+
+
 def index_items(store, ids: Collection[str] | None = None) -> int:
     """Bring the search index up to date for ``ids`` (default: every changed item); returns
     how many items were (re)indexed. Searching does this by itself; an importer may call it
@@ -54,5 +74,5 @@ def index_items(store, ids: Collection[str] | None = None) -> int:
 
 __all__ = [
     "FIELDS", "ClassTerm", "Filters", "Hit", "SearchEngine", "Term", "TextTerm", "UnsupportedStoreError",
-    "index_items", "open_engine", "rank_hits",
+    "index_items", "open_engine", "rank_hits", "refresh_indexes",
 ]

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Float, String, bindparam, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.predictions import top_class
-from muses.search.query import FIELDS, ClassTerm, TextTerm
+from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
+from muses.search.text_query import Clause
 from muses.search.lazy_index import LazyIndex, Select, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
@@ -50,6 +52,18 @@ def quote_phrase(phrase: str) -> str:
 def match_expression(phrases: Sequence[str], field: str) -> str:
     """Any of ``phrases`` in column ``field``."""
     return field + " : (" + " OR ".join(quote_phrase(p) for p in phrases) + ")"
+
+
+def clauses_expression(clauses: Sequence[Clause]) -> str:
+    """An FTS5 query holding every clause in one of the catalog fields (each clause may be met in
+    another field: "turner watercolour" finds the maker's name beside the medium)."""
+    columns = "{" + " ".join(CATALOG_FIELDS) + "} : "
+    return " AND ".join(columns + "(" + " OR ".join(quote_phrase(" ".join(p)) for p in c.alternatives) + ")"
+                        for c in clauses)
+
+
+# bm25 weights in the FTS table's column order: the catalog fields' weights, the others 0
+_WEIGHTS = ", ".join(str(CATALOG_FIELDS.get(f, 0.0)) for f in FIELDS)
 
 
 class FTS5Engine(LazyIndex):
@@ -114,6 +128,13 @@ class FTS5Engine(LazyIndex):
             )
 
     # -- searching -----------------------------------------------------------------------------
+    def _matching(self, clauses: Sequence[Clause], ranked: bool) -> TextClause:
+        # ORDER BY keeps SQLite from flattening this into the caller's query, where bm25() cannot run
+        score, order = (f"-bm25(search_fts, {_WEIGHTS})", " ORDER BY search_fts.rowid") if ranked else ("0.0", "")
+        sql = (f"SELECT d.item_id AS item_id, {score} AS score FROM search_fts "
+               f"JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match{order}")
+        return text(sql).bindparams(match=clauses_expression(clauses)).columns(item_id=String, score=Float)
+
     def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
         if isinstance(term, ClassTerm):
             sql = "SELECT d.item_id AS item_id, :boost AS score FROM search_docs d WHERE d.top_class = :name"

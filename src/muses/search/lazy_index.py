@@ -13,6 +13,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import Item, Store
 from muses.search.query import ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.search.text_query import Clause
 from muses.predictions import stored_classes
 
 
@@ -131,6 +132,16 @@ class LazyIndex(ABC):
             rows = conn.execute(*ranked_query(parts, exclude_ids=filters.exclude_ids, limit=limit)).all()
         return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
 
+    def matching(self, clauses: Sequence[Clause], *, ranked: bool = True) -> TextClause:
+        """SQL giving (item_id, score) for every item that holds all ``clauses`` in its catalog
+        fields (:data:`muses.search.query.CATALOG_FIELDS`), scored by relevance: the caller counts,
+        facets and pages it in the database, so totals are exact at any size. Reads the index as
+        it is (the commands that change the store refresh it). ``ranked=False``: the score is 0,
+        and costs nothing (for counting)."""
+        if not clauses:
+            raise ValueError("matching needs at least one clause")
+        return self._matching(clauses, ranked)
+
     def _sync(self, conn: Connection, ids: Collection[str] | None, *, stamp: str, docs: str) -> int:
         """Re-add the rows of ``ids`` (None: of every item whose ``stamp``, an SQL expression on
         ``items i``, differs from the one in table ``docs``) and drop the rows of removed items;
@@ -164,6 +175,10 @@ class LazyIndex(ABC):
     @abstractmethod
     def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
         """The SELECTs giving (item_id, score) rows of ``term``, within the filters' SQL."""
+
+    @abstractmethod
+    def _matching(self, clauses: Sequence[Clause], ranked: bool) -> TextClause:
+        """:meth:`matching` in this engine's SQL."""
 
     @abstractmethod
     def _fingerprint(self, conn: Connection) -> str:

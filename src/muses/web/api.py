@@ -25,15 +25,7 @@ async def api_predict(file: UploadFile = File(..., description="a photo: JPEG, P
 
 
 @router.get("/items", summary="Items: searched, filtered, sorted and paginated, with facet counts")
-def api_items(q: str = Query("", description='words or "quoted phrases" to find in the catalog fields (all of them)'),
-              predicted: str = Query("", description="stored top class"),
-              naive: str = Query("", description=f"naive label class, or {browse.NO_LABEL!r}"),
-              disagree: bool = Query(False, description="naive label and predicted class differ"),
-              sort: str = Query("", description="one of " + ", ".join(browse.SORTS) + " (default: relevance with q, else number)"),
-              page: int = Query(1, description="past the last page gives the last page"),
-              per_page: int = Query(24, description=f"1 to {browse.MAX_PER_PAGE}"),
-              state: AppState = Depends(get_state)):
-    query = listing_query(q, predicted, naive, disagree, sort, page, per_page)
+def api_items(query: browse.Query = Depends(listing_query), state: AppState = Depends(get_state)):
     return state.view.page(query, state.engine)
 
 

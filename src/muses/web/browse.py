@@ -4,34 +4,37 @@ JSON API. Filters, counts and order are indexed SQL over the browse index
 (:mod:`muses.search.browse_index`); text search goes through the search engine."""
 from __future__ import annotations
 
-import functools
+import logging
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import false, func, select, true
+from sqlalchemy import Select, false, func, or_, select, true
+from sqlalchemy.sql import Subquery
 
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.labeling.matching import record_fields
-from muses.search import Filters, SearchEngine, TextTerm
-from muses.search import browse_index
-from muses.search.browse_index import BrowseRow
+from muses.search import SearchEngine, browse_index, refresh_indexes, text_query
+from muses.search.browse_index import BrowseRow, century_name
 from muses.predictions import describe, top_class
 from muses.web.cache import DefinitionsCache
 
+log = logging.getLogger(__name__)
+EXPORT_BATCH = 1000  # rows a download reads at a time
+# The columns of a download, in order: the card's fields and the description.
+EXPORT_COLUMNS = ("id", "title", "object_type", "material", "period", "description", "naive_label", "predicted",
+                  "probability")
+
 MAX_PER_PAGE = 100
-MAX_SEARCH_HITS = 5000  # best matches a text search keeps; the page says when there were more
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
-MEMO_SIZE = 2048  # answers (search matches, similar objects) remembered per app
+MEMO_SIZE = 2048  # answers (counts, pages, similar objects) remembered per app
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
-# Catalog fields a text search reads, with their weights (a word in the title counts most).
-SEARCH_FIELDS = {"title": 3.0, "object_type": 2.0, "material": 1.0, "period": 1.0, "description": 1.0}
+FACET_SHOWN = 30  # values listed per catalog facet (material, century), most frequent first
 SORTS = {
     "relevance": "best match first",
     "number": "object number",
@@ -40,7 +43,7 @@ SORTS = {
     "disagreement": "strongest disagreement first",
 }
 _ORDER = {
-    "number": (BrowseRow.item_id,),
+    "number": (BrowseRow.number_key, BrowseRow.item_id),
     "confidence": (BrowseRow.predicted_probability.desc().nulls_last(), BrowseRow.item_id),
     "doubt": (BrowseRow.predicted_probability.asc().nulls_last(), BrowseRow.item_id),
     "disagreement": (BrowseRow.disagreement.desc().nulls_last(), BrowseRow.item_id),
@@ -56,6 +59,8 @@ class Query:
     sort: str = ""  # one of SORTS; default: relevance with a text, object number without
     page: int = 1  # out of range is clamped to the first or last page, never an error
     per_page: int = 24
+    material: str | None = None  # the medium as the catalog writes it
+    century: int | None = None  # 19: the 19th century; negative: BC
 
     def __post_init__(self) -> None:
         if self.sort and self.sort not in SORTS:
@@ -69,61 +74,110 @@ class Query:
     def order(self) -> str:
         return self.sort or ("relevance" if self.text.strip() else "number")
 
-    def url(self, **changes: Any) -> str:
-        """This listing's address with ``changes``; a changed filter starts again at page 1."""
+    @property
+    def filters(self) -> tuple:
+        """What selects the rows (not their order or page): the key of the remembered counts."""
+        return (self.text.strip(), self.predicted, self.naive, self.disagree, self.material, self.century)
+
+    def params(self, **changes: Any) -> str:
+        """This listing's query string with ``changes``; a changed filter starts again at page 1."""
         q = replace(self, **{"page": 1, **changes})
         params = {"q": q.text.strip(), "predicted": q.predicted or "", "naive": q.naive or "",
-                  "disagree": "true" if q.disagree else "", "sort": q.sort,
+                  "disagree": "true" if q.disagree else "", "material": q.material or "",
+                  "century": "" if q.century is None else q.century, "sort": q.sort,
                   "page": q.page if q.page > 1 else "", "per_page": q.per_page if q.per_page != 24 else ""}
-        return "/items?" + urlencode({k: v for k, v in params.items() if v != ""})
+        return urlencode({k: v for k, v in params.items() if v != ""})
+
+    def url(self, **changes: Any) -> str:
+        """This listing's address with ``changes``."""
+        return "/items?" + self.params(**changes)
+
+    def download_url(self, fmt: str) -> str:
+        """Every row of this listing (all pages) as ``fmt`` (csv or json)."""
+        return f"/items.{fmt}?" + self.params(page=1, per_page=24)
 
 
-def search_terms(text: str) -> list[str]:
-    """Words and "quoted phrases" of a search box."""
-    terms = (a or b.strip('"') for a, b in re.findall(r'"([^"]*[^"\s][^"]*)"|(\S+)', text))
-    return [t.strip() for t in terms if t.strip()]
+@dataclass(frozen=True)
+class Selection:
+    """The rows a listing selects, as SQL: ``where`` by filter name (a facet's counts leave out
+    its own), ``ranked`` (item_id, score) of a text search, ``exact`` an item whose id is the text."""
 
+    where: dict[str, Any] = field(default_factory=dict)
+    ranked: Subquery | None = None
+    exact: str | None = None
 
-def text_matches(engine: SearchEngine, text: str, *, limit: int = MAX_SEARCH_HITS) -> list[str]:
-    """Ids of the items whose catalog fields hold every term of ``text``, best first."""
-    terms = search_terms(text)
-    if not terms:
-        return []
-    query = [TextTerm((t,), SEARCH_FIELDS, label=str(n)) for n, t in enumerate(terms)]
-    hits = engine.search(query, Filters(usable_only=False), limit=limit)
-    return [h.item_id for h in hits if len(h.matched) == len(terms)]
+    def ordered(self, order: str) -> Select:
+        """The selected item ids in ``order``."""
+        if order != "relevance" or self.ranked is None:
+            first = (BrowseRow.item_id != self.exact,) if self.exact else ()
+            return select(BrowseRow.item_id).where(*self.where.values()).order_by(*first, *_ORDER.get(order, _ORDER["number"]))
+        others = [c for k, c in self.where.items() if k != "text"]
+        r = self.ranked
+        if self.exact is None:
+            return (select(BrowseRow.item_id).join(r, r.c.item_id == BrowseRow.item_id).where(*others)
+                    .order_by(r.c.score.desc(), BrowseRow.item_id))
+        return (select(BrowseRow.item_id).outerjoin(r, r.c.item_id == BrowseRow.item_id)
+                .where(or_(r.c.item_id.is_not(None), BrowseRow.item_id == self.exact), *others)
+                .order_by(BrowseRow.item_id != self.exact, r.c.score.desc().nulls_last(), BrowseRow.item_id))
 
 
 class CollectionView:
-    """Read-only view of a project's store for browsing. The browse index is brought up to date
-    at most once a second (and at once when definitions.toml changes), not on every request;
-    what is remembered between requests (:meth:`memo`) is forgotten whenever it changes."""
+    """Read-only view of a project's store for browsing. The indexes are built by the commands
+    that change the store (:func:`muses.search.refresh_indexes`); a page never waits for one.
+    When a page finds them out of date (a store changed by hand, or by an older muses), it starts
+    the refresh in the background, once, and serves what the indexes hold meanwhile, saying so
+    (:attr:`rebuilding`). What is remembered between requests (:meth:`memo`) is forgotten
+    whenever the indexes change."""
 
     def __init__(self, store: Store, definitions: DefinitionsCache, *, refresh_interval: float = REFRESH_INTERVAL,
-                 memo_size: int = MEMO_SIZE):
+                 memo_size: int = MEMO_SIZE, engine: Callable[[], SearchEngine] | None = None):
         self.store = store
         self.definitions = definitions
         self.refresh_interval = refresh_interval
         self.memo_size = memo_size
+        self.engine = engine  # opens the search engine: refreshed beside the browse index
         self._synced: tuple[Any, float] | None = None  # (definitions, when)
         self._generation: str | None = None  # the store's fingerprint at the last check
         self._memo: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._rebuild: threading.Thread | None = None
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether the indexes are being refreshed in the background right now."""
+        return self._rebuild is not None and self._rebuild.is_alive()
 
     def sync(self, *, force: bool = False) -> None:
-        """Bring the browse index up to date when the store or definitions.toml may have changed."""
+        """Notice whether the indexes are current; ``force``: bring them up to date now (after a
+        change of a few items made by this process, such as classifying one item)."""
         definitions = self.definitions.get()  # raises a MusesError for a broken file: 503 with the reason
         now = time.monotonic()
         synced = self._synced
         if not force and synced and synced[0] is definitions and now - synced[1] < self.refresh_interval:
             return
         with self._lock:
-            browse_index.refresh_if_changed(self.store, definitions)
-            generation = browse_index.stored_fingerprint(self.store)
-            if generation != self._generation:
-                self._memo.clear()
-                self._generation = generation
+            if force:
+                browse_index.refresh_if_changed(self.store, definitions)
+            elif not self.rebuilding and not browse_index.is_current(self.store, definitions):
+                self._rebuild = threading.Thread(target=self._refresh, args=(definitions,), daemon=True,
+                                                 name="muses-index-refresh")
+                self._rebuild.start()
+            self._forget_if_changed()
             self._synced = (definitions, now)
+
+    def _refresh(self, definitions) -> None:
+        try:
+            refresh_indexes(self.store, definitions, engine=self.engine() if self.engine else None)
+        except Exception:  # the page keeps serving the index it has; the next check tries again
+            log.exception("refreshing the browse and search indexes failed")
+        with self._lock:
+            self._forget_if_changed()
+
+    def _forget_if_changed(self) -> None:
+        generation = browse_index.stored_fingerprint(self.store)
+        if generation != self._generation:
+            self._memo.clear()
+            self._generation = generation
 
     def memo(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, remembered under ``key`` until the store or definitions.toml change (the
@@ -151,59 +205,60 @@ class CollectionView:
 
     # -- the listing ---------------------------------------------------------------------------
     def page(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> dict[str, Any]:
-        """One page of the listing with its facet counts; ``engine`` opens the search engine,
-        called only for a text query."""
+        """One page of the listing with its exact total and facet counts (over every match,
+        whatever the collection's size); ``engine`` opens the search engine, called only for a
+        text query."""
         self.sync()
-        matches = None
-        if query.text.strip():
-            if engine is None:
-                raise ValueError("a text query needs a search engine")
-            text = query.text.strip()
-            matches = self.memo(("text", text), lambda: self._id_first(text, text_matches(engine(), text)))
-        # Built only when asked for: with a search in it, the condition holds thousands of ids,
-        # and what it is needed for (counts, the search's order) is mostly remembered.
-        where = functools.cache(lambda: _conditions(query, matches))
-        # Counting aggregates over every matching row: remembered per set of filters, since
-        # paging and sorting do not change the counts.
-        filters = (query.text.strip(), query.predicted, query.naive, query.disagree)
-        total, facets = self.memo(("counts", *filters), lambda: self._counts(where()))
+        selection = self.selection(query, engine)
+        total, facets = self.memo(("counts", *query.filters), lambda: self._counts(selection.where))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
         offset = (page - 1) * query.per_page
-        if matches is not None:
-            # A search's items in the page's order, remembered (at most MAX_SEARCH_HITS ids): the
-            # next pages are slices, not queries with thousands of ids in them.
-            ordered = self.memo(("ordered", *filters, query.order), lambda: self._ordered_matches(where(), query, matches))
-            ids = ordered[offset : offset + query.per_page]
+        ids = self.memo(("page", *query.filters, query.order, offset, query.per_page),
+                        lambda: self._ids(selection.ordered(query.order).offset(offset).limit(query.per_page)))
         with self.store.session() as s:
-            if matches is None:
-                q = select(BrowseRow.item_id).where(*where().values()).order_by(*_ORDER[query.order])
-                ids = list(s.scalars(q.offset(offset).limit(query.per_page)))
             cards = _cards(s, ids)
         return {
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
-            "truncated": matches is not None and len(matches) >= MAX_SEARCH_HITS,
-            "facets": facets,
-            "items": cards,
+            "rebuilding": self.rebuilding, "facets": facets, "items": cards,
         }
+
+    def selection(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Selection:
+        """The rows ``query`` selects, as SQL (nothing is run)."""
+        text = query.text.strip()
+        if not text:
+            return Selection(_conditions(query))
+        if engine is None:
+            raise ValueError("a text query needs a search engine")
+        clauses = text_query.parse(text)
+        with self.store.session() as s:  # an object number typed into the search box finds its item, first
+            exact = text if s.get(BrowseRow, text) is not None else None
+        if not clauses:
+            where = {"text": BrowseRow.item_id == exact if exact else false()}
+            return Selection({**where, **_conditions(query)}, exact=exact)
+        found = engine()
+        counted = found.matching(clauses, ranked=False).subquery("counted")
+        in_text = BrowseRow.item_id.in_(select(counted.c.item_id))
+        where = {"text": or_(in_text, BrowseRow.item_id == exact) if exact else in_text}
+        return Selection({**where, **_conditions(query)}, ranked=found.matching(clauses).subquery("ranked"), exact=exact)
+
+    def _ids(self, statement) -> list[str]:
+        with self.store.session() as s:
+            return list(s.scalars(statement))
 
     def _counts(self, where: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.store.session() as s:
             return s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values())), _facets(s, where)
 
-    def _id_first(self, text: str, ranked: list[str]) -> list[str]:
-        """An object number typed into the search box finds its item, first."""
+    def export_rows(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Iterator[dict[str, Any]]:
+        """Every row ``query`` selects (all pages), in its order, as :data:`EXPORT_COLUMNS`,
+        read EXPORT_BATCH at a time: a download of the whole collection never sits in memory."""
+        statement = self.selection(query, engine).ordered(query.order)
         with self.store.session() as s:
-            exact = s.scalar(select(BrowseRow.item_id).where(BrowseRow.item_id == text))
-        return [exact] + [i for i in ranked if i != exact] if exact else ranked
-
-    def _ordered_matches(self, where: dict, query: Query, matches: list[str]) -> list[str]:
-        """The searched items the filters keep, in the order ``query`` asks for."""
-        with self.store.session() as s:
-            if query.order == "relevance":
-                kept = set(s.scalars(select(BrowseRow.item_id).where(*where.values())))
-                return [i for i in matches if i in kept]
-            return list(s.scalars(select(BrowseRow.item_id).where(*where.values()).order_by(*_ORDER[query.order])))
+            ids = list(s.scalars(statement))
+        for start in range(0, len(ids), EXPORT_BATCH):
+            with self.store.session() as s:
+                yield from _export_rows(s, ids[start : start + EXPORT_BATCH])
 
     # -- one item ------------------------------------------------------------------------------
     def summary(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
@@ -263,11 +318,24 @@ def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
     return [found[i] for i in ids if i in found]
 
 
-def _conditions(query: Query, matches: list[str] | None) -> dict[str, Any]:
-    """The WHERE parts of ``query``, by filter name (a facet's counts leave out its own)."""
+def _export_rows(s, ids: list[str]) -> Iterator[dict[str, Any]]:
+    q = (select(Item.id, Item.title, Item.object_type, Item.material, Item.period, Item.description,
+                BrowseRow.naive_class, BrowseRow.predicted_class, BrowseRow.predicted_probability)
+         .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
+    found = {row[0]: row for row in s.execute(q)}
+    for item_id in ids:
+        if item_id in found:
+            row = dict(zip(EXPORT_COLUMNS, found[item_id]))
+            yield {**row, "object_type": " ; ".join(row["object_type"] or [])}
+
+
+def _conditions(query: Query) -> dict[str, Any]:
+    """The WHERE parts of ``query``'s filters, by name (a facet's counts leave out its own)."""
     where: dict[str, Any] = {}
-    if matches is not None:
-        where["text"] = BrowseRow.item_id.in_(matches) if matches else false()
+    if query.material is not None:
+        where["material"] = BrowseRow.material == query.material
+    if query.century is not None:
+        where["century"] = BrowseRow.century == query.century
     if query.predicted is not None:
         where["predicted"] = BrowseRow.predicted_class == query.predicted
     if query.naive is not None:
@@ -283,14 +351,17 @@ def _facets(s, where: dict[str, Any]) -> dict[str, Any]:
     def others(name: str) -> list:
         return [c for k, c in where.items() if k != name]
 
-    def counts(column, name: str) -> list[dict[str, Any]]:
+    def counts(column, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         q = select(column, func.count()).where(*others(name)).group_by(column).order_by(func.count().desc(), column)
-        return [{"value": v, "count": n} for v, n in s.execute(q)]
+        return [{"value": v, "count": n} for v, n in s.execute(q.limit(limit))]
 
     predicted = [f for f in counts(BrowseRow.predicted_class, "predicted") if f["value"] is not None]
     naive = [{"value": f["value"] or NO_LABEL, "count": f["count"]} for f in counts(BrowseRow.naive_class, "naive")]
     disagree = s.scalar(select(func.count()).select_from(BrowseRow).where(BrowseRow.disagree == true(), *others("disagree")))
-    return {"predicted": predicted, "naive": naive, "disagree": disagree}
+    material = [f for f in counts(BrowseRow.material, "material", FACET_SHOWN + 1) if f["value"] is not None]
+    century = sorted((f for f in counts(BrowseRow.century, "century") if f["value"] is not None), key=lambda f: f["value"])
+    return {"predicted": predicted, "naive": naive, "disagree": disagree, "material": material[:FACET_SHOWN],
+            "century": [{**f, "name": century_name(f["value"])} for f in century]}
 
 
 def page_numbers(page: int, pages: int, *, around: int = 2) -> list[int | None]:
