@@ -80,6 +80,7 @@ def run_classify(args) -> int:
     from muses.classify import REPORT_NAME, classify_collection
     from muses.cli.model import load_for_command
     from muses.compute import require_ray
+    from muses.search import refresh_project_indexes
 
     project = find_project(args.project)
     compute = compute_from_args(args)
@@ -101,6 +102,7 @@ def run_classify(args) -> int:
         ["images unreadable", len(report.failed)],
     ]))
     print(f"model {report.model}; report: {out}")
+    refresh_project_indexes(project)
     print("next: `muses map` to lay out the collection by look, then `muses serve`")
     return 0  # items left out are listed above and in the report, not failures of the run
 

@@ -154,6 +154,7 @@ def _how_read(report) -> str:
 
 
 def run_import(args) -> int:
+    from muses.search import refresh_project_indexes
     from muses.collection.importers import build_mapping, import_records, parse_splits
     from muses.collection.store import Store
 
@@ -185,6 +186,7 @@ def run_import(args) -> int:
     if failed := _import_failed(report):
         print(f"muses import: {failed}", file=sys.stderr)
         return 1
+    refresh_project_indexes(project, store)
     print("next: muses generate-images   (checks every photo and makes its working copy)")
     return 0
 
@@ -204,6 +206,7 @@ TRUNCATED_HINT = ("{n} photo(s) are truncated: the file stops part-way (an inter
 
 
 def run_generate(args) -> int:
+    from muses.search import refresh_project_indexes
     from muses.collection.images import generate_images
 
     project = find_project(args.project)
@@ -230,6 +233,7 @@ def run_generate(args) -> int:
     if args.verbose:
         rate = report.processed / report.seconds if report.seconds else 0
         print(f"{report.seconds:.1f} s, {rate:.0f} photos/s on {report.workers} worker(s)")
+    refresh_project_indexes(project)
     print("next: muses export-classification-data   (labels the objects from their catalog words)")
     return 0
 

@@ -67,6 +67,7 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
 
 def run_export(args) -> int:
     from muses.datasets.registry import load_exporter
+    from muses.search import refresh_project_indexes
 
     project = find_project(args.project)
     exporter = load_exporter(args.exporter)(
@@ -74,6 +75,7 @@ def run_export(args) -> int:
         min_items=args.min_items, gold=args.gold, **({"other": False} if args.no_other else {}),
     )
     result = exporter.export(project, out=args.out)
+    refresh_project_indexes(project)  # the browse index's catalog labels follow definitions.toml
     print(_format_report(result.report, detail=args.verbose))
     s = result.report["summary"]
     print(f"\nwrote the training data {result.path}: {s['dataset_items']} objects, {s['dataset_images']} photos")
@@ -88,10 +90,12 @@ def run_export(args) -> int:
 
 def run_preview(args) -> int:
     from muses.datasets.naive import preview
+    from muses.search import refresh_project_indexes
 
     project = find_project(args.project)
     left_out = project.path(args.left_out) if args.left_out else None
     report = preview(project, definitions=args.definitions, gold=args.gold, left_out=left_out)
+    refresh_project_indexes(project)  # the browse index's catalog labels follow definitions.toml
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0

@@ -131,7 +131,7 @@ _BCE = re.compile(r"\b(?:B\.?\s?C\.?|BCE)\b", re.IGNORECASE)
 
 
 def century_of(date_text: str) -> int | None:
-    """The century a catalog's date text starts in (19 for "ca. 1850-1860" and for "19th
+    """The century a catalog's date text starts in (19 for "ca. 1800-1860" and for "19th
     century", -5 for "450 BC"); None when it names no year."""
     if not date_text:
         return None
@@ -142,7 +142,7 @@ def century_of(date_text: str) -> int | None:
     year = _YEAR.search(date_text)
     if year is None or int(year.group(1)) == 0:
         return None
-    return sign * ((int(year.group(1)) - 1) // 100 + 1)
+    return sign * (int(year.group(1)) // 100 + 1)  # the 1800s are the 19th century, as catalogs count
 
 
 def century_name(century: int) -> str:
