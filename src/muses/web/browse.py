@@ -8,13 +8,13 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Select, false, func, or_, select, true
+from sqlalchemy import Float, Select, false, func, literal, or_, select, union_all
 from sqlalchemy.sql import Subquery
 
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
@@ -34,6 +34,7 @@ MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
 MEMO_SIZE = 2048  # answers (counts, pages, similar objects) remembered per app
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
+EXACT_SCORE = 1e300  # the relevance of the item whose object number is the search text: first
 FACET_SHOWN = 30  # values listed per catalog facet (material, century), most frequent first
 SORTS = {
     "relevance": "best match first",
@@ -113,12 +114,14 @@ class Selection:
             return select(BrowseRow.item_id).where(*self.where.values()).order_by(*first, *_ORDER.get(order, _ORDER["number"]))
         others = [c for k, c in self.where.items() if k != "text"]
         r = self.ranked
-        if self.exact is None:
-            return (select(BrowseRow.item_id).join(r, r.c.item_id == BrowseRow.item_id).where(*others)
-                    .order_by(r.c.score.desc(), BrowseRow.item_id))
-        return (select(BrowseRow.item_id).outerjoin(r, r.c.item_id == BrowseRow.item_id)
-                .where(or_(r.c.item_id.is_not(None), BrowseRow.item_id == self.exact), *others)
-                .order_by(BrowseRow.item_id != self.exact, r.c.score.desc().nulls_last(), BrowseRow.item_id))
+        hits = select(r.c.item_id, r.c.score)
+        if others:
+            hits = hits.join(BrowseRow, BrowseRow.item_id == r.c.item_id).where(*others)
+        if self.exact is not None:  # the item whose number was typed, above every score
+            first = select(BrowseRow.item_id, literal(EXACT_SCORE, Float)).where(BrowseRow.item_id == self.exact, *others)
+            hits = union_all(hits.where(r.c.item_id != self.exact), first)
+        ordered = hits.subquery("hits")
+        return select(ordered.c.item_id).order_by(ordered.c.score.desc(), ordered.c.item_id)
 
 
 class CollectionView:
@@ -210,7 +213,7 @@ class CollectionView:
         text query."""
         self.sync()
         selection = self.selection(query, engine)
-        total, facets = self.memo(("counts", *query.filters), lambda: self._counts(selection.where))
+        total, facets = self.memo(("counts", *query.filters), lambda: self._counts(query, selection.where))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
         offset = (page - 1) * query.per_page
@@ -246,9 +249,14 @@ class CollectionView:
         with self.store.session() as s:
             return list(s.scalars(statement))
 
-    def _counts(self, where: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _counts(self, query: Query, where: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.store.session() as s:
-            return s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values())), _facets(s, where)
+            if "text" in where:
+                total, counts = _grouped_counts(s, where, _wanted(query))
+            else:
+                total = s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values()))
+                counts = _facets(s, where)
+        return total, _facet_lists(counts)
 
     def export_rows(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Iterator[dict[str, Any]]:
         """Every row ``query`` selects (all pages), in its order, as :data:`EXPORT_COLUMNS`,
@@ -329,39 +337,64 @@ def _export_rows(s, ids: list[str]) -> Iterator[dict[str, Any]]:
             yield {**row, "object_type": " ; ".join(row["object_type"] or [])}
 
 
+# The filters beside the listing, by name: the browse index column each one compares.
+FACETS = {"predicted": BrowseRow.predicted_class, "naive": BrowseRow.naive_class, "disagree": BrowseRow.disagree,
+          "material": BrowseRow.material, "century": BrowseRow.century}
+
+
+def _wanted(query: Query) -> dict[str, Any]:
+    """The value each filter of ``query`` asks its column for (None: no catalog label)."""
+    wanted = {"predicted": query.predicted, "naive": query.naive, "disagree": True if query.disagree else None,
+              "material": query.material, "century": query.century}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    if wanted.get("naive") == NO_LABEL:
+        wanted["naive"] = None
+    return wanted
+
+
 def _conditions(query: Query) -> dict[str, Any]:
     """The WHERE parts of ``query``'s filters, by name (a facet's counts leave out its own)."""
-    where: dict[str, Any] = {}
-    if query.material is not None:
-        where["material"] = BrowseRow.material == query.material
-    if query.century is not None:
-        where["century"] = BrowseRow.century == query.century
-    if query.predicted is not None:
-        where["predicted"] = BrowseRow.predicted_class == query.predicted
-    if query.naive is not None:
-        where["naive"] = BrowseRow.naive_class.is_(None) if query.naive == NO_LABEL else BrowseRow.naive_class == query.naive
-    if query.disagree:
-        where["disagree"] = BrowseRow.disagree == true()
-    return where
+    return {name: FACETS[name].is_(None) if value is None else FACETS[name] == value
+            for name, value in _wanted(query).items()}
 
 
-def _facets(s, where: dict[str, Any]) -> dict[str, Any]:
+def _facets(s, where: dict[str, Any]) -> dict[str, Counter]:
     """Counts beside each filter, as datasette shows them: each facet counted under the other
-    filters (not its own, so the other choices keep their numbers)."""
-    def others(name: str) -> list:
-        return [c for k, c in where.items() if k != name]
+    filters (not its own, so the other choices keep their numbers). One indexed GROUP BY per facet."""
+    def counts(name: str) -> Counter:
+        others = [c for k, c in where.items() if k != name]
+        return Counter(dict(s.execute(select(FACETS[name], func.count()).where(*others).group_by(FACETS[name])).all()))
 
-    def counts(column, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-        q = select(column, func.count()).where(*others(name)).group_by(column).order_by(func.count().desc(), column)
-        return [{"value": v, "count": n} for v, n in s.execute(q.limit(limit))]
+    return {name: counts(name) for name in FACETS}
 
-    predicted = [f for f in counts(BrowseRow.predicted_class, "predicted") if f["value"] is not None]
-    naive = [{"value": f["value"] or NO_LABEL, "count": f["count"]} for f in counts(BrowseRow.naive_class, "naive")]
-    disagree = s.scalar(select(func.count()).select_from(BrowseRow).where(BrowseRow.disagree == true(), *others("disagree")))
-    material = [f for f in counts(BrowseRow.material, "material", FACET_SHOWN + 1) if f["value"] is not None]
-    century = sorted((f for f in counts(BrowseRow.century, "century") if f["value"] is not None), key=lambda f: f["value"])
-    return {"predicted": predicted, "naive": naive, "disagree": disagree, "material": material[:FACET_SHOWN],
-            "century": [{**f, "name": century_name(f["value"])} for f in century]}
+
+def _grouped_counts(s, where: dict[str, Any], wanted: dict[str, Any]) -> tuple[int, dict[str, Counter]]:
+    """The total and every facet's counts of a text search in one pass over its matches: rows
+    grouped by all the facet columns at once (the search runs once, not once per facet), each
+    group counted for the facets whose filters, other than their own, it passes."""
+    query = select(*FACETS.values(), func.count()).where(where["text"]).group_by(*FACETS.values())
+    total, counts = 0, {name: Counter() for name in FACETS}
+    for *values, n in s.execute(query):
+        row = dict(zip(FACETS, values))
+        failed = [name for name, value in wanted.items() if row[name] != value]
+        total += 0 if failed else n
+        for name in failed or FACETS:
+            if len(failed) <= 1:
+                counts[name][row[name]] += n
+    return total, counts
+
+
+def _facet_lists(counts: dict[str, Counter]) -> dict[str, Any]:
+    """The facets as the page lists them, most frequent first (centuries in time order)."""
+    def ranked(name: str) -> list[dict[str, Any]]:
+        return [{"value": v, "count": n} for v, n in sorted(counts[name].items(), key=lambda vn: (-vn[1], str(vn[0])))
+                if v is not None]
+
+    centuries = sorted(ranked("century"), key=lambda f: f["value"])
+    return {"predicted": ranked("predicted"),
+            "naive": ranked("naive") + ([{"value": NO_LABEL, "count": counts["naive"][None]}] if counts["naive"][None] else []),
+            "disagree": counts["disagree"][True], "material": ranked("material")[:FACET_SHOWN],
+            "century": [{**f, "name": century_name(f["value"])} for f in centuries]}
 
 
 def page_numbers(page: int, pages: int, *, around: int = 2) -> list[int | None]:
