@@ -101,29 +101,30 @@ def _timed_get(client, url: str, params: dict | None = None) -> tuple[float, dic
     return (time.perf_counter() - start) * 1000, r.json()
 
 
-def probe_search(project: Path) -> tuple[float, str]:
-    """p95 ms of the collection page's searches (/api/items?q=: exact total, facet counts, the
-    first page of best matches), nothing remembered between them."""
+def _searches(project: Path, queries: tuple[str, ...], repeat: int) -> tuple[list[float], str]:
+    """ms of each search for ``queries`` (``repeat`` rounds) and their exact totals."""
     client = _fresh_client(project)
     samples, totals = [], {}
-    for _ in range(PROBE_REPEAT):
-        for q in QUERIES:
+    for _ in range(repeat):
+        for q in queries:
             ms, body = _timed_get(client, "/api/items", {"q": q})
             samples.append(ms)
             totals[q] = body["total"]
-    return _p95(samples), "search totals: " + ", ".join(f"{q} {n:,}" for q, n in totals.items())
+    return samples, ", ".join(f"{q} {n:,}" for q, n in totals.items())
+
+
+def probe_search(project: Path) -> tuple[float, str]:
+    """p95 ms of the collection page's selective searches (/api/items?q=: exact total, facet
+    counts, the first page of best matches), nothing remembered between them."""
+    samples, totals = _searches(project, QUERIES, PROBE_REPEAT)
+    return _p95(samples), "search totals: " + totals
 
 
 def probe_common(project: Path) -> tuple[float, str]:
     """The slowest of the searches for words in a large part of the collection (exact total and
     facets over all their matches), each asked once, nothing remembered."""
-    client = _fresh_client(project)
-    times, totals = [], {}
-    for q in COMMON:
-        ms, body = _timed_get(client, "/api/items", {"q": q})
-        times.append(ms)
-        totals[q] = body["total"]
-    return max(times), "common words, exact totals: " + ", ".join(f"{q} {n:,}" for q, n in totals.items())
+    samples, totals = _searches(project, COMMON, 1)
+    return max(samples), "common words, exact totals: " + totals
 
 
 def probe_first(project: Path) -> tuple[float, str]:
