@@ -146,3 +146,23 @@ def test_no_index_is_built_inside_a_request(client):
                                            ("", None), ("1985.141.1", None)])
 def test_century_of_a_date_text(text, century):
     assert century_of(text) == century
+
+
+def test_an_index_built_for_other_fields_is_built_anew(tmp_path):
+    from sqlalchemy import text
+
+    from muses.search import open_engine
+    from muses.search.text_query import parse
+
+    store = Store(f"sqlite:///{tmp_path / 'muses.sqlite'}")
+    with store.engine.begin() as conn:
+        conn.execute(insert(Item), RECORDS[:3])
+    assert open_engine(store).refresh() == 3
+    with store.engine.begin() as conn:  # as if indexed by a muses that searched fewer fields
+        conn.execute(text("UPDATE search_meta SET value = 'fields title' WHERE key = 'layout'"))
+    engine = open_engine(store)
+    with store.engine.connect() as conn:
+        assert conn.execute(engine.matching(parse("landscape"))).all() == []
+    assert engine.refresh() == 3
+    with store.engine.connect() as conn:
+        assert len(conn.execute(engine.matching(parse("landscape"))).all()) == 3

@@ -20,7 +20,7 @@ from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.predictions import top_class
 from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
 from muses.search.text_query import Clause
-from muses.search.lazy_index import LazyIndex, Select, item_fields
+from muses.search.lazy_index import LazyIndex, Select, create_tables, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -30,7 +30,6 @@ _SCHEMA = (
     # remove_diacritics 2: "Émail" finds "email"; unicode61 also folds case.
     f"CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5({', '.join(FIELDS)}, "
     "tokenize = 'unicode61 remove_diacritics 2')",
-    "CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 # What an item's index row depends on: its fields (updated_at) and its usable images.
 _STAMP = (
@@ -75,8 +74,7 @@ class FTS5Engine(LazyIndex):
         super().__init__()  # one refresh at a time: two would race to upgrade their reads to writes
         self.store = store
         with store.engine.begin() as conn:
-            for statement in _SCHEMA:
-                conn.execute(text(statement))
+            create_tables(conn, _SCHEMA, tables=("search_fts", "search_docs"), meta="search_meta")
 
     # -- keeping the index in sync --------------------------------------------------------------
     def _fingerprint(self, conn: Connection) -> str:

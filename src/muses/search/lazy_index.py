@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import Item, Store
-from muses.search.query import ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, Filters, Hit, TextTerm, rank_hits
 from muses.search.text_query import Clause
 from muses.predictions import stored_classes
 
@@ -29,6 +29,24 @@ def item_fields(item: Item) -> dict[str, str]:
         "description": item.description or "",
         "predicted": " ; ".join(classes),
     }
+
+
+# What an index's tables are built for: an index built for other fields is dropped and built anew.
+LAYOUT = "fields " + ",".join(FIELDS) + "; searched " + ",".join(f"{k}={v}" for k, v in CATALOG_FIELDS.items())
+
+
+def create_tables(conn: Connection, statements: Sequence[str], *, tables: Sequence[str], meta: str) -> None:
+    """Run the CREATE ``statements`` of an index whose tables are ``tables`` and whose key/value
+    table is ``meta``; first drop them all when they were built for another :data:`LAYOUT` (a
+    catalog field added to the search), so the next refresh indexes every item again."""
+    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"))
+    if conn.execute(text(f"SELECT value FROM {meta} WHERE key = 'layout'")).scalar() != LAYOUT:
+        for table in tables:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(text(f"DELETE FROM {meta}"))
+        conn.execute(text(f"INSERT INTO {meta} (key, value) VALUES ('layout', :layout)"), {"layout": LAYOUT})
+    for statement in statements:
+        conn.execute(text(statement))
 
 
 def filter_sql(filters: Filters) -> tuple[str, dict]:

@@ -28,7 +28,7 @@ from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
 from muses.search.text_query import Clause, words
 from muses.predictions import top_class
-from muses.search.lazy_index import LazyIndex, Select, item_fields
+from muses.search.lazy_index import LazyIndex, Select, create_tables, item_fields
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
 # ts_rank's four weight classes for the catalog fields, heaviest first (A counts 1.0, D 0.1)
@@ -41,12 +41,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS search_pg_docs (item_id TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
     "usable INTEGER NOT NULL, top_class TEXT, tokens INTEGER NOT NULL, "
     + ", ".join(f"{f} TEXT NOT NULL, {f}_v tsvector GENERATED ALWAYS AS (to_tsvector('simple', {f})) STORED"
-                for f in FIELDS) + ")",
+                for f in FIELDS) + f", all_v tsvector GENERATED ALWAYS AS ({_ALL}) STORED)",
     "CREATE INDEX IF NOT EXISTS search_pg_docs_top_class ON search_pg_docs (top_class)",
     *(f"CREATE INDEX IF NOT EXISTS search_pg_docs_{f}_v ON search_pg_docs USING gin ({f}_v)" for f in FIELDS),
-    f"ALTER TABLE search_pg_docs ADD COLUMN IF NOT EXISTS all_v tsvector GENERATED ALWAYS AS ({_ALL}) STORED",
     "CREATE INDEX IF NOT EXISTS search_pg_docs_all_v ON search_pg_docs USING gin (all_v)",
-    "CREATE TABLE IF NOT EXISTS search_pg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 # What an item's row depends on: its fields (updated_at) and its usable images.
 _STAMP = (
@@ -87,8 +85,7 @@ class PostgresEngine(LazyIndex):
         self.store = store
         with store.engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-            for statement in _SCHEMA:
-                conn.execute(text(statement))
+            create_tables(conn, _SCHEMA, tables=("search_pg_docs",), meta="search_pg_meta")
 
     # -- keeping the index in sync --------------------------------------------------------------
     def _fingerprint(self, conn: Connection) -> str:
