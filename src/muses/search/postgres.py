@@ -32,7 +32,7 @@ from muses.search.lazy_index import LazyIndex, Select, create_tables, item_field
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
 # ts_rank's four weight classes for the catalog fields, heaviest first (A counts 1.0, D 0.1)
-_CLASSES = dict(zip(sorted(CATALOG_FIELDS, key=lambda f: -CATALOG_FIELDS[f]), "ABCCDDDD"))
+_CLASSES = {f: "A" if w >= 3 else "B" if w >= 2 else "C" if w >= 1 else "D" for f, w in CATALOG_FIELDS.items()}
 # every catalog field in one weighted tsvector, GIN-indexed: a search box's words may each be in another field
 _ALL = " || ".join(f"setweight(to_tsvector('simple', {f}), '{_CLASSES[f]}')" for f in CATALOG_FIELDS)
 _LOCK = 7_140_140_002  # advisory lock key: one reindex at a time across processes

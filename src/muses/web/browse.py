@@ -20,7 +20,7 @@ from sqlalchemy.sql import Subquery
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.labeling.matching import record_fields
 from muses.search import SearchEngine, browse_index, refresh_indexes, text_query
-from muses.search.browse_index import BrowseRow, century_name
+from muses.search.browse_index import BrowseRow, century_name, natural_key
 from muses.predictions import describe, top_class
 from muses.web.cache import DefinitionsCache
 
@@ -235,7 +235,8 @@ class CollectionView:
             raise ValueError("a text query needs a search engine")
         clauses = text_query.parse(text)
         with self.store.session() as s:  # an object number typed into the search box finds its item, first
-            exact = text if s.get(BrowseRow, text) is not None else None
+            exact = s.scalar(select(BrowseRow.item_id).where(BrowseRow.number_key == natural_key(text))
+                             .order_by(BrowseRow.item_id).limit(1))
         if not clauses:
             where = {"text": BrowseRow.item_id == exact if exact else false()}
             return Selection({**where, **_conditions(query)}, exact=exact)
