@@ -34,6 +34,9 @@ MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
 MEMO_SIZE = 2048  # answers (counts, pages, similar objects) remembered per app
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
+# seconds the request that finds the indexes stale waits for their background refresh: a handful
+# of changed items are done by then; a re-import of thousands is not waited for (the page says so)
+REFRESH_WAIT = 1.0
 EXACT_SCORE = 1e300  # the relevance of the item whose object number is the search text: first
 FACET_SHOWN = 30  # values listed per catalog facet (material, century), most frequent first
 SORTS = {
@@ -128,16 +131,18 @@ class CollectionView:
     """Read-only view of a project's store for browsing. The indexes are built by the commands
     that change the store (:func:`muses.search.refresh_indexes`); a page never waits for one.
     When a page finds them out of date (a store changed by hand, or by an older muses), it starts
-    the refresh in the background, once, and serves what the indexes hold meanwhile, saying so
-    (:attr:`rebuilding`). What is remembered between requests (:meth:`memo`) is forgotten
+    the refresh in the background, once, waits for it at most ``refresh_wait`` seconds, and then
+    serves what the indexes hold, saying so while the refresh goes on (:attr:`rebuilding`). What is remembered between requests (:meth:`memo`) is forgotten
     whenever the indexes change."""
 
     def __init__(self, store: Store, definitions: DefinitionsCache, *, refresh_interval: float = REFRESH_INTERVAL,
-                 memo_size: int = MEMO_SIZE, engine: Callable[[], SearchEngine] | None = None):
+                 memo_size: int = MEMO_SIZE, engine: Callable[[], SearchEngine] | None = None,
+                 refresh_wait: float = REFRESH_WAIT):
         self.store = store
         self.definitions = definitions
         self.refresh_interval = refresh_interval
         self.memo_size = memo_size
+        self.refresh_wait = refresh_wait
         self.engine = engine  # opens the search engine: refreshed beside the browse index
         self._synced: tuple[Any, float] | None = None  # (definitions, when)
         self._generation: str | None = None  # the store's fingerprint at the last check
@@ -158,15 +163,18 @@ class CollectionView:
         synced = self._synced
         if not force and synced and synced[0] is definitions and now - synced[1] < self.refresh_interval:
             return
+        started = None
         with self._lock:
             if force:
                 browse_index.refresh_if_changed(self.store, definitions)
             elif not self.rebuilding and not browse_index.is_current(self.store, definitions):
-                self._rebuild = threading.Thread(target=self._refresh, args=(definitions,), daemon=True,
-                                                 name="muses-index-refresh")
-                self._rebuild.start()
+                started = self._rebuild = threading.Thread(target=self._refresh, args=(definitions,), daemon=True,
+                                                           name="muses-index-refresh")
+                started.start()
             self._forget_if_changed()
             self._synced = (definitions, now)
+        if started is not None:  # a few changed items are indexed within the wait; the page is then current
+            started.join(timeout=self.refresh_wait)
 
     def _refresh(self, definitions) -> None:
         try:
