@@ -38,6 +38,7 @@ REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each
 # of changed items are done by then; a re-import of thousands is not waited for (the page says so)
 REFRESH_WAIT = 1.0
 EXACT_SCORE = 1e300  # the relevance of the item whose object number is the search text: first
+FIRST_ROWS = 240  # ids of a listing's first pages fetched (and remembered) at once
 FACET_SHOWN = 30  # values listed per catalog facet (material, century), most frequent first
 SORTS = {
     "relevance": "best match first",
@@ -225,8 +226,13 @@ class CollectionView:
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
         offset = (page - 1) * query.per_page
-        ids = self.memo(("page", *query.filters, query.order, offset, query.per_page),
-                        lambda: self._ids(selection.ordered(query.order).offset(offset).limit(query.per_page)))
+        ordered = selection.ordered(query.order)
+        end = offset + query.per_page
+        if end <= FIRST_ROWS:  # the first pages share one query: ranking every match is the dear part
+            ids = self.memo(("first", *query.filters, query.order), lambda: self._ids(ordered.limit(FIRST_ROWS)))[offset:end]
+        else:
+            ids = self.memo(("page", *query.filters, query.order, offset, query.per_page),
+                            lambda: self._ids(ordered.offset(offset).limit(query.per_page)))
         with self.store.session() as s:
             cards = _cards(s, ids)
         return {
