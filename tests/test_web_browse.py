@@ -318,3 +318,24 @@ def test_refresh_compares_stamps_a_batch_at_a_time(tmp_path):
 
     small = peak(0, 1_000)
     assert peak(1_000, 9_000) - small < 1_000_000  # with every stamp in dicts: 4.4 MB more at 10,000
+
+
+def test_many_visitors_asking_for_one_new_answer_compute_it_once(client):
+    import threading
+
+    view = client.app.state.muses.view
+    calls, answers, gate = [], [], threading.Event()
+
+    def make() -> int:
+        calls.append(1)
+        gate.wait(10)
+        return 42
+
+    visitors = [threading.Thread(target=lambda: answers.append(view.memo(("dear", 1), make))) for _ in range(8)]
+    for v in visitors:
+        v.start()
+    time.sleep(0.3)
+    gate.set()
+    for v in visitors:
+        v.join(10)
+    assert calls == [1] and answers == [42] * 8

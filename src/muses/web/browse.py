@@ -4,6 +4,7 @@ JSON API. Filters, counts and order are indexed SQL over the browse index
 (:mod:`muses.search.browse_index`); text search goes through the search engine."""
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import threading
@@ -148,6 +149,7 @@ class CollectionView:
         self._synced: tuple[Any, float] | None = None  # (definitions, when)
         self._generation: str | None = None  # the store's fingerprint at the last check
         self._memo: OrderedDict[Any, Any] = OrderedDict()
+        self._pending: dict[Any, concurrent.futures.Future] = {}  # answers being computed now
         self._lock = threading.Lock()
         self._rebuild: threading.Thread | None = None
 
@@ -199,11 +201,30 @@ class CollectionView:
             if key in self._memo:
                 self._memo.move_to_end(key)
                 return self._memo[key]
-        value = make()
+            # Fifty visitors asking for one new search at once: one of them computes it, the
+            # others wait for its answer instead of running the same heavy query fifty times.
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = concurrent.futures.Future()
+                pending.set_running_or_notify_cancel()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return pending.result()
+        try:
+            value = make()
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
         with self._lock:
             self._memo[key] = value
             while len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
+        pending.set_result(value)
         return value
 
     def rows(self, ids: list[str]) -> dict[str, BrowseRow]:
