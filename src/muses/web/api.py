@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from muses.classify import classify_collection
 from muses.web import browse
@@ -26,7 +27,8 @@ async def api_predict(file: UploadFile = File(..., description="a photo: JPEG, P
 
 @router.get("/items", summary="Items: searched, filtered, sorted and paginated, with facet counts")
 def api_items(query: browse.Query = Depends(listing_query), state: AppState = Depends(get_state)):
-    return state.view.page(query, state.engine)
+    # plain JSON values already: json.dumps directly, not FastAPI's value-by-value encoder
+    return JSONResponse(state.view.page(query, state.engine))
 
 
 @router.get("/items/{item_id:path}", summary="One item: catalog fields, images, labels")

@@ -5,6 +5,7 @@ JSON API. Filters, counts and order are indexed SQL over the browse index
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import math
 import threading
@@ -242,18 +243,19 @@ class CollectionView:
         whatever the collection's size); ``engine`` opens the search engine, called only for a
         text query."""
         self.sync()
-        selection = self.selection(query, engine)
-        total, facets = self.memo(("counts", *query.filters), lambda: self._counts(query, selection.where))
+        # built only on a miss: a remembered page costs no query but its cards'
+        selection = functools.cache(lambda: self.selection(query, engine))
+        total, facets = self.memo(("counts", *query.filters), lambda: self._counts(query, selection().where))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
         offset = (page - 1) * query.per_page
-        ordered = selection.ordered(query.order)
         end = offset + query.per_page
         if end <= FIRST_ROWS:  # the first pages share one query: ranking every match is the dear part
-            ids = self.memo(("first", *query.filters, query.order), lambda: self._ids(ordered.limit(FIRST_ROWS)))[offset:end]
+            ids = self.memo(("first", *query.filters, query.order),
+                            lambda: self._ids(selection().ordered(query.order).limit(FIRST_ROWS)))[offset:end]
         else:
             ids = self.memo(("page", *query.filters, query.order, offset, query.per_page),
-                            lambda: self._ids(ordered.offset(offset).limit(query.per_page)))
+                            lambda: self._ids(selection().ordered(query.order).offset(offset).limit(query.per_page)))
         with self.store.session() as s:
             cards = _cards(s, ids)
         return {
