@@ -4,6 +4,7 @@
     python -m benchmarks.scale --million            # 10k, 100k and 1M (about half an hour)
     python -m benchmarks.scale --postgres           # the same on PostgreSQL: a throwaway cluster, one database per size
     python -m benchmarks.scale --store-url 'postgresql+psycopg://localhost/muses_scale_{size}'
+    python -m benchmarks.scale --search-only --postgres  # import and the search probes only
     python -m benchmarks.scale --ray 2000           # generate-images, classify, label-issues: local vs Ray, 1 vs 2 workers
 
 Each command runs in its own process (benchmarks.run.run_child: wall time and that process's
@@ -37,8 +38,13 @@ from muses.settings import STORE_URL_ENV
 
 DEFAULT_SIZES = (10_000, 100_000)
 MILLION = 1_000_000
-QUERIES = ("bust", "vase", "portrait miniature", "earring", "medal", "terracotta", "washington", "photograph",
-           "cameo", "glass bottle")
+# Searches as a visitor types them into the collection page (exact total, facet counts, first
+# page): selective ones (a name, a year, an object and its subject: well under 1 % of the records)...
+QUERIES = ("cosimo houdon", "1734", "satyr cameo", "bearded man medal", "floral scrolls plate", "lion head pendant",
+           "élisabeth vanderbilt", "fragment krater", "pompadour 1750", "oinochoe youth")
+# ... and words a tenth to a fifth of the records hold (a medium, a common object), whose totals
+# must be exact too, within 1 s.
+COMMON = ("marble", "watercolour", "cameo", "bust")
 PROBE_REPEAT = 5  # rounds of the queries / pages; p95 over all of them
 PROBE_BUDGET_S = 60.0  # a probe stops sampling after this long (a slow page at 1M would take hours)
 EXPORT_IMAGES = 100  # --max-images of the export: the labeling pass is measured, not copying photos
@@ -54,6 +60,7 @@ class Figure:
     peak_mb: float
     value: float | None = None  # records/s, or a p95 in ms
     unit: str = ""
+    note: str = ""  # what the figure was measured on (the searches' exact totals)
 
 
 def _muses(project: Path, *args: str) -> ChildRun:
@@ -63,36 +70,73 @@ def _muses(project: Path, *args: str) -> ChildRun:
     return run
 
 
-def _probe(project: Path, kind: str) -> tuple[ChildRun, float]:
+def _probe(project: Path, kind: str) -> tuple[ChildRun, float, str]:
     run = run_child(["-m", "benchmarks.scale", "--probe", kind, str(project)])
     if run.returncode != 0:
         raise RuntimeError(f"{kind} probe failed: {run.output.strip()[-400:]}")
-    return run, json.loads(run.output.strip().splitlines()[-1])["p95_ms"]
+    answer = json.loads(run.output.strip().splitlines()[-1])
+    return run, answer["ms"], answer["note"]
 
 
 def _p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
 
 
-def probe_search(project: Path) -> float:
-    """p95 ms of one-word and phrase searches (the index is built first, not timed)."""
-    from muses.collection.store import Store
-    from muses.search import Filters, TextTerm, open_engine
-    from muses.settings import Project
+def _fresh_client(project: Path):
+    """The web app on ``project`` with nothing remembered between requests: every search is
+    counted and faceted anew, as a visitor's first one is."""
+    from fastapi.testclient import TestClient
 
-    engine = open_engine(Store.for_project(Project.load(project)))
-    filters = Filters(usable_only=False)  # the synthetic photos are never checked: every item counts
-    engine.search([TextTerm((QUERIES[0],), {"title": 1.0})], filters)
-    samples = []
-    for _ in range(PROBE_REPEAT):
-        for q in QUERIES:
-            start = time.perf_counter()
-            engine.search([TextTerm((q,), {"title": 2.0, "object_type": 1.0})], filters, limit=20)
-            samples.append((time.perf_counter() - start) * 1000)
-    return _p95(samples)
+    from muses.web.app import create_app
+
+    client = TestClient(create_app(project))
+    client.app.state.muses.view.memo_size = 0
+    return client
 
 
-def probe_browse(project: Path) -> float:
+def _timed_get(client, url: str, params: dict | None = None) -> tuple[float, dict]:
+    start = time.perf_counter()
+    r = client.get(url, params=params)
+    r.raise_for_status()
+    return (time.perf_counter() - start) * 1000, r.json()
+
+
+def _searches(project: Path, queries: tuple[str, ...], repeat: int) -> tuple[list[float], str]:
+    """ms of each search for ``queries`` (``repeat`` rounds) and their exact totals."""
+    client = _fresh_client(project)
+    samples, totals = [], {}
+    for _ in range(repeat):
+        for q in queries:
+            ms, body = _timed_get(client, "/api/items", {"q": q})
+            samples.append(ms)
+            totals[q] = body["total"]
+    return samples, ", ".join(f"{q} {n:,}" for q, n in totals.items())
+
+
+def probe_search(project: Path) -> tuple[float, str]:
+    """p95 ms of the collection page's selective searches (/api/items?q=: exact total, facet
+    counts, the first page of best matches), nothing remembered between them."""
+    samples, totals = _searches(project, QUERIES, PROBE_REPEAT)
+    return _p95(samples), "search totals: " + totals
+
+
+def probe_common(project: Path) -> tuple[float, str]:
+    """The slowest of the searches for words in a large part of the collection (exact total and
+    facets over all their matches), each asked once, nothing remembered."""
+    samples, totals = _searches(project, COMMON, 1)
+    return max(samples), "common words, exact totals: " + totals
+
+
+def probe_first(project: Path) -> tuple[float, str]:
+    """The first collection page and the first search a freshly started app serves after the
+    import (the indexes are built by the import, not by the page)."""
+    client = _fresh_client(project)
+    page, _ = _timed_get(client, "/api/items")
+    search, _ = _timed_get(client, "/api/items", {"q": "marble bust"})
+    return max(page, search), f"first /api/items {page:,.0f} ms, first search {search:,.0f} ms"
+
+
+def probe_browse(project: Path) -> tuple[float, str]:
     """p95 ms of the browse API: first pages, a deep page, and a naive-label filter."""
     from fastapi.testclient import TestClient
 
@@ -109,13 +153,16 @@ def probe_browse(project: Path) -> float:
         samples.append((time.perf_counter() - start) * 1000)
         if sum(samples) > PROBE_BUDGET_S * 1000:
             break
-    return _p95(samples)
+    return _p95(samples), ""
 
 
-PROBES = {"search": probe_search, "browse": probe_browse}
+PROBES = {"first page after import": probe_first, "search": probe_search, "common-word search": probe_common,
+          "browse": probe_browse}
+SEARCH_PROBES = ("first page after import", "search", "common-word search")
 
 
-def measure(size: int, source: Path, work: Path, *, store_url: str | None = None, log=print) -> list[Figure]:
+def measure(size: int, source: Path, work: Path, *, store_url: str | None = None, search_only: bool = False,
+            log=print) -> list[Figure]:
     """Import ``size`` records of ``source`` into a fresh project and time the commands on it."""
     project = work / f"project-{size}"
     records = source / f"records-{size}.jsonl"  # beside images/: the records name their photos relative to it
@@ -127,7 +174,7 @@ def measure(size: int, source: Path, work: Path, *, store_url: str | None = None
     if run_child(["-m", "muses", "init", str(project)]).returncode != 0:
         raise RuntimeError(f"muses init {project} failed")
     with _store_url(store_url.format(size=size) if store_url else None):
-        return _measure_commands(project, records, source, size, log=log)
+        return _measure_commands(project, records, source, size, search_only=search_only, log=log)
 
 
 @contextmanager
@@ -145,11 +192,15 @@ def _store_url(url: str | None):
             os.environ[STORE_URL_ENV] = before
 
 
-def _measure_commands(project: Path, records: Path, source: Path, size: int, *, log=print) -> list[Figure]:
+def _measure_commands(project: Path, records: Path, source: Path, size: int, *, search_only: bool = False,
+                      log=print) -> list[Figure]:
     figures = []
     log(f"  {size:,}: import")
     run = _muses(project, "import", str(records), "--preset", "met-scrapi", "--image-root", str(source))
+    # the import ends by building the search and browse indexes: their time is in this figure
     figures.append(Figure("import", run.seconds, run.peak_mb, size / run.seconds, "records/s"))
+    if search_only:
+        return figures + _probe_figures(project, size, SEARCH_PROBES, log=log)
     log(f"  {size:,}: label-preview")
     run = _muses(project, "label-preview", "--json")
     figures.append(Figure("labeling (label-preview)", run.seconds, run.peak_mb, size / run.seconds, "records/s"))
@@ -157,15 +208,22 @@ def _measure_commands(project: Path, records: Path, source: Path, size: int, *, 
         log(f"  {size:,}: {command}")
         run = _muses(project, command, "--json")
         figures.append(Figure(f"muses {command}", run.seconds, run.peak_mb))
-    for kind in PROBES:
-        log(f"  {size:,}: {kind} probe")
-        run, p95 = _probe(project, kind)
-        figures.append(Figure(f"{kind} p95", run.seconds, run.peak_mb, p95, "ms"))
+    figures += _probe_figures(project, size, PROBES, log=log)
     log(f"  {size:,}: export-classification-data")
     _as_if_checked(project)
     run = _muses(project, "export-classification-data", "--max-images", str(EXPORT_IMAGES), "--min-items", "1")
     figures.append(Figure(f"export ({EXPORT_IMAGES} photos a class)", run.seconds, run.peak_mb, size / run.seconds,
                           "records/s"))
+    return figures
+
+
+def _probe_figures(project: Path, size: int, kinds, *, log=print) -> list[Figure]:
+    figures = []
+    for kind in kinds:
+        log(f"  {size:,}: {kind} probe")
+        run, ms, note = _probe(project, kind)
+        what = kind if kind in ("first page after import", "common-word search") else f"{kind} p95"
+        figures.append(Figure(what, run.seconds, run.peak_mb, ms, "ms", note))
     return figures
 
 
@@ -212,17 +270,19 @@ def format_table(results: dict[int, list[Figure]]) -> str:
         lines.append(f"| {first.what} | " + " | ".join(cells) + f" | time {trend} |")
         lines.append(f"| {first.what}: peak RSS | " + " | ".join(f"{f.peak_mb:,.0f} MB" for f in row)
                      + f" | memory {growth(row[0].peak_mb, row[-1].peak_mb, ratio, per_record=False)} |")
-    return "\n".join(lines)
+    notes = [f"- {s:,} records: {f.note}" for s in sizes for f in results[s] if f.note]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def run(sizes: tuple[int, ...], *, store_url: str | None = None, images: int = 2000, workdir: Path | None = None,
-        log=print) -> dict[int, list[Figure]]:
+        search_only: bool = False, log=print) -> dict[int, list[Figure]]:
     with tempfile.TemporaryDirectory(prefix="muses-scale-") as tmp:
         work = Path(workdir or tmp)
         log(f"generating {max(sizes):,} synthetic records")
         made = generate(work / "synthetic", max(sizes), images=images)
         log(f"  ({made.seconds:.1f} s)")
-        return {size: measure(size, work / "synthetic", work, store_url=store_url, log=log) for size in sizes}
+        return {size: measure(size, work / "synthetic", work, store_url=store_url, search_only=search_only, log=log)
+                for size in sizes}
 
 
 def ray_throughput(photos: int, *, log=print) -> str:
@@ -290,7 +350,7 @@ def machine_note() -> str:
     return f"{cores} CPU cores{shared}"
 
 
-def run_on_postgres(sizes: tuple[int, ...], *, images: int, log=print) -> dict[int, list[Figure]]:
+def run_on_postgres(sizes: tuple[int, ...], *, images: int, search_only: bool = False, log=print) -> dict[int, list[Figure]]:
     """:func:`run` on a throwaway PostgreSQL cluster, one database per size."""
     why = postgres.missing()
     if why:
@@ -299,7 +359,7 @@ def run_on_postgres(sizes: tuple[int, ...], *, images: int, log=print) -> dict[i
         for size in sizes:
             cluster.create_database(f"muses_scale_{size}")
         log(f"PostgreSQL cluster in {cluster.root}")
-        return run(sizes, store_url=cluster.url("muses_scale_{size}"), images=images, log=log)
+        return run(sizes, store_url=cluster.url("muses_scale_{size}"), images=images, search_only=search_only, log=log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,11 +372,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="on a throwaway PostgreSQL cluster this command starts and removes")
     parser.add_argument("--images", type=int, default=2000, help="distinct synthetic photos (default 2000)")
     parser.add_argument("--results", type=Path, default=RESULTS, metavar="DIR")
+    parser.add_argument("--search-only", action="store_true",
+                        help="only import and the search probes (first page, selective and common-word searches)")
     parser.add_argument("--ray", type=int, metavar="PHOTOS", help="only the Ray throughput rows, on PHOTOS photos")
     parser.add_argument("--probe", nargs=2, metavar=("KIND", "PROJECT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:
-        print(json.dumps({"p95_ms": PROBES[args.probe[0]](Path(args.probe[1]))}))
+        ms, note = PROBES[args.probe[0]](Path(args.probe[1]))
+        print(json.dumps({"ms": ms, "note": note}))
         return 0
     sizes = tuple(sorted(set(args.sizes) | ({MILLION} if args.million else set())))
     started = time.perf_counter()
@@ -324,15 +387,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray:
         table, sizes, store = ray_throughput(args.ray), (args.ray,), "ray"
     elif args.postgres:
-        table, store = format_table(run_on_postgres(sizes, images=args.images)), "postgresql"
+        table, store = format_table(run_on_postgres(sizes, images=args.images, search_only=args.search_only)), "postgresql"
     else:
-        table = format_table(run(sizes, store_url=args.store_url, images=args.images))
+        table = format_table(run(sizes, store_url=args.store_url, images=args.images, search_only=args.search_only))
         store = store_name(args.store_url)
     text = (f"# muses scale bench, {dt.date.today().isoformat()} ({store})\n\n"
             f"whole run {time.perf_counter() - started:.0f} s; each command in its own process; {machine}\n\n{table}\n")
     print(text)
     args.results.mkdir(parents=True, exist_ok=True)
-    out = args.results / f"scale-{dt.date.today().isoformat()}-{store}-{max(sizes)}.md"
+    kind = "-search" if args.search_only else ""
+    out = args.results / f"scale{kind}-{dt.date.today().isoformat()}-{store}-{max(sizes)}.md"
     out.write_text(text, encoding="utf-8")
     print(f"written: {out}")
     return 0

@@ -25,7 +25,7 @@ def test_percentiles_rates_and_the_target():
 def test_urls_are_what_a_curator_asks_for():
     import random
 
-    c = web_load.Collection(["a/b", "2"], [7], ["bust"], ["bust", "(none)"])
+    c = web_load.Collection(["a/b", "2"], [7], ["bust"], ["bust", "(none)"], ["Oil on canvas"])
     rng = random.Random(0)
     urls = {mix: [make(c, rng) for _ in range(50)] for mix, make in web_load.MIXES.items()}
     assert all(u.startswith("/items?") and "page=" in u for u in urls["browse"])
@@ -33,6 +33,14 @@ def test_urls_are_what_a_curator_asks_for():
     assert set(urls["images"]) == {"/images/7"}
     assert {u.split("?")[0] for u in urls["api"]} == {"/api/items", "/api/items/a%2Fb", "/api/items/2", "/api/similar"}
     assert set(urls["similar"]) == {"/api/similar?ids=a%2Fb&limit=12", "/api/similar?ids=2&limit=12"}
+    catalog = urls["catalog"]
+    assert any("q=" in u for u in catalog) and any("material=Oil+on+canvas" in u for u in catalog)
+    assert any("century=" in u for u in catalog) and any(u.startswith("/items/") for u in catalog)
+
+
+def test_the_catalog_mix_is_judged_by_its_p99():
+    assert web_load.meets_target(result("catalog", [900.0] * 300)) is True  # 300 requests in 1 s, p99 0.9 s
+    assert web_load.meets_target(result("catalog", [10.0] * 290 + [1500.0] * 10)) is False
 
 
 @pytest.mark.slow

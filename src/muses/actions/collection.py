@@ -45,6 +45,7 @@ def import_collection(project: Project, config: ImportConfig, *, progress: Progr
     write import-report.json. ``progress(lines done, lines in all)``."""
     from muses.collection.importers import build_mapping, import_records, parse_splits
     from muses.collection.store import Store
+    from muses.search import refresh_project_indexes
 
     report = import_records(
         Store.for_project(project), config.file, format=config.format,
@@ -54,7 +55,10 @@ def import_collection(project: Project, config: ImportConfig, *, progress: Progr
     )
     out = project.root / IMPORT_REPORT
     out.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-    return ImportResult(report, out, _import_failed(report))
+    failure = _import_failed(report)
+    if not failure:
+        refresh_project_indexes(project)
+    return ImportResult(report, out, failure)
 
 
 def preview_import(config: ImportConfig):
@@ -110,10 +114,12 @@ def check_photos(project: Project, config: CheckPhotosConfig = CheckPhotosConfig
     listed by object number and left out of training. ``progress(photos done, photos in all)``."""
     from muses.collection.images import generate_images, object_numbers
     from muses.collection.store import PROBLEM, Store
+    from muses.search import refresh_project_indexes
 
     report = generate_images(project, force=config.force, workers=config.workers, max_side=config.max_side,
                              allow_private_urls=config.allow_private_urls, image_url_map=config.image_url_map,
                              progress=progress, compute=config.compute or project.settings.compute)
+    refresh_project_indexes(project)
     listed = [f for f in report.problem_files if f["status"] == PROBLEM][: config.listed]
     owners = object_numbers(Store.for_project(project), [f["original"] for f in listed]) if listed else {}
     problems = [ProblemPhoto(owners.get(f["original"], "?"), f["original"], f["problem"]) for f in listed]

@@ -27,12 +27,15 @@ def preview_labels(project: Project, config: PreviewConfig = PreviewConfig()) ->
     ``left_out`` and ``report`` are taken from the project folder. With ``compare``, the report's
     ``"compare"`` scores the labels against that catalog field."""
     from muses.datasets.naive import compare_with_catalog, preview
+    from muses.search import refresh_project_indexes
 
     left_out = project.path(config.left_out) if config.left_out else None
     report = preview(project, definitions=config.definitions, gold=config.gold, left_out=left_out,
                      report_dir=project.path(config.report), progress=config.progress)
     if config.compare:
         report["compare"] = compare_with_catalog(project, config.compare, definitions=config.definitions)
+    if config.definitions is None:  # a draft's labels are not the collection's
+        refresh_project_indexes(project)
     return report
 
 
@@ -59,6 +62,9 @@ def export_dataset(project: Project, config: ExportConfig = ExportConfig()) -> E
     """Label the collection with the exporter and write the dataset folder (photos split into
     train/val/test per object, a manifest and the labeling report)."""
     from muses.datasets.registry import load_exporter
+    from muses.search import refresh_project_indexes
 
     options = {name: getattr(config, name) for name in OPTIONS if getattr(config, name) is not None}
-    return load_exporter(config.exporter)(**options).export(project, out=config.out)
+    result = load_exporter(config.exporter)(**options).export(project, out=config.out)
+    refresh_project_indexes(project)  # the browse index's catalog labels follow definitions.toml
+    return result

@@ -196,6 +196,7 @@ class ClassifyConfig:
     ids: tuple[str, ...] | None = None  # only these items (None: the whole collection)
     compute: ComputeSettings | None = None  # None: muses.toml [compute]
     write_report: bool = True  # write classify-report.json into the project folder
+    refresh_indexes: bool = True  # bring search and browsing up to date afterwards (the web app does it itself)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ def classify_collection(project: Project, config: ClassifyConfig = ClassifyConfi
     ``progress``: show the run's progress bar (see :mod:`muses.progress`)."""
     from muses.classify import REPORT_NAME
     from muses.classify import classify_collection as classify_items
+    from muses.search import refresh_project_indexes
 
     compute = config.compute or project.settings.compute
     if compute.uses_ray:
@@ -223,6 +225,8 @@ def classify_collection(project: Project, config: ClassifyConfig = ClassifyConfi
         update_existing=config.update_existing, ids=config.ids, progress=progress, embed=config.embed,
         compute=compute,
     )
+    if config.refresh_indexes:
+        refresh_project_indexes(project)
     return ClassifyResult(report, report.write(project.root / REPORT_NAME) if config.write_report else None)
 
 

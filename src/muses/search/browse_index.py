@@ -10,6 +10,7 @@ Plain SQLAlchemy Core: the same code serves SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from muses.labeling.matching import Label, Matcher, record_fields
 from muses.predictions import stored_classes
 
 CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
+# The columns' version: a store whose index was built with another is rebuilt from scratch.
+SCHEMA = "3"
+FACET_WIDTH = 255  # characters of a facet value kept (a longer medium text is cut, for the index)
 
 
 class BrowseRow(Base):
@@ -40,6 +44,12 @@ class BrowseRow(Base):
     # class outside the stored top-k counts as 0); None without both
     disagreement: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
     thumbnail_image: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # natural order of the object number: "1985.141.2" before "1985.141.10", 2086 before 208148
+    number_key: Mapped[str] = mapped_column(String(255), index=True, default="")
+    # facets (a catalog column becomes one by a column here and a line in facet_values)
+    material: Mapped[str | None] = mapped_column(String(FACET_WIDTH), index=True, nullable=True)
+    century: Mapped[int | None] = mapped_column(Integer, index=True, nullable=True)
+    maker: Mapped[str | None] = mapped_column(String(FACET_WIDTH), index=True, nullable=True)
 
 
 class BrowseMeta(Base):
@@ -110,6 +120,50 @@ def _stamp_batches(s, digest: str, ids: Collection[str] | None) -> Iterable[dict
         last = rows[-1][0]
 
 
+def natural_key(number: str) -> str:
+    """``number``'s sort key in natural order: each run of digits padded to 12 places, letters
+    case-folded, so 2082 < 2086 < 208148 and "1985.141.2" < "1985.141.10"."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(12), number.casefold())[:255]
+
+
+_CENTURY_WORDS = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)[\s-]+(?:century|c\b)", re.IGNORECASE)
+_YEAR = re.compile(r"(?<![\d.])(\d{3,4})(?![\d.])")
+_BCE = re.compile(r"\b(?:B\.?\s?C\.?|BCE)\b", re.IGNORECASE)
+
+
+def century_of(date_text: str) -> int | None:
+    """The century a catalog's date text starts in (19 for "ca. 1800-1860" and for "19th
+    century", -5 for "450 BC"); None when it names no year."""
+    if not date_text:
+        return None
+    sign = -1 if _BCE.search(date_text) else 1
+    words = _CENTURY_WORDS.search(date_text)
+    if words:
+        return sign * int(words.group(1))
+    year = _YEAR.search(date_text)
+    if year is None or int(year.group(1)) == 0:
+        return None
+    return sign * (int(year.group(1)) // 100 + 1)  # the 1800s are the 19th century, as catalogs count
+
+
+def century_name(century: int) -> str:
+    n = abs(century)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix} century" + (" BC" if century < 0 else "")
+
+
+def facet_values(item: Item) -> dict:
+    """The facet columns of ``item``'s row: its material (the medium as the catalog writes it),
+    the century of its date (the earliest year read at import, else the date or period text)
+    and its first maker."""
+    material = " ".join((item.material or "").split())[:FACET_WIDTH]
+    year = item.date_earliest
+    century = (-1 if year < 0 else 1) * (abs(year) // 100 + 1) if year is not None else century_of(
+        item.date or item.period or "")
+    maker = (item.maker or "").split("; ")[0].strip()[:FACET_WIDTH]
+    return {"material": material or None, "century": century, "maker": maker or None}
+
+
 def row_for(item: Item, label: Label | None, stamp: str) -> dict:
     classes = {c.name: c.probability for c in stored_classes(item.classification)}  # most likely first
     predicted, probability = next(iter(classes.items()), (None, None))
@@ -123,6 +177,7 @@ def row_for(item: Item, label: Label | None, stamp: str) -> dict:
         "naive_class": naive, "naive_status": label.status if label else "",
         "disagree": bool(naive and predicted and naive != predicted), "disagreement": disagreement,
         "thumbnail_image": usable[0].id if usable else None,
+        "number_key": natural_key(item.object_number or item.id), **facet_values(item),
     }
 
 
@@ -135,8 +190,7 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
     """Recompute the rows of ``ids`` (default: every item whose stamp changed) and drop the rows
     of removed items; returns how many rows changed. The stamps are compared CHUNK items at a
     time, so memory stays flat whatever the collection's size."""
-    BrowseRow.__table__.create(store.engine, checkfirst=True)
-    BrowseMeta.__table__.create(store.engine, checkfirst=True)
+    ensure_tables(store)
     digest = digest_of(definitions)
     matcher = matcher_for(definitions) if definitions is not None else None
     changed = 0
@@ -170,15 +224,32 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
     return changed + len(gone)
 
 
-def stored_fingerprint(store: Store) -> str | None:
+def ensure_tables(store: Store) -> None:
+    """The index's tables, made anew when they were built with other columns (:data:`SCHEMA`)."""
     BrowseMeta.__table__.create(store.engine, checkfirst=True)
+    with store.transaction() as s:
+        if (s.get(BrowseMeta, "schema") or BrowseMeta(value=None)).value == SCHEMA:
+            return
+        s.execute(delete(BrowseMeta))
+        s.add(BrowseMeta(key="schema", value=SCHEMA))
+    BrowseRow.__table__.drop(store.engine, checkfirst=True)
+    BrowseRow.__table__.create(store.engine)
+
+
+def stored_fingerprint(store: Store) -> str | None:
+    ensure_tables(store)
     with store.session() as s:
         row = s.get(BrowseMeta, "fingerprint")
         return row.value if row else None
 
 
+def is_current(store: Store, definitions: Definitions | None) -> bool:
+    """Whether the index was refreshed since the store or the definitions last changed."""
+    return fingerprint(store, definitions) == stored_fingerprint(store)
+
+
 def refresh_if_changed(store: Store, definitions: Definitions | None) -> int:
     """:func:`refresh` when the store or the definitions changed since the last one; 0 otherwise."""
-    if fingerprint(store, definitions) == stored_fingerprint(store):
+    if is_current(store, definitions):
         return 0
     return refresh(store, definitions)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Float, String, bindparam, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
 from muses.predictions import top_class
-from muses.search.query import FIELDS, ClassTerm, TextTerm
-from muses.search.lazy_index import LazyIndex, Select, item_fields
+from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
+from muses.search.text_query import Clause
+from muses.search.lazy_index import LazyIndex, Select, create_tables, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -28,7 +30,6 @@ _SCHEMA = (
     # remove_diacritics 2: "Émail" finds "email"; unicode61 also folds case.
     f"CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5({', '.join(FIELDS)}, "
     "tokenize = 'unicode61 remove_diacritics 2')",
-    "CREATE TABLE IF NOT EXISTS search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 # What an item's index row depends on: its fields (updated_at) and its usable images.
 _STAMP = (
@@ -52,6 +53,18 @@ def match_expression(phrases: Sequence[str], field: str) -> str:
     return field + " : (" + " OR ".join(quote_phrase(p) for p in phrases) + ")"
 
 
+def clauses_expression(clauses: Sequence[Clause]) -> str:
+    """An FTS5 query holding every clause in one of the catalog fields (each clause may be met in
+    another field: "turner watercolour" finds the maker's name beside the medium)."""
+    columns = "{" + " ".join(CATALOG_FIELDS) + "} : "
+    return " AND ".join(columns + "(" + " OR ".join(quote_phrase(" ".join(p)) for p in c.alternatives) + ")"
+                        for c in clauses)
+
+
+# bm25 weights in the FTS table's column order: the catalog fields' weights, the others 0
+_WEIGHTS = ", ".join(str(CATALOG_FIELDS.get(f, 0.0)) for f in FIELDS)
+
+
 class FTS5Engine(LazyIndex):
     """:class:`muses.search.SearchEngine` over an SQLite store."""
 
@@ -61,8 +74,7 @@ class FTS5Engine(LazyIndex):
         super().__init__()  # one refresh at a time: two would race to upgrade their reads to writes
         self.store = store
         with store.engine.begin() as conn:
-            for statement in _SCHEMA:
-                conn.execute(text(statement))
+            create_tables(conn, _SCHEMA, tables=("search_fts", "search_docs"), meta="search_meta")
 
     # -- keeping the index in sync --------------------------------------------------------------
     def _fingerprint(self, conn: Connection) -> str:
@@ -114,6 +126,13 @@ class FTS5Engine(LazyIndex):
             )
 
     # -- searching -----------------------------------------------------------------------------
+    def _matching(self, clauses: Sequence[Clause], ranked: bool) -> TextClause:
+        # ORDER BY keeps SQLite from flattening this into the caller's query, where bm25() cannot run
+        score, order = (f"-bm25(search_fts, {_WEIGHTS})", " ORDER BY search_fts.rowid") if ranked else ("0.0", "")
+        sql = (f"SELECT d.item_id AS item_id, {score} AS score FROM search_fts "
+               f"JOIN search_docs d ON d.rowid = search_fts.rowid WHERE search_fts MATCH :match{order}")
+        return text(sql).bindparams(match=clauses_expression(clauses)).columns(item_id=String, score=Float)
+
     def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
         if isinstance(term, ClassTerm):
             sql = "SELECT d.item_id AS item_id, :boost AS score FROM search_docs d WHERE d.top_class = :name"

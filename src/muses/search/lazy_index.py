@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import Item, Store
-from muses.search.query import ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, Filters, Hit, TextTerm, rank_hits
+from muses.search.text_query import Clause
 from muses.predictions import stored_classes
 
 
@@ -27,7 +28,27 @@ def item_fields(item: Item) -> dict[str, str]:
         "period": item.period or "",
         "description": item.description or "",
         "predicted": " ; ".join(classes),
+        "object_number": item.object_number or "",
+        "maker": item.maker or "",
     }
+
+
+# What an index's tables are built for: an index built for other fields is dropped and built anew.
+LAYOUT = "fields " + ",".join(FIELDS) + "; searched " + ",".join(f"{k}={v}" for k, v in CATALOG_FIELDS.items())
+
+
+def create_tables(conn: Connection, statements: Sequence[str], *, tables: Sequence[str], meta: str) -> None:
+    """Run the CREATE ``statements`` of an index whose tables are ``tables`` and whose key/value
+    table is ``meta``; first drop them all when they were built for another :data:`LAYOUT` (a
+    catalog field added to the search), so the next refresh indexes every item again."""
+    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"))
+    if conn.execute(text(f"SELECT value FROM {meta} WHERE key = 'layout'")).scalar() != LAYOUT:
+        for table in tables:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(text(f"DELETE FROM {meta}"))
+        conn.execute(text(f"INSERT INTO {meta} (key, value) VALUES ('layout', :layout)"), {"layout": LAYOUT})
+    for statement in statements:
+        conn.execute(text(statement))
 
 
 def filter_sql(filters: Filters) -> tuple[str, dict]:
@@ -131,6 +152,16 @@ class LazyIndex(ABC):
             rows = conn.execute(*ranked_query(parts, exclude_ids=filters.exclude_ids, limit=limit)).all()
         return rank_hits(rows, exclude_ids=filters.exclude_ids, limit=limit)
 
+    def matching(self, clauses: Sequence[Clause], *, ranked: bool = True) -> TextClause:
+        """SQL giving (item_id, score) for every item that holds all ``clauses`` in its catalog
+        fields (:data:`muses.search.query.CATALOG_FIELDS`), scored by relevance: the caller counts,
+        facets and pages it in the database, so totals are exact at any size. Reads the index as
+        it is (the commands that change the store refresh it). ``ranked=False``: the score is 0,
+        and costs nothing (for counting)."""
+        if not clauses:
+            raise ValueError("matching needs at least one clause")
+        return self._matching(clauses, ranked)
+
     def _sync(self, conn: Connection, ids: Collection[str] | None, *, stamp: str, docs: str) -> int:
         """Re-add the rows of ``ids`` (None: of every item whose ``stamp``, an SQL expression on
         ``items i``, differs from the one in table ``docs``) and drop the rows of removed items;
@@ -164,6 +195,10 @@ class LazyIndex(ABC):
     @abstractmethod
     def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
         """The SELECTs giving (item_id, score) rows of ``term``, within the filters' SQL."""
+
+    @abstractmethod
+    def _matching(self, clauses: Sequence[Clause], ranked: bool) -> TextClause:
+        """:meth:`matching` in this engine's SQL."""
 
     @abstractmethod
     def _fingerprint(self, conn: Connection) -> str:

@@ -18,29 +18,33 @@ may search at once: reindexing holds a PostgreSQL advisory lock.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Float, String, bindparam, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import TextClause
 
 from muses.collection.store import USABLE_STATUSES, Item, Store
-from muses.search.query import FIELDS, ClassTerm, TextTerm
+from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
+from muses.search.text_query import Clause, words
 from muses.predictions import top_class
-from muses.search.lazy_index import LazyIndex, Select, item_fields
+from muses.search.lazy_index import LazyIndex, Select, create_tables, item_fields
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
+# ts_rank's four weight classes for the catalog fields, heaviest first (A counts 1.0, D 0.1)
+_CLASSES = {f: "A" if w >= 3 else "B" if w >= 2 else "C" if w >= 1 else "D" for f, w in CATALOG_FIELDS.items()}
+# every catalog field in one weighted tsvector, GIN-indexed: a search box's words may each be in another field
+_ALL = " || ".join(f"setweight(to_tsvector('simple', {f}), '{_CLASSES[f]}')" for f in CATALOG_FIELDS)
 _LOCK = 7_140_140_002  # advisory lock key: one reindex at a time across processes
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS search_pg_docs (item_id TEXT PRIMARY KEY, stamp TEXT NOT NULL, "
     "usable INTEGER NOT NULL, top_class TEXT, tokens INTEGER NOT NULL, "
     + ", ".join(f"{f} TEXT NOT NULL, {f}_v tsvector GENERATED ALWAYS AS (to_tsvector('simple', {f})) STORED"
-                for f in FIELDS) + ")",
+                for f in FIELDS) + f", all_v tsvector GENERATED ALWAYS AS ({_ALL}) STORED)",
     "CREATE INDEX IF NOT EXISTS search_pg_docs_top_class ON search_pg_docs (top_class)",
     *(f"CREATE INDEX IF NOT EXISTS search_pg_docs_{f}_v ON search_pg_docs USING gin ({f}_v)" for f in FIELDS),
-    "CREATE TABLE IF NOT EXISTS search_pg_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS search_pg_docs_all_v ON search_pg_docs USING gin (all_v)",
 )
 # What an item's row depends on: its fields (updated_at) and its usable images.
 _STAMP = (
@@ -59,16 +63,16 @@ def _in_ids(sql: str):
     return text(sql).bindparams(bindparam("ids", expanding=True))
 
 
-def words(value: str) -> list[str]:
-    """The words FTS5's unicode61 tokenizer (remove_diacritics 2) makes of ``value``."""
-    stripped = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
-    return re.findall(r"[^\W_]+", stripped.lower())
-
-
 def spaced(tokens: Sequence[str]) -> str:
     """Each word inside its own pair of spaces: " a  b ". A phrase in this form occurs in a
     field's text in this form exactly as often as FTS5 counts it."""
     return " " + "  ".join(tokens) + " " if tokens else ""
+
+
+def tsquery(clauses: Sequence[Clause]) -> str:
+    """``to_tsquery`` text holding every clause: ``(colour | color) & (water <-> colour)``. The
+    words are letters and digits only (:func:`muses.search.text_query.words`), so need no quoting."""
+    return " & ".join("(" + " | ".join(" <-> ".join(p) for p in c.alternatives) + ")" for c in clauses)
 
 
 class PostgresEngine(LazyIndex):
@@ -81,8 +85,7 @@ class PostgresEngine(LazyIndex):
         self.store = store
         with store.engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-            for statement in _SCHEMA:
-                conn.execute(text(statement))
+            create_tables(conn, _SCHEMA, tables=("search_pg_docs",), meta="search_pg_meta")
 
     # -- keeping the index in sync --------------------------------------------------------------
     def _fingerprint(self, conn: Connection) -> str:
@@ -137,6 +140,12 @@ class PostgresEngine(LazyIndex):
             conn.execute(insert, batch)
 
     # -- searching -----------------------------------------------------------------------------
+    def _matching(self, clauses: Sequence[Clause], ranked: bool) -> TextClause:
+        score = "ts_rank(d.all_v, q.query)" if ranked else "0.0"
+        sql = (f"SELECT d.item_id AS item_id, {score} AS score FROM search_pg_docs d, "
+               "to_tsquery('simple', :query) AS q (query) WHERE d.all_v @@ q.query")
+        return text(sql).bindparams(query=tsquery(clauses)).columns(item_id=String, score=Float)
+
     def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:
         if isinstance(term, ClassTerm):
             sql = ("SELECT d.item_id AS item_id, CAST(:boost AS float8) AS score FROM search_pg_docs d "

@@ -6,10 +6,18 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from sqlalchemy.sql.elements import TextClause
+
 from muses.errors import MusesError
+from muses.search.text_query import Clause
 
 # Fields a TextTerm may name. `predicted` holds the names of the item's stored top-k classes.
-FIELDS = ("title", "object_type", "primary_object_type", "material", "period", "description", "predicted")
+FIELDS = ("title", "object_type", "primary_object_type", "material", "period", "description", "predicted",
+          "object_number", "maker")
+# The catalog fields a search box reads, with their weights (a word in the title counts most).
+# A catalog column joins the search by a name here and in FIELDS (and in item_fields).
+CATALOG_FIELDS = {"title": 3.0, "object_type": 2.0, "material": 1.0, "period": 1.0, "description": 1.0,
+                  "object_number": 3.0, "maker": 3.0}
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,14 @@ class Hit:
 class SearchEngine(Protocol):
     def search(self, query: Sequence[Term], filters: Filters | None = None, limit: int = 20) -> list[Hit]:
         """Items matching any term, best first (ties by item id)."""
+        ...
+
+    def matching(self, clauses: Sequence[Clause], *, ranked: bool = True) -> TextClause:
+        """SQL of (item_id, score) for every item holding all ``clauses`` (a search box's text)."""
+        ...
+
+    def refresh(self, ids: Collection[str] | None = None) -> int:
+        """Bring the index up to date; returns how many items were (re)indexed."""
         ...
 
 

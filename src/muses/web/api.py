@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from muses.actions import ClassifyConfig, classify_collection
 from muses.settings import ComputeSettings
@@ -26,18 +27,9 @@ async def api_predict(file: UploadFile = File(..., description="a photo: JPEG, P
 
 
 @router.get("/items", summary="Items: searched, filtered, sorted and paginated, with facet counts")
-def api_items(q: str = Query("", description='words or "quoted phrases" to find in the catalog fields (all of them)'),
-              predicted: str = Query("", description="stored top class"),
-              naive: str = Query("", description=f"naive label class, or {browse.NO_LABEL!r}"),
-              disagree: bool = Query(False, description="naive label and predicted class differ"),
-              sort: str = Query("", description="one of " + ", ".join(browse.SORTS) + " (default: relevance with q, else number)"),
-              page: int = Query(1, description="past the last page gives the last page"),
-              per_page: int = Query(24, description=f"1 to {browse.MAX_PER_PAGE}"),
-              reviewed: str = Query("", description='"yes", "no", or the decided class ("none of these" too)'),
-              reviewer: str = Query("", description="decided by this reviewer"),
-              state: AppState = Depends(get_state)):
-    query = listing_query(q, predicted, naive, disagree, sort, page, per_page, reviewed, reviewer)
-    return state.view.page(query, state.engine)
+def api_items(query: browse.Query = Depends(listing_query), state: AppState = Depends(get_state)):
+    # plain JSON values already: json.dumps directly, not FastAPI's value-by-value encoder
+    return JSONResponse(state.view.page(query, state.engine))
 
 
 @router.get("/items/{item_id:path}", summary="One item: catalog fields, images, labels")
@@ -62,7 +54,7 @@ def api_classify(item_id: str, state: AppState = Depends(get_state)):
     state.classifier()  # 503 if there is no model
     # one item, here and now: not on the Ray cluster muses.toml may name for whole-collection runs
     config = ClassifyConfig(model=state.model_path, ids=(item_id,), update_existing=True, compute=ComputeSettings(),
-                            write_report=False)
+                            write_report=False, refresh_indexes=False)
     report = classify_collection(state.project, config, progress=False).report
     if item_id not in report.classified:
         raise HTTPException(422, f"item {item_id!r} has no readable usable image")

@@ -4,37 +4,47 @@ JSON API. Filters, counts and order are indexed SQL over the browse index
 (:mod:`muses.search.browse_index`); text search goes through the search engine."""
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import logging
 import math
-import re
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import false, func, select, true
+from sqlalchemy import Float, Select, false, func, literal, or_, select, union_all
+from sqlalchemy.sql import Subquery
 
 from muses.collection import decisions
 from muses.collection.catalog import catalog_record
 from muses.collection.images import photo_note
 from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.labeling.matching import record_fields
-from muses.search import Filters, SearchEngine, TextTerm
-from muses.search import browse_index
-from muses.search.browse_index import BrowseRow
+from muses.search import SearchEngine, browse_index, refresh_indexes, text_query
+from muses.search.browse_index import BrowseRow, century_name, natural_key
 from muses.predictions import describe, top_class
 from muses.web.cache import DefinitionsCache
 
+log = logging.getLogger(__name__)
+EXPORT_BATCH = 1000  # rows a download reads at a time
+# The columns of a download, in order: the card's fields and the description.
+EXPORT_COLUMNS = ("id", "object_number", "title", "maker", "date", "object_type", "material", "period",
+                  "dimensions", "credit_line", "department", "description", "naive_label", "predicted", "probability")
+
 MAX_PER_PAGE = 100
-MAX_SEARCH_HITS = 5000  # best matches a text search keeps; the page says when there were more
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
-MEMO_SIZE = 2048  # answers (search matches, similar objects) remembered per app
+MEMO_SIZE = 2048  # answers (counts, pages, similar objects) remembered per app
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
-# Catalog fields a text search reads, with their weights (a word in the title counts most).
-SEARCH_FIELDS = {"title": 3.0, "object_type": 2.0, "material": 1.0, "period": 1.0, "description": 1.0}
+# seconds the request that finds the indexes stale waits for their background refresh: a handful
+# of changed items are done by then; a re-import of thousands is not waited for (the page says so)
+REFRESH_WAIT = 1.0
+EXACT_SCORE = 1e300  # the relevance of the item whose object number is the search text: first
+FIRST_ROWS = 240  # ids of a listing's first pages fetched (and remembered) at once
+FACET_SHOWN = 30  # values listed per catalog facet (material, century), most frequent first
 SORTS = {
     "relevance": "best match first",
     "number": "object number",
@@ -43,7 +53,7 @@ SORTS = {
     "disagreement": "strongest disagreement first",
 }
 _ORDER = {
-    "number": (BrowseRow.item_id,),
+    "number": (BrowseRow.number_key, BrowseRow.item_id),
     "confidence": (BrowseRow.predicted_probability.desc().nulls_last(), BrowseRow.item_id),
     "doubt": (BrowseRow.predicted_probability.asc().nulls_last(), BrowseRow.item_id),
     "disagreement": (BrowseRow.disagreement.desc().nulls_last(), BrowseRow.item_id),
@@ -59,6 +69,9 @@ class Query:
     sort: str = ""  # one of SORTS; default: relevance with a text, object number without
     page: int = 1  # out of range is clamped to the first or last page, never an error
     per_page: int = 24
+    material: str | None = None  # the medium as the catalog writes it
+    century: int | None = None  # 19: the 19th century; negative: BC
+    maker: str | None = None  # the first maker, as the catalog names them
     reviewed: str | None = None  # "yes", "no", or decided as a class (or "none of these")
     reviewer: str | None = None  # decided by this reviewer
 
@@ -74,62 +87,120 @@ class Query:
     def order(self) -> str:
         return self.sort or ("relevance" if self.text.strip() else "number")
 
-    def url(self, **changes: Any) -> str:
-        """This listing's address with ``changes``; a changed filter starts again at page 1."""
+    @property
+    def filters(self) -> tuple:
+        """What selects the rows (not their order or page): the key of the remembered counts."""
+        return (self.text.strip(), self.predicted, self.naive, self.disagree, self.material, self.century,
+                self.maker, self.reviewed, self.reviewer)
+
+    def params(self, **changes: Any) -> str:
+        """This listing's query string with ``changes``; a changed filter starts again at page 1."""
         q = replace(self, **{"page": 1, **changes})
         params = {"q": q.text.strip(), "predicted": q.predicted or "", "naive": q.naive or "",
-                  "disagree": "true" if q.disagree else "", "sort": q.sort,
+                  "disagree": "true" if q.disagree else "", "material": q.material or "",
+                  "century": "" if q.century is None else q.century, "maker": q.maker or "", "sort": q.sort,
                   "page": q.page if q.page > 1 else "", "per_page": q.per_page if q.per_page != 24 else "",
                   "reviewed": q.reviewed or "", "reviewer": q.reviewer or ""}
-        return "/items?" + urlencode({k: v for k, v in params.items() if v != ""})
+        return urlencode({k: v for k, v in params.items() if v != ""})
+
+    def url(self, **changes: Any) -> str:
+        """This listing's address with ``changes``."""
+        return "/items?" + self.params(**changes)
+
+    def download_url(self, fmt: str) -> str:
+        """Every row of this listing (all pages) as ``fmt`` (csv or json)."""
+        return f"/items.{fmt}?" + self.params(page=1, per_page=24)
 
 
-def search_terms(text: str) -> list[str]:
-    """Words and "quoted phrases" of a search box."""
-    terms = (a or b.strip('"') for a, b in re.findall(r'"([^"]*[^"\s][^"]*)"|(\S+)', text))
-    return [t.strip() for t in terms if t.strip()]
+@dataclass(frozen=True)
+class Selection:
+    """The rows a listing selects, as SQL: ``where`` by filter name (a facet's counts leave out
+    its own), ``ranked`` (item_id, score) of a text search, ``exact`` an item whose id is the text."""
 
+    where: dict[str, Any] = field(default_factory=dict)
+    ranked: Subquery | None = None
+    exact: str | None = None
 
-def text_matches(engine: SearchEngine, text: str, *, limit: int = MAX_SEARCH_HITS) -> list[str]:
-    """Ids of the items whose catalog fields hold every term of ``text``, best first."""
-    terms = search_terms(text)
-    if not terms:
-        return []
-    query = [TextTerm((t,), SEARCH_FIELDS, label=str(n)) for n, t in enumerate(terms)]
-    hits = engine.search(query, Filters(usable_only=False), limit=limit)
-    return [h.item_id for h in hits if len(h.matched) == len(terms)]
+    def ordered(self, order: str) -> Select:
+        """The selected item ids in ``order``."""
+        if order != "relevance" or self.ranked is None:
+            first = (BrowseRow.item_id != self.exact,) if self.exact else ()
+            return select(BrowseRow.item_id).where(*self.where.values()).order_by(*first, *_ORDER.get(order, _ORDER["number"]))
+        others = [c for k, c in self.where.items() if k != "text"]
+        r = self.ranked
+        hits = select(r.c.item_id, r.c.score)
+        if others:
+            hits = hits.join(BrowseRow, BrowseRow.item_id == r.c.item_id).where(*others)
+        if self.exact is not None:  # the item whose number was typed, above every score
+            first = select(BrowseRow.item_id, literal(EXACT_SCORE, Float)).where(BrowseRow.item_id == self.exact, *others)
+            hits = union_all(hits.where(r.c.item_id != self.exact), first)
+        ordered = hits.subquery("hits")
+        return select(ordered.c.item_id).order_by(ordered.c.score.desc(), ordered.c.item_id)
 
 
 class CollectionView:
-    """Read-only view of a project's store for browsing. The browse index is brought up to date
-    at most once a second (and at once when definitions.toml changes), not on every request;
-    what is remembered between requests (:meth:`memo`) is forgotten whenever it changes."""
+    """Read-only view of a project's store for browsing. The indexes are built by the commands
+    that change the store (:func:`muses.search.refresh_indexes`); a page never waits for one.
+    When a page finds them out of date (a store changed by hand, or by an older muses), it starts
+    the refresh in the background, once, waits for it at most ``refresh_wait`` seconds, and then
+    serves what the indexes hold, saying so while the refresh goes on (:attr:`rebuilding`). What is remembered between requests (:meth:`memo`) is forgotten
+    whenever the indexes change."""
 
     def __init__(self, store: Store, definitions: DefinitionsCache, *, refresh_interval: float = REFRESH_INTERVAL,
-                 memo_size: int = MEMO_SIZE):
+                 memo_size: int = MEMO_SIZE, engine: Callable[[], SearchEngine] | None = None,
+                 refresh_wait: float = REFRESH_WAIT):
         self.store = store
         self.definitions = definitions
         self.refresh_interval = refresh_interval
         self.memo_size = memo_size
+        self.refresh_wait = refresh_wait
+        self.engine = engine  # opens the search engine: refreshed beside the browse index
         self._synced: tuple[Any, float] | None = None  # (definitions, when)
         self._generation: str | None = None  # the store's fingerprint at the last check
         self._memo: OrderedDict[Any, Any] = OrderedDict()
+        self._pending: dict[Any, concurrent.futures.Future] = {}  # answers being computed now
         self._lock = threading.Lock()
+        self._rebuild: threading.Thread | None = None
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether the indexes are being refreshed in the background right now."""
+        return self._rebuild is not None and self._rebuild.is_alive()
 
     def sync(self, *, force: bool = False) -> None:
-        """Bring the browse index up to date when the store or definitions.toml may have changed."""
+        """Notice whether the indexes are current; ``force``: bring them up to date now (after a
+        change of a few items made by this process, such as classifying one item)."""
         definitions = self.definitions.get()  # raises a MusesError for a broken file: 503 with the reason
         now = time.monotonic()
         synced = self._synced
         if not force and synced and synced[0] is definitions and now - synced[1] < self.refresh_interval:
             return
+        started = None
         with self._lock:
-            browse_index.refresh_if_changed(self.store, definitions)
-            generation = browse_index.stored_fingerprint(self.store)
-            if generation != self._generation:
-                self._memo.clear()
-                self._generation = generation
+            if force:
+                browse_index.refresh_if_changed(self.store, definitions)
+            elif not self.rebuilding and not browse_index.is_current(self.store, definitions):
+                started = self._rebuild = threading.Thread(target=self._refresh, args=(definitions,), daemon=True,
+                                                           name="muses-index-refresh")
+                started.start()
+            self._forget_if_changed()
             self._synced = (definitions, now)
+        if started is not None:  # a few changed items are indexed within the wait; the page is then current
+            started.join(timeout=self.refresh_wait)
+
+    def _refresh(self, definitions) -> None:
+        try:
+            refresh_indexes(self.store, definitions, engine=self.engine() if self.engine else None)
+        except Exception:  # the page keeps serving the index it has; the next check tries again
+            log.exception("refreshing the browse and search indexes failed")
+        with self._lock:
+            self._forget_if_changed()
+
+    def _forget_if_changed(self) -> None:
+        generation = browse_index.stored_fingerprint(self.store)
+        if generation != self._generation:
+            self._memo.clear()
+            self._generation = generation
 
     def memo(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, remembered under ``key`` until the store or definitions.toml change (the
@@ -139,11 +210,30 @@ class CollectionView:
             if key in self._memo:
                 self._memo.move_to_end(key)
                 return self._memo[key]
-        value = make()
+            # Fifty visitors asking for one new search at once: one of them computes it, the
+            # others wait for its answer instead of running the same heavy query fifty times.
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = concurrent.futures.Future()
+                pending.set_running_or_notify_cancel()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return pending.result()
+        try:
+            value = make()
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
         with self._lock:
             self._memo[key] = value
             while len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
+        pending.set_result(value)
         return value
 
     def rows(self, ids: list[str]) -> dict[str, BrowseRow]:
@@ -157,66 +247,88 @@ class CollectionView:
 
     # -- the listing ---------------------------------------------------------------------------
     def page(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> dict[str, Any]:
-        """One page of the listing with its facet counts; ``engine`` opens the search engine,
-        called only for a text query."""
+        """One page of the listing with its exact total and facet counts (over every match,
+        whatever the collection's size); ``engine`` opens the search engine, called only for a
+        text query."""
         self.sync()
-        matches = None
-        if query.text.strip():
-            if engine is None:
-                raise ValueError("a text query needs a search engine")
-            text = query.text.strip()
-            matches = self.memo(("text", text), lambda: self._id_first(text, text_matches(engine(), text)))
-        # Built only when asked for: with a search in it, the condition holds thousands of ids,
-        # and what it is needed for (counts, the search's order) is mostly remembered.
-        where = functools.cache(lambda: _conditions(query, matches))
-        # Counting aggregates over every matching row: remembered per set of filters, since
-        # paging and sorting do not change the counts.
-        filters = (query.text.strip(), query.predicted, query.naive, query.disagree, query.reviewed, query.reviewer)
+        # built only on a miss: a remembered page costs no query but its cards'
+        selection = functools.cache(lambda: self.selection(query, engine))
+        filters = query.filters
         if query.reviewed or query.reviewer:  # decisions do not change the store's fingerprint
             filters += (decisions.stamp(self.store),)
-        total, facets = self.memo(("counts", *filters), lambda: self._counts(where()))
+        total, facets = self.memo(("counts", *filters), lambda: self._counts(query, selection().where))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
         offset = (page - 1) * query.per_page
-        if matches is not None:
-            # A search's items in the page's order, remembered (at most MAX_SEARCH_HITS ids): the
-            # next pages are slices, not queries with thousands of ids in them.
-            ordered = self.memo(("ordered", *filters, query.order), lambda: self._ordered_matches(where(), query, matches))
-            ids = ordered[offset : offset + query.per_page]
+        end = offset + query.per_page
+        if end <= FIRST_ROWS:  # the first pages share one query: ranking every match is the dear part
+            ids = self.memo(("first", *query.filters, query.order),
+                            lambda: self._ids(selection().ordered(query.order).limit(FIRST_ROWS)))[offset:end]
+        else:
+            ids = self.memo(("page", *query.filters, query.order, offset, query.per_page),
+                            lambda: self._ids(selection().ordered(query.order).offset(offset).limit(query.per_page)))
         with self.store.session() as s:
-            if matches is None:
-                q = select(BrowseRow.item_id).where(*where().values()).order_by(*_ORDER[query.order])
-                ids = list(s.scalars(q.offset(offset).limit(query.per_page)))
             cards = _cards(s, ids)
         return {
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
-            "truncated": matches is not None and len(matches) >= MAX_SEARCH_HITS,
-            "facets": facets,
-            "items": cards,
+            "rebuilding": self.rebuilding, "facets": facets, "items": cards,
         }
 
-    def _counts(self, where: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self.store.session() as s:
-            return s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values())), _facets(s, where)
+    def selection(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Selection:
+        """The rows ``query`` selects, as SQL (nothing is run)."""
+        text = query.text.strip()
+        if not text:
+            return Selection(_conditions(query))
+        if engine is None:
+            raise ValueError("a text query needs a search engine")
+        clauses = text_query.parse(text)
+        with self.store.session() as s:  # an object number typed into the search box finds its item, first
+            exact = s.scalar(select(BrowseRow.item_id).where(BrowseRow.number_key == natural_key(text))
+                             .order_by(BrowseRow.item_id).limit(1))
+        if not clauses:
+            where = {"text": BrowseRow.item_id == exact if exact else false()}
+            return Selection({**where, **_conditions(query)}, exact=exact)
+        found = engine()
+        counted = found.matching(clauses, ranked=False).subquery("counted")
+        in_text = BrowseRow.item_id.in_(select(counted.c.item_id))
+        where = {"text": or_(in_text, BrowseRow.item_id == exact) if exact else in_text}
+        return Selection({**where, **_conditions(query)}, ranked=found.matching(clauses).subquery("ranked"), exact=exact)
 
-    def _id_first(self, text: str, ranked: list[str]) -> list[str]:
-        """An object number typed into the search box finds its item, first."""
+    def _ids(self, statement) -> list[str]:
         with self.store.session() as s:
-            exact = s.scalar(select(BrowseRow.item_id).where(BrowseRow.item_id == text))
-        return [exact] + [i for i in ranked if i != exact] if exact else ranked
+            return list(s.scalars(statement))
 
-    def _ordered_matches(self, where: dict, query: Query, matches: list[str]) -> list[str]:
-        """The searched items the filters keep, in the order ``query`` asks for."""
+    def _counts(self, query: Query, where: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if "text" in where and "reviewed" not in where:
+            # one grouped pass per text, whatever facets are chosen with it: they are applied here
+            groups = self.memo(("groups", query.text.strip()), lambda: self._groups(where["text"]))
+            total, counts = _grouped_counts(groups, _wanted(query))
+        else:
+            with self.store.session() as s:
+                total = s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values()))
+                counts = _facets(s, where)
+        return total, _facet_lists(counts)
+
+    def _groups(self, text_condition) -> list[tuple]:
+        """(facet column values..., count) of the items a text search finds, grouped by every facet column."""
         with self.store.session() as s:
-            if query.order == "relevance":
-                kept = set(s.scalars(select(BrowseRow.item_id).where(*where.values())))
-                return [i for i in matches if i in kept]
-            return list(s.scalars(select(BrowseRow.item_id).where(*where.values()).order_by(*_ORDER[query.order])))
+            return [tuple(row) for row in s.execute(select(*FACETS.values(), func.count()).where(text_condition)
+                                                     .group_by(*FACETS.values()))]
+
+    def export_rows(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Iterator[dict[str, Any]]:
+        """Every row ``query`` selects (all pages), in its order, as :data:`EXPORT_COLUMNS`,
+        read EXPORT_BATCH at a time: a download of the whole collection never sits in memory."""
+        statement = self.selection(query, engine).ordered(query.order)
+        with self.store.session() as s:
+            ids = list(s.scalars(statement))
+        for start in range(0, len(ids), EXPORT_BATCH):
+            with self.store.session() as s:
+                yield from _export_rows(s, ids[start : start + EXPORT_BATCH])
 
     # -- one item ------------------------------------------------------------------------------
     def summary(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
         row = row if row is not None else self.rows([item.id]).get(item.id)
-        return card(item.id, item.title, item.object_type, item.material, item.period,
+        return card(item.id, item.object_number, item.title, item.object_type, item.material, item.period,
                     top_class(item.classification), row.naive_class if row else None,
                     row.predicted_probability if row else None, row.disagreement if row else None,
                     [im.id for im in item.usable_images])
@@ -244,11 +356,12 @@ class CollectionView:
         }
 
 
-def card(item_id: str, title: str, object_type: list | None, material: str, period: str, predicted: str | None,
-         naive: str | None, probability: float | None, disagreement: float | None, image_ids: list[int]) -> dict[str, Any]:
+def card(item_id: str, object_number: str | None, title: str, object_type: list | None, material: str, period: str,
+         predicted: str | None, naive: str | None, probability: float | None, disagreement: float | None,
+         image_ids: list[int]) -> dict[str, Any]:
     """An item as a card (and as the API's item summary)."""
     return {
-        "id": item_id, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
+        "id": item_id, "object_number": object_number or item_id, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
         "naive_label": naive, "predicted": predicted, "probability": probability, "disagreement": disagreement,
         "image_ids": image_ids, "thumbnail": f"/images/{image_ids[0]}" if image_ids else None,
     }
@@ -265,43 +378,86 @@ def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
     for item_id, image_id, status in s.execute(images):
         if status in USABLE_STATUSES:
             photos[item_id].append(image_id)
-    q = (select(Item.id, Item.title, Item.object_type, Item.material, Item.period, BrowseRow.predicted_class,
+    q = (select(Item.id, Item.object_number, Item.title, Item.object_type, Item.material, Item.period,
+                BrowseRow.predicted_class,
                 BrowseRow.naive_class, BrowseRow.predicted_probability, BrowseRow.disagreement)
          .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
     found = {row[0]: card(*row, photos[row[0]]) for row in s.execute(q)}
     return [found[i] for i in ids if i in found]
 
 
-def _conditions(query: Query, matches: list[str] | None) -> dict[str, Any]:
-    """The WHERE parts of ``query``, by filter name (a facet's counts leave out its own)."""
-    where: dict[str, Any] = {}
-    if matches is not None:
-        where["text"] = BrowseRow.item_id.in_(matches) if matches else false()
-    if query.predicted is not None:
-        where["predicted"] = BrowseRow.predicted_class == query.predicted
-    if query.naive is not None:
-        where["naive"] = BrowseRow.naive_class.is_(None) if query.naive == NO_LABEL else BrowseRow.naive_class == query.naive
-    if query.disagree:
-        where["disagree"] = BrowseRow.disagree == true()
-    if query.reviewed or query.reviewer:
+def _export_rows(s, ids: list[str]) -> Iterator[dict[str, Any]]:
+    q = (select(Item.id, Item.object_number, Item.title, Item.maker, Item.date, Item.object_type, Item.material,
+                Item.period, Item.dimensions, Item.credit_line, Item.department, Item.description, BrowseRow.naive_class, BrowseRow.predicted_class, BrowseRow.predicted_probability)
+         .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
+    found = {row[0]: row for row in s.execute(q)}
+    for item_id in ids:
+        if item_id in found:
+            row = dict(zip(EXPORT_COLUMNS, found[item_id]))
+            yield {**row, "object_type": " ; ".join(row["object_type"] or [])}
+
+
+# The filters beside the listing, by name: the browse index column each one compares.
+FACETS = {"predicted": BrowseRow.predicted_class, "naive": BrowseRow.naive_class, "disagree": BrowseRow.disagree,
+          "material": BrowseRow.material, "century": BrowseRow.century, "maker": BrowseRow.maker}
+
+
+def _wanted(query: Query) -> dict[str, Any]:
+    """The value each filter of ``query`` asks its column for (None: no catalog label)."""
+    wanted = {"predicted": query.predicted, "naive": query.naive, "disagree": True if query.disagree else None,
+              "material": query.material, "century": query.century, "maker": query.maker}
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    if wanted.get("naive") == NO_LABEL:
+        wanted["naive"] = None
+    return wanted
+
+
+def _conditions(query: Query) -> dict[str, Any]:
+    """The WHERE parts of ``query``'s filters, by name (a facet's counts leave out its own)."""
+    where = {name: FACETS[name].is_(None) if value is None else FACETS[name] == value
+             for name, value in _wanted(query).items()}
+    if query.reviewed or query.reviewer:  # not a browse index column: decisions are records of their own
         where["reviewed"] = decisions.reviewed_condition(BrowseRow.item_id, query.reviewed, query.reviewer)
     return where
 
 
-def _facets(s, where: dict[str, Any]) -> dict[str, Any]:
+def _facets(s, where: dict[str, Any]) -> dict[str, Counter]:
     """Counts beside each filter, as datasette shows them: each facet counted under the other
-    filters (not its own, so the other choices keep their numbers)."""
-    def others(name: str) -> list:
-        return [c for k, c in where.items() if k != name]
+    filters (not its own, so the other choices keep their numbers). One indexed GROUP BY per facet."""
+    def counts(name: str) -> Counter:
+        others = [c for k, c in where.items() if k != name]
+        return Counter(dict(s.execute(select(FACETS[name], func.count()).where(*others).group_by(FACETS[name])).all()))
 
-    def counts(column, name: str) -> list[dict[str, Any]]:
-        q = select(column, func.count()).where(*others(name)).group_by(column).order_by(func.count().desc(), column)
-        return [{"value": v, "count": n} for v, n in s.execute(q)]
+    return {name: counts(name) for name in FACETS}
 
-    predicted = [f for f in counts(BrowseRow.predicted_class, "predicted") if f["value"] is not None]
-    naive = [{"value": f["value"] or NO_LABEL, "count": f["count"]} for f in counts(BrowseRow.naive_class, "naive")]
-    disagree = s.scalar(select(func.count()).select_from(BrowseRow).where(BrowseRow.disagree == true(), *others("disagree")))
-    return {"predicted": predicted, "naive": naive, "disagree": disagree}
+
+def _grouped_counts(groups: list[tuple], wanted: dict[str, Any]) -> tuple[int, dict[str, Counter]]:
+    """The total and every facet's counts of a text search from its matches grouped by all the
+    facet columns at once (:meth:`CollectionView._groups`: the search runs once, not once per
+    facet), each group counted for the facets whose filters, other than their own, it passes."""
+    total, counts = 0, {name: Counter() for name in FACETS}
+    for *values, n in groups:
+        row = dict(zip(FACETS, values))
+        failed = [name for name, value in wanted.items() if row[name] != value]
+        total += 0 if failed else n
+        for name in failed or FACETS:
+            if len(failed) <= 1:
+                counts[name][row[name]] += n
+    return total, counts
+
+
+def _facet_lists(counts: dict[str, Counter]) -> dict[str, Any]:
+    """The facets as the page lists them, most frequent first (centuries in time order)."""
+    def ranked(name: str) -> list[dict[str, Any]]:
+        return [{"value": v, "count": n} for v, n in sorted(counts[name].items(), key=lambda vn: (-vn[1], str(vn[0])))
+                if v is not None]
+
+    centuries = sorted(ranked("century"), key=lambda f: f["value"])
+    return {"predicted": ranked("predicted"),
+            "naive": ranked("naive") + ([{"value": NO_LABEL, "count": counts["naive"][None]}] if counts["naive"][None] else []),
+            "disagree": counts["disagree"][True], "material": ranked("material")[:FACET_SHOWN],
+            "maker": ranked("maker")[:FACET_SHOWN],
+            "century": [{**f, "name": century_name(f["value"])} for f in centuries]}
 
 
 def page_numbers(page: int, pages: int, *, around: int = 2) -> list[int | None]:

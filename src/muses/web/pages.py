@@ -4,14 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi import Query as Param
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from muses.collection.images import display_path
 from muses.collection.sources import is_url
 from muses.collection.store import Image
-from muses.web.browse import NO_LABEL, SORTS, page_numbers
+from muses.web.browse import NO_LABEL, SORTS, Query, page_numbers
+from muses.web.downloads import csv_lines, json_lines
 from muses.web.forms import listing_query, read_file
 from muses.web.review import decision_context
 from muses.web.state import AppState, get_state
@@ -42,15 +44,26 @@ async def upload_form(request: Request, file: UploadFile | None = File(None), st
 
 
 @router.get("/items", response_class=HTMLResponse)
-def items_page(request: Request, q: str = "", predicted: str = "", naive: str = "", disagree: bool = False,
-               sort: str = "", page: int = 1, per_page: int = 24, reviewed: str = "", reviewer: str = "",
-               state: AppState = Depends(get_state)):
-    query = listing_query(q, predicted, naive, disagree, sort, page, per_page, reviewed, reviewer)
+def items_page(request: Request, query: Query = Depends(listing_query), state: AppState = Depends(get_state)):
     listing = state.view.page(query, state.engine)
     return templates.TemplateResponse(request, "items.html", {
         "listing": listing, "query": query, "sorts": SORTS, "no_label": NO_LABEL,
         "page_numbers": page_numbers(listing["page"], listing["pages"]),
     })
+
+
+@router.get("/items.csv")
+def items_csv(query: Query = Depends(listing_query), state: AppState = Depends(get_state)):
+    """Every item of the listing (all pages, in its order) as CSV, streamed."""
+    return StreamingResponse(csv_lines(state.view.export_rows(query, state.engine)), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="items.csv"'})
+
+
+@router.get("/items.json")
+def items_json(query: Query = Depends(listing_query), state: AppState = Depends(get_state)):
+    """Every item of the listing (all pages, in its order) as a JSON array, streamed."""
+    return StreamingResponse(json_lines(state.view.export_rows(query, state.engine)), media_type="application/json",
+                             headers={"Content-Disposition": 'attachment; filename="items.json"'})
 
 
 def _item_page(request: Request, state: AppState, item_id: str, *, with_similar: bool):
@@ -73,7 +86,7 @@ def item_page(request: Request, item_id: str, similar: bool = False, state: AppS
 
 
 @router.get("/item", response_class=HTMLResponse)
-def item_page_by_query(request: Request, id: str = Query(...), similar: bool = False,
+def item_page_by_query(request: Request, id: str = Param(...), similar: bool = False,
                        state: AppState = Depends(get_state)):
     """For the ids '.' and '..', which cannot be a path segment (see templating.item_url)."""
     return _item_page(request, state, id, with_similar=similar)

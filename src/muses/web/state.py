@@ -55,7 +55,7 @@ class AppState:
     def __post_init__(self) -> None:
         self.store = Store.for_project(self.project)
         self.definitions = DefinitionsCache(self.project.definitions_path)
-        self.view = CollectionView(self.store, self.definitions)
+        self.view = CollectionView(self.store, self.definitions, engine=self.engine)
         self.visual = VisualCache(Embeddings.for_project(self.project, self.store))
 
     # -- the parts, each failing with the HTTP answer a visitor should get ------------------------
