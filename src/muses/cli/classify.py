@@ -116,10 +116,12 @@ def run_similar(args) -> int:
         print(text, file=sys.stderr)
     classes, hits = result.classes[:5], result.hits
     titles = {item_id: item.title for item_id, item in result.items.items()}
+    numbers = {item_id: item.object_number or item_id for item_id, item in result.items.items()}
     if args.json:
         print(json.dumps({
             "classes": [{"name": c.name, "probability": c.probability} for c in classes],
-            "similar": [{"item_id": h.item_id, "title": titles.get(h.item_id, ""), "score": round(h.score, 4),
+            "similar": [{"item_id": h.item_id, "object_number": numbers.get(h.item_id, h.item_id),
+                         "title": titles.get(h.item_id, ""), "score": round(h.score, 4),
                          "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4),
                          "matched": list(h.matched), "why": h.why} for h in hits],
         }, indent=2, ensure_ascii=False))
@@ -127,7 +129,8 @@ def run_similar(args) -> int:
     if classes:
         print(format_table(["class", "probability"], [[c.name, f"{c.probability:.3f}"] for c in classes]))
         print()
-    print(format_table(["object", "title", "why"], [[h.item_id, titles.get(h.item_id, "")[:50], h.why] for h in hits]))
+    print(format_table(["object number", "title", "why"],
+                       [[numbers.get(h.item_id, h.item_id), titles.get(h.item_id, "")[:50], h.why] for h in hits]))
     print(f"{len(hits)} similar objects")
     if not result.by_look:
         print("found by the catalog's words only: run `muses classify` to store the photos' embeddings, "
