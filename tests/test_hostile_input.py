@@ -417,7 +417,7 @@ def test_csvfile_escapes_formulas_keeps_numbers_and_reads_back_what_was_written(
 
 def test_every_csv_a_curator_opens_is_formula_safe(project, tmp_path):
     from muses.analysis.reports import write_csv
-    from muses.collection.decisions import Decision, export_csv
+    from muses.collection.decisions import Decision, ExportRow, export_csv, natural_key
     from muses.datasets.folder import read_dataset
     from muses.datasets.naive import NaiveExporter
     from test_datasets_naive import COLLECTION, DEFINITIONS, fill_store
@@ -435,10 +435,13 @@ def test_every_csv_a_curator_opens_is_formula_safe(project, tmp_path):
     assert csv_cells(issues)[1] == ["'-3", "'" + HYPERLINK, "-0.25"]
     import datetime as dt
     decided = dt.datetime(2026, 12, 1)
-    text = export_csv({i: Decision(item_id=i, field="class", catalog_value=CMD, suggested_value="vase", action="confirm",
-                                   reviewer="=1+1", decided_at=decided, value="vase") for i in ("A.10", "A.2")})
+    rows = [ExportRow(i, HYPERLINK, Decision(item_id=i, field="class", catalog_value=CMD, suggested_value="vase",
+                                             action="confirm", reviewer="=1+1", decided_at=decided, value="vase"),
+                      "vase", 0.9) for i in ("A.10", "A.2")]
+    text = export_csv(sorted(rows, key=lambda r: natural_key(r.object_number))).decode("utf-8-sig")
     lines = text.splitlines()
     assert lines[1].startswith("A.2,") and lines[2].startswith("A.10,")  # object number order, A.2 before A.10
+    assert "\"'=HYPERLINK(" in text  # the title cell, quoted by the CSV writer and made text
     assert "'+cmd" in text and "'=1+1" in text
 
 

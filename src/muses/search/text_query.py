@@ -62,12 +62,20 @@ class Clause:
     alternatives: tuple[tuple[str, ...], ...]
 
 
+_TERMS = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def terms(text: str) -> list[str]:
+    """The words and "quoted phrases" of a search box, as typed (before any is dropped or merged)."""
+    return [quoted or bare for quoted, bare in _TERMS.findall(text)]
+
+
 def parse(text: str) -> list[Clause]:
     """The clauses of a search box: each word (in all its :func:`spellings`) and each "quoted
     phrase" (as typed). A word with punctuation inside ("1985.141.1") is the phrase of its parts,
     which is how the indexes split it."""
     clauses = []
-    for quoted, bare in re.findall(r'"([^"]*)"|(\S+)', text):
+    for quoted, bare in _TERMS.findall(text):
         parts = words(quoted or bare)
         if not parts:
             continue

@@ -262,10 +262,10 @@ class CollectionView:
         offset = (page - 1) * query.per_page
         end = offset + query.per_page
         if end <= FIRST_ROWS:  # the first pages share one query: ranking every match is the dear part
-            ids = self.memo(("first", *query.filters, query.order),
+            ids = self.memo(("first", *filters, query.order),
                             lambda: self._ids(selection().ordered(query.order).limit(FIRST_ROWS)))[offset:end]
         else:
-            ids = self.memo(("page", *query.filters, query.order, offset, query.per_page),
+            ids = self.memo(("page", *filters, query.order, offset, query.per_page),
                             lambda: self._ids(selection().ordered(query.order).offset(offset).limit(query.per_page)))
         with self.store.session() as s:
             cards = _cards(s, ids)

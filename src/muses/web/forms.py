@@ -37,7 +37,7 @@ def listing_query(q: str = Query("", description='words or "quoted phrases" to f
         _CONTROL.sub(" ", text) for text in (q, predicted, naive, material, maker, reviewed, reviewer))
     if len(q) > MAX_QUERY_CHARS:
         raise HTTPException(422, f"the search text is longer than {MAX_QUERY_CHARS} characters; search with fewer words")
-    if (n := len(text_query.parse(q))) > MAX_SEARCH_TERMS:
+    if (n := len(text_query.terms(q))) > MAX_SEARCH_TERMS:
         raise HTTPException(422, f"the search has {n} words or phrases; search with at most {MAX_SEARCH_TERMS}")
     try:
         return browse.Query(q, predicted or None, naive or None, disagree, sort, page, per_page, material or None,
