@@ -210,7 +210,7 @@ def run_predict(args) -> int:
     if args.json:
         print(json.dumps({"model": str(result.model), "answers": answers, "skipped": skipped}, indent=2))
     else:
-        rows = [[a["image"], a["answer"], *[f"{c['name']} {c['probability']:.3f}" for c in a["classes"]]] for a in answers]
+        rows = [[a["image"], a["answer"], *[f"{c['shown']} {c['probability']:.3f}" for c in a["classes"]]] for a in answers]
         if rows:
             print(format_table(["image", "answer"] + [f"#{i + 1}" for i in range(len(rows[0]) - 2)], rows))
         for s in skipped:
