@@ -291,19 +291,20 @@ def recipes(epochs: int) -> list[Recipe]:
     previous = replace(defaults, fine_tuning=True, label_smoothing=0.1, calibration_folds=0)
     return [
         Recipe("muses train-model defaults", defaults),
-        Recipe("defaults, temperature on the validation photos", replace(defaults, calibration_folds=0)),
-        Recipe("defaults + label smoothing 0.1", replace(defaults, label_smoothing=0.1)),
         Recipe("previous defaults (fine-tuning, label smoothing 0.1, temperature on the validation photos)", previous),
+        Recipe("defaults + label smoothing 0.1", replace(defaults, label_smoothing=0.1)),
+        Recipe("defaults, temperature on the validation photos", replace(defaults, calibration_folds=0)),
         Recipe("defaults + fine-tuning (temperature on the validation photos)", replace(defaults, fine_tuning=True)),
         Recipe("defaults, 8 augmented views", replace(defaults, views=8)),
     ]
 
 
 def measure_recipe(data: Data, recipe: Recipe, k: int, seed: int, checked: dict[str, str], *, workdir: Path,
-                   log=lambda msg: None, keep: list | None = None) -> Row:
+                   cache_dir: Path, log=lambda msg: None, keep: list | None = None) -> Row:
     """The row of what a curator gets: per fold, the train action with ``recipe`` (muses' trainer,
     its phases and calibration) and the predict action on the held-out fold. ``keep`` collects
-    the model files."""
+    the model files. Every fold and recipe shares ``cache_dir``: a cache entry is one photo's
+    view under one setting, whoever asks for it."""
     from dataclasses import replace
 
     import muses
@@ -316,8 +317,9 @@ def measure_recipe(data: Data, recipe: Recipe, k: int, seed: int, checked: dict[
         folder = write_fold_dataset(data, workdir / f"fold{f}", set(data.item) - test, test, classes, seed + f)
         log(f"    fold {f + 1}/{k}: train action")
         # one seed and one feature cache for every fold: the folds share photos, and their views
-        training = replace(recipe.training, seed=seed, cache_dir=workdir / "cache")
-        config = muses.TrainConfig(training=training, dataset=folder, model_name=f"quality-fold{f}", runtime_files=False)
+        training = replace(recipe.training, seed=seed, cache_dir=cache_dir)
+        config = muses.TrainConfig(training=training, dataset=folder, model_name=f"quality-{workdir.name}-fold{f}",
+                                   runtime_files=False)
         t0 = time.perf_counter()
         model = muses.train(data.project, config).model_path
         seconds.append(time.perf_counter() - t0)
@@ -545,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [r.name for r in recipes(1)]
     parser.add_argument("--recipe", action="append", metavar="NAME", choices=names,
                         help="measure only this recipe (repeatable; default: all of " + "; ".join(names) + ")")
+    parser.add_argument("--recipes-only", action="store_true",
+                        help="leave out the probe and the label-issues rows (a second run beside a first)")
     parser.add_argument("--similarity", action="store_true",
                         help="also similar-objects precision@10 with the defaults' first-fold model")
     parser.add_argument("--ablation", action="store_true",
@@ -570,16 +574,17 @@ def main(argv: list[str] | None = None) -> int:
             write_table(rows, out, header=header, notes=NOTES)
             log(f"  {row}")
 
-        done(measure_probe(data, args.folds, args.seed, checked))
-        for rank_other in (False, True):
+        for rank_other in () if args.recipes_only else (False, True):
             found, n = label_issue_recall(data, args.seed, rank_other=rank_other)
             done(Row(f"label issues, injected catalog errors{', other photos ranked too (before)' if rank_other else ''}",
                      note=f"{found} of {n} in the top 48"))
+        if not args.recipes_only:
+            done(measure_probe(data, args.folds, args.seed, checked))
         models: list[Path] = []
         for recipe in [r for r in recipes(args.epochs) if not args.recipe or r.name in args.recipe]:
             log(f"  {recipe.name}")
             done(measure_recipe(data, recipe, args.folds, args.seed, checked, workdir=workdir / f"recipe{len(rows)}",
-                                log=log, keep=models))
+                                cache_dir=workdir / "cache", log=log, keep=models))
         if args.similarity and models:
             from benchmarks import similarity
 

@@ -12,10 +12,11 @@ from muses.model.training import Phase, TrainingError, default_phases
 
 
 def test_default_phases_split_the_epochs_60_40():
-    assert default_phases(5, unfrozen_blocks=2, lr=3e-3, fine_tune_lr=1e-4, decay=0.01) == [
+    assert default_phases(5, fine_tuning=True, unfrozen_blocks=2, lr=3e-3, fine_tune_lr=1e-4, decay=0.01) == [
         Phase(3, 0, 3e-3, 0.01), Phase(2, 2, 1e-4, 0.01)]
     assert default_phases(8, fine_tuning=False) == [Phase(8, 0, 1e-3)]
-    assert default_phases(1) == [Phase(1, 0, 1e-3)]  # too few epochs to fine-tune: transfer only
+    assert default_phases(1, fine_tuning=True) == [Phase(1, 0, 1e-3)]  # too few epochs to fine-tune: transfer only
+    assert default_phases(50) == [Phase(50, 0, 1e-3)]  # the default: the head alone (make bench-quality)
     with pytest.raises(TrainingError, match="epochs must be >= 1"):
         default_phases(0)
 

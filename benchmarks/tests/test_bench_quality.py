@@ -86,9 +86,10 @@ def test_the_product_row_trains_each_fold_with_the_train_action(tmp_path):
     checked = {"circle_000": "circle", "odd_001": "none"}
     recipe = q.Recipe("defaults", muses.TrainCfg(epochs=3))
     models = []
-    row = q.measure_recipe(data, recipe, 2, 0, checked, workdir=tmp_path / "work", keep=models)
-    assert sorted(p.name for p in project.models_dir.glob("*.safetensors")) == ["quality-fold0.safetensors",
-                                                                                 "quality-fold1.safetensors"]
+    row = q.measure_recipe(data, recipe, 2, 0, checked, workdir=tmp_path / "work", cache_dir=tmp_path / "cache",
+                           keep=models)
+    assert sorted(p.name for p in project.models_dir.glob("*.safetensors")) == ["quality-work-fold0.safetensors",
+                                                                                 "quality-work-fold1.safetensors"]
     assert models == sorted(project.models_dir.glob("*.safetensors"))
     assert 0 <= row.macro_f1 <= 1 and 0 <= row.ece <= 1 and row.checked_accuracy in (0.0, 0.5, 1.0)
     assert row.train_s > 0 and "2 trained models" in row.note
