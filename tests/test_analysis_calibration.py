@@ -136,3 +136,29 @@ def test_every_runtime_applies_the_temperature(tiny_model_path, tmp_path):
 
 def test_a_validation_split_of_certain_photos_keeps_the_threshold_below_one():
     assert choose_threshold(np.array([[1.0, 0.0]] * 20), np.zeros(20, dtype=int)) == 0.99
+
+
+def test_one_phrase_for_the_other_class_and_an_empty_cell_in_exports(tmp_path):
+    """Issue 23: "other", "none (unlabeled)" and "Not one of these" named the same answer; a
+    person reads "none of these", a CSV leaves the cell empty."""
+    import csv
+
+    from muses.actions.predicting import answer_json
+    from muses.analysis.label_issues import LabelReview
+    from muses.analysis.reports import write_label_review
+    from muses.predictions import NONE_OF_THESE, exported_name, shown_name
+
+    assert (shown_name(OTHER), shown_name("bust"), exported_name(OTHER), exported_name("bust")) == (
+        NONE_OF_THESE, "bust", "", "bust")
+    assert [c["shown"] for c in answer_json(_cp((OTHER, 0.7), ("bust", 0.3)))] == [NONE_OF_THESE, "bust"]
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (8, 8), "white").save(photo)
+    issue = {"id": "185921", "image": photo, "title": "Medal", "object_type": "medal", "naive_label": "medal",
+             "suggested": OTHER, "confidence": 0.9, "label_quality": 0.1}
+    review = LabelReview(classes=["medal", OTHER], issues=[issue], suggestions=[], n_items=1, n_images=1,
+                         n_unlabeled=0, cv_accuracy=0.0, threshold=0.9)
+    files = write_label_review(tmp_path / "out", "naive", review)
+    with files["issues_csv"].open(encoding="utf-8") as fh:
+        assert next(csv.DictReader(fh))["suggested"] == ""
+    page = files["issues_html"].read_text(encoding="utf-8")
+    assert NONE_OF_THESE in page and f">{OTHER}<" not in page

@@ -139,3 +139,17 @@ def test_pretrained_twin_has_the_original_weights(tiny_model_path, tmp_path):
     assert li.feature_extractor(tuned, "auto") is not tuned
     with pytest.raises(li.ReviewError, match="features must be one of"):
         li.feature_extractor(clf, "imagenet")
+
+
+def test_records_that_matched_no_class_are_never_listed(tmp_path, tiny_model_path):
+    """An ``other`` photo (a record whose catalog matched no class) makes no catalog claim to
+    check; drawn here like triangles, the old ranking listed them as triangles mislabeled."""
+    from muses.datasets.folder import read_dataset
+    from muses.model.loading import load_model
+    from muses.predictions import OTHER
+    from muses.testing.datasets import make_shapes_dataset
+
+    root = make_shapes_dataset(tmp_path / "ds", per_class=12, seed=3, classes=("circle", "square", "triangle", OTHER))
+    clf = load_model(tiny_model_path, project=tmp_path)
+    review = li.review_labels(clf, read_dataset(root), folds=3, seed=0, cache_dir=tmp_path / "cache")
+    assert review.n_items == 36 and not [r for r in review.issues if r["id"].startswith(OTHER)]

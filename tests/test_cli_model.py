@@ -58,7 +58,7 @@ def test_no_fine_tuning_spends_all_epochs_on_the_head_and_predict_uses_it(proj, 
     meta = _meta(proj, "naive")  # the default name: the stem of muses.toml's model_path
     assert {h["unfrozen_blocks"] for h in meta["history"]} == {0} and len(meta["history"]) == 8
     assert "model_path =" not in out and "plot:" not in out
-    assert "calibration on the validation photos: temperature" in out
+    assert "calibration on out-of-fold predictions of every training photo: temperature" in out
     assert meta["temperature"] != 1.0 and 0 < meta["threshold"] < 1
     squares = sorted((shapes_dataset / "images").glob("square_*.png"))[:3]
     assert main(["predict", *map(str, squares), "--top-k", "2", "--json"]) == 0
@@ -86,8 +86,7 @@ def test_dataset_flag_and_early_stopping(project, shapes_dataset, capsys):
 
 def test_resume_continues_an_interrupted_run(proj, capsys):
     # The same run as the command below makes, interrupted after epoch 2 (as Ctrl-C would).
-    clf = setup_classifier(64, dataset=proj.datasets_dir / "naive", project=proj, views=2, workers=0,
-                           label_smoothing=0.1)  # train-model's default
+    clf = setup_classifier(64, dataset=proj.datasets_dir / "naive", project=proj, views=2, workers=0)
 
     def interrupt(record):
         if record["epoch"] == 2:
@@ -95,9 +94,9 @@ def test_resume_continues_an_interrupted_run(proj, capsys):
 
     with pytest.raises(KeyboardInterrupt):
         clf.fit([Phase(3, 0, 1e-3), Phase(2, 4, 5e-5)], model_name="naive", callback=interrupt)
-    assert main(["train-model", "--epochs", "5", "--resume", "--seed", "1", *FAST]) == 2
+    assert main(["train-model", "--epochs", "5", "--fine-tuning", "--resume", "--seed", "1", *FAST]) == 2
     assert "other settings" in capsys.readouterr().err
-    assert main(["train-model", "--epochs", "5", "--resume", *FAST]) == 0
+    assert main(["train-model", "--epochs", "5", "--fine-tuning", "--resume", *FAST]) == 0
     assert "resuming" in capsys.readouterr().err
     assert [h["epoch"] for h in _meta(proj, "naive")["history"]] == [1, 2, 3, 4, 5]
 

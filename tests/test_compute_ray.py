@@ -136,7 +136,7 @@ def _train(root, dataset, compute=None):
     root.mkdir()
     clf = setup_classifier(64, mode="train", dataset=dataset, project=root, seed=0, views=2, workers=0,
                            cache_dir=root / "cache", models_dir=root / "models", device="cpu", compute=compute)
-    history = clf.fit(default_phases(3, unfrozen_blocks=1, lr=3e-3), model_name="m")
+    history = clf.fit(default_phases(3, fine_tuning=True, unfrozen_blocks=1, lr=3e-3), model_name="m")
     return clf, history
 
 

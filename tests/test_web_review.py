@@ -109,7 +109,7 @@ def test_a_card_shows_photo_object_number_catalog_words_and_the_models_answer(re
     item = Store.for_project(fresh).get_item(first)
     assert item.object_type[0] in r.text and f'src="/images/{item.images[0].id}/display"' in r.text
     assert "The model thinks this is <strong>square</strong>" in r.text and "91 % sure" in r.text
-    for words in ("Catalog is right", "Use the suggestion", "Choose this class", "Not one of these", "Skip"):
+    for words in ("Catalog is right", "Use the suggestion", "Choose this class", "None of these", "Skip"):
         assert words in r.text
     assert "0 of 3 decided" in r.text and "read-only" in r.text
 

@@ -130,7 +130,7 @@ def test_review_five_cards_with_the_keyboard_then_export(server, tmp_path, capsy
         expect(current).to_have_attribute("data-id", ids[5])
         page.keyboard.press("n")  # 6: the last card; its confirmation stays beside "all done"
         message = page.locator("#message")
-        expect(message).to_contain_text(f"{ids[5]}: not one of these")
+        expect(message).to_contain_text(f"{ids[5]}: none of these")
         expect(message).to_contain_text("All cards on this page are done")
         assert "`" not in page.inner_text("body")
 

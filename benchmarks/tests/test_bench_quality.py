@@ -51,15 +51,26 @@ def test_measure_separable_classes():
 
 
 def test_table_takes_rows_from_other_benchmarks(tmp_path):
-    out = q.write_table([q.Row("plain", 0.9, 0.8, 0.05, 0.1, 0.02)], tmp_path / "t.md",
+    out = q.write_table([q.Row("plain", 0.9, 0.8, 0.05, 0.1, 0.02, train_s=12.3)], tmp_path / "t.md",
                         extra=[q.Row("similarity precision@10 (visual)", note="0.83")], header="machine")
     text = out.read_text()
-    assert "| plain | 0.900 | 0.800 | 0.050 | 0.100 | 0.020 |" in text
-    assert "| similarity precision@10 (visual) | - | - | - | - | - | 0.83 |" in text and "machine" in text
+    assert "| plain | 0.900 | 0.800 | 0.050 | 0.100 | 0.020 | 12 |" in text
+    assert "| similarity precision@10 (visual) | - | - | - | - | - | - | 0.83 |" in text and "machine" in text
+
+
+def test_the_probe_row_and_injected_label_issues_on_separable_classes():
+    data = _data()
+    data.features = np.concatenate([data.features, _data(1).features[:, :1]], axis=1)[:, :2]
+    checked = {"bust0": "bust", "medal3": "medal", "odd1": "none"}
+    probe = q.measure_probe(data, 3, 0, checked)
+    assert probe.macro_f1 > 0.9 and 0 <= probe.ece <= 1 and probe.train_s >= 0
+    found, n = q.label_issue_recall(data, 0, n=4, top=8)
+    assert n == 4 and found >= 3  # well-separated classes: a flipped label stands out
 
 
 @pytest.mark.slow
 def test_the_product_row_trains_each_fold_with_the_train_action(tmp_path):
+    import muses
     from muses.testing.datasets import make_shapes_dataset
 
     from muses.settings import Project, Settings, TrainingSettings
@@ -73,9 +84,14 @@ def test_the_product_row_trains_each_fold_with_the_train_action(tmp_path):
     data = q.Data(np.zeros((len(items), 1, 1), np.float32), items, status, label, ["circle", "square", "triangle"],
                   np.array([str(p) for p in paths]), project)
     checked = {"circle_000": "circle", "odd_001": "none"}
-    row = q.measure_product(data, 2, 0, checked, epochs=3, workdir=tmp_path / "work")
-    assert sorted(p.name for p in project.models_dir.glob("*.safetensors")) == ["quality-fold0.safetensors",
-                                                                                 "quality-fold1.safetensors"]
+    recipe = q.Recipe("defaults", muses.TrainCfg(epochs=3))
+    models = []
+    row = q.measure_recipe(data, recipe, 2, 0, checked, workdir=tmp_path / "work", cache_dir=tmp_path / "cache",
+                           keep=models)
+    assert sorted(p.name for p in project.models_dir.glob("*.safetensors")) == ["quality-work-fold0.safetensors",
+                                                                                 "quality-work-fold1.safetensors"]
+    assert models == sorted(project.models_dir.glob("*.safetensors"))
     assert 0 <= row.macro_f1 <= 1 and 0 <= row.ece <= 1 and row.checked_accuracy in (0.0, 0.5, 1.0)
+    assert row.train_s > 0 and "2 trained models" in row.note
     manifest = (tmp_path / "work" / "fold0" / "manifest.csv").read_text()
     assert ",other," in manifest and ",test," in manifest  # the product's recipe: an "other" class

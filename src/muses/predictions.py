@@ -23,7 +23,7 @@ import numpy as np
 
 STORED_DECIMALS = 6  # probabilities in the store: enough to rank, short enough to read
 OTHER = "other"  # the class trained on records that match none of the defined classes
-NONE_OF_THESE = "none of these"
+NONE_OF_THESE = "none of these"  # the only words a person reads for OTHER
 SURE, UNCERTAIN, NONE = "sure", "uncertain", "none"
 
 
@@ -33,6 +33,17 @@ def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / float(temperature)
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def shown_name(name: str) -> str:
+    """A class name as a person reads it: the ``other`` class is "none of these"."""
+    return NONE_OF_THESE if name == OTHER else name
+
+
+def exported_name(name: str) -> str:
+    """A class name in an export (CSV): the ``other`` class leaves the cell empty, a value no
+    importer mistakes for a class called "other"."""
+    return "" if name == OTHER else name
 
 
 @dataclass(frozen=True)

@@ -246,5 +246,8 @@ def map_collection(project: Project, config: MapConfig = MapConfig()) -> MapRepo
 
 
 def answer_json(classes: Sequence[ClassProbability], digits: int = 4) -> list[dict[str, Any]]:
-    """Classes as the JSON answers (CLI --json, the web API) show them."""
-    return [{"name": c.name, "probability": round(c.probability, digits)} for c in classes]
+    """Classes as the JSON answers (CLI --json, the web API) show them: ``name`` to match on,
+    ``shown`` for people ("none of these" for the ``other`` class)."""
+    from muses.predictions import shown_name
+
+    return [{"name": c.name, "shown": shown_name(c.name), "probability": round(c.probability, digits)} for c in classes]

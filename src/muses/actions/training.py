@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from muses.model.config import Phase, TrainCfg, TrainingError
+from muses.model.config import Phase, TrainCfg, TrainingError, calibrates_out_of_fold
 from muses.progress import note
 from muses.settings import Project
 
@@ -51,6 +51,7 @@ class TrainResult:
     seconds: float
     temperature: float
     threshold: float  # answers below it are shown as uncertain
+    out_of_fold: bool = False  # calibrated on out-of-fold predictions of every training photo (else: validation)
     onnx_path: Path | None = None
     onnx_error: str | None = None  # why the ONNX file could not be written
     plot_path: Path | None = None
@@ -135,6 +136,7 @@ def _train(project: Project, config: TrainConfig, name: str, device: str, *, mai
         model_path=out, class_names=list(clf.class_names), phases=phases, history=history,
         n_images=len(clf.dataset.samples), n_val=len(clf.dataset.split("val")), skipped=list(clf.dataset.skipped),
         seconds=time.perf_counter() - t0, temperature=clf.cfg.temperature, threshold=clf.cfg.threshold, written=main,
+        out_of_fold=calibrates_out_of_fold(tc, phases),
     )
     if not main:
         return result

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from muses import csvfile
 from muses.imaging import try_open
+from muses.predictions import exported_name, shown_name
 
 THUMBNAIL_SIZE = 160
 
@@ -237,10 +238,18 @@ def write_label_review(out_dir: str | Path, prefix: str, review, *, gallery_size
         f"(a linear head fitted on all labeled records gives it a probability of at least {review.threshold:g})."
     )
     return {
-        "issues_csv": write_csv(out_dir / f"{prefix}_label_issues.csv", review.issues, ISSUE_COLUMNS),
+        "issues_csv": write_csv(out_dir / f"{prefix}_label_issues.csv", _named(review.issues, exported_name), ISSUE_COLUMNS),
         "issues_html": write_gallery(out_dir / f"{prefix}_label_issues.html", f"{prefix}: records whose label looks wrong",
-                                     review.issues[:gallery_size], ISSUE_COLUMNS[1:-1], notes=[issues_note]),
-        "suggestions_csv": write_csv(out_dir / f"{prefix}_suggested_labels.csv", review.suggestions, SUGGESTION_COLUMNS),
+                                     _named(review.issues[:gallery_size], shown_name), ISSUE_COLUMNS[1:-1],
+                                     notes=[issues_note]),
+        "suggestions_csv": write_csv(out_dir / f"{prefix}_suggested_labels.csv", _named(review.suggestions, exported_name),
+                                     SUGGESTION_COLUMNS),
         "suggestions_html": write_gallery(out_dir / f"{prefix}_suggested_labels.html", f"{prefix}: suggested labels",
-                                          review.suggestions[:gallery_size], SUGGESTION_COLUMNS[1:-1], notes=[suggestions_note]),
+                                          _named(review.suggestions[:gallery_size], shown_name), SUGGESTION_COLUMNS[1:-1],
+                                          notes=[suggestions_note]),
     }
+
+
+def _named(rows: Sequence[Mapping[str, Any]], name) -> list[dict]:
+    """``rows`` with their class columns (naive label, suggestion) as ``name`` writes a class."""
+    return [{**r, **{k: name(r[k]) for k in ("naive_label", "suggested") if k in r}} for r in rows]

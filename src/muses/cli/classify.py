@@ -9,9 +9,11 @@ from pathlib import Path
 from muses.actions import (
     ClassifyConfig, MapConfig, SimilarConfig, classify_collection, map_collection, similar_objects,
 )
+from muses.actions.predicting import answer_json
 from muses.cli import UsageError, command_parser, config_from, default_of, format_table, positive
 from muses.cli.engines import add_compute_args, compute_from_args
 from muses.model import RUNTIMES
+from muses.predictions import shown_name
 from muses.settings import find_project
 
 CLASSIFY_EXAMPLES = """\
@@ -119,7 +121,7 @@ def run_similar(args) -> int:
     numbers = {item_id: item.object_number or item_id for item_id, item in result.items.items()}
     if args.json:
         print(json.dumps({
-            "classes": [{"name": c.name, "probability": c.probability} for c in classes],
+            "classes": answer_json(classes),
             "similar": [{"item_id": h.item_id, "object_number": numbers.get(h.item_id, h.item_id),
                          "title": titles.get(h.item_id, ""), "score": round(h.score, 4),
                          "looks_alike": None if h.looks_alike is None else round(h.looks_alike, 4),
@@ -127,7 +129,7 @@ def run_similar(args) -> int:
         }, indent=2, ensure_ascii=False))
         return 0
     if classes:
-        print(format_table(["class", "probability"], [[c.name, f"{c.probability:.3f}"] for c in classes]))
+        print(format_table(["class", "probability"], [[shown_name(c.name), f"{c.probability:.3f}"] for c in classes]))
         print()
     print(format_table(["object number", "title", "why"],
                        [[numbers.get(h.item_id, h.item_id), titles.get(h.item_id, "")[:50], h.why] for h in hits]))

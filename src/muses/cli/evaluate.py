@@ -10,6 +10,7 @@ from muses.actions import EvaluateConfig, LabelIssuesConfig, evaluate, label_iss
 from muses.cli import command_parser, config_from, default_of, format_table
 from muses.cli.engines import add_compute_args, compute_from_args
 from muses.datasets.folder import SPLITS
+from muses.predictions import shown_name
 from muses.settings import find_project
 
 EVALUATE_EXAMPLES = """\
@@ -132,7 +133,7 @@ NEXT_AFTER_EVALUATE = ("\nnext: open the mistakes page above to see the photos; 
 def _print_metrics(plain, tta) -> None:
     """Per-class table, then accuracy, macro-F1 and log loss; with TTA a column beside each."""
     evals = [plain] + ([tta] if tta else [])
-    rows = [[c.name, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", c.support]
+    rows = [[shown_name(c.name), f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", c.support]
             + [f"{e.per_class[i].f1:.3f}" for e in evals[1:]] for i, c in enumerate(plain.per_class)]
     print(format_table(["class", "precision", "recall", "F1", "support"] + (["F1 with TTA"] if tta else []), rows))
     print()

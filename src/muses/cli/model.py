@@ -51,7 +51,8 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=positive(int), help=f"total epochs (default {default_of(t, 'epochs')})")
     p.add_argument("--plot-performance", action="store_true", default=None, help="write plots/NAME_performance.png")
     p.add_argument("--fine-tuning", action=argparse.BooleanOptionalAction,
-                   help=f"fine-tune the backbone tail after transfer learning (default: {_yes(t, 'fine_tuning')})")
+                   help=f"fine-tune the backbone tail after transfer learning (default: {_yes(t, 'fine_tuning')}; "
+                        "--unfrozen-blocks or --fine-tune-lr ask for it)")
     p.add_argument("--unfrozen-blocks", "--fine-tune-layers", dest="unfrozen_blocks", type=positive(int),
                    help=f"backbone blocks to fine-tune, counted from the last (default {default_of(t, 'unfrozen_blocks')}); "
                         "--fine-tune-layers is its old name")
@@ -111,7 +112,11 @@ def _yes(config: type, name: str) -> str:
 def train_config(args) -> TrainConfig:
     """The train action's config of the flags given: TrainConfig's defaults, each flag given replacing its field."""
     config = config_from(TrainConfig(), args)
-    return dataclasses.replace(config, training=dataclasses.replace(config.training, compute=compute_from_args(args)))
+    # a fine-tuning flag asks for fine-tuning, now that the default is the head alone
+    asks = args.fine_tuning is None and (args.unfrozen_blocks is not None or args.fine_tune_lr is not None)
+    training = dataclasses.replace(config.training, compute=compute_from_args(args),
+                                   **({"fine_tuning": True} if asks else {}))
+    return dataclasses.replace(config, training=training)
 
 
 def run_train(args) -> int:
@@ -184,7 +189,8 @@ def _validation_caveat(n_val: int) -> str:
 def _calibration_words(result) -> str:
     if not result.calibrated:
         return "calibration: none (the dataset has no validation photos); answers are never marked uncertain"
-    return (f"calibration on the validation photos: temperature {result.temperature:.2f}; answers below "
+    source = ("out-of-fold predictions of every training photo" if result.out_of_fold else "the validation photos")
+    return (f"calibration on {source}: temperature {result.temperature:.2f}; answers below "
             f"{result.threshold:.0%} are shown as uncertain. Check them with `muses evaluate`.")
 
 
@@ -210,7 +216,7 @@ def run_predict(args) -> int:
     if args.json:
         print(json.dumps({"model": str(result.model), "answers": answers, "skipped": skipped}, indent=2))
     else:
-        rows = [[a["image"], a["answer"], *[f"{c['name']} {c['probability']:.3f}" for c in a["classes"]]] for a in answers]
+        rows = [[a["image"], a["answer"], *[f"{c['shown']} {c['probability']:.3f}" for c in a["classes"]]] for a in answers]
         if rows:
             print(format_table(["image", "answer"] + [f"#{i + 1}" for i in range(len(rows[0]) - 2)], rows))
         for s in skipped:

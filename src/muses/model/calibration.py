@@ -9,8 +9,12 @@ measures how well that worked.
 """
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.optimize import minimize_scalar
+from sklearn.model_selection import StratifiedGroupKFold
 
 from muses.model.files import TEMPERATURE_RANGE
 from muses.predictions import probabilities
@@ -53,3 +57,17 @@ def choose_threshold(probs: np.ndarray, labels: np.ndarray, *, known: np.ndarray
     if len(top) == 0 or refuse <= 0:
         return 0.0
     return round(min(float(np.quantile(top, refuse, method="lower")), MAX_THRESHOLD), 4)
+
+
+def object_folds(labels: np.ndarray, groups: Sequence, folds: int, seed: int) -> list[np.ndarray]:
+    """Row indices of up to ``folds`` held-out folds, stratified by label, all photos of one
+    object in one fold (none when there are fewer than two objects)."""
+    n_groups = len(set(groups))
+    folds = min(folds, n_groups)
+    if folds < 2:
+        return []
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # a class with fewer objects than folds is simply absent from some of them
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return [test for _, test in splitter.split(np.zeros(len(labels)), labels, list(groups))]

@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from muses import __version__
+from muses.predictions import shown_name
 
 HERE = Path(__file__).parent
 
@@ -35,3 +36,5 @@ templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_a
 templates.env.globals["version"] = __version__
 templates.env.filters["item_url"] = item_url
 templates.env.globals["static_url"] = static_url
+# "none of these", never the model's internal class name "other", on every page
+templates.env.globals["shown_name"] = shown_name

@@ -74,10 +74,11 @@
     try {
       const d = await post("/api/review/decisions", body);
       card.classList.add("decided");
-      card.querySelector(".outcome").textContent = d.value ? `decided: ${d.value}` : "decided: not one of these";
+      card.querySelector(".outcome").textContent = d.value ? `decided: ${d.value}` : "decided: none of these";
       decided++;
       history.push({ index: current, decision: d.id });
-      confirmation = `${d.item_id}: ${d.action}${d.value ? ` (${d.value})` : ""}. Undo with u.`;
+      const words = d.action === "not one of these" ? "none of these" : d.action;  // the pages' one phrase
+      confirmation = `${d.item_id}: ${words}${d.value ? ` (${d.value})` : ""}. Undo with u.`;
       say(confirmation);
       advance();
     } catch (err) {
