@@ -23,7 +23,7 @@ muses stats
 step "4. naive labels -> dataset + labeling report"
 muses export-classification-data --exporter naive --seed 0
 
-step "5. transfer learning + fine-tuning ($EPOCHS epochs)"
+step "5. train the classifier: a new head on the pretrained network ($EPOCHS epochs)"
 muses train-model --model-name naive --epochs "$EPOCHS" --plot-performance --seed 0
 
 step "6. evaluation on the held-out test split"
