@@ -109,14 +109,17 @@ def test_feature_cache_is_reused_and_keyed_by_content(shapes_dataset, tmp_path, 
     monkeypatch.setattr(features, "fill_from_images", lambda *a, **k: calls.append(original(*a, **k)) or calls[-1])
     _setup(shapes_dataset, tmp_path).fit([Phase(1, 0, 1e-3)], save=False)
     _setup(shapes_dataset, tmp_path).fit([Phase(1, 0, 1e-3)], save=False)
-    n_views = len(read_dataset(shapes_dataset).split("train")) * 2 + len(read_dataset(shapes_dataset).split("val"))
+    n_train = len(read_dataset(shapes_dataset).split("train"))
+    # two augmented views per training photo, one per validation photo, and one plain view per
+    # training photo for the out-of-fold calibration
+    n_views = n_train * 2 + len(read_dataset(shapes_dataset).split("val")) + n_train
     assert calls == [n_views]  # the second run computes nothing
     # A changed image gets new entries; an other image size is another cache file.
     copy = shutil.copytree(shapes_dataset, tmp_path / "copy")
     changed = copy / "images" / "circle_000.png"
     PIL.Image.open(changed).transpose(PIL.Image.Transpose.ROTATE_90).save(changed)
     _setup(copy, tmp_path).fit([Phase(1, 0, 1e-3)], save=False)
-    assert calls[-1] == 2  # circle_000 is a training image: its two augmented views
+    assert calls[-1] == 3  # circle_000 is a training image: its two augmented views and its plain one
     setup_classifier(48, dataset=copy, project=tmp_path, views=2, workers=0, cache_dir=tmp_path / "cache",
                      models_dir=tmp_path / "models").fit([Phase(1, 0, 1e-3)], save=False)
     assert calls[-1] == n_views

@@ -25,7 +25,7 @@ def test_every_section_runs_on_tiny_settings(tmp_path, monkeypatch, met_sample):
     for what in ("classify end to end, ONNX, batch 32", "classify end to end, torch, batch 1",
                  "model only, ONNX, batch 1", "loading only (decode + preprocess), 1 thread"):
         assert values[what].endswith("images/s") and float(values[what].split()[0].replace(",", "")) > 0
-    assert any(w.startswith("time to a trained model: muses (Lite0, 64 px, 2+1 epochs)") for w in values)
+    assert any(w.startswith("time to a trained model: muses (Lite0, 64 px, 3+0 epochs)") for w in values)
     assert any(w.startswith("generate-images (1 JPEGs of 3000x2250 px)") for w in values)
     peaks = [r for r in rows if r.what.startswith("peak RSS")]
     assert len(peaks) == 3 and all(r.value.endswith(" MB") for r in peaks)
