@@ -112,3 +112,27 @@ def test_every_muses_toml_key_is_documented_with_its_default():
     wrong = [f"[{table}] {key} = {default} (documented: {documented.get((table, key), 'nothing')})"
              for table, key, default in walk(Settings, "") if documented.get((table, key)) != default]
     assert not wrong, "muses.toml keys whose default docs/getting-started.md does not show:\n" + "\n".join(wrong)
+
+
+def test_the_python_api_page_shows_every_training_default():
+    """docs/python-api.md's TrainCfg table states each field's default: it must be TrainCfg's."""
+    import ast
+    import dataclasses
+    import re
+
+    from muses.model.config import TrainCfg
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainCfg)}
+    shown, wrong = set(), []
+    for line in (ROOT / "docs" / "python-api.md").read_text("utf-8").splitlines():
+        row = re.match(r"\| ((?:`\w+`(?:, )?)+) \|([^|]*)\|", line)
+        if not row or not {n for n in re.findall(r"`(\w+)`", row.group(1))} <= defaults.keys():
+            continue
+        names = re.findall(r"`(\w+)`", row.group(1))
+        shown.update(names)
+        if row.group(2).strip():  # a row of objects (cache, compute, augment) names no value
+            values = [ast.literal_eval(v.strip()) for v in row.group(2).split(",")]
+            wrong += [f"{n}: documented {v!r}, TrainCfg has {defaults[n]!r}"
+                      for n, v in zip(names, values, strict=True) if v != defaults[n]]
+    assert not wrong, "\n".join(wrong)
+    assert shown == defaults.keys(), f"TrainCfg fields missing from docs/python-api.md: {sorted(defaults.keys() - shown)}"
