@@ -13,6 +13,7 @@ from muses.settings import ComputeSettings, Project
 if TYPE_CHECKING:
     from muses.collection.images import GenerateReport
     from muses.collection.importers import ImportReport
+    from muses.collection.store import Store
 
 Progress = Callable[[int, "int | None"], None]
 IMPORT_REPORT = "import-report.json"
@@ -133,6 +134,7 @@ class DecisionsConfig:
     since_last_export: bool = False  # only decisions made since the last export: work in batches
     plain_utf8: bool = False  # no byte-order mark (Excel on Windows needs it for accented names)
     out: Path | None = None  # write the CSV here (None: only return it)
+    remember: bool = True  # note the export for the next since_last_export (a read-only server writes nothing)
 
 
 @dataclass(frozen=True)
@@ -141,21 +143,28 @@ class DecisionsResult:
     data: bytes  # the CSV: object number, title, field, catalog value, decided value, ...
 
 
-def export_decisions(project: Project, config: DecisionsConfig = DecisionsConfig()) -> DecisionsResult:
+def export_decisions(project: Project, config: DecisionsConfig = DecisionsConfig(), *,
+                     store: Store | None = None) -> DecisionsResult:
     """The reviewers' current decisions (one per record; undone and withdrawn ones left out) as
     CSV for the collection management system, naturally sorted by object number; the export is
-    remembered for the next ``since_last_export``."""
+    remembered for the next ``since_last_export`` unless ``config.remember`` is off. A caller that
+    keeps the store open (the web app) passes it as ``store``."""
     from muses.collection.decisions import export_decisions as export, parse_since
-    from muses.collection.store import Store
 
     if config.since and config.since_last_export:
         raise MusesError("give --since or --since-last-export, not both")
     since = parse_since(config.since) if config.since else None
-    data, rows = export(Store.for_project(project), since=since, since_last=config.since_last_export,
-                        bom=not config.plain_utf8)
+    data, rows = export(store or _store(project), since=since, since_last=config.since_last_export,
+                        bom=not config.plain_utf8, remember=config.remember)
     if config.out is not None:
         try:
             config.out.write_bytes(data)
         except OSError as exc:
             raise RunFailed(f"cannot write {config.out}: {exc.strerror or exc}; choose another --out") from exc
     return DecisionsResult(rows, data)
+
+
+def _store(project: Project) -> Store:
+    from muses.collection.store import Store
+
+    return Store.for_project(project)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, field_validator
 from muses import csvfile
 from sqlalchemy import select
 
+from muses.actions import DecisionsConfig, export_decisions
 from muses.collection import decisions as dec
 from muses.search.browse_index import BrowseRow
 from muses.web.errors import storable_text
@@ -292,9 +293,8 @@ def decisions_page(request: Request, item: str = "", reviewer: str = "", state: 
 def export(only_new: str = Form(""), plain: str = Form(""), state: AppState = Depends(get_state)):
     """The "Export decisions" button: the CSV `muses decisions export` writes, as a download.
     A read-only server does not remember the export (it writes nothing)."""
-    data, _ = dec.export_decisions(state.store, since_last=bool(only_new), bom=not plain,
-                                   remember=state.allow_writes)
-    return csv_download(data, "decisions")
+    config = DecisionsConfig(since_last_export=bool(only_new), plain_utf8=bool(plain), remember=state.allow_writes)
+    return csv_download(export_decisions(state.project, config, store=state.store).data, "decisions")
 
 
 def csv_download(data: bytes, name: str) -> Response:
