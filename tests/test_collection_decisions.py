@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from muses.actions import DecisionsConfig, export_decisions
+from muses.actions import (
+    DecisionsConfig, RecordDecisionConfig, UndoDecisionConfig, export_decisions, record_decision, undo_decision,
+)
 from muses.testing.catalog import add_met_items
 from muses.collection import decisions as dec
 from muses.collection.importers import import_records
@@ -128,6 +130,25 @@ def test_only_since_the_last_export_gives_the_next_batch(store, tmp_path, capsys
     assert [r["object number"] for r in _rows(first.read_text("utf-8"))] == ["1"]
     assert [(r["object number"], r["decided value"]) for r in _rows(second.read_text("utf-8"))] == [
         ("1", "bust"), ("2", "")]
+
+
+def test_the_review_actions_decide_revise_undo_and_withdraw(store, project):
+    def decide(**kw):
+        return record_decision(project, RecordDecisionConfig("1", "Ana", catalog_value="bust", suggested_value="vessel", **kw))
+
+    assert decide(chosen="bust").action == dec.CATALOG_RIGHT  # the object page names only the class
+    assert decide(chosen=None).action == dec.NOT_ONE
+    slip = record_decision(project, RecordDecisionConfig("1", "Ana", action=dec.OTHER_CLASS, chosen="medal",
+                                                         list_name="issues"), store=store)
+    assert (dec.current_decision(store, "1").value, slip.list_name) == ("medal", "issues")
+    assert undo_decision(project, UndoDecisionConfig(slip.id)).undone
+    assert dec.current_decision(store, "1").action == dec.NOT_ONE  # the one before is current again
+    assert decide(withdraw=True, note="asked the keeper").action == dec.WITHDRAWN
+    assert dec.current_decision(store, "1") is None
+    with pytest.raises(dec.DecisionError, match="unknown decision"):
+        decide(action="")  # an action given is an action taken as given
+    with pytest.raises(dec.DecisionError, match="no decision number 999"):
+        undo_decision(project, UndoDecisionConfig(999), store=store)
 
 
 def test_an_export_not_remembered_leaves_the_next_batch_as_it_was(store, project):

@@ -1,4 +1,5 @@
-"""The collection: import catalog records, check their photos, export the reviewers' decisions."""
+"""The collection: import catalog records, check their photos, record, undo and export the
+reviewers' decisions."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from muses.errors import MusesError, RunFailed
 from muses.settings import ComputeSettings, Project
 
 if TYPE_CHECKING:
+    from muses.collection.decisions import Decision
     from muses.collection.images import GenerateReport
     from muses.collection.importers import ImportReport
     from muses.collection.store import Store
@@ -128,6 +130,50 @@ def check_photos(project: Project, config: CheckPhotosConfig = CheckPhotosConfig
 
 
 # -- the reviewers' decisions ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordDecisionConfig:
+    item_id: str
+    reviewer: str
+    # one of muses.collection.decisions.ACTIONS; None: the action that gives the record ``chosen``
+    # (the object page names only a class)
+    action: str | None = None
+    withdraw: bool = False  # take the record's current decision back instead (a row of its own)
+    chosen: str | None = None  # the class, for "another class" (with action None: None is none of these)
+    catalog_value: str = ""  # the catalog's class, as muses knows it ("" if none)
+    suggested_value: str = ""  # the model's class
+    note: str | None = None  # the reviewer's words, kept with the decision
+    list_name: str | None = None  # the review list the decision was made in
+
+
+@dataclass(frozen=True)
+class UndoDecisionConfig:
+    decision_id: int  # the decision's number (``record_decision(...).id``)
+
+
+def record_decision(project: Project, config: RecordDecisionConfig, *, store: Store | None = None) -> Decision:
+    """Store a reviewer's decision on a record's class (a revision of any earlier one), or take
+    its current decision back (``withdraw``); returns the stored row (a repeat of the current
+    decision adds none). A caller that keeps the store open (the web app) passes it."""
+    from muses.collection import decisions as dec
+
+    store = store or _store(project)
+    if config.withdraw:
+        return dec.withdraw_decision(store, item_id=config.item_id, reviewer=config.reviewer, note=config.note)
+    action = config.action if config.action is not None else dec.action_for(
+        config.chosen, catalog_value=config.catalog_value, suggested_value=config.suggested_value)
+    return dec.record_decision(store, item_id=config.item_id, action=action, reviewer=config.reviewer,
+                               catalog_value=config.catalog_value, suggested_value=config.suggested_value,
+                               chosen=config.chosen, note=config.note, list_name=config.list_name)
+
+
+def undo_decision(project: Project, config: UndoDecisionConfig, *, store: Store | None = None) -> Decision:
+    """Take back a slip of the key: the decision is marked undone (kept, for the record) and the
+    record's earlier decision, if any, is current again."""
+    from muses.collection.decisions import undo_decision as undo
+
+    return undo(store or _store(project), config.decision_id)
+
+
 @dataclass(frozen=True)
 class DecisionsConfig:
     since: str | None = None  # only decisions made on or after this day (YYYY-MM-DD, UTC)
