@@ -88,7 +88,8 @@ def test_import_muses_is_cheap_and_exports_the_actions():
     assert int(out) >= 20
     assert set(actions.__all__) >= {"import_collection", "check_photos", "preview_labels", "export_dataset", "train",
                                     "evaluate", "label_issues", "classify_collection", "map_collection",
-                                    "predict_photos", "similar_objects", "export_decisions"}
+                                    "predict_photos", "similar_objects", "record_decision", "undo_decision",
+                                    "export_decisions"}
 
 
 # -- the actions on real data -----------------------------------------------------------------------

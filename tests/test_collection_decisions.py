@@ -3,6 +3,7 @@ and fed back into the dataset export, the label review and the evaluation."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import shutil
@@ -10,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from muses.actions import (
+    DecisionsConfig, RecordDecisionConfig, UndoDecisionConfig, export_decisions, record_decision, undo_decision,
+)
 from muses.testing.catalog import add_met_items
 from muses.collection import decisions as dec
 from muses.collection.importers import import_records
@@ -126,6 +130,34 @@ def test_only_since_the_last_export_gives_the_next_batch(store, tmp_path, capsys
     assert [r["object number"] for r in _rows(first.read_text("utf-8"))] == ["1"]
     assert [(r["object number"], r["decided value"]) for r in _rows(second.read_text("utf-8"))] == [
         ("1", "bust"), ("2", "")]
+
+
+def test_the_review_actions_decide_revise_undo_and_withdraw(store, project):
+    def decide(**kw):
+        return record_decision(project, RecordDecisionConfig("1", "Ana", catalog_value="bust", suggested_value="vessel", **kw))
+
+    assert decide(chosen="bust").action == dec.CATALOG_RIGHT  # the object page names only the class
+    assert decide(chosen=None).action == dec.NOT_ONE
+    slip = record_decision(project, RecordDecisionConfig("1", "Ana", action=dec.OTHER_CLASS, chosen="medal",
+                                                         list_name="issues"), store=store)
+    assert (dec.current_decision(store, "1").value, slip.list_name) == ("medal", "issues")
+    assert undo_decision(project, UndoDecisionConfig(slip.id)).undone
+    assert dec.current_decision(store, "1").action == dec.NOT_ONE  # the one before is current again
+    assert decide(withdraw=True, note="asked the keeper").action == dec.WITHDRAWN
+    assert dec.current_decision(store, "1") is None
+    with pytest.raises(dec.DecisionError, match="unknown decision"):
+        decide(action="")  # an action given is an action taken as given
+    with pytest.raises(dec.DecisionError, match="no decision number 999"):
+        undo_decision(project, UndoDecisionConfig(999), store=store)
+
+
+def test_an_export_not_remembered_leaves_the_next_batch_as_it_was(store, project):
+    _decide(store, "1", dec.NOT_ONE)
+    batch = DecisionsConfig(since_last_export=True)
+    looked = export_decisions(project, dataclasses.replace(batch, remember=False), store=store)  # a read-only server
+    assert looked.rows == 1 and dec.last_export(store) is None
+    assert export_decisions(project, batch).rows == 1 and dec.last_export(store) is not None
+    assert export_decisions(project, batch, store=store).rows == 0
 
 
 def test_decisions_export_keeps_a_formula_as_text(store):

@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from muses.collection.store import CROPPED, OK, PROBLEM, Image, Item, Store
@@ -26,6 +26,16 @@ def test_store_keeps_items_between_opens(store_url):
     item = reopened.get_item("1")
     assert item.title == "Object 1" and item.primary_object_type == "Sculpture"
     assert [im.original for im in item.usable_images] == ["/a.jpg"]
+
+
+def test_a_record_is_named_by_its_object_number_or_else_its_id_in_python_and_in_sql(store_url):
+    store = Store(store_url)
+    with store.transaction() as s:
+        s.add_all([_item(1, object_number="1985.141.1"), _item(2, object_number="")])
+    assert {i.id: i.number for i in store.items()} == {"1": "1985.141.1", "2": "2"}
+    with store.session() as s:
+        assert dict(s.execute(select(Item.id, Item.number).order_by(Item.id)).all()) == {"1": "1985.141.1", "2": "2"}
+        assert s.scalars(select(Item.id).where(Item.number == "2")).all() == ["2"]
 
 
 def test_a_failed_batch_leaves_the_store_as_it_was(store_url):

@@ -8,6 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from muses.cli import main
 from muses.testing.catalog import add_met_items
 from muses.classify import classify_collection
 from muses.collection import decisions as dec
@@ -327,3 +328,16 @@ def test_a_map_selection_opens_as_a_review_list_or_downloads_as_csv(writer, fres
     rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert [(x["object number"], x["decided value"]) for x in rows] == [(picked[0], "triangle"), (picked[1], "")]
     assert all(x["title"] and x["predicted class"] for x in rows)
+
+
+def test_the_export_button_and_the_command_write_the_same_csv(writer, fresh, tmp_path, capsys):
+    first, second = issue_ids(fresh)[:2]
+    writer.post("/api/review/decisions", json={"item_id": first, "action": dec.NOT_ONE, "note": "a lid"})
+    writer.post("/api/review/decisions", json={"item_id": second, "action": dec.OTHER_CLASS, "chosen": "triangle"})
+    web = writer.post("/decisions/export", data={}).content
+    out = tmp_path / "decisions.csv"
+    assert main(["decisions", "export", "--out", str(out), "--project", str(fresh.root)]) == 0
+    capsys.readouterr()
+    assert out.read_bytes() == web and len(web.decode("utf-8-sig").splitlines()) == 3
+    # both were remembered: only what is new since then comes next, from either door
+    assert writer.post("/decisions/export", data={"only_new": "1"}).content.decode("utf-8-sig").count("\n") == 1

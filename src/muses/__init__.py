@@ -13,10 +13,11 @@ __version__ = "0.1.0"
 
 _ACTIONS = (
     "import_collection", "preview_import", "check_photos", "preview_labels", "export_dataset", "train", "evaluate", "label_issues",
-    "classify_collection", "map_collection", "predict_photos", "similar_objects", "export_decisions",
+    "classify_collection", "map_collection", "predict_photos", "similar_objects", "record_decision", "undo_decision",
+    "export_decisions",
     "ImportConfig", "CheckPhotosConfig", "PreviewConfig", "ExportConfig", "TrainConfig", "TrainCfg", "AugmentCfg",
     "EvaluateConfig", "LabelIssuesConfig", "ClassifyConfig", "MapConfig", "PredictConfig", "SimilarConfig",
-    "DecisionsConfig",
+    "RecordDecisionConfig", "UndoDecisionConfig", "DecisionsConfig",
 )
 __all__ = ["__version__", "Project", "find_project", "MusesError", *_ACTIONS]
 _HOME = {"Project": "muses.settings", "find_project": "muses.settings", "MusesError": "muses.errors",

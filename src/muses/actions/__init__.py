@@ -13,7 +13,8 @@ from muses.actions.analysis import (
 )
 from muses.actions.collection import (
     CheckPhotosConfig, CheckPhotosResult, DecisionsConfig, DecisionsResult, ImportConfig, ImportResult, ProblemPhoto,
-    check_photos, export_decisions, import_collection, preview_import,
+    RecordDecisionConfig, UndoDecisionConfig, check_photos, export_decisions, import_collection, preview_import,
+    record_decision, undo_decision,
 )
 from muses.actions.labels import ExportConfig, PreviewConfig, export_dataset, preview_labels
 from muses.actions.predicting import (
@@ -27,11 +28,12 @@ from muses.model.config import AugmentCfg, TrainCfg
 __all__ = [
     # the actions, in the order of the data flow
     "import_collection", "preview_import", "check_photos", "preview_labels", "export_dataset", "train", "evaluate", "label_issues",
-    "classify_collection", "map_collection", "predict_photos", "similar_objects", "export_decisions",
+    "classify_collection", "map_collection", "predict_photos", "similar_objects", "record_decision", "undo_decision",
+    "export_decisions",
     # their configs
     "ImportConfig", "CheckPhotosConfig", "PreviewConfig", "ExportConfig", "TrainConfig", "TrainCfg", "AugmentCfg",
     "EvaluateConfig", "LabelIssuesConfig", "ClassifyConfig", "MapConfig", "PredictConfig", "SimilarConfig",
-    "DecisionsConfig",
+    "RecordDecisionConfig", "UndoDecisionConfig", "DecisionsConfig",
     # their results
     "ImportResult", "CheckPhotosResult", "ProblemPhoto", "TrainResult", "EvaluateResult", "LabelIssuesResult",
     "ClassifyResult", "PredictResult", "PhotoAnswer", "SimilarResult", "DecisionsResult",

@@ -1,4 +1,5 @@
-"""The collection: import catalog records, check their photos, export the reviewers' decisions."""
+"""The collection: import catalog records, check their photos, record, undo and export the
+reviewers' decisions."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,10 @@ from muses.errors import MusesError, RunFailed
 from muses.settings import ComputeSettings, Project
 
 if TYPE_CHECKING:
+    from muses.collection.decisions import Decision
     from muses.collection.images import GenerateReport
     from muses.collection.importers import ImportReport
+    from muses.collection.store import Store
 
 Progress = Callable[[int, "int | None"], None]
 IMPORT_REPORT = "import-report.json"
@@ -128,11 +131,56 @@ def check_photos(project: Project, config: CheckPhotosConfig = CheckPhotosConfig
 
 # -- the reviewers' decisions ----------------------------------------------------------------------
 @dataclass(frozen=True)
+class RecordDecisionConfig:
+    item_id: str
+    reviewer: str
+    # one of muses.collection.decisions.ACTIONS; None: the action that gives the record ``chosen``
+    # (the object page names only a class)
+    action: str | None = None
+    withdraw: bool = False  # take the record's current decision back instead (a row of its own)
+    chosen: str | None = None  # the class, for "another class" (with action None: None is none of these)
+    catalog_value: str = ""  # the catalog's class, as muses knows it ("" if none)
+    suggested_value: str = ""  # the model's class
+    note: str | None = None  # the reviewer's words, kept with the decision
+    list_name: str | None = None  # the review list the decision was made in
+
+
+@dataclass(frozen=True)
+class UndoDecisionConfig:
+    decision_id: int  # the decision's number (``record_decision(...).id``)
+
+
+def record_decision(project: Project, config: RecordDecisionConfig, *, store: Store | None = None) -> Decision:
+    """Store a reviewer's decision on a record's class (a revision of any earlier one), or take
+    its current decision back (``withdraw``); returns the stored row (a repeat of the current
+    decision adds none). A caller that keeps the store open (the web app) passes it."""
+    from muses.collection import decisions as dec
+
+    store = store or _store(project)
+    if config.withdraw:
+        return dec.withdraw_decision(store, item_id=config.item_id, reviewer=config.reviewer, note=config.note)
+    action = config.action if config.action is not None else dec.action_for(
+        config.chosen, catalog_value=config.catalog_value, suggested_value=config.suggested_value)
+    return dec.record_decision(store, item_id=config.item_id, action=action, reviewer=config.reviewer,
+                               catalog_value=config.catalog_value, suggested_value=config.suggested_value,
+                               chosen=config.chosen, note=config.note, list_name=config.list_name)
+
+
+def undo_decision(project: Project, config: UndoDecisionConfig, *, store: Store | None = None) -> Decision:
+    """Take back a slip of the key: the decision is marked undone (kept, for the record) and the
+    record's earlier decision, if any, is current again."""
+    from muses.collection.decisions import undo_decision as undo
+
+    return undo(store or _store(project), config.decision_id)
+
+
+@dataclass(frozen=True)
 class DecisionsConfig:
     since: str | None = None  # only decisions made on or after this day (YYYY-MM-DD, UTC)
     since_last_export: bool = False  # only decisions made since the last export: work in batches
     plain_utf8: bool = False  # no byte-order mark (Excel on Windows needs it for accented names)
     out: Path | None = None  # write the CSV here (None: only return it)
+    remember: bool = True  # note the export for the next since_last_export (a read-only server writes nothing)
 
 
 @dataclass(frozen=True)
@@ -141,21 +189,28 @@ class DecisionsResult:
     data: bytes  # the CSV: object number, title, field, catalog value, decided value, ...
 
 
-def export_decisions(project: Project, config: DecisionsConfig = DecisionsConfig()) -> DecisionsResult:
+def export_decisions(project: Project, config: DecisionsConfig = DecisionsConfig(), *,
+                     store: Store | None = None) -> DecisionsResult:
     """The reviewers' current decisions (one per record; undone and withdrawn ones left out) as
     CSV for the collection management system, naturally sorted by object number; the export is
-    remembered for the next ``since_last_export``."""
+    remembered for the next ``since_last_export`` unless ``config.remember`` is off. A caller that
+    keeps the store open (the web app) passes it as ``store``."""
     from muses.collection.decisions import export_decisions as export, parse_since
-    from muses.collection.store import Store
 
     if config.since and config.since_last_export:
         raise MusesError("give --since or --since-last-export, not both")
     since = parse_since(config.since) if config.since else None
-    data, rows = export(Store.for_project(project), since=since, since_last=config.since_last_export,
-                        bom=not config.plain_utf8)
+    data, rows = export(store or _store(project), since=since, since_last=config.since_last_export,
+                        bom=not config.plain_utf8, remember=config.remember)
     if config.out is not None:
         try:
             config.out.write_bytes(data)
         except OSError as exc:
             raise RunFailed(f"cannot write {config.out}: {exc.strerror or exc}; choose another --out") from exc
     return DecisionsResult(rows, data)
+
+
+def _store(project: Project) -> Store:
+    from muses.collection.store import Store
+
+    return Store.for_project(project)

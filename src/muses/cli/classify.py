@@ -118,7 +118,7 @@ def run_similar(args) -> int:
         print(text, file=sys.stderr)
     classes, hits = result.classes[:5], result.hits
     titles = {item_id: item.title for item_id, item in result.items.items()}
-    numbers = {item_id: item.object_number or item_id for item_id, item in result.items.items()}
+    numbers = {item_id: item.number for item_id, item in result.items.items()}
     if args.json:
         print(json.dumps({
             "classes": answer_json(classes),

@@ -128,7 +128,7 @@ def catalog_record(item: Any) -> dict[str, Any]:
     who = "; ".join(f"{m['name']} ({m['role']})" if m.get("role") else m["name"] for m in item.makers or [])
     years = (item.date_earliest, item.date_latest)
     date = f"{item.date} ({describe_years(*years)})" if item.date and years != (None, None) else item.date
-    texts = {"object_number": item.object_number or item.id, "title": item.title, "maker": who,
+    texts = {"object_number": item.number, "title": item.title, "maker": who,
              "object_type": " › ".join(item.object_type or []), "date": date, "period": item.period,
              "material": item.material, "dimensions": item.dimensions, "credit_line": item.credit_line,
              "department": item.department, "description": item.description}

@@ -280,12 +280,6 @@ def parse_since(text: str) -> dt.datetime:
     return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
-def object_number(item) -> str:
-    """The number the collection management system knows a record by (the catalog's accession or
-    inventory number; the id where the catalog has none)."""
-    return item.object_number or item.id
-
-
 @dataclass(frozen=True)
 class ExportRow:
     object_number: str
@@ -309,7 +303,7 @@ def export_rows(store: Store, decisions: Mapping[str, Decision]) -> list[ExportR
     for item_id, d in decisions.items():
         item = items.get(item_id)
         top = stored_classes(item.classification)[:1] if item is not None else []
-        rows.append(ExportRow(object_number(item) if item is not None else item_id, item.title if item else "",
+        rows.append(ExportRow(item.number if item is not None else item_id, item.title if item else "",
                               d, top[0].name if top else "", top[0].probability if top else None))
     return sorted(rows, key=lambda r: natural_key(r.object_number))
 

@@ -459,12 +459,12 @@ def photos_next(project: Project, store: Store) -> str | None:
 def collection_problems(store: Store) -> dict[str, Any]:
     """The whole collection's image state: counts per status and per problem category."""
     with store.session() as s:
-        rows = s.execute(select(Image.item_id, Item.object_number, Image.original, Image.status, Image.problem)
+        rows = s.execute(select(Image.item_id, Item.number.label("object_number"), Image.original, Image.status, Image.problem)
                          .join(Item, Item.id == Image.item_id)
                          .where(Image.problem.is_not(None)).order_by(Image.item_id, Image.position)).all()
     stats = store.stats()
     return {"by_status": stats["images_by_status"], "problems": stats["problem_categories"],
-            "problem_files": [{"item_id": r.item_id, "object_number": r.object_number or r.item_id,
+            "problem_files": [{"item_id": r.item_id, "object_number": r.object_number,
                                "original": r.original, "status": r.status, "problem": r.problem}
                               for r in rows[:LISTED_PROBLEMS]],
             "problem_files_total": len(rows)}
@@ -473,8 +473,8 @@ def collection_problems(store: Store) -> dict[str, Any]:
 def object_numbers(store: Store, originals: list[str]) -> dict[str, str]:
     """The object number of the item each photo (by its stored reference) belongs to."""
     with store.session() as s:
-        return {original: number or item_id for original, number, item_id in s.execute(
-            select(Image.original, Item.object_number, Item.id).join(Item, Item.id == Image.item_id)
+        return {original: number for original, number in s.execute(
+            select(Image.original, Item.number).join(Item, Item.id == Image.item_id)
             .where(Image.original.in_(originals)))}
 
 

@@ -80,7 +80,7 @@ def field_values(items: Iterable[Any], field: str, definitions: Definitions, *, 
         if value is None:
             continue
         found = True
-        if needle and needle not in normalize(value):
+        if not _holds(value, needle):
             continue
         label = matcher.label(record)
         name = label_name(label)
@@ -96,6 +96,17 @@ def field_values(items: Iterable[Any], field: str, definitions: Definitions, *, 
         total = sum(counts.values())
         rows.append(ValueRow(value, total, name, round(n / total, 3), reasons[(value, name)]))
     return sort_rows(rows, sort)
+
+
+def _holds(value: str, needle: str) -> bool:
+    return not needle or needle in normalize(value)
+
+
+def containing(rows: Iterable[ValueRow], contains: str) -> list[ValueRow]:
+    """The rows whose value holds ``contains`` (as :func:`field_values` picks them), for a caller
+    that keeps every value of a field and filters it many times."""
+    needle = normalize(contains)
+    return [r for r in rows if _holds(r.value, needle)]
 
 
 def sort_rows(rows: list[ValueRow], sort: str) -> list[ValueRow]:

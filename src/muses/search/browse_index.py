@@ -177,7 +177,7 @@ def row_for(item: Item, label: Label | None, stamp: str) -> dict:
         "naive_class": naive, "naive_status": label.status if label else "",
         "disagree": bool(naive and predicted and naive != predicted), "disagreement": disagreement,
         "thumbnail_image": usable[0].id if usable else None,
-        "number_key": natural_key(item.object_number or item.id), **facet_values(item),
+        "number_key": natural_key(item.number), **facet_values(item),
     }
 
 

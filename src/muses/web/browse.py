@@ -328,7 +328,7 @@ class CollectionView:
     # -- one item ------------------------------------------------------------------------------
     def summary(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
         row = row if row is not None else self.rows([item.id]).get(item.id)
-        return card(item.id, item.object_number, item.title, item.object_type, item.material, item.period,
+        return card(item.id, item.number, item.title, item.object_type, item.material, item.period,
                     top_class(item.classification), row.naive_class if row else None,
                     row.predicted_probability if row else None, row.disagreement if row else None,
                     [im.id for im in item.usable_images])
@@ -356,12 +356,12 @@ class CollectionView:
         }
 
 
-def card(item_id: str, object_number: str | None, title: str, object_type: list | None, material: str, period: str,
+def card(item_id: str, number: str, title: str, object_type: list | None, material: str, period: str,
          predicted: str | None, naive: str | None, probability: float | None, disagreement: float | None,
          image_ids: list[int]) -> dict[str, Any]:
     """An item as a card (and as the API's item summary)."""
     return {
-        "id": item_id, "object_number": object_number or item_id, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
+        "id": item_id, "object_number": number, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
         "naive_label": naive, "predicted": predicted, "probability": probability, "disagreement": disagreement,
         "image_ids": image_ids, "thumbnail": f"/images/{image_ids[0]}" if image_ids else None,
     }
@@ -378,7 +378,7 @@ def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
     for item_id, image_id, status in s.execute(images):
         if status in USABLE_STATUSES:
             photos[item_id].append(image_id)
-    q = (select(Item.id, Item.object_number, Item.title, Item.object_type, Item.material, Item.period,
+    q = (select(Item.id, Item.number, Item.title, Item.object_type, Item.material, Item.period,
                 BrowseRow.predicted_class,
                 BrowseRow.naive_class, BrowseRow.predicted_probability, BrowseRow.disagreement)
          .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
@@ -387,7 +387,7 @@ def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def _export_rows(s, ids: list[str]) -> Iterator[dict[str, Any]]:
-    q = (select(Item.id, Item.object_number, Item.title, Item.maker, Item.date, Item.object_type, Item.material,
+    q = (select(Item.id, Item.number, Item.title, Item.maker, Item.date, Item.object_type, Item.material,
                 Item.period, Item.dimensions, Item.credit_line, Item.department, Item.description, BrowseRow.naive_class, BrowseRow.predicted_class, BrowseRow.predicted_probability)
          .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
     found = {row[0]: row for row in s.execute(q)}

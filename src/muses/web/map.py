@@ -55,7 +55,7 @@ def selection_csv(ids: str = Form(""), state: AppState = Depends(get_state)):
     for item in state.store.items(wanted):
         top = stored_classes(item.classification)[:1]
         d = decided.get(item.id)
-        rows.append([dec.object_number(item), item.title, top[0].name if top else "",
+        rows.append([item.number, item.title, top[0].name if top else "",
                      f"{top[0].probability:.3f}" if top else "", (d.value or "") if d else ""])
     rows.sort(key=lambda r: natural_key(r[0]))
     return csv_download(csvfile.encode(rows, SELECTION_COLUMNS), "map-selection")

@@ -2,7 +2,8 @@
 
 Three queues: the label issues and the suggested labels that `muses label-issues` wrote (its
 newest CSVs in the plots folder), and the records whose catalog label and stored prediction
-disagree. A decision is stored with :mod:`muses.collection.decisions` (only with
+disagree. A decision is stored and undone through the actions (`muses.actions.record_decision`,
+`undo_decision`: :mod:`muses.collection.decisions` below them) (only with
 ``--allow-writes``; the app's same-origin guard applies); a decided record leaves the queues.
 
 Decisions are records of their own: the object page shows the current one and revises or
@@ -23,6 +24,9 @@ from pydantic import BaseModel, Field, field_validator
 from muses import csvfile
 from sqlalchemy import select
 
+from muses.actions import (
+    DecisionsConfig, RecordDecisionConfig, UndoDecisionConfig, export_decisions, record_decision, undo_decision,
+)
 from muses.collection import decisions as dec
 from muses.search.browse_index import BrowseRow
 from muses.web.errors import storable_text
@@ -208,10 +212,10 @@ def decide(body: DecisionIn, state: AppState = Depends(get_state)):
         raise HTTPException(422, f"{body.chosen!r} is not one of the classes ({', '.join(classes)}); choose one of them")
     catalog_value, suggested_value = _store_values(state, body.item_id)
     try:
-        d = dec.record_decision(state.store, item_id=body.item_id, action=body.action,
-                                reviewer=body.reviewer or state.reviewer, catalog_value=catalog_value,
-                                suggested_value=suggested_value, chosen=body.chosen, note=body.note,
-                                list_name=body.list_name if body.list_name in (*QUEUES, SELECTION.name) else None)
+        d = record_decision(state.project, RecordDecisionConfig(
+            body.item_id, body.reviewer or state.reviewer, action=body.action, chosen=body.chosen,
+            catalog_value=catalog_value, suggested_value=suggested_value, note=body.note,
+            list_name=body.list_name if body.list_name in (*QUEUES, SELECTION.name) else None), store=state.store)
     except dec.DecisionError as exc:
         raise HTTPException(422, str(exc)) from exc
     return _decision_json(d)
@@ -236,7 +240,7 @@ def last(reviewer: str = "", state: AppState = Depends(get_state)):
 def undo(decision_id: int = FastAPIPath(ge=1, le=MAX_ID, description="the decision's number"), state: AppState = Depends(get_state)):
     _writable(state)
     try:
-        d = dec.undo_decision(state.store, decision_id)
+        d = undo_decision(state.project, UndoDecisionConfig(decision_id), store=state.store)
     except dec.DecisionError as exc:
         raise HTTPException(404, str(exc)) from exc
     return {"id": d.id, "item_id": d.item_id, "undone": True}
@@ -265,12 +269,9 @@ def decide_form(item_id: str = Form(...), chosen: str = Form(""), note: str = Fo
                                  f"or {dec.NONE_OF_THESE!r}")
     chosen = "" if chosen == dec.NONE_OF_THESE else chosen
     try:
-        if withdraw:
-            dec.withdraw_decision(state.store, item_id=item_id, reviewer=reviewer or state.reviewer, note=note)
-        else:
-            dec.record_decision(state.store, item_id=item_id, reviewer=reviewer or state.reviewer, note=note,
-                                action=dec.action_for(chosen, catalog_value=catalog, suggested_value=suggested),
-                                catalog_value=catalog, suggested_value=suggested, chosen=chosen or None)
+        record_decision(state.project, RecordDecisionConfig(
+            item_id, reviewer or state.reviewer, withdraw=bool(withdraw), chosen=chosen or None,
+            catalog_value=catalog, suggested_value=suggested, note=note), store=state.store)
     except dec.DecisionError as exc:
         raise HTTPException(422, str(exc)) from exc
     return RedirectResponse(item_url(item_id) + "#decision", status_code=303)
@@ -292,9 +293,8 @@ def decisions_page(request: Request, item: str = "", reviewer: str = "", state: 
 def export(only_new: str = Form(""), plain: str = Form(""), state: AppState = Depends(get_state)):
     """The "Export decisions" button: the CSV `muses decisions export` writes, as a download.
     A read-only server does not remember the export (it writes nothing)."""
-    data, _ = dec.export_decisions(state.store, since_last=bool(only_new), bom=not plain,
-                                   remember=state.allow_writes)
-    return csv_download(data, "decisions")
+    config = DecisionsConfig(since_last_export=bool(only_new), plain_utf8=bool(plain), remember=state.allow_writes)
+    return csv_download(export_decisions(state.project, config, store=state.store).data, "decisions")
 
 
 def csv_download(data: bytes, name: str) -> Response:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from muses.errors import MusesError
-from muses.labeling.values import SORTS, field_values, totals, write_csv
+from muses.labeling.values import SORTS, containing, field_values, sort_rows, totals, write_csv
 from muses.web.state import AppState, get_state
 from muses.web.templating import templates
 
@@ -20,7 +20,11 @@ def _rows(state: AppState, field: str, contains: str, sort: str):
     definitions = state.definitions.get()
     if definitions is None:
         raise MusesError("the project has no definitions.toml yet; write one (muses init gives an example)")
-    return field_values(state.store.items(), field, definitions, contains=contains, sort=sort)
+    # One scan of the collection per field and version of the store and definitions.toml (the memo
+    # forgets it when either changes); each filter and order is then read from it.
+    every = state.view.memo(("values", field, definitions.digest),
+                            lambda: field_values(state.store.items(), field, definitions))
+    return sort_rows(containing(every, contains), sort)
 
 
 @router.get("/values", response_class=HTMLResponse, include_in_schema=False)

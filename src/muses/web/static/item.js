@@ -23,7 +23,7 @@ function card(hit) {
   } else {
     a.append(el("div", "noimg", "no image"));
   }
-  a.append(el("span", "object-number", hit.id), el("span", "title", hit.title || hit.id));
+  a.append(el("span", "object-number", hit.object_number), el("span", "title", hit.title || hit.id));
   const tags = el("span", "tags");
   if (hit.predicted) {
     const tag = el("span", "tag predicted", hit.predicted);
