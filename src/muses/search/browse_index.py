@@ -22,6 +22,7 @@ from muses.collection.store import USABLE_STATUSES, Base, Image, Item, Store
 from muses.labeling.definitions import Definitions
 from muses.labeling.matching import Label, Matcher, record_fields
 from muses.predictions import stored_classes
+from muses.search.lazy_index import IndexedItem, indexed_items
 
 CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
 # The columns' version: a store whose index was built with another is rebuilt from scratch.
@@ -152,7 +153,7 @@ def century_name(century: int) -> str:
     return f"{n}{suffix} century" + (" BC" if century < 0 else "")
 
 
-def facet_values(item: Item) -> dict:
+def facet_values(item: IndexedItem) -> dict:
     """The facet columns of ``item``'s row: its material (the medium as the catalog writes it),
     the century of its date (the earliest year read at import, else the date or period text)
     and its first maker."""
@@ -164,11 +165,11 @@ def facet_values(item: Item) -> dict:
     return {"material": material or None, "century": century, "maker": maker or None}
 
 
-def row_for(item: Item, label: Label | None, stamp: str) -> dict:
+def row_for(item: IndexedItem, label: Label | None, stamp: str) -> dict:
     classes = {c.name: c.probability for c in stored_classes(item.classification)}  # most likely first
     predicted, probability = next(iter(classes.items()), (None, None))
     naive = label.cls if label else None
-    usable = item.usable_images
+    usable = item.usable_image_ids
     disagreement = None
     if naive and classes:
         disagreement = round(1.0 - classes.get(naive, 0.0), 6)
@@ -176,7 +177,7 @@ def row_for(item: Item, label: Label | None, stamp: str) -> dict:
         "item_id": item.id, "stamp": stamp, "predicted_class": predicted, "predicted_probability": probability,
         "naive_class": naive, "naive_status": label.status if label else "",
         "disagree": bool(naive and predicted and naive != predicted), "disagreement": disagreement,
-        "thumbnail_image": usable[0].id if usable else None,
+        "thumbnail_image": usable[0] if usable else None,
         "number_key": natural_key(item.object_number or item.id), **facet_values(item),
     }
 
@@ -210,8 +211,9 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
                 if not empty:
                     s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(stale)))
                 rows = [row_for(item, matcher.label(record_fields(item)) if matcher else None, stamps[item.id])
-                        for item in store.items(stale)]
-                s.execute(insert(BrowseRow), rows)
+                        for item in indexed_items(s, stale)]
+                # the table, not the ORM class: one executemany, not a statement per few rows
+                s.connection().execute(insert(BrowseRow.__table__), rows)
             changed += len(stale)
         gone_q = select(BrowseRow.item_id).where(~select(Item.id).where(Item.id == BrowseRow.item_id).exists())
         if ids is not None:

@@ -18,17 +18,17 @@ may search at once: reindexing holds a PostgreSQL advisory lock.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import Float, String, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
-from muses.collection.store import USABLE_STATUSES, Item, Store
+from muses.collection.store import USABLE_STATUSES, Store
 from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
 from muses.search.text_query import Clause, words
 from muses.predictions import top_class
-from muses.search.lazy_index import LazyIndex, Select, create_tables, item_fields
+from muses.search.lazy_index import IndexedItem, LazyIndex, Select, create_tables, item_fields
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
 # ts_rank's four weight classes for the catalog fields, heaviest first (A counts 1.0, D 0.1)
@@ -121,13 +121,13 @@ class PostgresEngine(LazyIndex):
             conn.execute(_in_ids("DELETE FROM search_pg_docs WHERE item_id IN :ids"), {"ids": ids[start : start + _BATCH]})
 
     @staticmethod
-    def _row(item: Item, stamp: str) -> dict:
+    def _row(item: IndexedItem, stamp: str) -> dict:
         tokens = {name: words(value) for name, value in item_fields(item).items()}
-        return {"item_id": item.id, "stamp": stamp, "usable": len(item.usable_images),
+        return {"item_id": item.id, "stamp": stamp, "usable": len(item.usable_image_ids),
                 "top_class": top_class(item.classification),
                 "tokens": sum(map(len, tokens.values())), **{name: spaced(t) for name, t in tokens.items()}}
 
-    def _add(self, conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
+    def _add(self, conn: Connection, items: Sequence[IndexedItem], stamps: dict[str, str]) -> None:
         columns = ["item_id", "stamp", "usable", "top_class", "tokens", *FIELDS]
         insert = text(f"INSERT INTO search_pg_docs ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})")
         batch: list[dict] = []
