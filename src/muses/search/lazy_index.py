@@ -216,7 +216,12 @@ class LazyIndex(ABC):
         """Re-add the rows of ``ids`` (None: of every item whose ``stamp``, an SQL expression on
         ``items i``, differs from the one in table ``docs``) and drop the rows of removed items;
         returns how many. Stale items are found in SQL and handled a batch at a time."""
-        if ids is None:
+        empty = not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {docs})")).scalar()
+        if ids is None and empty:
+            # A first build compares nothing: PostgreSQL would plan the comparison for the table
+            # as it was (empty) and scan every row added so far, in each round.
+            batches, gone = stale_batches(conn, f"SELECT i.id, {stamp} FROM items i WHERE 1 = 1"), []
+        elif ids is None:
             batches = stale_batches(conn, f"SELECT i.id, {stamp} FROM items i LEFT JOIN {docs} d ON d.item_id = i.id "
                                           f"WHERE (d.item_id IS NULL OR d.stamp <> {stamp})")
             gone = list(conn.execute(text(f"SELECT d.item_id FROM {docs} d WHERE NOT EXISTS "
@@ -229,7 +234,8 @@ class LazyIndex(ABC):
         count = len(gone)
         self._drop(conn, gone)
         for stamps in batches:
-            self._drop(conn, list(stamps))
+            if not empty:
+                self._drop(conn, list(stamps))
             self._add(conn, indexed_items(conn, list(stamps)), stamps)
             count += len(stamps)
         return count
