@@ -117,14 +117,14 @@ class FTS5Engine(LazyIndex):
         first = conn.execute(text("SELECT COALESCE(max(rowid), 0) + 1 FROM search_docs")).scalar_one()
         docs, texts = [], []
         for rowid, item in enumerate(items, start=first):
-            docs.append({"rowid": rowid, "id": item.id, "stamp": stamps[item.id], "usable": len(item.usable_image_ids),
-                         "top": top_class(item.classification)})
-            texts.append({"rowid": rowid, **item_fields(item)})
-        if docs:
-            conn.execute(text("INSERT INTO search_docs (rowid, item_id, stamp, usable, top_class) "
-                              "VALUES (:rowid, :id, :stamp, :usable, :top)"), docs)
-            conn.execute(text(f"INSERT INTO search_fts (rowid, {', '.join(FIELDS)}) "
-                              f"VALUES (:rowid, {', '.join(':' + f for f in FIELDS)})"), texts)
+            docs.append((rowid, item.id, stamps[item.id], len(item.usable_image_ids), top_class(item.classification)))
+            fields = item_fields(item)
+            texts.append((rowid, *(fields[f] for f in FIELDS)))
+        if docs:  # plain tuples to the driver: SQLAlchemy's per-row parameter handling would cost as much as the inserts
+            conn.exec_driver_sql("INSERT INTO search_docs (rowid, item_id, stamp, usable, top_class) VALUES (?, ?, ?, ?, ?)",
+                                 docs)
+            conn.exec_driver_sql(f"INSERT INTO search_fts (rowid, {', '.join(FIELDS)}) VALUES (?{', ?' * len(FIELDS)})",
+                                 texts)
 
     # -- searching -----------------------------------------------------------------------------
     def _matching(self, clauses: Sequence[Clause], ranked: bool) -> TextClause:
