@@ -5,6 +5,7 @@
     python -m benchmarks.scale --postgres           # the same on PostgreSQL: a throwaway cluster, one database per size
     python -m benchmarks.scale --store-url 'postgresql+psycopg://localhost/muses_scale_{size}'
     python -m benchmarks.scale --search-only --postgres  # import and the search probes only
+    python -m benchmarks.scale --search-only --sizes 1000000 --workdir DIR  # keep the projects to probe again
     python -m benchmarks.scale --ray 2000           # generate-images, classify, label-issues: local vs Ray, 1 vs 2 workers
 
 Each command runs in its own process (benchmarks.run.run_child: wall time and that process's

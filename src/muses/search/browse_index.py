@@ -29,6 +29,7 @@ from muses.predictions import stored_classes
 from muses.search.lazy_index import IndexedItem, indexed_items
 
 CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
+ROUND = 2000  # items compared and rebuilt per round of a refresh: what one round holds in memory
 # The columns' version: a store whose index was built with another is rebuilt from scratch.
 SCHEMA = "3"
 FACET_WIDTH = 255  # characters of a facet value kept (a longer medium text is cut, for the index)
@@ -102,8 +103,8 @@ def fingerprint(store: Store, definitions: Definitions | None) -> str:
     return f"{digest_of(definitions)}|{count}|{latest}|{n_usable}:{id_sum}"
 
 
-def _stamp_batches(s, digest: str, ids: Collection[str] | None) -> Iterable[dict[str, str]]:
-    """{item id: stamp} of ``ids`` (None: every item), CHUNK items at a time in id order."""
+def _stamp_batches(conn, digest: str, ids: Collection[str] | None) -> Iterable[dict[str, str]]:
+    """{item id: stamp} of ``ids`` (None: every item, ROUND at a time) in id order."""
     usable = Image.status.in_(USABLE_STATUSES)
     n = select(func.count()).where(Image.item_id == Item.id, usable).scalar_subquery()
     total = select(func.coalesce(func.sum(Image.id), 0)).where(Image.item_id == Item.id, usable).scalar_subquery()
@@ -114,11 +115,11 @@ def _stamp_batches(s, digest: str, ids: Collection[str] | None) -> Iterable[dict
 
     if ids is not None:
         for chunk in _chunks(sorted({str(i) for i in ids})):
-            yield stamps(s.execute(q.where(Item.id.in_(chunk))))
+            yield stamps(conn.execute(q.where(Item.id.in_(chunk))))
         return
     last = None
     while True:
-        rows = s.execute((q if last is None else q.where(Item.id > last)).order_by(Item.id).limit(CHUNK)).all()
+        rows = conn.execute((q if last is None else q.where(Item.id > last)).order_by(Item.id).limit(ROUND)).all()
         if not rows:
             return
         yield stamps(rows)
@@ -207,17 +208,18 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
         # A first build looks nothing up: PostgreSQL plans the lookups for the table as it was
         # (empty), so each batch scanned every row inserted so far (200k items: 677 s).
         empty = s.scalar(select(BrowseRow.item_id).limit(1)) is None
-        for stamps in _stamp_batches(s, digest, ids):
-            indexed = {} if empty else dict(s.execute(select(BrowseRow.item_id, BrowseRow.stamp)
+        conn = s.connection()  # rows, not ORM objects: a round of thousands is read and written in bulk
+        for stamps in _stamp_batches(conn, digest, ids):
+            indexed = {} if empty else dict(conn.execute(select(BrowseRow.item_id, BrowseRow.stamp)
                                                       .where(BrowseRow.item_id.in_(list(stamps)))).all())
             stale = [i for i in stamps if ids is not None or indexed.get(i) != stamps[i]]
             if stale:
                 if not empty:
                     s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(stale)))
                 rows = [row_for(item, matcher.label(record_fields(item)) if matcher else None, stamps[item.id])
-                        for item in indexed_items(s, stale)]
+                        for item in indexed_items(conn, stale)]
                 # the table, not the ORM class: one executemany, not a statement per few rows
-                s.connection().execute(insert(BrowseRow.__table__), rows)
+                conn.execute(insert(BrowseRow.__table__), rows)
             changed += len(stale)
         gone_q = select(BrowseRow.item_id).where(~select(Item.id).where(Item.id == BrowseRow.item_id).exists())
         if ids is not None:
