@@ -275,3 +275,36 @@ def test_a_first_build_in_bulk_then_each_change_alone(store_url):
     assert refresh_indexes(store, None) == 2 * 3  # the edit, the removal, the new item: in each index
     assert (count("bowl"), count("vase"), count("marble bowl")) == (n - 1, 1, n // 2 - 2)
     assert refresh_indexes(store, None) == 0
+
+
+def test_a_reimport_reindexes_only_the_records_that_changed(store_url, tmp_path):
+    """Importing the same file again changes no index row; a record edited in the file and
+    imported again is found by its new words and no longer by its old ones."""
+    import json
+
+    from muses.collection.importers import import_records
+    from muses.search import refresh_indexes
+    from muses.search.text_query import parse
+    from sqlalchemy import func, select
+
+    store = Store(store_url)
+    path = tmp_path / "catalog.jsonl"
+
+    def write(first_title: str) -> None:
+        rows = [{"id": f"R-{i}", "title": first_title if i == 0 else f"Bowl {i}"} for i in range(50)]
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+
+    def count(words: str) -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(
+                open_engine(store).matching(parse(words), ranked=False).subquery())).scalar_one()
+
+    write("Amphora")
+    import_records(store, path)
+    assert refresh_indexes(store, None) == 2 * 50
+    import_records(store, path)
+    assert refresh_indexes(store, None) == 0
+    write("Krater")
+    import_records(store, path)
+    assert refresh_indexes(store, None) == 2  # the one edited record, in each index
+    assert (count("krater"), count("amphora"), count("bowl")) == (1, 0, 49)
