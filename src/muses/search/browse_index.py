@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
-
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Boolean, Float, Integer, String, Text, cast, delete, func, insert, literal, null, select, union_all
@@ -26,7 +24,7 @@ from muses.collection.store import USABLE_STATUSES, Base, Image, Item, Store
 from muses.labeling.definitions import Definitions
 from muses.labeling.matching import Label, Matcher, record_fields
 from muses.predictions import stored_classes
-from muses.search.lazy_index import IndexedItem, indexed_items
+from muses.search.lazy_index import IndexedItem, chunks, indexed_items
 
 CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
 ROUND = 2000  # items compared and rebuilt per round of a refresh: what one round holds in memory
@@ -114,7 +112,7 @@ def _stamp_batches(conn, digest: str, ids: Collection[str] | None) -> Iterable[d
         return {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in rows}
 
     if ids is not None:
-        for chunk in _chunks(sorted({str(i) for i in ids})):
+        for chunk in chunks(sorted({str(i) for i in ids}), CHUNK):
             yield stamps(conn.execute(q.where(Item.id.in_(chunk))))
         return
     last = None
@@ -187,11 +185,6 @@ def row_for(item: IndexedItem, label: Label | None, stamp: str) -> dict:
     }
 
 
-def _chunks(ids: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start : start + CHUNK]
-
-
 def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] | None = None) -> int:
     """Recompute the rows of ``ids`` (default: every item whose stamp changed) and drop the rows
     of removed items; returns how many rows changed. The stamps are compared CHUNK items at a
@@ -225,7 +218,7 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
         if ids is not None:
             gone_q = gone_q.where(BrowseRow.item_id.in_([str(i) for i in ids]))
         gone = list(s.scalars(gone_q))
-        for chunk in _chunks(gone):
+        for chunk in chunks(gone, CHUNK):
             s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(chunk)))
         if current is not None:
             s.add(BrowseMeta(key="fingerprint", value=current))

@@ -52,7 +52,7 @@ def indexed_items(conn: Any, ids: Sequence[str]) -> list[IndexedItem]:
     usable photos), in id order; ``conn`` is a Connection or a Session."""
     photos: dict[str, list[int]] = defaultdict(list)
     items = []
-    for chunk in _chunks(sorted(map(str, ids))):
+    for chunk in chunks(sorted(map(str, ids))):
         for item_id, image_id in conn.execute(
                 select(Image.item_id, Image.id).where(Image.item_id.in_(chunk), Image.status.in_(USABLE_STATUSES))
                 .order_by(Image.item_id, Image.position, Image.id)):
@@ -61,13 +61,13 @@ def indexed_items(conn: Any, ids: Sequence[str]) -> list[IndexedItem]:
     return [IndexedItem(*row, usable_image_ids=tuple(photos.get(row[0], ()))) for row in items]
 
 
-def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+def chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
     """``ids`` in lists of ``size``: well below every database's bound-parameter limit."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 
 
-def item_fields(item: Item | IndexedItem) -> dict[str, str]:
+def item_fields(item: IndexedItem) -> dict[str, str]:
     """The text indexed in each search field (muses.search.FIELDS) for ``item``."""
     classes = [c.name for c in stored_classes(item.classification)]
     return {
