@@ -5,6 +5,7 @@
     python -m benchmarks.scale --postgres           # the same on PostgreSQL: a throwaway cluster, one database per size
     python -m benchmarks.scale --store-url 'postgresql+psycopg://localhost/muses_scale_{size}'
     python -m benchmarks.scale --search-only --postgres  # import and the search probes only
+    python -m benchmarks.scale --search-only --sizes 1000000 --workdir DIR  # keep the projects to probe again
     python -m benchmarks.scale --ray 2000           # generate-images, classify, label-issues: local vs Ray, 1 vs 2 workers
 
 Each command runs in its own process (benchmarks.run.run_child: wall time and that process's
@@ -350,7 +351,8 @@ def machine_note() -> str:
     return f"{cores} CPU cores{shared}"
 
 
-def run_on_postgres(sizes: tuple[int, ...], *, images: int, search_only: bool = False, log=print) -> dict[int, list[Figure]]:
+def run_on_postgres(sizes: tuple[int, ...], *, images: int, search_only: bool = False, workdir: Path | None = None,
+                    log=print) -> dict[int, list[Figure]]:
     """:func:`run` on a throwaway PostgreSQL cluster, one database per size."""
     why = postgres.missing()
     if why:
@@ -359,7 +361,8 @@ def run_on_postgres(sizes: tuple[int, ...], *, images: int, search_only: bool = 
         for size in sizes:
             cluster.create_database(f"muses_scale_{size}")
         log(f"PostgreSQL cluster in {cluster.root}")
-        return run(sizes, store_url=cluster.url("muses_scale_{size}"), images=images, search_only=search_only, log=log)
+        return run(sizes, store_url=cluster.url("muses_scale_{size}"), images=images, search_only=search_only,
+                   workdir=workdir, log=log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-only", action="store_true",
                         help="only import and the search probes (first page, selective and common-word searches)")
     parser.add_argument("--ray", type=int, metavar="PHOTOS", help="only the Ray throughput rows, on PHOTOS photos")
+    parser.add_argument("--workdir", type=Path, metavar="DIR",
+                        help="keep the synthetic records and the projects here (default: a temporary folder)")
     parser.add_argument("--probe", nargs=2, metavar=("KIND", "PROJECT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:
@@ -387,9 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray:
         table, sizes, store = ray_throughput(args.ray), (args.ray,), "ray"
     elif args.postgres:
-        table, store = format_table(run_on_postgres(sizes, images=args.images, search_only=args.search_only)), "postgresql"
+        table, store = format_table(run_on_postgres(sizes, images=args.images, search_only=args.search_only,
+                                                     workdir=args.workdir)), "postgresql"
     else:
-        table = format_table(run(sizes, store_url=args.store_url, images=args.images, search_only=args.search_only))
+        table = format_table(run(sizes, store_url=args.store_url, images=args.images, search_only=args.search_only,
+                                 workdir=args.workdir))
         store = store_name(args.store_url)
     text = (f"# muses scale bench, {dt.date.today().isoformat()} ({store})\n\n"
             f"whole run {time.perf_counter() - started:.0f} s; each command in its own process; {machine}\n\n{table}\n")

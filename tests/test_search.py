@@ -228,5 +228,83 @@ def test_the_index_is_built_a_batch_at_a_time_and_takes_every_item(store_url):
     assert ids(engine.search([TextTerm(("vase",), {"title": 1.0})], Filters(usable_only=False))) == [f"{n - 1:05d}"]
     with store.engine.connect() as conn:
         rounds = list(stale_batches(conn, "SELECT i.id, i.title FROM items i WHERE i.title = 'Bowl'", size=300))
-        assert [len(r) for r in rounds] == [300, 300, 300, 106] and list(rounds[1])[0] == "00300"
+        assert [len(r) for r in rounds] == [300] * ((n - 1) // 300) + [(n - 1) % 300] and list(rounds[1])[0] == "00300"
         assert conn.execute(text("SELECT count(*) FROM items")).scalar() == n
+
+
+def test_a_first_build_in_bulk_then_each_change_alone(store_url):
+    """The first build (plain rows, a round of STALE_BATCH items at a time, PostgreSQL's GIN indexes
+    made after the rows) indexes every item with its first usable photo; then an edit, a removal
+    and a new item are each reindexed alone, and the exact counts follow them."""
+    from sqlalchemy import func, select, text
+
+    from muses.search import refresh_indexes
+    from muses.search.browse_index import BrowseRow
+    from muses.search.lazy_index import STALE_BATCH
+    from muses.search.text_query import parse
+
+    store = Store(store_url)
+    n = STALE_BATCH + 3
+    with store.transaction() as s:
+        s.add_all(Item(id=f"{i:05d}", title="Bowl", material="Marble" if i % 2 else "Bronze", period="1850")
+                  for i in range(n))
+        s.get(Item, "00005").images = [Image(position=1, original="/x/b.jpg", status="ok"),
+                                       Image(position=0, original="/x/a.jpg", status="ok"),
+                                       Image(position=2, original="/x/c.jpg", status="problem")]
+    assert refresh_indexes(store, None) == 2 * n  # every item, in the search index and the browse index
+    engine = open_engine(store)
+
+    def count(words: str) -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(engine.matching(parse(words), ranked=False)
+                                                                 .subquery())).scalar_one()
+
+    assert count("bowl") == n and count("marble bowl") == n // 2
+    with store.session() as s:
+        first = s.scalar(select(Image.id).where(Image.original == "/x/a.jpg"))
+        assert s.get(BrowseRow, "00005").thumbnail_image == first
+        assert s.get(BrowseRow, "00004").thumbnail_image is None and s.get(BrowseRow, "00004").century == 19
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            made = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'search_pg_docs'")).scalars())
+        assert {"search_pg_docs_all_v", "search_pg_docs_title_v"} <= made
+    with store.transaction() as s:
+        s.get(Item, "00001").title = "Vase"
+        s.delete(s.get(Item, "00003"))
+        s.add(Item(id="new", title="Bowl", material="Glass"))
+    assert refresh_indexes(store, None) == 2 * 3  # the edit, the removal, the new item: in each index
+    assert (count("bowl"), count("vase"), count("marble bowl")) == (n - 1, 1, n // 2 - 2)
+    assert refresh_indexes(store, None) == 0
+
+
+def test_a_reimport_reindexes_only_the_records_that_changed(store_url, tmp_path):
+    """Importing the same file again changes no index row; a record edited in the file and
+    imported again is found by its new words and no longer by its old ones."""
+    import json
+
+    from muses.collection.importers import import_records
+    from muses.search import refresh_indexes
+    from muses.search.text_query import parse
+    from sqlalchemy import func, select
+
+    store = Store(store_url)
+    path = tmp_path / "catalog.jsonl"
+
+    def write(first_title: str) -> None:
+        rows = [{"id": f"R-{i}", "title": first_title if i == 0 else f"Bowl {i}"} for i in range(50)]
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+
+    def count(words: str) -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(
+                open_engine(store).matching(parse(words), ranked=False).subquery())).scalar_one()
+
+    write("Amphora")
+    import_records(store, path)
+    assert refresh_indexes(store, None) == 2 * 50
+    import_records(store, path)
+    assert refresh_indexes(store, None) == 0
+    write("Krater")
+    import_records(store, path)
+    assert refresh_indexes(store, None) == 2  # the one edited record, in each index
+    assert (count("krater"), count("amphora"), count("bowl")) == (1, 0, 49)

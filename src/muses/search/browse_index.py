@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Collection, Iterable
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, delete, func, insert, select
+from sqlalchemy import Boolean, Float, Integer, String, Text, cast, delete, func, insert, literal, null, select, union_all
 from sqlalchemy.orm import Mapped, mapped_column
 
 from muses.collection.store import USABLE_STATUSES, Base, Image, Item, Store
 from muses.labeling.definitions import Definitions
 from muses.labeling.matching import Label, Matcher, record_fields
 from muses.predictions import stored_classes
+from muses.search.lazy_index import IndexedItem, chunks, indexed_items
 
 CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
+ROUND = 2000  # items compared and rebuilt per round of a refresh: what one round holds in memory
 # The columns' version: a store whose index was built with another is rebuilt from scratch.
 SCHEMA = "3"
 FACET_WIDTH = 255  # characters of a facet value kept (a longer medium text is cut, for the index)
@@ -97,8 +101,8 @@ def fingerprint(store: Store, definitions: Definitions | None) -> str:
     return f"{digest_of(definitions)}|{count}|{latest}|{n_usable}:{id_sum}"
 
 
-def _stamp_batches(s, digest: str, ids: Collection[str] | None) -> Iterable[dict[str, str]]:
-    """{item id: stamp} of ``ids`` (None: every item), CHUNK items at a time in id order."""
+def _stamp_batches(conn, digest: str, ids: Collection[str] | None) -> Iterable[dict[str, str]]:
+    """{item id: stamp} of ``ids`` (None: every item, ROUND at a time) in id order."""
     usable = Image.status.in_(USABLE_STATUSES)
     n = select(func.count()).where(Image.item_id == Item.id, usable).scalar_subquery()
     total = select(func.coalesce(func.sum(Image.id), 0)).where(Image.item_id == Item.id, usable).scalar_subquery()
@@ -108,12 +112,12 @@ def _stamp_batches(s, digest: str, ids: Collection[str] | None) -> Iterable[dict
         return {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in rows}
 
     if ids is not None:
-        for chunk in _chunks(sorted({str(i) for i in ids})):
-            yield stamps(s.execute(q.where(Item.id.in_(chunk))))
+        for chunk in chunks(sorted({str(i) for i in ids}), CHUNK):
+            yield stamps(conn.execute(q.where(Item.id.in_(chunk))))
         return
     last = None
     while True:
-        rows = s.execute((q if last is None else q.where(Item.id > last)).order_by(Item.id).limit(CHUNK)).all()
+        rows = conn.execute((q if last is None else q.where(Item.id > last)).order_by(Item.id).limit(ROUND)).all()
         if not rows:
             return
         yield stamps(rows)
@@ -152,7 +156,7 @@ def century_name(century: int) -> str:
     return f"{n}{suffix} century" + (" BC" if century < 0 else "")
 
 
-def facet_values(item: Item) -> dict:
+def facet_values(item: IndexedItem) -> dict:
     """The facet columns of ``item``'s row: its material (the medium as the catalog writes it),
     the century of its date (the earliest year read at import, else the date or period text)
     and its first maker."""
@@ -164,11 +168,11 @@ def facet_values(item: Item) -> dict:
     return {"material": material or None, "century": century, "maker": maker or None}
 
 
-def row_for(item: Item, label: Label | None, stamp: str) -> dict:
+def row_for(item: IndexedItem, label: Label | None, stamp: str) -> dict:
     classes = {c.name: c.probability for c in stored_classes(item.classification)}  # most likely first
     predicted, probability = next(iter(classes.items()), (None, None))
     naive = label.cls if label else None
-    usable = item.usable_images
+    usable = item.usable_image_ids
     disagreement = None
     if naive and classes:
         disagreement = round(1.0 - classes.get(naive, 0.0), 6)
@@ -176,14 +180,9 @@ def row_for(item: Item, label: Label | None, stamp: str) -> dict:
         "item_id": item.id, "stamp": stamp, "predicted_class": predicted, "predicted_probability": probability,
         "naive_class": naive, "naive_status": label.status if label else "",
         "disagree": bool(naive and predicted and naive != predicted), "disagreement": disagreement,
-        "thumbnail_image": usable[0].id if usable else None,
+        "thumbnail_image": usable[0] if usable else None,
         "number_key": natural_key(item.number), **facet_values(item),
     }
-
-
-def _chunks(ids: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start : start + CHUNK]
 
 
 def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] | None = None) -> int:
@@ -202,26 +201,59 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
         # A first build looks nothing up: PostgreSQL plans the lookups for the table as it was
         # (empty), so each batch scanned every row inserted so far (200k items: 677 s).
         empty = s.scalar(select(BrowseRow.item_id).limit(1)) is None
-        for stamps in _stamp_batches(s, digest, ids):
-            indexed = {} if empty else dict(s.execute(select(BrowseRow.item_id, BrowseRow.stamp)
+        conn = s.connection()  # rows, not ORM objects: a round of thousands is read and written in bulk
+        for stamps in _stamp_batches(conn, digest, ids):
+            indexed = {} if empty else dict(conn.execute(select(BrowseRow.item_id, BrowseRow.stamp)
                                                       .where(BrowseRow.item_id.in_(list(stamps)))).all())
             stale = [i for i in stamps if ids is not None or indexed.get(i) != stamps[i]]
             if stale:
                 if not empty:
                     s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(stale)))
                 rows = [row_for(item, matcher.label(record_fields(item)) if matcher else None, stamps[item.id])
-                        for item in store.items(stale)]
-                s.execute(insert(BrowseRow), rows)
+                        for item in indexed_items(conn, stale)]
+                # the table, not the ORM class: one executemany, not a statement per few rows
+                conn.execute(insert(BrowseRow.__table__), rows)
             changed += len(stale)
         gone_q = select(BrowseRow.item_id).where(~select(Item.id).where(Item.id == BrowseRow.item_id).exists())
         if ids is not None:
             gone_q = gone_q.where(BrowseRow.item_id.in_([str(i) for i in ids]))
         gone = list(s.scalars(gone_q))
-        for chunk in _chunks(gone):
+        for chunk in chunks(gone, CHUNK):
             s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(chunk)))
         if current is not None:
             s.add(BrowseMeta(key="fingerprint", value=current))
     return changed + len(gone)
+
+
+def facet_counts(s, facets: Mapping[str, Any], matched, wanted: Mapping[str, Any]) -> tuple[int, dict[str, Counter]]:
+    """The total and each facet's counts of the browse rows that ``matched`` (a condition: a text
+    search) selects, as datasette counts them: each facet (a column of ``facets``, by name) under
+    the filters of ``wanted`` (facet name: the value asked for, None for none) other than its own.
+    One statement: the matches are read once (a MATERIALIZED CTE) and each facet grouped from
+    that, so the cost is one pass over the matches whatever the number of distinct values (the
+    makers of a common word make nearly one group per match when grouped all together)."""
+    names = list(facets)
+    m = select(*(column.label(name) for name, column in facets.items())).where(matched).cte("m")
+    m = m.prefix_with("MATERIALIZED")
+
+    def passing(skip: str | None) -> list:
+        return [m.c[name].is_(None) if value is None else m.c[name] == value
+                for name, value in wanted.items() if name != skip]
+
+    def branch(n: int, name: str | None):
+        # one value column per facet (the others NULL of its type), so the branches unite on PostgreSQL too
+        values = [m.c[other] if other == name else cast(null(), facets[other].type) for other in names]
+        q = select(literal(n), *values, func.count()).select_from(m).where(*passing(name))
+        return q.group_by(m.c[name]) if name else q
+
+    statement = union_all(branch(-1, None), *(branch(n, name) for n, name in enumerate(names)))
+    total, counts = 0, {name: Counter() for name in names}
+    for n, *values, count in s.execute(statement):
+        if n < 0:
+            total = count
+        else:
+            counts[names[n]][values[n]] = count
+    return total, counts
 
 
 def ensure_tables(store: Store) -> None:

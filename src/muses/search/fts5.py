@@ -10,17 +10,17 @@ items whose stamp changed found and reindexed. So imports, ``generate-images`` a
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import Float, String, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
-from muses.collection.store import USABLE_STATUSES, Item, Store
+from muses.collection.store import USABLE_STATUSES, Store
 from muses.predictions import top_class
 from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
 from muses.search.text_query import Clause
-from muses.search.lazy_index import LazyIndex, Select, create_tables, item_fields
+from muses.search.lazy_index import IndexedItem, LazyIndex, Select, create_tables, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -112,18 +112,19 @@ class FTS5Engine(LazyIndex):
             )
 
     @staticmethod
-    def _add(conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
-        for item in items:
-            rowid = conn.execute(
-                text("INSERT INTO search_docs (item_id, stamp, usable, top_class) VALUES (:id, :stamp, :usable, :top)"),
-                {"id": item.id, "stamp": stamps[item.id], "usable": len(item.usable_images),
-                 "top": top_class(item.classification)},
-            ).lastrowid
-            values = item_fields(item)
-            conn.execute(
-                text(f"INSERT INTO search_fts (rowid, {', '.join(FIELDS)}) VALUES (:rowid, {', '.join(':' + f for f in FIELDS)})"),
-                {"rowid": rowid, **values},
-            )
+    def _add(conn: Connection, items: Sequence[IndexedItem], stamps: dict[str, str]) -> None:
+        # rowids given, not read back one insert at a time: two executemany calls per batch
+        first = conn.execute(text("SELECT COALESCE(max(rowid), 0) + 1 FROM search_docs")).scalar_one()
+        docs, texts = [], []
+        for rowid, item in enumerate(items, start=first):
+            docs.append((rowid, item.id, stamps[item.id], len(item.usable_image_ids), top_class(item.classification)))
+            fields = item_fields(item)
+            texts.append((rowid, *(fields[f] for f in FIELDS)))
+        if docs:  # plain tuples to the driver: SQLAlchemy's per-row parameter handling would cost as much as the inserts
+            conn.exec_driver_sql("INSERT INTO search_docs (rowid, item_id, stamp, usable, top_class) VALUES (?, ?, ?, ?, ?)",
+                                 docs)
+            conn.exec_driver_sql(f"INSERT INTO search_fts (rowid, {', '.join(FIELDS)}) VALUES (?{', ?' * len(FIELDS)})",
+                                 texts)
 
     # -- searching -----------------------------------------------------------------------------
     def _matching(self, clauses: Sequence[Clause], ranked: bool) -> TextClause:

@@ -5,19 +5,70 @@ from __future__ import annotations
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
-from muses.collection.store import Item, Store
+from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, Filters, Hit, TextTerm, rank_hits
 from muses.search.text_query import Clause
 from muses.predictions import stored_classes
 
 
-def item_fields(item: Item) -> dict[str, str]:
+@dataclass(frozen=True)
+class IndexedItem:
+    """What the indexes read of an item: its catalog fields and its usable photos' ids (in the
+    order of their position), read as plain rows, so that indexing a million records builds no
+    ORM objects."""
+
+    id: str
+    object_number: str
+    number: str  # Item.number: the object number, else the id
+    title: str
+    object_type: list
+    maker: str
+    date: str
+    date_earliest: int | None
+    material: str
+    period: str
+    description: str
+    classification: dict | None
+    usable_image_ids: tuple[int, ...]
+
+    @property
+    def primary_object_type(self) -> str:
+        return self.object_type[0] if self.object_type else ""
+
+
+_INDEXED = [getattr(Item, f) for f in IndexedItem.__dataclass_fields__ if f != "usable_image_ids"]
+
+
+def indexed_items(conn: Any, ids: Sequence[str]) -> list[IndexedItem]:
+    """The :class:`IndexedItem` of each of ``ids`` that exists (two queries: the items, their
+    usable photos), in id order; ``conn`` is a Connection or a Session."""
+    photos: dict[str, list[int]] = defaultdict(list)
+    items = []
+    for chunk in chunks(sorted(map(str, ids))):
+        for item_id, image_id in conn.execute(
+                select(Image.item_id, Image.id).where(Image.item_id.in_(chunk), Image.status.in_(USABLE_STATUSES))
+                .order_by(Image.item_id, Image.position, Image.id)):
+            photos[item_id].append(image_id)
+        items += conn.execute(select(*_INDEXED).where(Item.id.in_(chunk)).order_by(Item.id)).all()
+    return [IndexedItem(*row, usable_image_ids=tuple(photos.get(row[0], ()))) for row in items]
+
+
+def chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    """``ids`` in lists of ``size``: well below every database's bound-parameter limit."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def item_fields(item: IndexedItem) -> dict[str, str]:
     """The text indexed in each search field (muses.search.FIELDS) for ``item``."""
     classes = [c.name for c in stored_classes(item.classification)]
     return {
@@ -59,7 +110,7 @@ def filter_sql(filters: Filters) -> tuple[str, dict]:
     return "".join(" AND " + w for w in where), {"top_class": filters.top_class}
 
 
-STALE_BATCH = 500  # items reindexed per round: what one round holds in memory
+STALE_BATCH = 2000  # items reindexed per round: what one round holds in memory
 
 
 def stale_batches(conn: Connection, stale_sql: str, *, size: int = STALE_BATCH) -> Iterator[dict[str, str]]:
@@ -166,7 +217,12 @@ class LazyIndex(ABC):
         """Re-add the rows of ``ids`` (None: of every item whose ``stamp``, an SQL expression on
         ``items i``, differs from the one in table ``docs``) and drop the rows of removed items;
         returns how many. Stale items are found in SQL and handled a batch at a time."""
-        if ids is None:
+        empty = not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {docs})")).scalar()
+        if ids is None and empty:
+            # A first build compares nothing: PostgreSQL would plan the comparison for the table
+            # as it was (empty) and scan every row added so far, in each round.
+            batches, gone = stale_batches(conn, f"SELECT i.id, {stamp} FROM items i WHERE 1 = 1"), []
+        elif ids is None:
             batches = stale_batches(conn, f"SELECT i.id, {stamp} FROM items i LEFT JOIN {docs} d ON d.item_id = i.id "
                                           f"WHERE (d.item_id IS NULL OR d.stamp <> {stamp})")
             gone = list(conn.execute(text(f"SELECT d.item_id FROM {docs} d WHERE NOT EXISTS "
@@ -179,8 +235,9 @@ class LazyIndex(ABC):
         count = len(gone)
         self._drop(conn, gone)
         for stamps in batches:
-            self._drop(conn, list(stamps))
-            self._add(conn, self.store.items(stamps), stamps)
+            if not empty:
+                self._drop(conn, list(stamps))
+            self._add(conn, indexed_items(conn, list(stamps)), stamps)
             count += len(stamps)
         return count
 
@@ -189,8 +246,8 @@ class LazyIndex(ABC):
         """Remove the index rows of ``ids``."""
 
     @abstractmethod
-    def _add(self, conn: Connection, items: Iterable[Item], stamps: dict[str, str]) -> None:
-        """Index ``items`` with their stamps."""
+    def _add(self, conn: Connection, items: Sequence[IndexedItem], stamps: dict[str, str]) -> None:
+        """Index ``items`` with their stamps, in a few statements whatever their number."""
 
     @abstractmethod
     def _selects(self, conn: Connection, term: TextTerm | ClassTerm, conditions: str, base: dict) -> list[Select]:

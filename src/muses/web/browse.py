@@ -299,21 +299,13 @@ class CollectionView:
             return list(s.scalars(statement))
 
     def _counts(self, query: Query, where: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if "text" in where and "reviewed" not in where:
-            # one grouped pass per text, whatever facets are chosen with it: they are applied here
-            groups = self.memo(("groups", query.text.strip()), lambda: self._groups(where["text"]))
-            total, counts = _grouped_counts(groups, _wanted(query))
-        else:
-            with self.store.session() as s:
+        with self.store.session() as s:
+            if "text" in where and "reviewed" not in where:  # the matches read once, every facet counted from them
+                total, counts = browse_index.facet_counts(s, FACETS, where["text"], _wanted(query))
+            else:
                 total = s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values()))
                 counts = _facets(s, where)
         return total, _facet_lists(counts)
-
-    def _groups(self, text_condition) -> list[tuple]:
-        """(facet column values..., count) of the items a text search finds, grouped by every facet column."""
-        with self.store.session() as s:
-            return [tuple(row) for row in s.execute(select(*FACETS.values(), func.count()).where(text_condition)
-                                                     .group_by(*FACETS.values()))]
 
     def export_rows(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Iterator[dict[str, Any]]:
         """Every row ``query`` selects (all pages), in its order, as :data:`EXPORT_COLUMNS`,
@@ -429,21 +421,6 @@ def _facets(s, where: dict[str, Any]) -> dict[str, Counter]:
         return Counter(dict(s.execute(select(FACETS[name], func.count()).where(*others).group_by(FACETS[name])).all()))
 
     return {name: counts(name) for name in FACETS}
-
-
-def _grouped_counts(groups: list[tuple], wanted: dict[str, Any]) -> tuple[int, dict[str, Counter]]:
-    """The total and every facet's counts of a text search from its matches grouped by all the
-    facet columns at once (:meth:`CollectionView._groups`: the search runs once, not once per
-    facet), each group counted for the facets whose filters, other than their own, it passes."""
-    total, counts = 0, {name: Counter() for name in FACETS}
-    for *values, n in groups:
-        row = dict(zip(FACETS, values))
-        failed = [name for name, value in wanted.items() if row[name] != value]
-        total += 0 if failed else n
-        for name in failed or FACETS:
-            if len(failed) <= 1:
-                counts[name][row[name]] += n
-    return total, counts
 
 
 def _facet_lists(counts: dict[str, Counter]) -> dict[str, Any]:
