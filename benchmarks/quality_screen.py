@@ -14,6 +14,7 @@ these numbers are quoted. The measures are the bench's own (:class:`benchmarks.q
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import sys
 import time
@@ -74,9 +75,12 @@ def _answer(head: q.Head, x: np.ndarray, mirror: bool) -> np.ndarray:
     return (head.logits(x[:, 0]) + head.logits(x[:, 1])) / 2 if mirror else head.logits(x[:, 0])
 
 
-def measure(data: q.Data, remedy: Remedy, k: int, seed: int, checked: dict[str, str], *, calibration_folds: int = 5) -> q.Row:
+def measure(data: q.Data, remedy: Remedy, k: int, seed: int, checked: dict[str, str], *, calibration_folds: int = 5,
+            answers: list | None = None) -> q.Row:
+    """The bench's measures of ``remedy``; ``answers`` collects one dict per hand-checked object
+    (its checked class, naive label and status, and what the model answered)."""
     from muses.model.calibration import choose_threshold, fit_temperature
-    from muses.predictions import OTHER, probabilities
+    from muses.predictions import OTHER, SURE, answer, probabilities, ranked
 
     classes = data.classes + [OTHER]
     said, t0 = q.Answers(), time.perf_counter()
@@ -96,8 +100,15 @@ def measure(data: q.Data, remedy: Remedy, k: int, seed: int, checked: dict[str, 
         known = np.array([classes[v] != OTHER for v in y])
         threshold = choose_threshold(probabilities(oof, temperature), y, known=known, refuse=remedy.option.refuse)
         held = np.flatnonzero([i in test for i in data.item])
-        said.add(data, classes, held, probabilities(_answer(head, data.features[held], remedy.mirror), temperature),
-                 threshold, checked)
+        probs = probabilities(_answer(head, data.features[held], remedy.mirror), temperature)
+        said.add(data, classes, held, probs, threshold, checked)
+        for item in sorted(set(data.item[held]) & checked.keys() if answers is not None else ()):
+            got = answer(ranked(classes, probs[data.item[held] == item]), threshold)
+            answers.append({"id": item, "checked": checked[item], "naive": data.label.get(item, ""),
+                            "status": data.status.get(item, ""), "answer": got.kind,
+                            "class": got.best.name if got.best else "",
+                            "probability": round(got.best.probability, 3) if got.best else "",
+                            "right": (got.best.name if got.kind == SURE else q.NONE) == checked[item]})
     seconds = (time.perf_counter() - t0) / k
     return said.row(f"screen: {remedy.name}", data, note="cached photo + mirror features", seconds=seconds)
 
@@ -110,16 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default=q.BACKBONE)
     parser.add_argument("--size", type=int, default=224, help="input size of --backbone")
     parser.add_argument("--only", nargs="*", type=int, metavar="I", help="only these remedies (0-based in the list)")
+    parser.add_argument("--answers", type=Path, metavar="CSV",
+                        help="write the first remedy's answer for every hand-checked object here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # tiny linear heads
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     data = q.load_data(args.workdir, log, backbone=args.backbone, size=args.size)
     checked = q.load_checked()
+    answers: list[dict] = []
     for i, remedy in enumerate(REMEDIES):
-        if args.only is None or i in args.only:
-            r = measure(data, remedy, args.folds, args.seed, checked)
-            print(f"| {r.what} ({args.backbone}, seed {args.seed}) | {q._cell(r.macro_f1)} | {q._cell(r.checked_accuracy)} "
-                  f"| {q._cell(r.ece)} | {q._cell(r.unknown_none)} | {q._cell(r.known_refused)} |", flush=True)
+        if args.only is not None and i not in args.only:
+            continue
+        first = not answers
+        r = measure(data, remedy, args.folds, args.seed, checked, answers=answers if first else None)
+        print(f"| {r.what} ({args.backbone}, seed {args.seed}) | {q._cell(r.macro_f1)} | {q._cell(r.checked_accuracy)} "
+              f"| {q._cell(r.ece)} | {q._cell(r.unknown_none)} | {q._cell(r.known_refused)} |", flush=True)
+    if args.answers:
+        with args.answers.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(answers[0]))
+            writer.writeheader()
+            writer.writerows(answers)
     return 0
 
 
