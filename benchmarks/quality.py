@@ -301,8 +301,6 @@ def recipes(epochs: int) -> list[Recipe]:
         Recipe("defaults, temperature on the validation photos", replace(defaults, calibration_folds=0)),
         Recipe("defaults + fine-tuning (temperature on the validation photos)", replace(defaults, fine_tuning=True)),
         Recipe("defaults, 8 augmented views", replace(defaults, views=8)),
-        Recipe("defaults + mirror image at prediction (logits of the photo and its mirror averaged)",
-               replace(defaults, mirror=True)),
         Recipe("defaults on Lite2 at its native size (260)", defaults, backbone="tf_efficientnet_lite2",
                image_size=260),
     ]

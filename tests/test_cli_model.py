@@ -39,14 +39,14 @@ def test_help_has_examples(capsys):
 def test_train_with_fine_tuning_every_training_flag(proj, capsys):
     rc = main(["train-model", "--model-name", "shapes", "--epochs", "5", "--plot-performance", "--fine-tuning",
                "--unfrozen-blocks", "2", "--fine-tune-lr", "1e-4", "--lr", "3e-3", "--decay", "0.01", "--dropout", "0.3",
-               "--resize-mode", "pad", "--batch-size", "16", "--seed", "7", "--device", "cpu", "--mirror", *FAST])
+               "--resize-mode", "pad", "--batch-size", "16", "--seed", "7", "--device", "cpu", *FAST])
     out = capsys.readouterr().out
     assert rc == 0, out
     meta = _meta(proj, "shapes")
     assert [h["unfrozen_blocks"] for h in meta["history"]] == [0, 0, 0, 2, 2]  # 60/40 split
     assert [h["lr"] for h in meta["history"]][0] < 3e-3  # decay applied
     assert (meta["unfrozen_blocks"], meta["seed"], meta["dropout"], meta["input_size"], meta["resize_mode"]) == (2, 7, 0.3, 64, "pad")
-    assert meta["dataset"] == str(proj.datasets_dir / "naive") and meta["mirror"] is True
+    assert meta["dataset"] == str(proj.datasets_dir / "naive")
     assert (proj.plots_dir / "shapes_performance.png").is_file()
     assert "fine-tune (2 blocks)" in out and "val macro-F1" in out
     assert 'model_path = "models/shapes.safetensors"' in out  # muses.toml still names models/naive

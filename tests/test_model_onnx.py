@@ -209,32 +209,3 @@ def test_muses_classify_with_onnx_stores_torchs_answers(exported, project, met_s
         top = item.classification["classes"][0]
         assert top["name"] == torch_clf.class_names[int(expected.argmax())]
         assert top["probability"] == pytest.approx(float(expected.max()), abs=1e-4)
-
-
-
-def _with_mirror(model_path, out_dir, mirror: bool):
-    state, cfg = read_model(model_path)
-    cfg.mirror = mirror
-    return save_model(out_dir / "models" / f"mirror-{mirror}.safetensors", state, cfg)
-
-
-def test_a_mirroring_model_answers_from_the_photo_and_its_mirror_image_in_both_runtimes(tmp_path, tiny_model_path,
-                                                                                         met_photos):
-    from PIL import ImageOps
-
-    photos = [open_image(p, 64) for p in met_photos[:4]]
-    mirrored = [ImageOps.mirror(im) for im in photos]
-    plain = Classifier.load(_with_mirror(tiny_model_path, tmp_path, False), device="cpu")
-    # without it, a photo and its mirror image get answers of their own
-    assert np.abs(plain.predict_pil(mirrored) - plain.predict_pil(photos)).max() > 1e-2
-    model = _with_mirror(tiny_model_path, tmp_path, True)
-    torch_clf, onnx_clf = Classifier.load(model, device="cpu"), load_onnx(model, workers=1)
-    for clf in (torch_clf, onnx_clf):
-        answered = clf.predict_pil(photos)
-        # the same two looks, in the other order: the same answer
-        np.testing.assert_allclose(clf.predict_pil(mirrored), answered, atol=2e-3)
-        probs, feats = clf.predict_with_features(photos)
-        np.testing.assert_allclose(probs, answered, atol=1e-5)
-        # similar objects still compare the photos themselves
-        np.testing.assert_allclose(feats, plain.extract_features(photos), atol=1e-3)
-    np.testing.assert_allclose(onnx_clf.predict_pil(photos), torch_clf.predict_pil(photos), atol=1e-3)

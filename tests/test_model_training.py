@@ -78,8 +78,7 @@ def test_disk_full_while_writing_the_model_keeps_the_checkpoint(fresh, tmp_path)
 def test_calibration_rests_on_out_of_fold_predictions_of_every_training_photo(shapes_dataset, tmp_path, cache_dir):
     """No validation photos at all, and the model is still calibrated: k heads on the cached
     features answer each training photo without having seen its object (issue 23: 41 validation
-    photos swung the temperature). With calibration_folds=0 only validation photos count.
-    The model file says whether it answers from the photo and its mirror image (TrainCfg.mirror)."""
+    photos swung the temperature). With calibration_folds=0 only validation photos count."""
     import shutil
 
     from muses.model.files import read_cfg
@@ -91,10 +90,9 @@ def test_calibration_rests_on_out_of_fold_predictions_of_every_training_photo(sh
     cfgs = []
     for folds in (5, 0):
         clf = setup_classifier(64, dataset=folder, project=tmp_path, seed=0, views=1, workers=0, cache_dir=cache_dir,
-                               models_dir=tmp_path / "models", calibration_folds=folds, mirror=bool(folds))
+                               models_dir=tmp_path / "models", calibration_folds=folds)
         clf.fit(PHASES, model_name=f"m{folds}")
         cfgs.append(read_cfg(tmp_path / "models" / f"m{folds}.json"))
     cross_fitted, on_validation = cfgs
     assert cross_fitted.temperature != 1.0 and 0.0 < cross_fitted.threshold < 1.0
     assert (on_validation.temperature, on_validation.threshold) == (1.0, 0.0)
-    assert cross_fitted.mirror and not on_validation.mirror

@@ -35,12 +35,6 @@ def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def mirror_mean(logits, mirrored_logits):
-    """The logits a model answers with when it looks at a photo and its mirror image
-    (``ModelCfg.mirror``): their mean, in every runtime (numpy arrays or torch tensors)."""
-    return (logits + mirrored_logits) / 2
-
-
 def shown_name(name: str) -> str:
     """A class name as a person reads it: the ``other`` class is "none of these"."""
     return NONE_OF_THESE if name == OTHER else name

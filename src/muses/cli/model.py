@@ -80,9 +80,6 @@ def register(subparsers) -> None:
                    help="share of each label spread over the other classes, so that the model does not learn "
                         f"to be 100 %% sure (default {default_of(t, 'label_smoothing'):g}, measured by `make "
                         "bench-quality`; 0 for none)")
-    p.add_argument("--mirror", action=argparse.BooleanOptionalAction,
-                   help=f"the model answers each photo from itself and its mirror image, twice the backbone passes "
-                        f"when predicting (default: {_yes(t, 'mirror')}, measured by `make bench-quality`)")
     p.add_argument("--resume", action="store_true", default=None, help="continue an interrupted run from its checkpoint")
     p.add_argument("--device", help=f"auto (CUDA when present), cpu or cuda (default {default_of(c, 'device')})")
     p.add_argument("--workers", type=int, help="image decoding processes (default: up to 4)")

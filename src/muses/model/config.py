@@ -71,10 +71,6 @@ class TrainCfg:
     # over the whole training set (0: on the validation photos alone, which swung T from 0.6 to
     # 0.7 on 41 photos); used when the last phase trains the head alone, else the validation photos.
     calibration_folds: int = 5
-    # Answer every photo from itself and its mirror image (logits averaged; twice the backbone
-    # passes at prediction). It helped heads on two cached views, not the product trained on four
-    # augmented (flipped) ones: macro-F1 0.886 -> 0.869, ECE 0.075 -> 0.089 (make bench-quality, 2026-12-07).
-    mirror: bool = False
     compute: ComputeSettings | None = None  # where frozen features are extracted (None: here)
 
     def __post_init__(self) -> None:

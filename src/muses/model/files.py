@@ -65,9 +65,6 @@ class ModelCfg:
     # before calibration, which still loads and answers as it always did).
     temperature: float = 1.0  # logits are divided by it before the softmax
     threshold: float = 0.0  # a top probability below it is answered "uncertain"
-    # Answer from the photo and its mirror image (logits averaged; False: a model file from
-    # before, answering from the photo alone as it always did).
-    mirror: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 0
     dataset: str = ""
@@ -119,8 +116,6 @@ class ModelCfg:
             raise ValueError(f"threshold must be a number in [0, 1), got {self.threshold!r}")
         if type(self.unfrozen_blocks) is not int or self.unfrozen_blocks < 0:
             raise ValueError(f"unfrozen_blocks must be an integer >= 0, got {self.unfrozen_blocks!r}")
-        if not isinstance(self.mirror, bool):
-            raise ValueError(f"mirror must be true or false, got {self.mirror!r}")
 
 
 def _number(value: Any) -> bool:

@@ -27,7 +27,7 @@ from muses.model.files import ModelCfg, read_cfg
 from muses.model.files import paths as model_paths
 from muses.model.image_loading import decode_all, preprocess_many
 from muses.model.onnx_file import DIGEST_KEY, INPUT, OUTPUTS, OnnxError, model_digest, onnx_path_for, session_options
-from muses.predictions import mirror_mean, probabilities
+from muses.predictions import probabilities
 
 def _session(onnx_path: str | Path, threads: int | None = None) -> "ort.InferenceSession":
     try:
@@ -84,21 +84,13 @@ class OnnxPredictor:
         """The graph's ``outputs`` for ``images``, one array each; one run gives all of them."""
         images = list(images)
         widths = {"logits": len(self.class_names), "features": self.cfg.num_features}
-        runs = [self._batch(preprocess_many(images[s : s + batch_size], self.cfg.preprocess, workers=self.workers),
-                            outputs)
-                for s in range(0, len(images), batch_size)]
+        runs = [
+            self.session.run(list(outputs), {INPUT: preprocess_many(images[s : s + batch_size], self.cfg.preprocess,
+                                                                    workers=self.workers)})
+            for s in range(0, len(images), batch_size)
+        ]
         return [np.concatenate([r[k] for r in runs]) if runs else np.zeros((0, widths[name]), dtype=np.float32)
                 for k, name in enumerate(outputs)]
-
-    def _batch(self, x: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
-        """The graph's ``outputs`` for one preprocessed batch; the logits averaged with the mirror
-        image's where the model file asks for it (:attr:`ModelCfg.mirror`), as torch does."""
-        found = self.session.run(list(outputs), {INPUT: x})
-        if self.cfg.mirror and "logits" in outputs:
-            k = list(outputs).index("logits")
-            mirrored = self.session.run(["logits"], {INPUT: np.ascontiguousarray(x[..., ::-1])})[0]
-            found[k] = mirror_mean(found[k], mirrored)
-        return found
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Class probabilities, shape (n_images, n_classes), columns in ``class_names`` order."""

@@ -28,7 +28,7 @@ from muses.model.files import RETRAIN, ModelCfg, ModelFileError, read_model
 from muses.model.files import paths as model_paths
 from muses.model.image_loading import decode_all
 from muses.model.preprocessing import preprocess_array
-from muses.predictions import mirror_mean, probabilities
+from muses.predictions import probabilities
 
 
 class DeviceError(MusesError):
@@ -156,19 +156,8 @@ class TorchPredictor:
         return torch.cat(out).numpy()
 
     def predict_pil(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-        logits = self._run(images, batch_size, self._logits, len(self.class_names))
+        logits = self._run(images, batch_size, self.net, len(self.class_names))
         return probabilities(logits, self.cfg.temperature)
-
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self._answer(x, self.net.pooled(x))
-
-    def _answer(self, x: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        """The head's logits on ``pooled`` (the features of ``x``), averaged with the mirror
-        image's where the model file asks for it (:attr:`ModelCfg.mirror`)."""
-        logits = self.net.head(pooled)
-        if not self.cfg.mirror:
-            return logits
-        return mirror_mean(logits, self.net(x.flip(-1)))
 
     def extract_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         return self._run(images, batch_size, self.net.pooled, self.net.backbone.num_features)
@@ -182,7 +171,7 @@ class TorchPredictor:
     def _logits_and_pooled(self, x: torch.Tensor) -> torch.Tensor:
         # the head is one linear layer on the pooled features: both from one backbone pass
         pooled = self.net.pooled(x)
-        return torch.cat([self._answer(x, pooled), pooled], dim=1)
+        return torch.cat([self.net.head(pooled), pooled], dim=1)
 
     def predict_new(self, paths: str | Path | Sequence[str | Path], batch_size: int = 32) -> np.ndarray:
         return self.predict_pil(decode_all(paths, self.cfg.input_size), batch_size)

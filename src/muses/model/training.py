@@ -163,9 +163,6 @@ class Trainer:
                 source = self._run_phase(phases, p_index, state, train, val, class_weights, generator,
                                          _Checkpoint(checkpoint, run_key, save_tensors), callback)
         self.net.eval()
-        # calibrated on the photos alone: on the bench, that fits the mirrored answers as well as
-        # calibrating on mirrored answers does, without caching a mirror view of every photo
-        self.cfg.mirror = self.tc.mirror
         if source is not None and self._cross_fits(phases):
             self.calibrate(*self._cross_fitted_logits(train, val, phases[-1]))
         elif source is not None and val:
