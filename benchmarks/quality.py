@@ -62,6 +62,8 @@ class Option:
     other: bool = False
     drop_issues: bool = False
     refuse: float = 0.05  # share of known validation photos under the threshold
+    other_all: bool = False  # the other class also of excluded and conflicting records, not only unlabeled ones
+    other_capped: bool = True  # the other class at most as large as the largest class
 
 
 OPTIONS = [
@@ -102,7 +104,7 @@ class Data:
     project: object = None  # the muses Project they belong to
 
 
-def load_data(workdir: Path, log) -> Data:
+def load_data(workdir: Path, log, *, backbone: str = BACKBONE, size: int = 224) -> Data:
     from muses.analysis.label_issues import image_features
     from muses.collection.store import Store
     from muses.labeling.definitions import load_definitions
@@ -123,8 +125,8 @@ def load_data(workdir: Path, log) -> Data:
             if im.stored_path:
                 paths.append(project.path(im.stored_path))
                 owners.append(item.id)
-    log(f"  {len(paths)} photos of {len(set(owners))} objects; features of {BACKBONE} (photo and mirror)")
-    net = new_classifier(BACKBONE, list(defs.class_names), default_preprocess(BACKBONE, 224), device="cpu")
+    log(f"  {len(paths)} photos of {len(set(owners))} objects; features of {backbone} (photo and mirror)")
+    net = new_classifier(backbone, list(defs.class_names), default_preprocess(backbone, size), device="cpu")
     views = []
     for mirror in (False, True):
         source = paths if not mirror else [_mirrored(p, workdir) for p in paths]
@@ -217,16 +219,17 @@ def _drop_label_issues(data: Data, photos: np.ndarray, y: np.ndarray, seed: int)
 def training_set(data: Data, items: set[str], classes: list[str], option: Option, *, cap_seed: int) -> tuple:
     """(photo indices, class indices) of the objects in ``items``: those labeled with one of
     ``classes``, plus with ``other`` the unlabeled ones, capped at the largest class's size."""
-    from muses.labeling.matching import UNLABELED
+    from muses.labeling.matching import CONFLICT, EXCLUDED, UNLABELED
     from muses.predictions import OTHER
 
     index = {c: i for i, c in enumerate(classes)}
     chosen = {i: index[data.label[i]] for i in items if data.label.get(i) in index}
     if option.other:
         sizes = np.bincount(list(chosen.values()), minlength=len(classes))
-        unlabeled = sorted(i for i in items if data.status.get(i) == UNLABELED)
+        statuses = (UNLABELED, EXCLUDED, CONFLICT) if option.other_all else (UNLABELED,)
+        unlabeled = sorted(i for i in items if data.status.get(i) in statuses)
         rng = np.random.default_rng(cap_seed)
-        for i in rng.permutation(unlabeled)[: int(sizes.max())]:
+        for i in rng.permutation(unlabeled)[: int(sizes.max()) if option.other_capped else None]:
             chosen[str(i)] = index[OTHER]
     photos = np.flatnonzero([i in chosen for i in data.item])
     return photos, np.array([chosen[i] for i in data.item[photos]], dtype=int)
@@ -281,6 +284,8 @@ class Recipe:
 
     name: str
     training: object  # a muses.TrainCfg (its seed and cache folder are the bench's)
+    backbone: str | None = None  # train-model --backbone (None: muses.toml's, Lite0)
+    image_size: int | None = None  # train-model --image-size (None: muses.toml's, 224)
 
 
 def recipes(epochs: int) -> list[Recipe]:
@@ -296,6 +301,8 @@ def recipes(epochs: int) -> list[Recipe]:
         Recipe("defaults, temperature on the validation photos", replace(defaults, calibration_folds=0)),
         Recipe("defaults + fine-tuning (temperature on the validation photos)", replace(defaults, fine_tuning=True)),
         Recipe("defaults, 8 augmented views", replace(defaults, views=8)),
+        Recipe("defaults on Lite2 at its native size (260)", defaults, backbone="tf_efficientnet_lite2",
+               image_size=260),
     ]
 
 
@@ -319,6 +326,7 @@ def measure_recipe(data: Data, recipe: Recipe, k: int, seed: int, checked: dict[
         # one seed and one feature cache for every fold: the folds share photos, and their views
         training = replace(recipe.training, seed=seed, cache_dir=cache_dir)
         config = muses.TrainConfig(training=training, dataset=folder, model_name=f"quality-{workdir.name}-fold{f}",
+                                   backbone=recipe.backbone, image_size=recipe.image_size,
                                    runtime_files=False)
         t0 = time.perf_counter()
         model = muses.train(data.project, config).model_path
@@ -581,9 +589,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.recipes_only:
             done(measure_probe(data, args.folds, args.seed, checked))
         models: list[Path] = []
-        for recipe in [r for r in recipes(args.epochs) if not args.recipe or r.name in args.recipe]:
+        for index, recipe in enumerate(recipes(args.epochs)):
+            if args.recipe and recipe.name not in args.recipe:
+                continue
             log(f"  {recipe.name}")
-            done(measure_recipe(data, recipe, args.folds, args.seed, checked, workdir=workdir / f"recipe{len(rows)}",
+            # named by its place in the list: runs beside each other in one workdir never share a model name
+            done(measure_recipe(data, recipe, args.folds, args.seed, checked, workdir=workdir / f"recipe{index}",
                                 cache_dir=workdir / "cache", log=log, keep=models))
         if args.similarity and models:
             from benchmarks import similarity

@@ -95,3 +95,28 @@ def test_the_product_row_trains_each_fold_with_the_train_action(tmp_path):
     assert row.train_s > 0 and "2 trained models" in row.note
     manifest = (tmp_path / "work" / "fold0" / "manifest.csv").read_text()
     assert ",other," in manifest and ",test," in manifest  # the product's recipe: an "other" class
+
+
+def test_other_class_of_excluded_records_too_and_uncapped():
+    from muses.labeling.matching import EXCLUDED
+
+    data = _data()
+    data.status["odd0"] = EXCLUDED
+    items = set(data.item) - {f"bust{n}" for n in range(6)}  # bust 6, medal 12, vessel 12, 19 unlabeled, 1 excluded
+    classes = [*data.classes, "other"]
+
+    def others(**changes):
+        photos, y = q.training_set(data, items, classes, q.Option("o", other=True, **changes), cap_seed=0)
+        return {i for i, c in zip(data.item[photos], y) if c == 3}
+
+    assert len(others()) == 12 and "odd0" not in others(other_capped=False)
+    assert len(others(other_capped=False)) == 19 and len(others(other_all=True, other_capped=False)) == 20
+
+
+def test_the_screen_measures_remedies_with_the_bench_measures():
+    from benchmarks import quality_screen as screen
+
+    data, checked = _data(), {"bust0": "bust", "medal3": "medal", "odd1": "none"}
+    for remedy in (screen.REMEDIES[0], screen.Remedy("mirror and ensemble", mirror=True, ensemble=True, epochs=10)):
+        row = screen.measure(data, remedy, 3, 0, checked, calibration_folds=3)
+        assert row.macro_f1 > 0.9 and 0 <= row.ece <= 1 and row.what.startswith("screen: ")
