@@ -4,19 +4,19 @@ JSON API. Filters, counts and order are indexed SQL over the browse index
 (:mod:`muses.search.browse_index`); text search goes through the search engine."""
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import logging
 import math
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Float, Select, false, func, literal, or_, select, union_all
+from sqlalchemy import Float, Select, bindparam, false, func, literal, or_, select, union_all
+from sqlalchemy.orm import joinedload
 from sqlalchemy.sql import Subquery
 
 from muses.collection import decisions
@@ -27,7 +27,7 @@ from muses.labeling.matching import record_fields
 from muses.search import SearchEngine, browse_index, refresh_indexes, text_query
 from muses.search.browse_index import BrowseRow, century_name, natural_key
 from muses.predictions import describe, top_class
-from muses.web.cache import DefinitionsCache
+from muses.web.cache import DefinitionsCache, Memo
 
 log = logging.getLogger(__name__)
 EXPORT_BATCH = 1000  # rows a download reads at a time
@@ -37,7 +37,8 @@ EXPORT_COLUMNS = ("id", "object_number", "title", "maker", "date", "object_type"
 
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
-MEMO_SIZE = 2048  # answers (counts, pages, similar objects) remembered per app
+MEMO_SIZE = 2048  # answers (counts, pages, similar objects, rendered listings) remembered per app
+MEMO_BYTES = 64 * 2**20  # of which rendered listings (HTML and JSON, 10-40 KB each) take at most this
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
 # seconds the request that finds the indexes stale waits for their background refresh: a handful
 # of changed items are done by then; a re-import of thousands is not waited for (the page says so)
@@ -152,15 +153,23 @@ class CollectionView:
         self.store = store
         self.definitions = definitions
         self.refresh_interval = refresh_interval
-        self.memo_size = memo_size
         self.refresh_wait = refresh_wait
         self.engine = engine  # opens the search engine: refreshed beside the browse index
         self._synced: tuple[Any, float] | None = None  # (definitions, when)
         self._generation: str | None = None  # the store's fingerprint at the last check
-        self._memo: OrderedDict[Any, Any] = OrderedDict()
-        self._pending: dict[Any, concurrent.futures.Future] = {}  # answers being computed now
+        self._memo = Memo(memo_size, MEMO_BYTES)
         self._lock = threading.Lock()
         self._rebuild: threading.Thread | None = None
+
+    @property
+    def memo_size(self) -> int:
+        """Answers remembered (0: none, every request computed anew)."""
+        return self._memo.size
+
+    @memo_size.setter
+    def memo_size(self, size: int) -> None:
+        self._memo.size = size
+        self._memo.clear()
 
     @property
     def rebuilding(self) -> bool:
@@ -202,44 +211,23 @@ class CollectionView:
             self._memo.clear()
             self._generation = generation
 
-    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
-        """``make()``, remembered under ``key`` until the store or definitions.toml change (the
-        ``memo_size`` most recently used answers are kept)."""
+    def memo(self, key: Any, make: Callable[[], Any], *, keep: Callable[[Any], bool] = lambda _: True) -> Any:
+        """``make()``, remembered under ``key`` (when ``keep(answer)``) until the store or
+        definitions.toml change (the ``memo_size`` most recently used answers are kept)."""
         self.sync()
-        with self._lock:
-            if key in self._memo:
-                self._memo.move_to_end(key)
-                return self._memo[key]
-            # Fifty visitors asking for one new search at once: one of them computes it, the
-            # others wait for its answer instead of running the same heavy query fifty times.
-            pending = self._pending.get(key)
-            if pending is None:
-                pending = self._pending[key] = concurrent.futures.Future()
-                pending.set_running_or_notify_cancel()
-                mine = True
-            else:
-                mine = False
-        if not mine:
-            return pending.result()
-        try:
-            value = make()
-        except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-        with self._lock:
-            self._memo[key] = value
-            while len(self._memo) > self.memo_size:
-                self._memo.popitem(last=False)
-        pending.set_result(value)
-        return value
+        return self._memo.get(key, make, keep=keep)
 
     def rows(self, ids: list[str]) -> dict[str, BrowseRow]:
         self.sync()
         with self.store.session() as s:
             return {r.item_id: r for r in s.scalars(select(BrowseRow).where(BrowseRow.item_id.in_(ids)))}
+
+    def item(self, item_id: str) -> tuple[Item, BrowseRow | None] | None:
+        """An item with its photos and its browse index row: an object page's one query."""
+        self.sync()
+        with self.store.session() as s:
+            found = s.execute(_ITEM, {"item_id": str(item_id)}).unique().first()
+        return None if found is None else (found[0], found[1])
 
     def naive_label(self, item_id: str) -> str | None:
         row = self.rows([item_id]).get(item_id)
@@ -253,9 +241,7 @@ class CollectionView:
         self.sync()
         # built only on a miss: a remembered page costs no query but its cards'
         selection = functools.cache(lambda: self.selection(query, engine))
-        filters = query.filters
-        if query.reviewed or query.reviewer:  # decisions do not change the store's fingerprint
-            filters += (decisions.stamp(self.store),)
+        filters = query.filters + self._decisions_stamp(query)
         total, facets = self.memo(("counts", *filters), lambda: self._counts(query, selection().where))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
@@ -273,6 +259,28 @@ class CollectionView:
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
             "rebuilding": self.rebuilding, "facets": facets, "items": cards,
         }
+
+    def rendered(self, kind: str, query: Query, engine: Callable[[], SearchEngine] | None,
+                 render: Callable[[dict[str, Any]], bytes]) -> bytes:
+        """``render(page)`` of ``query``'s :meth:`page`, remembered under ``kind`` (html, json)
+        like the page's counts: a listing asked for again costs neither a query nor its rendering.
+        While the indexes are being rebuilt, the page is made anew (it says so) and not remembered."""
+        self.sync()
+        if self.rebuilding:
+            return render(self.page(query, engine))
+        shown: list[dict[str, Any]] = []
+
+        def make() -> bytes:
+            shown.append(self.page(query, engine))
+            return render(shown[0])
+
+        return self.memo(("rendered", kind, query, *self._decisions_stamp(query)), make,
+                         keep=lambda _: not shown[0]["rebuilding"])
+
+    def _decisions_stamp(self, query: Query) -> tuple:
+        """What a listing filtered by review decisions is also keyed by: decisions do not change
+        the store's fingerprint."""
+        return (decisions.stamp(self.store),) if query.reviewed or query.reviewer else ()
 
     def selection(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Selection:
         """The rows ``query`` selects, as SQL (nothing is run)."""
@@ -333,11 +341,11 @@ class CollectionView:
                     row.predicted_probability if row else None, row.disagreement if row else None,
                     [im.id for im in item.usable_images])
 
-    def detail(self, item: Item) -> dict[str, Any]:
+    def detail(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
         definitions = self.definitions.get()
         label = browse_index.matcher_for(definitions).label(record_fields(item)) if definitions else None
         return {
-            **self.summary(item),
+            **self.summary(item, row),
             **catalog_record(item),
             "source": item.source,
             "naive": None if label is None else {
@@ -396,6 +404,10 @@ def _export_rows(s, ids: list[str]) -> Iterator[dict[str, Any]]:
             row = dict(zip(EXPORT_COLUMNS, found[item_id]))
             yield {**row, "object_type": " ; ".join(row["object_type"] or [])}
 
+
+# Built once: an object page asks for it with a new id each time.
+_ITEM = (select(Item, BrowseRow).outerjoin(BrowseRow, BrowseRow.item_id == Item.id)
+         .where(Item.id == bindparam("item_id")).options(joinedload(Item.images)))
 
 # The filters beside the listing, by name: the browse index column each one compares.
 FACETS = {"predicted": BrowseRow.predicted_class, "naive": BrowseRow.naive_class, "disagree": BrowseRow.disagree,
