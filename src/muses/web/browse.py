@@ -38,13 +38,14 @@ EXPORT_COLUMNS = ("id", "object_number", "title", "maker", "date", "object_type"
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
 MEMO_SIZE = 2048  # answers (counts, pages, similar objects, rendered listings) remembered per app
-MEMO_BYTES = 64 * 2**20  # of which rendered listings (HTML and JSON, 10-40 KB each) take at most this
+MEMO_BYTES = 64 * 2**20  # what the answers may weigh together (a rendered listing: 10-40 KB)
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
 # seconds the request that finds the indexes stale waits for their background refresh: a handful
 # of changed items are done by then; a re-import of thousands is not waited for (the page says so)
 REFRESH_WAIT = 1.0
 EXACT_SCORE = 1e300  # the relevance of the item whose object number is the search text: first
 FIRST_ROWS = 240  # ids of a listing's first pages fetched (and remembered) at once
+BEST_ROWS = 2400  # a search's best matches kept with their facets: its first pages under a facet come from them
 FACET_SHOWN = 30  # values listed per catalog facet (material, century), most frequent first
 SORTS = {
     "relevance": "best match first",
@@ -122,11 +123,12 @@ class Selection:
     ranked: Subquery | None = None
     exact: str | None = None
 
-    def ordered(self, order: str) -> Select:
-        """The selected item ids in ``order``."""
+    def ordered(self, order: str, columns: tuple = ()) -> Select:
+        """The selected item ids in ``order`` (with the browse index ``columns`` beside them)."""
         if order != "relevance" or self.ranked is None:
             first = (BrowseRow.item_id != self.exact,) if self.exact else ()
-            return select(BrowseRow.item_id).where(*self.where.values()).order_by(*first, *_ORDER.get(order, _ORDER["number"]))
+            return (select(BrowseRow.item_id, *columns).where(*self.where.values())
+                    .order_by(*first, *_ORDER.get(order, _ORDER["number"])))
         others = [c for k, c in self.where.items() if k != "text"]
         r = self.ranked
         hits = select(r.c.item_id, r.c.score)
@@ -136,7 +138,10 @@ class Selection:
             first = select(BrowseRow.item_id, literal(EXACT_SCORE, Float)).where(BrowseRow.item_id == self.exact, *others)
             hits = union_all(hits.where(r.c.item_id != self.exact), first)
         ordered = hits.subquery("hits")
-        return select(ordered.c.item_id).order_by(ordered.c.score.desc(), ordered.c.item_id)
+        found = select(ordered.c.item_id, *columns)
+        if columns:
+            found = found.join(BrowseRow, BrowseRow.item_id == ordered.c.item_id)
+        return found.order_by(ordered.c.score.desc(), ordered.c.item_id)
 
 
 class CollectionView:
@@ -248,8 +253,7 @@ class CollectionView:
         offset = (page - 1) * query.per_page
         end = offset + query.per_page
         if end <= FIRST_ROWS:  # the first pages share one query: ranking every match is the dear part
-            ids = self.memo(("first", *filters, query.order),
-                            lambda: self._ids(selection().ordered(query.order).limit(FIRST_ROWS)))[offset:end]
+            ids = self._first(query, filters, selection, engine, min(end, total))[offset:end]
         else:
             ids = self.memo(("page", *filters, query.order, offset, query.per_page),
                             lambda: self._ids(selection().ordered(query.order).offset(offset).limit(query.per_page)))
@@ -259,6 +263,27 @@ class CollectionView:
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
             "rebuilding": self.rebuilding, "facets": facets, "items": cards,
         }
+
+    def _first(self, query: Query, filters: tuple, selection: Callable[[], Selection],
+               engine: Callable[[], SearchEngine] | None, needed: int) -> list[str]:
+        """The ids of the listing's first pages (FIRST_ROWS of them, or at least ``needed``). A search
+        in relevance order picks them from its best matches, ranked once for every facet chosen
+        with it: a ranking restricted to a facet keeps the order of the whole one. A facet too
+        rare among them ranks the matches under it."""
+        if query.order == "relevance" and query.text.strip() and not (query.reviewed or query.reviewer):
+            best = self.memo(("best", query.text.strip()), lambda: self._best(query, engine))
+            ids = best.passing(_wanted(query))
+            if best.complete or len(ids) >= needed:
+                return ids
+        return self.memo(("first", *filters, query.order),
+                         lambda: self._ids(selection().ordered(query.order).limit(FIRST_ROWS)))
+
+    def _best(self, query: Query, engine: Callable[[], SearchEngine] | None) -> Best:
+        unfiltered = replace(query, predicted=None, naive=None, disagree=False, material=None, century=None, maker=None)
+        statement = self.selection(unfiltered, engine).ordered("relevance", tuple(FACETS.values())).limit(BEST_ROWS)
+        with self.store.session() as s:
+            rows = [tuple(row) for row in s.execute(statement)]
+        return Best(rows, complete=len(rows) < BEST_ROWS)
 
     def rendered(self, kind: str, query: Query, engine: Callable[[], SearchEngine] | None,
                  render: Callable[[dict[str, Any]], bytes]) -> bytes:
@@ -310,18 +335,18 @@ class CollectionView:
         if "text" in where and "reviewed" not in where:
             # one grouped pass per text, whatever facets are chosen with it: they are applied here
             groups = self.memo(("groups", query.text.strip()), lambda: self._groups(where["text"]))
-            total, counts = _grouped_counts(groups, _wanted(query))
+            total, counts = groups.counted(_wanted(query))
         else:
             with self.store.session() as s:
                 total = s.scalar(select(func.count()).select_from(BrowseRow).where(*where.values()))
                 counts = _facets(s, where)
         return total, _facet_lists(counts)
 
-    def _groups(self, text_condition) -> list[tuple]:
-        """(facet column values..., count) of the items a text search finds, grouped by every facet column."""
+    def _groups(self, text_condition) -> Groups:
+        """The items a text search finds, grouped by every facet column."""
         with self.store.session() as s:
-            return [tuple(row) for row in s.execute(select(*FACETS.values(), func.count()).where(text_condition)
-                                                     .group_by(*FACETS.values()))]
+            return Groups([tuple(row) for row in s.execute(select(*FACETS.values(), func.count()).where(text_condition)
+                                                            .group_by(*FACETS.values()))])
 
     def export_rows(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Iterator[dict[str, Any]]:
         """Every row ``query`` selects (all pages), in its order, as :data:`EXPORT_COLUMNS`,
@@ -441,6 +466,57 @@ def _facets(s, where: dict[str, Any]) -> dict[str, Counter]:
         return Counter(dict(s.execute(select(FACETS[name], func.count()).where(*others).group_by(FACETS[name])).all()))
 
     return {name: counts(name) for name in FACETS}
+
+
+@dataclass(frozen=True)
+class Best:
+    """A search's best matches in relevance order, as (item id, facet column values...);
+    ``complete``: all of its matches."""
+
+    rows: list[tuple]
+    complete: bool
+
+    @property
+    def weight(self) -> int:  # bytes, roughly: what the memo's budget counts
+        return 200 * len(self.rows)
+
+    def passing(self, wanted: dict[str, Any]) -> list[str]:
+        """The ids, in order, that the filters ``wanted`` (facet -> value) keep."""
+        checks = [(1 + list(FACETS).index(name), value) for name, value in wanted.items()]
+        return [row[0] for row in self.rows if all(row[i] == value for i, value in checks)]
+
+
+class Groups:
+    """A text search's matches grouped by every facet column: rows of (facet column values...,
+    count), and which rows hold each value of each facet, so that the counts under a filter read
+    only the rows of the chosen value (a common word has thousands of rows, most makers being
+    rare: counting all of them for each new filter was most of a filtered search's first page)."""
+
+    def __init__(self, rows: list[tuple]):
+        self.rows = rows
+        self.where: dict[str, dict[Any, list[int]]] = {name: {} for name in FACETS}
+        self.counts: dict[str, Counter] = {name: Counter() for name in FACETS}  # unfiltered
+        for i, (*values, n) in enumerate(rows):
+            for name, value in zip(FACETS, values):
+                self.where[name].setdefault(value, []).append(i)
+                self.counts[name][value] += n
+        self.total = sum(row[-1] for row in rows)
+
+    @property
+    def weight(self) -> int:  # bytes, roughly: what the memo's budget counts
+        return 300 * len(self.rows)
+
+    def counted(self, wanted: dict[str, Any]) -> tuple[int, dict[str, Counter]]:
+        """The total and every facet's counts under the filters ``wanted`` (facet -> value)."""
+        if not wanted:
+            return self.total, self.counts
+        # A row counts when it fails at most one filter, so it passes at least one of any two.
+        picked = [self.where[name].get(value, []) for name, value in list(wanted.items())[:2]]
+        rows = [self.rows[i] for i in (picked[0] if len(picked) == 1 else set(picked[0]).union(picked[1]))]
+        total, counts = _grouped_counts(rows, wanted)
+        if len(wanted) == 1:  # the chosen facet itself is counted over every row, each failing only its filter
+            counts[next(iter(wanted))] = self.counts[next(iter(wanted))]
+        return total, counts
 
 
 def _grouped_counts(groups: list[tuple], wanted: dict[str, Any]) -> tuple[int, dict[str, Counter]]:

@@ -39,10 +39,10 @@ class DefinitionsCache:
 
 
 class Memo:
-    """Answers remembered under their key: the ``size`` most recently used, of which rendered
-    pages (bytes) hold at most ``max_bytes`` together. An answer asked for by many at once is
-    computed once (single flight): the others wait for it instead of running the same heavy
-    query fifty times."""
+    """Answers remembered under their key: the ``size`` most recently used, weighing at most
+    ``max_bytes`` together (rendered pages by their length, large answers by their ``weight``).
+    An answer asked for by many at once is computed once (single flight): the others wait for
+    it instead of running the same heavy query fifty times."""
 
     def __init__(self, size: int, max_bytes: int):
         self.size = size
@@ -102,4 +102,5 @@ class Memo:
 
 
 def _weight(value: Any) -> int:
-    return len(value) if isinstance(value, bytes) else 0
+    """Bytes, roughly: a rendered page's length, or what a large answer says it weighs."""
+    return len(value) if isinstance(value, bytes) else getattr(value, "weight", 0)
