@@ -189,8 +189,15 @@ class CollectionView:
         synced = self._synced
         if not force and synced and synced[0] is definitions and now - synced[1] < self.refresh_interval:
             return
+        # One request checks (a few scans of the store); those arriving meanwhile do not queue
+        # behind it to check again, each in turn (fifty clients: stalls of 100 ms and more), but
+        # serve what the indexes hold. Only the first check of all is waited for.
+        if not self._lock.acquire(blocking=force or synced is None):
+            return
         started = None
-        with self._lock:
+        try:
+            if not force and self._synced is not synced:  # checked by another while this one waited
+                return
             if force:
                 browse_index.refresh_if_changed(self.store, definitions)
             elif not self.rebuilding and not browse_index.is_current(self.store, definitions):
@@ -199,6 +206,8 @@ class CollectionView:
                 started.start()
             self._forget_if_changed()
             self._synced = (definitions, now)
+        finally:
+            self._lock.release()
         if started is not None:  # a few changed items are indexed within the wait; the page is then current
             started.join(timeout=self.refresh_wait)
 
