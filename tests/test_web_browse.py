@@ -232,7 +232,8 @@ def test_similar_objects_are_remembered_until_the_store_changes(proj, client):
     eventually(lambda: "B-2" in similar())
 
 
-def test_similar_objects_read_their_cards_in_one_query(proj, client):
+def _statements(client, request) -> list[str]:
+    """The SQL ``request()`` sends to the store."""
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -241,12 +242,19 @@ def test_similar_objects_read_their_cards_in_one_query(proj, client):
         statements.append(sql)
 
     engine = client.app.state.muses.store.engine
-    client.get("/api/items")  # the browse index built
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        hits = client.get("/api/similar", params={"ids": "A-1", "limit": 12}).json()["similar"]
+        request()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
+    return statements
+
+
+def test_similar_objects_read_their_cards_in_one_query(proj, client):
+    client.get("/api/items")  # the browse index built
+    hits = []
+    statements = _statements(client, lambda: hits.extend(
+        client.get("/api/similar", params={"ids": "A-1", "limit": 12}).json()["similar"]))
     assert len(hits) >= 3
     assert sum("FROM browse_index" in sql for sql in statements) == 1, statements
 
@@ -277,21 +285,11 @@ def test_the_cards_photos_are_found_by_item_not_by_scanning_every_usable_photo(p
 
 
 def test_a_search_is_paged_in_sql_with_its_counts_remembered(proj, client):
-    from sqlalchemy import event
-
     everything = ids(listing(client, q="bust", sort="confidence"))
     assert everything == ["A-1", "A-2", "A-7"]
-    statements: list[str] = []
-
-    def seen(conn, cursor, sql, *rest) -> None:
-        statements.append(sql)
-
-    engine = client.app.state.muses.store.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        pages = [ids(listing(client, q="bust", sort="confidence", per_page=2, page=n)) for n in (1, 2)]
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    pages = []
+    statements = _statements(client, lambda: pages.extend(
+        ids(listing(client, q="bust", sort="confidence", per_page=2, page=n)) for n in (1, 2)))
     assert pages == [everything[:2], everything[2:]]
     # no list of matched ids travels to the database; the counts are not made again for page 2
     assert not [sql for sql in statements if "IN (?, ?, ?" in sql], statements
@@ -342,24 +340,6 @@ def test_many_visitors_asking_for_one_new_answer_compute_it_once(client):
 
 
 # -- under load: what is remembered, and that it is never out of date ------------------------------
-def _statements(client, request) -> list[str]:
-    """The SQL ``request()`` sends to the store."""
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def seen(conn, cursor, sql, *rest) -> None:
-        statements.append(sql)
-
-    engine = client.app.state.muses.store.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        request()
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    return statements
-
-
 def test_a_listing_asked_for_again_sends_no_query(client):
     client.app.state.muses.view.refresh_interval = 3600  # no periodic check of the store during the test
     for url in ("/items?q=bust&naive=bust&page=1", "/api/items?q=bust&naive=bust", "/items?naive=vessel"):
