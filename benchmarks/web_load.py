@@ -5,6 +5,7 @@
     python -m benchmarks.web_load --records /work/shared/data/met-sample --model models/m.safetensors
     python -m benchmarks.web_load --store-url postgresql+psycopg://... --workers 4 --mix api
     python -m benchmarks.web_load --project PATH --mix catalog -n 4000 -c 50   # searches, facets, object pages
+    python -m benchmarks.web_load --project PATH --mix catalog --by-kind        # and each kind's latencies
 
 It starts `muses serve` on 127.0.0.1 on a free port (over --project, or over a temporary project
 built from --records: import, generate-images, and classify when --model is given), sends N
@@ -29,7 +30,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -68,14 +69,42 @@ class Result:
     latencies_ms: list[float]
     errors: int
     error_kinds: dict[str, int]  # HTTP status and the start of the answer, or the client's error -> count
+    urls: list[str] = field(default_factory=list)  # what was asked, in the order of latencies_ms
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+        return _percentile(self.latencies_ms, q)
+
+    def by_kind(self) -> dict[str, list[float]]:
+        """The latencies by what was asked for (:func:`kind_of`)."""
+        kinds: dict[str, list[float]] = {}
+        for url, ms in zip(self.urls, self.latencies_ms):
+            kinds.setdefault(kind_of(url), []).append(ms)
+        return dict(sorted(kinds.items()))
+
+
+def _percentile(latencies: list[float], q: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def kind_of(url: str) -> str:
+    """What a request asked for: an object page, a search (with a facet), a facet view, ...; HTML or JSON."""
+    path, _, query = url.partition("?")
+    api = path.startswith("/api/")
+    path = path.removeprefix("/api")
+    if path.startswith("/items/"):
+        kind = "object page"
+    elif path == "/items":
+        words = "q=" in query
+        facet = any(f"{name}=" in query for name in ("material", "century", "predicted", "naive", "disagree"))
+        kind = "search + facet" if words and facet else "search" if words else "facet view" if facet else "listing"
+    else:
+        kind = path.strip("/").split("/")[0] or "/"
+    return f"{kind}, {'JSON' if api else 'HTML'}"
 
 
 def collection_of(project_root: Path) -> Collection:
@@ -231,10 +260,10 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, list[float], Counter]:
+async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, list[tuple[str, float]], Counter]:
     where = urlsplit(base)
     todo: Iterator[str] = iter(urls)
-    latencies: list[float] = []
+    latencies: list[tuple[str, float]] = []  # (url, ms) in the order they were answered
     errors: Counter = Counter()  # what went wrong: HTTP status or the client's error
 
     async def client() -> None:
@@ -249,7 +278,7 @@ async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, li
                 except (ClientError, OSError, asyncio.TimeoutError) as exc:
                     connection.close()
                     errors[type(exc).__name__ if not isinstance(exc, ClientError) else str(exc)[:120]] += 1
-                latencies.append((time.perf_counter() - start) * 1000)
+                latencies.append((url, (time.perf_counter() - start) * 1000))
         finally:
             connection.close()
 
@@ -263,8 +292,9 @@ def measure(base: str, c: Collection, mix: str, *, requests: int, concurrency: i
     rng = random.Random(seed)
     urls = [MIXES[mix](c, rng) for _ in range(requests)]
     asyncio.run(_load(base, urls[: max(concurrency, requests // 20)], concurrency))  # warm-up: caches, connections
-    seconds, latencies, errors = asyncio.run(_load(base, urls, concurrency))
-    return Result(mix, requests, concurrency, seconds, latencies, sum(errors.values()), dict(errors))
+    seconds, answered, errors = asyncio.run(_load(base, urls, concurrency))
+    return Result(mix, requests, concurrency, seconds, [ms for _, ms in answered], sum(errors.values()), dict(errors),
+                  [url for url, _ in answered])
 
 
 def build_project(records: Path, root: Path, model: Path | None = None) -> Path:
@@ -328,6 +358,16 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def kinds_table(result: Result) -> str:
+    """Latency by what was asked for: which requests make the mix's slow end."""
+    lines = [f"{result.mix} mix by request | requests | p50 ms | p95 ms | p99 ms | max ms", "|---|---:|---:|---:|---:|---:|"]
+    for kind, latencies in result.by_kind().items():
+        lines.append(f"| {kind} | {len(latencies)} | {_percentile(latencies, 0.5):.0f} | {_percentile(latencies, 0.95):.0f} | "
+                     f"{_percentile(latencies, 0.99):.0f} | {max(latencies):.0f} |")
+    lines[0] = "| " + lines[0]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--project", type=Path, help="serve this project (default: one built from --records)")
@@ -338,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", "--requests", type=int, default=2000, help="requests per mix (default 2000)")
     p.add_argument("-c", "--concurrency", type=int, default=50, help="concurrent clients (default 50)")
     p.add_argument("--mix", nargs="+", choices=list(MIXES), default=list(MIXES), help="which mixes (default: all)")
+    p.add_argument("--by-kind", action="store_true", help="also the latencies of each kind of request (object pages, searches, ...)")
     p.add_argument("--serve-arg", action="append", default=[], help="passed on to `muses serve` (repeat)")
     args = p.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or (args.workers is not None and args.workers < 1):
@@ -349,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         results = run(root, mixes=args.mix, requests=args.requests, concurrency=args.concurrency,
                       workers=args.workers, store_url=args.store_url, serve_args=args.serve_arg)
     print(table(results))
+    for r in results:
+        if args.by_kind:
+            print("\n" + kinds_table(r))
     for r in results:
         for kind, n in r.error_kinds.items():
             print(f"{r.mix}: {n} x {kind}")
