@@ -360,11 +360,10 @@ def table(results: list[Result]) -> str:
 
 def kinds_table(result: Result) -> str:
     """Latency by what was asked for: which requests make the mix's slow end."""
-    lines = [f"{result.mix} mix by request | requests | p50 ms | p95 ms | p99 ms | max ms", "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"| {result.mix} mix by request | requests | p50 ms | p95 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
     for kind, latencies in result.by_kind().items():
         lines.append(f"| {kind} | {len(latencies)} | {_percentile(latencies, 0.5):.0f} | {_percentile(latencies, 0.95):.0f} | "
                      f"{_percentile(latencies, 0.99):.0f} | {max(latencies):.0f} |")
-    lines[0] = "| " + lines[0]
     return "\n".join(lines)
 
 
