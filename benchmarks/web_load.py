@@ -6,9 +6,11 @@
     python -m benchmarks.web_load --store-url postgresql+psycopg://... --workers 4 --mix api
     python -m benchmarks.web_load --project PATH --mix catalog -n 4000 -c 50   # searches, facets, object pages
     python -m benchmarks.web_load --project PATH --mix catalog --by-kind        # and each kind's latencies
+    python -m benchmarks.web_load --synthetic 70000 --postgres --mix catalog    # 70,000 synthetic records, PostgreSQL
 
 It starts `muses serve` on 127.0.0.1 on a free port (over --project, or over a temporary project
-built from --records: import, generate-images, and classify when --model is given), sends N
+built from --records: import, generate-images, and classify when --model is given; or from
+--synthetic N records, imported only), on a throwaway PostgreSQL cluster with --postgres, sends N
 requests per mix from C concurrent clients, stops the server and prints requests/s, p50, p95,
 p99 and errors per mix. Every request asks for what a curator would: random filters, sorts,
 searches and pages; random items; their similar objects; random photos.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -47,6 +50,7 @@ CATALOG_SEARCHES = ("houdon", "cosimo medici", "1750", "satyr cameo", "bearded m
                     "marble bust woman", "oinochoe", "portrait", "vanderbilt", "grey", "jewellery earring")
 # The catalog mix's goal (issue 19): a mixed load of searches, facets and object pages.
 CATALOG_RATE, CATALOG_P99_MS = 200.0, 1000.0
+SYNTHETIC_PHOTOS = 200  # distinct photos of a --synthetic collection
 
 
 @dataclass(frozen=True)
@@ -297,10 +301,10 @@ def measure(base: str, c: Collection, mix: str, *, requests: int, concurrency: i
                   [url for url, _ in answered])
 
 
-def build_project(records: Path, root: Path, model: Path | None = None) -> Path:
+def build_project(records: Path, root: Path, model: Path | None = None, *, check_photos: bool = True) -> Path:
     """A project over ``records`` (a folder with records.jsonl and images/): import,
-    generate-images, and classify with ``model`` when given. The store is $MUSES_STORE_URL's
-    when set."""
+    generate-images (unless not ``check_photos``: the photos stay unchecked, as right after an
+    import), and classify with ``model`` when given. The store is $MUSES_STORE_URL's when set."""
     from muses.collection.images import generate_images
     from muses.collection.importers import import_records
     from muses.collection.store import Store
@@ -312,7 +316,8 @@ def build_project(records: Path, root: Path, model: Path | None = None) -> Path:
     project = Project.load(root)
     store = Store.for_project(project)
     import_records(store, records / "records.jsonl", preset="met-scrapi", roots=[records])
-    generate_images(project, store=store, workers=0)
+    if check_photos:
+        generate_images(project, store=store, workers=0)
     if model is not None:
         from muses.classify import classify_collection
 
@@ -372,7 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--project", type=Path, help="serve this project (default: one built from --records)")
     p.add_argument("--records", type=Path, default=DEMO, help="records.jsonl + images/ to build a project from (default: the demo)")
     p.add_argument("--model", type=Path, help="classify the built project with this model first (filters get predicted classes)")
-    p.add_argument("--store-url", help="the store (SQLAlchemy URL) to build and serve from (default: the project's)")
+    p.add_argument("--synthetic", type=int, metavar="N",
+                   help="build the project from N synthetic Met-shaped records (benchmarks/synthetic.py; photos unchecked)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--store-url", help="the store (SQLAlchemy URL) to build and serve from (default: the project's)")
+    where.add_argument("--postgres", action="store_true", help="build and serve from a throwaway PostgreSQL cluster")
     p.add_argument("--workers", type=int, help="server processes (default: `muses serve`'s, one per core)")
     p.add_argument("-n", "--requests", type=int, default=2000, help="requests per mix (default 2000)")
     p.add_argument("-c", "--concurrency", type=int, default=50, help="concurrent clients (default 50)")
@@ -382,10 +391,26 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or (args.workers is not None and args.workers < 1):
         p.error("--requests, --concurrency and --workers must be >= 1")
-    if args.store_url:
-        os.environ["MUSES_STORE_URL"] = args.store_url  # build_project imports into it
-    with tempfile.TemporaryDirectory(prefix="muses-web-load-") as tmp:
-        root = args.project or build_project(args.records, Path(tmp) / "project", args.model)
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            from muses.testing import postgres
+
+            if why := postgres.missing():
+                p.error(f"--postgres: {why}")
+            args.store_url = stack.enter_context(postgres.start_cluster()).create_database("muses_web_load")
+        if args.store_url:
+            os.environ["MUSES_STORE_URL"] = args.store_url  # build_project imports into it
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="muses-web-load-")))
+        if args.project:
+            root = args.project
+        elif args.synthetic:
+            from benchmarks.synthetic import generate
+
+            made = generate(tmp / "synthetic", args.synthetic, images=SYNTHETIC_PHOTOS)
+            print(f"importing {made.count:,} synthetic records", file=sys.stderr, flush=True)
+            root = build_project(made.records.parent, tmp / "project", check_photos=False)
+        else:
+            root = build_project(args.records, tmp / "project", args.model)
         results = run(root, mixes=args.mix, requests=args.requests, concurrency=args.concurrency,
                       workers=args.workers, store_url=args.store_url, serve_args=args.serve_arg)
     print(table(results))

@@ -80,3 +80,11 @@ def test_latencies_by_kind_of_request():
                         ["/items/1", "/items/2", "/items?q=a", "/items?q=a&century=18"])
     assert r.by_kind() == {"object page, HTML": [10.0, 30.0], "search + facet, HTML": [900.0], "search, HTML": [20.0]}
     assert "| search + facet, HTML | 1 | 900 | 900 | 900 | 900 |" in web_load.kinds_table(r)
+
+
+@pytest.mark.slow
+def test_a_synthetic_catalog_in_one_command(capsys):
+    """What docs/scaling.md's one line runs, at a small size: build, serve, load, the table by kind."""
+    assert web_load.main(["--synthetic", "60", "--mix", "catalog", "-n", "40", "-c", "4", "--workers", "1", "--by-kind"]) == 0
+    out = capsys.readouterr().out
+    assert "| catalog | 40 | 4 |" in out and "| object page, HTML |" in out
