@@ -276,12 +276,13 @@ class CollectionView:
     def _first(self, query: Query, filters: tuple, selection: Callable[[], Selection],
                engine: Callable[[], SearchEngine] | None, needed: int) -> list[str]:
         """The ids of the listing's first pages (FIRST_ROWS of them, or at least ``needed``). A search
-        in relevance order picks them from its best matches, ranked once for every facet chosen
-        with it: a ranking restricted to a facet keeps the order of the whole one. A facet too
-        rare among them ranks the matches under it."""
-        if query.order == "relevance" and query.text.strip() and not (query.reviewed or query.reviewer):
+        under a facet, in relevance order, picks them from the search's best matches, ranked once
+        for every facet chosen with it: a ranking restricted to a facet keeps the order of the
+        whole one. A facet too rare among them ranks the matches under it."""
+        wanted = _wanted(query)
+        if wanted and query.order == "relevance" and query.text.strip() and not (query.reviewed or query.reviewer):
             best = self.memo(("best", query.text.strip()), lambda: self._best(query, engine))
-            ids = best.passing(_wanted(query))
+            ids = best.passing(wanted)
             if best.complete or len(ids) >= needed:
                 return ids
         return self.memo(("first", *filters, query.order),
