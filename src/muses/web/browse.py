@@ -38,7 +38,7 @@ EXPORT_COLUMNS = ("id", "object_number", "title", "maker", "date", "object_type"
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
 MEMO_SIZE = 2048  # answers (counts, pages, similar objects, rendered listings) remembered per app
-MEMO_BYTES = 64 * 2**20  # what the answers may weigh together (a rendered listing: 10-40 KB)
+MEMO_BYTES = 64 * 2**20  # what the answers may weigh together (a rendered listing: 8-15 KB on 70,000 records)
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
 # seconds the request that finds the indexes stale waits for their background refresh: a handful
 # of changed items are done by then; a re-import of thousands is not waited for (the page says so)
