@@ -5,9 +5,12 @@
     python -m benchmarks.web_load --records /work/shared/data/met-sample --model models/m.safetensors
     python -m benchmarks.web_load --store-url postgresql+psycopg://... --workers 4 --mix api
     python -m benchmarks.web_load --project PATH --mix catalog -n 4000 -c 50   # searches, facets, object pages
+    python -m benchmarks.web_load --project PATH --mix catalog --by-kind        # and each kind's latencies
+    python -m benchmarks.web_load --synthetic 70000 --postgres --mix catalog    # 70,000 synthetic records, PostgreSQL
 
 It starts `muses serve` on 127.0.0.1 on a free port (over --project, or over a temporary project
-built from --records: import, generate-images, and classify when --model is given), sends N
+built from --records: import, generate-images, and classify when --model is given; or from
+--synthetic N records, imported only), on a throwaway PostgreSQL cluster with --postgres, sends N
 requests per mix from C concurrent clients, stops the server and prints requests/s, p50, p95,
 p99 and errors per mix. Every request asks for what a curator would: random filters, sorts,
 searches and pages; random items; their similar objects; random photos.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -29,7 +33,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -46,6 +50,7 @@ CATALOG_SEARCHES = ("houdon", "cosimo medici", "1750", "satyr cameo", "bearded m
                     "marble bust woman", "oinochoe", "portrait", "vanderbilt", "grey", "jewellery earring")
 # The catalog mix's goal (issue 19): a mixed load of searches, facets and object pages.
 CATALOG_RATE, CATALOG_P99_MS = 200.0, 1000.0
+SYNTHETIC_PHOTOS = 200  # distinct photos of a --synthetic collection
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,42 @@ class Result:
     latencies_ms: list[float]
     errors: int
     error_kinds: dict[str, int]  # HTTP status and the start of the answer, or the client's error -> count
+    urls: list[str] = field(default_factory=list)  # what was asked, in the order of latencies_ms
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+        return _percentile(self.latencies_ms, q)
+
+    def by_kind(self) -> dict[str, list[float]]:
+        """The latencies by what was asked for (:func:`kind_of`)."""
+        kinds: dict[str, list[float]] = {}
+        for url, ms in zip(self.urls, self.latencies_ms):
+            kinds.setdefault(kind_of(url), []).append(ms)
+        return dict(sorted(kinds.items()))
+
+
+def _percentile(latencies: list[float], q: float) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def kind_of(url: str) -> str:
+    """What a request asked for: an object page, a search (with a facet), a facet view, ...; HTML or JSON."""
+    path, _, query = url.partition("?")
+    api = path.startswith("/api/")
+    path = path.removeprefix("/api")
+    if path.startswith("/items/"):
+        kind = "object page"
+    elif path == "/items":
+        words = "q=" in query
+        facet = any(f"{name}=" in query for name in ("material", "century", "predicted", "naive", "disagree"))
+        kind = "search + facet" if words and facet else "search" if words else "facet view" if facet else "listing"
+    else:
+        kind = path.strip("/").split("/")[0] or "/"
+    return f"{kind}, {'JSON' if api else 'HTML'}"
 
 
 def collection_of(project_root: Path) -> Collection:
@@ -231,10 +264,10 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, list[float], Counter]:
+async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, list[tuple[str, float]], Counter]:
     where = urlsplit(base)
     todo: Iterator[str] = iter(urls)
-    latencies: list[float] = []
+    latencies: list[tuple[str, float]] = []  # (url, ms) in the order they were answered
     errors: Counter = Counter()  # what went wrong: HTTP status or the client's error
 
     async def client() -> None:
@@ -249,7 +282,7 @@ async def _load(base: str, urls: list[str], concurrency: int) -> tuple[float, li
                 except (ClientError, OSError, asyncio.TimeoutError) as exc:
                     connection.close()
                     errors[type(exc).__name__ if not isinstance(exc, ClientError) else str(exc)[:120]] += 1
-                latencies.append((time.perf_counter() - start) * 1000)
+                latencies.append((url, (time.perf_counter() - start) * 1000))
         finally:
             connection.close()
 
@@ -263,14 +296,15 @@ def measure(base: str, c: Collection, mix: str, *, requests: int, concurrency: i
     rng = random.Random(seed)
     urls = [MIXES[mix](c, rng) for _ in range(requests)]
     asyncio.run(_load(base, urls[: max(concurrency, requests // 20)], concurrency))  # warm-up: caches, connections
-    seconds, latencies, errors = asyncio.run(_load(base, urls, concurrency))
-    return Result(mix, requests, concurrency, seconds, latencies, sum(errors.values()), dict(errors))
+    seconds, answered, errors = asyncio.run(_load(base, urls, concurrency))
+    return Result(mix, requests, concurrency, seconds, [ms for _, ms in answered], sum(errors.values()), dict(errors),
+                  [url for url, _ in answered])
 
 
-def build_project(records: Path, root: Path, model: Path | None = None) -> Path:
+def build_project(records: Path, root: Path, model: Path | None = None, *, check_photos: bool = True) -> Path:
     """A project over ``records`` (a folder with records.jsonl and images/): import,
-    generate-images, and classify with ``model`` when given. The store is $MUSES_STORE_URL's
-    when set."""
+    generate-images (unless not ``check_photos``: the photos stay unchecked, as right after an
+    import), and classify with ``model`` when given. The store is $MUSES_STORE_URL's when set."""
     from muses.collection.images import generate_images
     from muses.collection.importers import import_records
     from muses.collection.store import Store
@@ -282,7 +316,8 @@ def build_project(records: Path, root: Path, model: Path | None = None) -> Path:
     project = Project.load(root)
     store = Store.for_project(project)
     import_records(store, records / "records.jsonl", preset="met-scrapi", roots=[records])
-    generate_images(project, store=store, workers=0)
+    if check_photos:
+        generate_images(project, store=store, workers=0)
     if model is not None:
         from muses.classify import classify_collection
 
@@ -328,27 +363,60 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def kinds_table(result: Result) -> str:
+    """Latency by what was asked for: which requests make the mix's slow end."""
+    lines = [f"| {result.mix} mix by request | requests | p50 ms | p95 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
+    for kind, latencies in result.by_kind().items():
+        lines.append(f"| {kind} | {len(latencies)} | {_percentile(latencies, 0.5):.0f} | {_percentile(latencies, 0.95):.0f} | "
+                     f"{_percentile(latencies, 0.99):.0f} | {max(latencies):.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--project", type=Path, help="serve this project (default: one built from --records)")
     p.add_argument("--records", type=Path, default=DEMO, help="records.jsonl + images/ to build a project from (default: the demo)")
     p.add_argument("--model", type=Path, help="classify the built project with this model first (filters get predicted classes)")
-    p.add_argument("--store-url", help="the store (SQLAlchemy URL) to build and serve from (default: the project's)")
+    p.add_argument("--synthetic", type=int, metavar="N",
+                   help="build the project from N synthetic Met-shaped records (benchmarks/synthetic.py; photos unchecked)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--store-url", help="the store (SQLAlchemy URL) to build and serve from (default: the project's)")
+    where.add_argument("--postgres", action="store_true", help="build and serve from a throwaway PostgreSQL cluster")
     p.add_argument("--workers", type=int, help="server processes (default: `muses serve`'s, one per core)")
     p.add_argument("-n", "--requests", type=int, default=2000, help="requests per mix (default 2000)")
     p.add_argument("-c", "--concurrency", type=int, default=50, help="concurrent clients (default 50)")
     p.add_argument("--mix", nargs="+", choices=list(MIXES), default=list(MIXES), help="which mixes (default: all)")
+    p.add_argument("--by-kind", action="store_true", help="also the latencies of each kind of request (object pages, searches, ...)")
     p.add_argument("--serve-arg", action="append", default=[], help="passed on to `muses serve` (repeat)")
     args = p.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1 or (args.workers is not None and args.workers < 1):
         p.error("--requests, --concurrency and --workers must be >= 1")
-    if args.store_url:
-        os.environ["MUSES_STORE_URL"] = args.store_url  # build_project imports into it
-    with tempfile.TemporaryDirectory(prefix="muses-web-load-") as tmp:
-        root = args.project or build_project(args.records, Path(tmp) / "project", args.model)
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            from muses.testing import postgres
+
+            if why := postgres.missing():
+                p.error(f"--postgres: {why}")
+            args.store_url = stack.enter_context(postgres.start_cluster()).create_database("muses_web_load")
+        if args.store_url:
+            os.environ["MUSES_STORE_URL"] = args.store_url  # build_project imports into it
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="muses-web-load-")))
+        if args.project:
+            root = args.project
+        elif args.synthetic:
+            from benchmarks.synthetic import generate
+
+            made = generate(tmp / "synthetic", args.synthetic, images=SYNTHETIC_PHOTOS)
+            print(f"importing {made.count:,} synthetic records", file=sys.stderr, flush=True)
+            root = build_project(made.records.parent, tmp / "project", check_photos=False)
+        else:
+            root = build_project(args.records, tmp / "project", args.model)
         results = run(root, mixes=args.mix, requests=args.requests, concurrency=args.concurrency,
                       workers=args.workers, store_url=args.store_url, serve_args=args.serve_arg)
     print(table(results))
+    for r in results:
+        if args.by_kind:
+            print("\n" + kinds_table(r))
     for r in results:
         for kind, n in r.error_kinds.items():
             print(f"{r.mix}: {n} x {kind}")

@@ -232,7 +232,8 @@ def test_similar_objects_are_remembered_until_the_store_changes(proj, client):
     eventually(lambda: "B-2" in similar())
 
 
-def test_similar_objects_read_their_cards_in_one_query(proj, client):
+def _statements(client, request) -> list[str]:
+    """The SQL ``request()`` sends to the store."""
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -241,12 +242,19 @@ def test_similar_objects_read_their_cards_in_one_query(proj, client):
         statements.append(sql)
 
     engine = client.app.state.muses.store.engine
-    client.get("/api/items")  # the browse index built
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        hits = client.get("/api/similar", params={"ids": "A-1", "limit": 12}).json()["similar"]
+        request()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
+    return statements
+
+
+def test_similar_objects_read_their_cards_in_one_query(proj, client):
+    client.get("/api/items")  # the browse index built
+    hits = []
+    statements = _statements(client, lambda: hits.extend(
+        client.get("/api/similar", params={"ids": "A-1", "limit": 12}).json()["similar"]))
     assert len(hits) >= 3
     assert sum("FROM browse_index" in sql for sql in statements) == 1, statements
 
@@ -277,21 +285,11 @@ def test_the_cards_photos_are_found_by_item_not_by_scanning_every_usable_photo(p
 
 
 def test_a_search_is_paged_in_sql_with_its_counts_remembered(proj, client):
-    from sqlalchemy import event
-
     everything = ids(listing(client, q="bust", sort="confidence"))
     assert everything == ["A-1", "A-2", "A-7"]
-    statements: list[str] = []
-
-    def seen(conn, cursor, sql, *rest) -> None:
-        statements.append(sql)
-
-    engine = client.app.state.muses.store.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        pages = [ids(listing(client, q="bust", sort="confidence", per_page=2, page=n)) for n in (1, 2)]
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    pages = []
+    statements = _statements(client, lambda: pages.extend(
+        ids(listing(client, q="bust", sort="confidence", per_page=2, page=n)) for n in (1, 2)))
     assert pages == [everything[:2], everything[2:]]
     # no list of matched ids travels to the database; the counts are not made again for page 2
     assert not [sql for sql in statements if "IN (?, ?, ?" in sql], statements
@@ -339,3 +337,132 @@ def test_many_visitors_asking_for_one_new_answer_compute_it_once(client):
     for v in visitors:
         v.join(10)
     assert calls == [1] and answers == [42] * 8
+
+
+# -- under load: what is remembered, and that it is never out of date ------------------------------
+def test_a_listing_asked_for_again_sends_no_query(client):
+    client.app.state.muses.view.refresh_interval = 3600  # no periodic check of the store during the test
+    for url in ("/items?q=bust&naive=bust&page=1", "/api/items?q=bust&naive=bust", "/items?naive=vessel"):
+        first = client.get(url)
+        assert first.status_code == 200
+        again = []
+        assert _statements(client, lambda: again.append(client.get(url))) == []
+        assert again[0].content == first.content and again[0].headers["content-type"] == first.headers["content-type"]
+
+
+def test_an_object_page_is_two_queries(client):
+    client.get("/items/A-1")  # the first request opens the search engine and checks the store
+    client.app.state.muses.view.refresh_interval = 3600
+    statements = _statements(client, lambda: client.get("/items/A-2").raise_for_status())
+    assert len(statements) == 2, statements  # the item with its photos and browse row; its decisions
+
+
+def test_remembered_listings_and_counts_follow_an_import(proj, client):
+    """An import (or classify) changes the store and refreshes the indexes: the next listing,
+    HTML and JSON, has the exact new counts, not the remembered ones."""
+    client.app.state.muses.view.refresh_interval = 0.0  # every request checks the store
+    store = Store.for_project(proj)
+    with store.transaction() as s:
+        s.get(Item, "A-1").material = "Marble"
+    refresh_indexes(store, DefinitionsCache(proj.definitions_path).get())
+    before = listing(client, q="bust", material="Marble")
+    assert (before["total"], [f["count"] for f in before["facets"]["material"]]) == (1, [1])
+    assert "Collection <small>1 item matching" in client.get("/items", params={"q": "bust", "material": "Marble"}).text
+    with store.transaction() as s:
+        s.add(Item(id="B-1", title="Marble bust of a man", object_type=["Sculpture", "Busts"], material="Marble",
+                   images=[Image(position=0, original="B-1.jpg", status="ok")]))
+        s.get(Item, "A-7").material = "Marble"
+    refresh_indexes(store, DefinitionsCache(proj.definitions_path).get())  # what `muses import` does last
+    after = listing(client, q="bust", material="Marble")
+    assert (after["total"], set(ids(after))) == (3, {"A-1", "A-7", "B-1"})
+    assert after["facets"]["material"] == [{"value": "Marble", "count": 3}]
+    assert "Collection <small>3 items matching" in client.get("/items", params={"q": "bust", "material": "Marble"}).text
+
+
+def test_a_listing_of_reviewed_records_follows_every_decision(proj, client):
+    """Decisions do not change the store's fingerprint: a listing filtered by them is keyed by
+    the decisions too, so one recorded a moment ago shows at once."""
+    from muses.collection import decisions
+
+    client.app.state.muses.view.refresh_interval = 3600  # no periodic check: the key alone must tell
+    assert listing(client, reviewed="yes")["total"] == 0
+    assert "Collection <small>0 items" in client.get("/items", params={"reviewed": "yes"}).text
+    store = Store.for_project(proj)
+    decided = decisions.record_decision(store, item_id="A-3", action=decisions.CATALOG_RIGHT, reviewer="Ana",
+                                        catalog_value="vessel", suggested_value="vessel")
+    assert ids(listing(client, reviewed="yes")) == ["A-3"]
+    assert "Collection <small>1 item</small>" in client.get("/items", params={"reviewed": "yes"}).text
+    decisions.undo_decision(store, decided.id)
+    assert listing(client, reviewed="yes")["total"] == 0
+
+
+def test_a_search_under_a_facet_has_the_order_of_its_ranking_under_that_facet(proj, client, monkeypatch):
+    """Its first pages are picked from the search's best matches (ranked once for every facet);
+    where too few of them pass the facet, the matches are ranked under it: the same pages either way."""
+    from muses.web import browse
+
+    view = client.app.state.muses.view
+    store = Store.for_project(proj)
+    with store.transaction() as s:
+        for n in range(12):
+            s.add(Item(id=f"C-{n:02}", title="Bust " + "bust " * (n % 4) + "of a man", object_type=["Busts"],
+                       material=("Marble", "Bronze")[n % 2], images=[Image(position=0, original=f"C-{n}.jpg", status="ok")]))
+    refresh_indexes(store, DefinitionsCache(proj.definitions_path).get())
+    view.memo_size = 0
+
+    def ranked(query: Query) -> list[str]:  # ranking every match under the facet, in SQL
+        return view._ids(view.selection(query, client.app.state.muses.engine).ordered("relevance"))
+
+    for best_rows in (2400, 5, 0):  # all the matches among the best, a few, none
+        monkeypatch.setattr(browse, "BEST_ROWS", best_rows)
+        for material in ("Marble", "Bronze"):
+            whole = ranked(Query("bust", material=material))
+            assert len(whole) >= 6
+            shown = [ids(listing(client, q="bust", material=material, per_page=4, page=n)) for n in (1, 2)]
+            assert shown == [whole[:4], whole[4:8]], best_rows
+
+
+def test_a_check_of_the_store_in_progress_holds_no_other_request(proj, client, monkeypatch):
+    """Fifty visitors at once: one checks whether the store changed, the others go on."""
+    import threading
+
+    view = client.app.state.muses.view
+    listing(client)  # the first check of all, which every request waits for
+    view.refresh_interval = 0.0
+    gate, checking = threading.Event(), threading.Event()
+
+    def slow_check(store, definitions) -> bool:
+        checking.set()
+        gate.wait(10)
+        return True
+
+    monkeypatch.setattr(browse_index, "is_current", slow_check)
+    checker = threading.Thread(target=view.sync)
+    checker.start()
+    try:
+        assert checking.wait(10)
+        started = time.monotonic()
+        assert listing(client, q="bust")["total"] == 3
+        assert time.monotonic() - started < 2.0
+    finally:
+        gate.set()
+        checker.join(10)
+
+
+def test_the_memo_keeps_within_its_budget_and_nothing_from_before_a_change():
+    from muses.web.cache import Memo
+
+    memo = Memo(size=10, max_bytes=100)
+    for n in range(4):
+        memo.get(("page", n), lambda: b"x" * 40)
+    assert [("page", n) in memo for n in range(4)] == [False, False, True, True]  # 80 bytes kept of 160
+    memo.get("small", lambda: 1)
+    assert "small" in memo
+
+    def computed_while_the_store_changed() -> str:
+        memo.clear()  # the change is noticed while this answer is made from the data before it
+        return "old"
+
+    assert memo.get("answer", computed_while_the_store_changed) == "old"
+    assert "answer" not in memo
+    assert memo.get("answer", lambda: "new") == "new"

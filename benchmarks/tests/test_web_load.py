@@ -69,3 +69,22 @@ def test_the_clients_read_whole_answers_and_count_what_failed(project, met_sampl
     # a body left unread would be taken for the next answer's start: an error of the client's own
     assert [kind.split(":")[0] for kind in errors] == ["HTTP 404"] and sum(errors.values()) == 3, errors
     assert "Started server process" in server.output
+
+
+def test_latencies_by_kind_of_request():
+    assert [web_load.kind_of(u) for u in ("/items/a%2Fb", "/api/items?q=bust&page=2", "/items?q=bust&century=18",
+                                          "/api/items?material=Gold", "/items?page=3", "/api/similar?ids=1", "/images/7")] == [
+        "object page, HTML", "search, JSON", "search + facet, HTML", "facet view, JSON", "listing, HTML",
+        "similar, JSON", "images, HTML"]
+    r = web_load.Result("catalog", 4, 50, 1.0, [10.0, 30.0, 20.0, 900.0], 0, {},
+                        ["/items/1", "/items/2", "/items?q=a", "/items?q=a&century=18"])
+    assert r.by_kind() == {"object page, HTML": [10.0, 30.0], "search + facet, HTML": [900.0], "search, HTML": [20.0]}
+    assert "| search + facet, HTML | 1 | 900 | 900 | 900 | 900 |" in web_load.kinds_table(r)
+
+
+@pytest.mark.slow
+def test_a_synthetic_catalog_in_one_command(capsys):
+    """What docs/scaling.md's one line runs, at a small size: build, serve, load, the table by kind."""
+    assert web_load.main(["--synthetic", "60", "--mix", "catalog", "-n", "40", "-c", "4", "--workers", "1", "--by-kind"]) == 0
+    out = capsys.readouterr().out
+    assert "| catalog | 40 | 4 |" in out and "| object page, HTML |" in out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from muses.actions import ClassifyConfig, classify_collection
 from muses.settings import ComputeSettings
@@ -29,12 +29,13 @@ async def api_predict(file: UploadFile = File(..., description="a photo: JPEG, P
 @router.get("/items", summary="Items: searched, filtered, sorted and paginated, with facet counts")
 def api_items(query: browse.Query = Depends(listing_query), state: AppState = Depends(get_state)):
     # plain JSON values already: json.dumps directly, not FastAPI's value-by-value encoder
-    return JSONResponse(state.view.page(query, state.engine))
+    body = state.view.rendered("json", query, state.engine, lambda listing: JSONResponse(listing).body)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/items/{item_id:path}", summary="One item: catalog fields, images, labels")
 def api_item(item_id: str, state: AppState = Depends(get_state)):
-    return state.view.detail(state.item(item_id))
+    return state.view.detail(*state.item_with_row(item_id))
 
 
 @router.get("/similar", summary="Items similar to the given ones (comma-separated ids)")

@@ -4,19 +4,19 @@ JSON API. Filters, counts and order are indexed SQL over the browse index
 (:mod:`muses.search.browse_index`); text search goes through the search engine."""
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import logging
 import math
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Float, Select, false, func, literal, or_, select, union_all
+from sqlalchemy import Float, Select, bindparam, false, func, literal, or_, select, union_all
+from sqlalchemy.orm import joinedload
 from sqlalchemy.sql import Subquery
 
 from muses.collection import decisions
@@ -27,7 +27,7 @@ from muses.labeling.matching import record_fields
 from muses.search import SearchEngine, browse_index, refresh_indexes, text_query
 from muses.search.browse_index import BrowseRow, century_name, natural_key
 from muses.predictions import describe, top_class
-from muses.web.cache import DefinitionsCache
+from muses.web.cache import DefinitionsCache, Memo
 
 log = logging.getLogger(__name__)
 EXPORT_BATCH = 1000  # rows a download reads at a time
@@ -37,13 +37,15 @@ EXPORT_COLUMNS = ("id", "object_number", "title", "maker", "date", "object_type"
 
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
-MEMO_SIZE = 2048  # answers (counts, pages, similar objects) remembered per app
+MEMO_SIZE = 2048  # answers (counts, pages, similar objects, rendered listings) remembered per app
+MEMO_BYTES = 64 * 2**20  # what the answers may weigh together (a rendered listing: 8-15 KB on 70,000 records)
 REFRESH_INTERVAL = 1.0  # seconds between checks whether the store changed (each costs a few scans)
 # seconds the request that finds the indexes stale waits for their background refresh: a handful
 # of changed items are done by then; a re-import of thousands is not waited for (the page says so)
 REFRESH_WAIT = 1.0
 EXACT_SCORE = 1e300  # the relevance of the item whose object number is the search text: first
 FIRST_ROWS = 240  # ids of a listing's first pages fetched (and remembered) at once
+BEST_ROWS = 2400  # a search's best matches kept with their facets: its first pages under a facet come from them
 FACET_SHOWN = 30  # values listed per catalog facet (material, century), most frequent first
 SORTS = {
     "relevance": "best match first",
@@ -121,11 +123,12 @@ class Selection:
     ranked: Subquery | None = None
     exact: str | None = None
 
-    def ordered(self, order: str) -> Select:
-        """The selected item ids in ``order``."""
+    def ordered(self, order: str, columns: tuple = ()) -> Select:
+        """The selected item ids in ``order`` (with the browse index ``columns`` beside them)."""
         if order != "relevance" or self.ranked is None:
             first = (BrowseRow.item_id != self.exact,) if self.exact else ()
-            return select(BrowseRow.item_id).where(*self.where.values()).order_by(*first, *_ORDER.get(order, _ORDER["number"]))
+            return (select(BrowseRow.item_id, *columns).where(*self.where.values())
+                    .order_by(*first, *_ORDER.get(order, _ORDER["number"])))
         others = [c for k, c in self.where.items() if k != "text"]
         r = self.ranked
         hits = select(r.c.item_id, r.c.score)
@@ -135,7 +138,10 @@ class Selection:
             first = select(BrowseRow.item_id, literal(EXACT_SCORE, Float)).where(BrowseRow.item_id == self.exact, *others)
             hits = union_all(hits.where(r.c.item_id != self.exact), first)
         ordered = hits.subquery("hits")
-        return select(ordered.c.item_id).order_by(ordered.c.score.desc(), ordered.c.item_id)
+        found = select(ordered.c.item_id, *columns)
+        if columns:
+            found = found.join(BrowseRow, BrowseRow.item_id == ordered.c.item_id)
+        return found.order_by(ordered.c.score.desc(), ordered.c.item_id)
 
 
 class CollectionView:
@@ -152,15 +158,23 @@ class CollectionView:
         self.store = store
         self.definitions = definitions
         self.refresh_interval = refresh_interval
-        self.memo_size = memo_size
         self.refresh_wait = refresh_wait
         self.engine = engine  # opens the search engine: refreshed beside the browse index
         self._synced: tuple[Any, float] | None = None  # (definitions, when)
         self._generation: str | None = None  # the store's fingerprint at the last check
-        self._memo: OrderedDict[Any, Any] = OrderedDict()
-        self._pending: dict[Any, concurrent.futures.Future] = {}  # answers being computed now
+        self._memo = Memo(memo_size, MEMO_BYTES)
         self._lock = threading.Lock()
         self._rebuild: threading.Thread | None = None
+
+    @property
+    def memo_size(self) -> int:
+        """Answers remembered (0: none, every request computed anew)."""
+        return self._memo.size
+
+    @memo_size.setter
+    def memo_size(self, size: int) -> None:
+        self._memo.size = size
+        self._memo.clear()
 
     @property
     def rebuilding(self) -> bool:
@@ -175,8 +189,15 @@ class CollectionView:
         synced = self._synced
         if not force and synced and synced[0] is definitions and now - synced[1] < self.refresh_interval:
             return
+        # One request checks (a few scans of the store); those arriving meanwhile do not queue
+        # behind it to check again, each in turn (fifty clients: stalls of 100 ms and more), but
+        # serve what the indexes hold. Only the first check of all is waited for.
+        if not self._lock.acquire(blocking=force or synced is None):
+            return
         started = None
-        with self._lock:
+        try:
+            if not force and self._synced is not synced:  # checked by another while this one waited
+                return
             if force:
                 browse_index.refresh_if_changed(self.store, definitions)
             elif not self.rebuilding and not browse_index.is_current(self.store, definitions):
@@ -185,6 +206,8 @@ class CollectionView:
                 started.start()
             self._forget_if_changed()
             self._synced = (definitions, now)
+        finally:
+            self._lock.release()
         if started is not None:  # a few changed items are indexed within the wait; the page is then current
             started.join(timeout=self.refresh_wait)
 
@@ -202,44 +225,23 @@ class CollectionView:
             self._memo.clear()
             self._generation = generation
 
-    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
-        """``make()``, remembered under ``key`` until the store or definitions.toml change (the
-        ``memo_size`` most recently used answers are kept)."""
+    def memo(self, key: Any, make: Callable[[], Any], *, keep: Callable[[Any], bool] = lambda _: True) -> Any:
+        """``make()``, remembered under ``key`` (when ``keep(answer)``) until the store or
+        definitions.toml change (the ``memo_size`` most recently used answers are kept)."""
         self.sync()
-        with self._lock:
-            if key in self._memo:
-                self._memo.move_to_end(key)
-                return self._memo[key]
-            # Fifty visitors asking for one new search at once: one of them computes it, the
-            # others wait for its answer instead of running the same heavy query fifty times.
-            pending = self._pending.get(key)
-            if pending is None:
-                pending = self._pending[key] = concurrent.futures.Future()
-                pending.set_running_or_notify_cancel()
-                mine = True
-            else:
-                mine = False
-        if not mine:
-            return pending.result()
-        try:
-            value = make()
-        except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-        with self._lock:
-            self._memo[key] = value
-            while len(self._memo) > self.memo_size:
-                self._memo.popitem(last=False)
-        pending.set_result(value)
-        return value
+        return self._memo.get(key, make, keep=keep)
 
     def rows(self, ids: list[str]) -> dict[str, BrowseRow]:
         self.sync()
         with self.store.session() as s:
             return {r.item_id: r for r in s.scalars(select(BrowseRow).where(BrowseRow.item_id.in_(ids)))}
+
+    def item(self, item_id: str) -> tuple[Item, BrowseRow | None] | None:
+        """An item with its photos and its browse index row: an object page's one query."""
+        self.sync()
+        with self.store.session() as s:
+            found = s.execute(_ITEM, {"item_id": str(item_id)}).unique().first()
+        return None if found is None else (found[0], found[1])
 
     def naive_label(self, item_id: str) -> str | None:
         row = self.rows([item_id]).get(item_id)
@@ -253,17 +255,14 @@ class CollectionView:
         self.sync()
         # built only on a miss: a remembered page costs no query but its cards'
         selection = functools.cache(lambda: self.selection(query, engine))
-        filters = query.filters
-        if query.reviewed or query.reviewer:  # decisions do not change the store's fingerprint
-            filters += (decisions.stamp(self.store),)
+        filters = query.filters + self._decisions_stamp(query)
         total, facets = self.memo(("counts", *filters), lambda: self._counts(query, selection().where))
         pages = max(1, math.ceil(total / query.per_page))
         page = min(max(1, query.page), pages)
         offset = (page - 1) * query.per_page
         end = offset + query.per_page
         if end <= FIRST_ROWS:  # the first pages share one query: ranking every match is the dear part
-            ids = self.memo(("first", *filters, query.order),
-                            lambda: self._ids(selection().ordered(query.order).limit(FIRST_ROWS)))[offset:end]
+            ids = self._first(query, filters, selection, engine, min(end, total))[offset:end]
         else:
             ids = self.memo(("page", *filters, query.order, offset, query.per_page),
                             lambda: self._ids(selection().ordered(query.order).offset(offset).limit(query.per_page)))
@@ -273,6 +272,50 @@ class CollectionView:
             "total": total, "page": page, "per_page": query.per_page, "pages": pages, "sort": query.order,
             "rebuilding": self.rebuilding, "facets": facets, "items": cards,
         }
+
+    def _first(self, query: Query, filters: tuple, selection: Callable[[], Selection],
+               engine: Callable[[], SearchEngine] | None, needed: int) -> list[str]:
+        """The ids of the listing's first pages (FIRST_ROWS of them, or at least ``needed``). A search
+        under a facet, in relevance order, picks them from the search's best matches, ranked once
+        for every facet chosen with it: a ranking restricted to a facet keeps the order of the
+        whole one. A facet too rare among them ranks the matches under it."""
+        wanted = _wanted(query)
+        if wanted and query.order == "relevance" and query.text.strip() and not (query.reviewed or query.reviewer):
+            best = self.memo(("best", query.text.strip()), lambda: self._best(query, engine))
+            ids = best.passing(wanted)
+            if best.complete or len(ids) >= needed:
+                return ids
+        return self.memo(("first", *filters, query.order),
+                         lambda: self._ids(selection().ordered(query.order).limit(FIRST_ROWS)))
+
+    def _best(self, query: Query, engine: Callable[[], SearchEngine] | None) -> Best:
+        unfiltered = replace(query, predicted=None, naive=None, disagree=False, material=None, century=None, maker=None)
+        statement = self.selection(unfiltered, engine).ordered("relevance", tuple(FACETS.values())).limit(BEST_ROWS)
+        with self.store.session() as s:
+            rows = [tuple(row) for row in s.execute(statement)]
+        return Best(rows, complete=len(rows) < BEST_ROWS)
+
+    def rendered(self, kind: str, query: Query, engine: Callable[[], SearchEngine] | None,
+                 render: Callable[[dict[str, Any]], bytes]) -> bytes:
+        """``render(page)`` of ``query``'s :meth:`page`, remembered under ``kind`` (html, json)
+        like the page's counts: a listing asked for again costs neither a query nor its rendering.
+        While the indexes are being rebuilt, the page is made anew (it says so) and not remembered."""
+        self.sync()
+        if self.rebuilding:
+            return render(self.page(query, engine))
+        shown: list[dict[str, Any]] = []
+
+        def make() -> bytes:
+            shown.append(self.page(query, engine))
+            return render(shown[0])
+
+        return self.memo(("rendered", kind, query, *self._decisions_stamp(query)), make,
+                         keep=lambda _: not shown[0]["rebuilding"])
+
+    def _decisions_stamp(self, query: Query) -> tuple:
+        """What a listing filtered by review decisions is also keyed by: decisions do not change
+        the store's fingerprint."""
+        return (decisions.stamp(self.store),) if query.reviewed or query.reviewer else ()
 
     def selection(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> Selection:
         """The rows ``query`` selects, as SQL (nothing is run)."""
@@ -325,11 +368,11 @@ class CollectionView:
                     row.predicted_probability if row else None, row.disagreement if row else None,
                     [im.id for im in item.usable_images])
 
-    def detail(self, item: Item) -> dict[str, Any]:
+    def detail(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
         definitions = self.definitions.get()
         label = browse_index.matcher_for(definitions).label(record_fields(item)) if definitions else None
         return {
-            **self.summary(item),
+            **self.summary(item, row),
             **catalog_record(item),
             "source": item.source,
             "naive": None if label is None else {
@@ -389,6 +432,10 @@ def _export_rows(s, ids: list[str]) -> Iterator[dict[str, Any]]:
             yield {**row, "object_type": " ; ".join(row["object_type"] or [])}
 
 
+# Built once: an object page asks for it with a new id each time.
+_ITEM = (select(Item, BrowseRow).outerjoin(BrowseRow, BrowseRow.item_id == Item.id)
+         .where(Item.id == bindparam("item_id")).options(joinedload(Item.images)))
+
 # The filters beside the listing, by name: the browse index column each one compares.
 FACETS = {"predicted": BrowseRow.predicted_class, "naive": BrowseRow.naive_class, "disagree": BrowseRow.disagree,
           "material": BrowseRow.material, "century": BrowseRow.century, "maker": BrowseRow.maker}
@@ -421,6 +468,24 @@ def _facets(s, where: dict[str, Any]) -> dict[str, Counter]:
         return Counter(dict(s.execute(select(FACETS[name], func.count()).where(*others).group_by(FACETS[name])).all()))
 
     return {name: counts(name) for name in FACETS}
+
+
+@dataclass(frozen=True)
+class Best:
+    """A search's best matches in relevance order, as (item id, facet column values...);
+    ``complete``: all of its matches."""
+
+    rows: list[tuple]
+    complete: bool
+
+    @property
+    def weight(self) -> int:  # bytes, roughly: what the memo's budget counts
+        return 200 * len(self.rows)
+
+    def passing(self, wanted: dict[str, Any]) -> list[str]:
+        """The ids, in order, that the filters ``wanted`` (facet -> value) keep."""
+        checks = [(1 + list(FACETS).index(name), value) for name, value in wanted.items()]
+        return [row[0] for row in self.rows if all(row[i] == value for i, value in checks)]
 
 
 def _facet_lists(counts: dict[str, Counter]) -> dict[str, Any]:

@@ -45,11 +45,13 @@ async def upload_form(request: Request, file: UploadFile | None = File(None), st
 
 @router.get("/items", response_class=HTMLResponse)
 def items_page(request: Request, query: Query = Depends(listing_query), state: AppState = Depends(get_state)):
-    listing = state.view.page(query, state.engine)
-    return templates.TemplateResponse(request, "items.html", {
-        "listing": listing, "query": query, "sorts": SORTS, "no_label": NO_LABEL,
-        "page_numbers": page_numbers(listing["page"], listing["pages"]),
-    })
+    def render(listing: dict) -> bytes:
+        return templates.TemplateResponse(request, "items.html", {
+            "listing": listing, "query": query, "sorts": SORTS, "no_label": NO_LABEL,
+            "page_numbers": page_numbers(listing["page"], listing["pages"]),
+        }).body
+
+    return HTMLResponse(state.view.rendered("html", query, state.engine, render))
 
 
 @router.get("/items.csv")
@@ -70,11 +72,11 @@ def _item_page(request: Request, state: AppState, item_id: str, *, with_similar:
     """The item at once; its similar objects (the page's dearest part, a search) come after
     from /api/similar, fetched by the page's script, or in the page when asked for
     (``?similar=1``: the link a browser without JavaScript follows)."""
-    item = state.item(item_id)
+    item, row = state.item_with_row(item_id)
     offer = bool(item.usable_images) and state.has_engine()
     similar = state.similar_items([item.id], state.limits.similar_limit) if offer and with_similar else None
     return templates.TemplateResponse(request, "item.html", {
-        "item": state.view.detail(item), "offer_similar": offer, "similar": similar,
+        "item": state.view.detail(item, row), "offer_similar": offer, "similar": similar,
         "similar_api": "/api/similar?" + urlencode({"ids": item.id, "limit": state.limits.similar_limit}),
         **decision_context(state, item.id),
     })

@@ -249,9 +249,11 @@ def undo(decision_id: int = FastAPIPath(ge=1, le=MAX_ID, description="the decisi
 # -- decisions as records: revise or withdraw from the object page, history, export ---------------
 def decision_context(state: AppState, item_id: str) -> dict:
     """What the object page shows of a record's decision, and offers to revise it with."""
-    return {"decision": dec.current_decision(state.store, item_id), "classes": _class_names(state),
-            "none_of_these": dec.NONE_OF_THESE, "reviewer": state.reviewer,
-            "decided_before": len(dec.history(state.store, item_id=item_id, limit=2)) > 0}
+    rows = dec.history(state.store, item_id=item_id)  # newest first, undone ones too: one query for both
+    current = next((d for d in rows if not d.undone), None)
+    return {"decision": None if current is None or current.action == dec.WITHDRAWN else current,
+            "classes": _class_names(state), "none_of_these": dec.NONE_OF_THESE, "reviewer": state.reviewer,
+            "decided_before": bool(rows)}
 
 
 @router.post("/decisions/decide", include_in_schema=False)

@@ -19,6 +19,7 @@ from muses.search import SearchEngine, UnsupportedStoreError, open_engine
 from muses.embeddings import Embeddings
 from muses.search.similar import VisualCache
 from muses.settings import Project
+from muses.search.browse_index import BrowseRow
 from muses.web.browse import CollectionView
 from muses.web.cache import DefinitionsCache
 from muses.web.templating import item_url
@@ -91,10 +92,14 @@ class AppState:
                                      "model with `muses serve --model PATH`") from exc
 
     def item(self, item_id: str) -> Item:
-        item = self.store.get_item(item_id)
-        if item is None:
+        return self.item_with_row(item_id)[0]
+
+    def item_with_row(self, item_id: str) -> tuple[Item, BrowseRow | None]:
+        """The item with its photos and its browse index row (404 when there is none)."""
+        found = self.view.item(item_id)
+        if found is None:
             raise HTTPException(404, f"no item with id {item_id!r}")
-        return item
+        return found
 
     # -- what pages and API answer --------------------------------------------------------------
     def read_upload(self, data: bytes) -> PILImage.Image:
