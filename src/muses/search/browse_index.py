@@ -308,7 +308,8 @@ def ensure_tables(store: Store) -> None:
                 store.engine.dialect.name]:
             return
         _ensure_triggers(s, store.engine.dialect.name)
-        if current:
+        if current:  # triggers were missing: what was written meanwhile is found by comparing the stamps
+            s.execute(delete(BrowseMeta).where(BrowseMeta.key == "fingerprint"))
             return
         s.execute(delete(BrowseMeta).where(BrowseMeta.key != CHANGES, ~BrowseMeta.key.like(CHANGES + ":%")))
         s.add(BrowseMeta(key="schema", value=SCHEMA))
@@ -325,7 +326,8 @@ def stored_fingerprint(store: Store) -> str | None:
 
 def is_current(store: Store, definitions: Definitions | None) -> bool:
     """Whether the index was refreshed since the store or the definitions last changed."""
-    return fingerprint(store, definitions) == stored_fingerprint(store)
+    stored = stored_fingerprint(store)  # first: it makes the tables and triggers the fingerprint reads
+    return fingerprint(store, definitions) == stored
 
 
 def refresh_if_changed(store: Store, definitions: Definitions | None) -> int:
