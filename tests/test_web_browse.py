@@ -6,7 +6,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from muses.collection.store import Image, Item, Store
 from muses.search import browse_index
@@ -256,8 +256,9 @@ def test_the_freshness_check_notices_every_write_without_counting_the_collection
 
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_concurrent_writers_do_not_wait_for_each_others_counter(store_url):
-    """PostgreSQL counts the writes on a row per connection: a writer holding its transaction
-    open does not hold back another writer of other items."""
+    """PostgreSQL counts the writes on a row per connection, once a transaction: a writer holding
+    its transaction open does not hold back another writer of other items, and a bulk insert
+    does not update the counter once a row (100,000 rows took 130 s instead of 8)."""
     store = Store(store_url)
     with store.transaction() as s:
         s.add_all([Item(id="W-1", title="Vase"), Item(id="W-2", title="Cup")])
@@ -269,6 +270,14 @@ def test_concurrent_writers_do_not_wait_for_each_others_counter(store_url):
         quick.exec_driver_sql("UPDATE items SET title = 'Kylix' WHERE id = 'W-2'")  # no lock wait
         quick.commit()
         slow.rollback()
+
+    def changes() -> int:
+        return int(browse_index.fingerprint(store, None).split("|")[1])
+
+    before = changes()
+    with store.engine.begin() as conn:  # an executemany: a statement per row, counted once
+        conn.execute(insert(Item), [{"id": f"M-{n}", "title": "Cup", "raw": {}, "source": ""} for n in range(500)])
+    assert changes() == before + 1
 
 
 def test_similar_objects_are_remembered_until_the_store_changes(proj, client):
