@@ -6,12 +6,13 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from muses.collection.store import Image, Item, Store
 from muses.search import browse_index
 from muses.search.browse_index import BrowseRow
 from muses.settings import Project, init_project
+from muses.testing import statements
 from muses.web import create_app
 from muses.search import refresh_indexes
 from muses.search.text_query import Clause, parse
@@ -226,15 +227,9 @@ def test_the_freshness_check_notices_every_write_without_counting_the_collection
                   for n in range(3))
     browse_index.refresh(store, None)
     assert browse_index.is_current(store, None)
-    statements = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", seen)
-    browse_index.fingerprint(store, None)
-    event.remove(store.engine, "before_cursor_execute", seen)
-    assert not [sql for sql in statements if "FROM items" in sql or "FROM images" in sql], statements
+    with statements(store.engine) as sent:
+        browse_index.fingerprint(store, None)
+    assert not [sql for sql in sent if "FROM items" in sql or "FROM images" in sql], sent
 
     for by_hand in ("UPDATE items SET title = 'Krater' WHERE id = 'F-0'",  # updated_at left as it was
                     "DELETE FROM images WHERE item_id = 'F-1'", "DELETE FROM items WHERE id = 'F-2'"):
@@ -343,25 +338,14 @@ def test_the_cards_photos_are_found_by_item_not_by_scanning_every_usable_photo(p
 
 
 def test_a_search_is_paged_in_sql_with_its_counts_remembered(proj, client):
-    from sqlalchemy import event
-
     everything = ids(listing(client, q="bust", sort="confidence"))
     assert everything == ["A-1", "A-2", "A-7"]
-    statements: list[str] = []
-
-    def seen(conn, cursor, sql, *rest) -> None:
-        statements.append(sql)
-
-    engine = client.app.state.muses.store.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements(client.app.state.muses.store.engine) as sent:
         pages = [ids(listing(client, q="bust", sort="confidence", per_page=2, page=n)) for n in (1, 2)]
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert pages == [everything[:2], everything[2:]]
     # no list of matched ids travels to the database; the counts are not made again for page 2
-    assert not [sql for sql in statements if "IN (?, ?, ?" in sql], statements
-    assert sum("count(*)" in sql for sql in statements) <= 1 + len(listing(client)["facets"]), statements
+    assert not [sql for sql in sent if "IN (?, ?, ?" in sql], sent
+    assert sum("count(*)" in sql for sql in sent) <= 1 + len(listing(client)["facets"]), sent
 
 
 def test_refresh_compares_stamps_a_batch_at_a_time(tmp_path):
