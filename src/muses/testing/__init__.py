@@ -1,7 +1,8 @@
 """What muses' tests and benchmarks share, shipped with the package so that neither imports the
 other: a throwaway PostgreSQL cluster (:mod:`.postgres`), free ports and a `muses serve` process
 (:mod:`.net`), the drawn-shapes dataset (:mod:`.datasets`), Met items in a store and a synthetic
-catalog's titles (:mod:`.catalog`), the SQL an engine sends (:func:`statements`). Nothing in muses imports it; it imports only the library.
+catalog's titles (:mod:`.catalog`), the SQL an engine sends (:func:`statements`). Nothing in
+muses imports it; it imports only the library.
 """
 from collections.abc import Iterator
 from contextlib import contextmanager
