@@ -7,6 +7,7 @@ import csv
 from collections import Counter
 import io
 import json
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from muses.collection.store import Item, Store
 from muses.search import refresh_project_indexes
 from muses.search.browse_index import century_of, natural_key
 from muses.settings import Project
+from muses.testing import statements
 from muses.web import create_app
 from muses.csvfile import safe_cell as formula_safe
 
@@ -114,6 +116,15 @@ def test_each_facet_is_counted_exactly_under_the_other_filters(client):
 def test_an_object_number_lands_on_its_object_first(client):
     body = listing(client, q="1985.141.1")
     assert body["items"][0]["id"] == "1985.141.1"
+
+
+def test_an_object_number_is_found_without_reading_every_browse_row(client):
+    """The typed number's item joins the text matches inside the IN: an OR beside them made
+    PostgreSQL read every browse row (205 ms for one object number at a million records)."""
+    with statements(client.app.state.muses.store.engine) as sent:
+        body = listing(client, q="1985.141.2")
+    assert body["items"][0]["id"] == "1985.141.2"
+    assert not [sql for sql in sent if re.search(r"OR\s+browse_index\.item_id\s*=", sql)], sent
 
 
 def test_object_numbers_sort_naturally(client):

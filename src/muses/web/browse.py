@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Float, Select, bindparam, false, func, literal, or_, select, union_all
+from sqlalchemy import Float, Select, bindparam, false, func, literal, select, union_all
 from sqlalchemy.orm import joinedload
 from sqlalchemy.sql import Subquery
 
@@ -333,8 +333,10 @@ class CollectionView:
             return Selection({**where, **_conditions(query)}, exact=exact)
         found = engine()
         counted = found.matching(clauses, ranked=False).subquery("counted")
-        in_text = BrowseRow.item_id.in_(select(counted.c.item_id))
-        where = {"text": or_(in_text, BrowseRow.item_id == exact) if exact else in_text}
+        # the typed number's item joins the matches inside the IN: an OR beside it made PostgreSQL
+        # scan every browse row (200 ms at a million records)
+        matched = union_all(select(counted.c.item_id), select(literal(exact))) if exact else select(counted.c.item_id)
+        where = {"text": BrowseRow.item_id.in_(matched)}
         return Selection({**where, **_conditions(query)}, ranked=found.matching(clauses).subquery("ranked"), exact=exact)
 
     def _ids(self, statement) -> list[str]:
