@@ -262,8 +262,9 @@ class CollectionView:
         selection = functools.cache(lambda: self.selection(query, engine))
         filters = query.filters + self._decisions_stamp(query)
         facets_url = None
-        if ("counts", *filters) not in self._memo and self._total(_unfiltered(query), engine) > FACETS_AFTER:
-            total, facets = self._total(query, engine, selection), None
+        words = _unfiltered(query)
+        if ("counts", *filters) not in self._memo and (matches := self._total(words, engine)) > FACETS_AFTER:
+            total, facets = matches if words == query else self._total(query, engine, selection), None
             facets_url = "/api/facets?" + query.params(sort="", per_page=24)
         else:
             total, facets = self._counted(query, filters, selection)
