@@ -153,6 +153,9 @@ def test_the_page_of_a_common_word_says_its_facets_are_being_counted(client, mon
     counted = client.get(link.group(1).replace("&amp;", "&")).text
     assert "Counting the facets" not in counted and "Watercolour on paper" in counted
     assert "Counting the facets" not in client.get("/items", params={"q": "landscape"}).text
+    # the link shows them even where nothing is remembered between requests
+    monkeypatch.setattr(client.app.state.muses.view, "memo_size", 0)
+    assert "Counting the facets" not in client.get(link.group(1).replace("&amp;", "&")).text
 
 
 def test_an_object_number_lands_on_its_object_first(client):

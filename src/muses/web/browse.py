@@ -252,18 +252,20 @@ class CollectionView:
         return row.naive_class if row else None
 
     # -- the listing ---------------------------------------------------------------------------
-    def page(self, query: Query, engine: Callable[[], SearchEngine] | None = None) -> dict[str, Any]:
+    def page(self, query: Query, engine: Callable[[], SearchEngine] | None = None, *,
+             counted: bool = False) -> dict[str, Any]:
         """One page of the listing with its exact total and facet counts (over every match,
         whatever the collection's size); ``engine`` opens the search engine, called only for a
         text query. A search matching more than FACETS_AFTER records, whose facets are not known
-        yet, has ``facets`` None and ``facets_url`` where they are counted (:meth:`facets`)."""
+        yet, has ``facets`` None and ``facets_url`` where they are counted (:meth:`facets`),
+        unless ``counted``: then they are counted here."""
         self.sync()
         # built only on a miss: a remembered page costs no query but its cards'
         selection = functools.cache(lambda: self.selection(query, engine))
         filters = query.filters + self._decisions_stamp(query)
         facets_url = None
         words = _unfiltered(query)
-        if ("counts", *filters) not in self._memo and (matches := self._total(words, engine)) > FACETS_AFTER:
+        if not counted and ("counts", *filters) not in self._memo and (matches := self._total(words, engine)) > FACETS_AFTER:
             total, facets = matches if words == query else self._total(query, engine, selection), None
             facets_url = "/api/facets?" + query.params(sort="", per_page=24)
         else:
@@ -330,18 +332,19 @@ class CollectionView:
         return Best(rows, complete=len(rows) < BEST_ROWS)
 
     def rendered(self, kind: str, query: Query, engine: Callable[[], SearchEngine] | None,
-                 render: Callable[[dict[str, Any]], bytes]) -> bytes:
+                 render: Callable[[dict[str, Any]], bytes], *, counted: bool = False) -> bytes:
         """``render(page)`` of ``query``'s :meth:`page`, remembered under ``kind`` (html, json)
         like the page's counts: a listing asked for again costs neither a query nor its rendering.
         While the indexes are being rebuilt, the page is made anew (it says so) and not remembered;
-        so is a page whose facets come after it: once they are counted, the page shows them."""
+        so is a page whose facets come after it: once they are counted, the page shows them
+        (``counted``: counted for this one, see :meth:`page`)."""
         self.sync()
         if self.rebuilding:
-            return render(self.page(query, engine))
+            return render(self.page(query, engine, counted=counted))
         shown: list[dict[str, Any]] = []
 
         def make() -> bytes:
-            shown.append(self.page(query, engine))
+            shown.append(self.page(query, engine, counted=counted))
             return render(shown[0])
 
         return self.memo(("rendered", kind, query, *self._decisions_stamp(query)), make,

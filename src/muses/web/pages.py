@@ -49,16 +49,13 @@ def items_page(request: Request, query: Query = Depends(listing_query), facets: 
     """The listing; a search matching very many records shows its facets after the page (the
     page's script fetches them), or in it when asked for (``?facets=1``: the link a browser
     without JavaScript follows, and what the script reads the counted sidebar from)."""
-    if facets:
-        state.view.facets(query, state.engine)  # counted and remembered: the page below shows them
-
     def render(listing: dict) -> bytes:
         return templates.TemplateResponse(request, "items.html", {
             "listing": listing, "query": query, "sorts": SORTS, "no_label": NO_LABEL,
             "page_numbers": page_numbers(listing["page"], listing["pages"]),
         }).body
 
-    return HTMLResponse(state.view.rendered("html", query, state.engine, render))
+    return HTMLResponse(state.view.rendered("html", query, state.engine, render, counted=facets))
 
 
 @router.get("/items.csv")
