@@ -121,9 +121,15 @@ def test_the_facets_of_a_common_word_fill_the_sidebar_after_the_page(server, mon
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page()
-        page.route("**/items?*facets=1*", lambda route: (time.sleep(0.5), route.continue_()))  # "counting…" seen first
+        held = []  # the script's fetch of the counts, let go once "counting…" was seen
+        page.route("**/items?*facets=1*", lambda route: held.append(route))
         page.goto(url + "/items?q=odd")
         assert page.locator("aside.facets .counting").is_visible()
+        deadline = time.monotonic() + 15
+        while not held and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        held.pop().continue_()
+        page.unroute("**/items?*facets=1*")
         page.wait_for_selector("aside.facets .facet h3", timeout=15_000)
         assert page.locator("aside.facets .counting").count() == 0
         page.locator("aside.facets .facet li a").first.click()  # the counted sidebar's links filter the listing
