@@ -111,17 +111,17 @@ def _timed_get(client, url: str, params: dict | None = None) -> tuple[float, dic
     return (time.perf_counter() - start) * 1000, r.json()
 
 
-def _searches(project: Path, queries: tuple[str, ...], repeat: int) -> tuple[list[float], str]:
-    """ms of each search for ``queries`` (``repeat`` rounds) and their exact totals; a query that
-    looks like an object number must find that object first."""
+def _searches(project: Path, queries: tuple[str, ...], repeat: int, url: str = "/api/items") -> tuple[list[float], str]:
+    """ms of each search for ``queries`` (``repeat`` rounds, at ``url``) and their exact totals; a
+    query that looks like an object number must find that object first."""
     client = _fresh_client(project)
     samples, totals = [], {}
     for _ in range(repeat):
         for q in queries:
-            ms, body = _timed_get(client, "/api/items", {"q": q})
+            ms, body = _timed_get(client, url, {"q": q})
             samples.append(ms)
             totals[q] = body["total"]
-            first = body["items"][0]["object_number"] if body["items"] else None
+            first = body["items"][0]["object_number"] if body.get("items") else None
             if _OBJECT_NUMBER.fullmatch(q) and body["total"] and first != q:
                 raise RuntimeError(f"the search for object number {q} lists {first} first")
     return samples, ", ".join(f"{q} {n:,}" for q, n in totals.items())
@@ -142,10 +142,22 @@ def probe_selective(project: Path) -> tuple[float, str]:
 
 
 def probe_common(project: Path) -> tuple[float, str]:
-    """The slowest of the searches for words in a large part of the collection (exact total and
-    facets over all their matches), each asked once, nothing remembered."""
+    """The slowest first answer to a search for words in a large part of the collection: its page
+    and exact total (past FACETS_AFTER matches the facets come after, :func:`probe_common_facets`),
+    each asked once, nothing remembered."""
     samples, totals = _searches(project, COMMON, 1)
-    return max(samples), "common words, exact totals: " + totals
+    return max(samples), f"common words, exact totals: {totals}; {_each(samples)}"
+
+
+def probe_common_facets(project: Path) -> tuple[float, str]:
+    """The slowest exact facet counting (/api/facets) of those searches, nothing remembered:
+    what the page's script waits for after the page."""
+    samples, _ = _searches(project, COMMON, 1, "/api/facets")
+    return max(samples), "facets over every match: " + _each(samples)
+
+
+def _each(samples: list[float]) -> str:
+    return ", ".join(f"{q} {ms:,.0f} ms" for q, ms in zip(COMMON, samples))
 
 
 def probe_first(project: Path) -> tuple[float, str]:
@@ -178,9 +190,10 @@ def probe_browse(project: Path) -> tuple[float, str]:
 
 
 PROBES = {"first page after import": probe_first, "search": probe_search, "selective": probe_selective,
-          "common-word search": probe_common, "browse": probe_browse}
-SEARCH_PROBES = ("first page after import", "search", "selective", "common-word search")
+          "common-word search": probe_common, "common-word facets": probe_common_facets, "browse": probe_browse}
+SEARCH_PROBES = ("first page after import", "search", "selective", "common-word search", "common-word facets")
 _ROWS = {"first page after import": "first page after import", "common-word search": "common-word search",
+         "common-word facets": "common-word facets",
          "selective": "selective search p95 (<= 0.1 % of the records)"}  # a table row's name; else "KIND p95"
 
 

@@ -107,3 +107,31 @@ def test_odd_ids_lead_to_their_own_page(server):
             # the title, then the object number (the id itself: these records have no other)
             assert page.locator("h1").inner_text() == f"Odd id {item_id} {item_id}", page.url
         browser.close()
+
+
+def test_the_facets_of_a_common_word_fill_the_sidebar_after_the_page(server, monkeypatch):
+    """A search past FACETS_AFTER matches shows its page with "counting…" beside it; the page's
+    script then puts the counted sidebar in its place, links as the inline one has them."""
+    from playwright.sync_api import sync_playwright
+
+    from muses.web import browse
+
+    monkeypatch.setattr(browse, "FACETS_AFTER", 1)  # the server runs in this process
+    url, _, _ = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page()
+        held = []  # the script's fetch of the counts, let go once "counting…" was seen
+        page.route("**/items?*facets=1*", lambda route: held.append(route))
+        page.goto(url + "/items?q=odd")
+        assert page.locator("aside.facets .counting").is_visible()
+        deadline = time.monotonic() + 15
+        while not held and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        held.pop().continue_()
+        page.unroute("**/items?*facets=1*")
+        page.wait_for_selector("aside.facets .facet h3", timeout=15_000)
+        assert page.locator("aside.facets .counting").count() == 0
+        page.locator("aside.facets .facet li a").first.click()  # the counted sidebar's links filter the listing
+        page.wait_for_selector("aside.facets li.on", timeout=15_000)
+        browser.close()

@@ -18,7 +18,7 @@ from muses.search import refresh_project_indexes
 from muses.search.browse_index import century_of, natural_key
 from muses.settings import Project
 from muses.testing import statements
-from muses.web import create_app
+from muses.web import browse, create_app
 from muses.csvfile import safe_cell as formula_safe
 
 N = 6_200
@@ -111,6 +111,51 @@ def test_each_facet_is_counted_exactly_under_the_other_filters(client):
     centuries = {f["value"]: f["count"] for f in body["facets"]["century"]}
     graphite = [r for r in on_paper if r["material"] == "Graphite on paper"]
     assert centuries == {19: sum(r["period"] == "ca. 1850" for r in graphite), 18: sum(r["period"] == "1720" for r in graphite)}
+
+
+COMMON = ({"q": "landscape"}, {"q": "on paper", "century": "19", "material": "Graphite on paper"})
+
+
+def forget(client) -> None:
+    """Nothing remembered from the other tests: counts, pages and rendered listings made anew."""
+    view = client.app.state.muses.view
+    view.memo_size = view.memo_size
+
+
+@pytest.mark.parametrize("params", COMMON, ids=["word", "word-under-filters"])
+def test_a_common_word_answers_at_once_and_counts_its_facets_after(client, monkeypatch, params):
+    """Past FACETS_AFTER matches of its words (filtered or not), the listing holds the page and
+    the exact total; /api/facets then gives the very counts the listing gives inline under it."""
+    forget(client)
+    monkeypatch.setattr(browse, "FACETS_AFTER", 10 * N)
+    inline = listing(client, **params)
+    assert inline["facets"] is not None and inline["facets_url"] is None
+    forget(client)
+    monkeypatch.setattr(browse, "FACETS_AFTER", 1_000)
+    first = listing(client, **params)
+    assert first["facets"] is None
+    assert (first["total"], first["items"]) == (inline["total"], inline["items"])
+    r = client.get(first["facets_url"])
+    assert r.status_code == 200, r.text
+    assert r.json() == {"total": inline["total"], "rebuilding": False, "facets": inline["facets"]}
+    # counted once: every page of that search shows them from now on, the first page too
+    assert listing(client, **params)["facets"] == inline["facets"]
+    assert listing(client, **params, page=2)["facets"] == inline["facets"]
+
+
+def test_the_page_of_a_common_word_says_its_facets_are_being_counted(client, monkeypatch):
+    forget(client)
+    monkeypatch.setattr(browse, "FACETS_AFTER", 1_000)
+    page = client.get("/items", params={"q": "landscape"}).text
+    assert "Counting the facets" in page and "items.js" in page
+    link = re.search(r'<a href="([^"]*facets=1)">show the counts</a>', page)
+    assert link, page
+    counted = client.get(link.group(1).replace("&amp;", "&")).text
+    assert "Counting the facets" not in counted and "Watercolour on paper" in counted
+    assert "Counting the facets" not in client.get("/items", params={"q": "landscape"}).text
+    # the link shows them even where nothing is remembered between requests
+    monkeypatch.setattr(client.app.state.muses.view, "memo_size", 0)
+    assert "Counting the facets" not in client.get(link.group(1).replace("&amp;", "&")).text
 
 
 def test_an_object_number_lands_on_its_object_first(client):

@@ -33,6 +33,12 @@ def api_items(query: browse.Query = Depends(listing_query), state: AppState = De
     return Response(body, media_type="application/json")
 
 
+@router.get("/facets", summary="The exact total and facet counts of a listing (the same parameters as /api/items)")
+def api_facets(query: browse.Query = Depends(listing_query), state: AppState = Depends(get_state)):
+    # what /api/items leaves out ("facets": null, "facets_url") for a search matching very many records
+    return state.view.facets(query, state.engine)
+
+
 @router.get("/items/{item_id:path}", summary="One item: catalog fields, images, labels")
 def api_item(item_id: str, state: AppState = Depends(get_state)):
     return state.view.detail(*state.item_with_row(item_id))

@@ -44,14 +44,18 @@ async def upload_form(request: Request, file: UploadFile | None = File(None), st
 
 
 @router.get("/items", response_class=HTMLResponse)
-def items_page(request: Request, query: Query = Depends(listing_query), state: AppState = Depends(get_state)):
+def items_page(request: Request, query: Query = Depends(listing_query), facets: bool = False,
+               state: AppState = Depends(get_state)):
+    """The listing; a search matching very many records shows its facets after the page (the
+    page's script fetches them), or in it when asked for (``?facets=1``: the link a browser
+    without JavaScript follows, and what the script reads the counted sidebar from)."""
     def render(listing: dict) -> bytes:
         return templates.TemplateResponse(request, "items.html", {
             "listing": listing, "query": query, "sorts": SORTS, "no_label": NO_LABEL,
             "page_numbers": page_numbers(listing["page"], listing["pages"]),
         }).body
 
-    return HTMLResponse(state.view.rendered("html", query, state.engine, render))
+    return HTMLResponse(state.view.rendered("html", query, state.engine, render, counted=facets))
 
 
 @router.get("/items.csv")
