@@ -515,3 +515,13 @@ def test_the_memo_keeps_within_its_budget_and_nothing_from_before_a_change():
     assert memo.get("answer", computed_while_the_store_changed) == "old"
     assert "answer" not in memo
     assert memo.get("answer", lambda: "new") == "new"
+
+
+def test_counts_are_written_as_a_person_reads_them():
+    """213,668 items, not 213668: the filter every count on the collection page goes through."""
+    from pathlib import Path
+
+    from muses.web.templating import templates
+
+    assert templates.env.filters["thousands"](213668) == "213,668"
+    assert "| thousands" in (Path(templates.env.loader.searchpath[0]) / "items.html").read_text(encoding="utf-8")

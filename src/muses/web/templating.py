@@ -35,6 +35,7 @@ def _app_globals(request: Request) -> dict:
 templates = Jinja2Templates(directory=HERE / "templates", context_processors=[_app_globals])
 templates.env.globals["version"] = __version__
 templates.env.filters["item_url"] = item_url
+templates.env.filters["thousands"] = "{:,}".format  # 213,668 items, as a person reads a count
 templates.env.globals["static_url"] = static_url
 # "none of these", never the model's internal class name "other", on every page
 templates.env.globals["shown_name"] = shown_name
