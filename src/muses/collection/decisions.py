@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Boolean, DateTime, Integer, String, Text, func, select
@@ -208,8 +208,14 @@ def current_decision(store: Store, item_id: str) -> Decision | None:
     """A record's current decision, or None."""
     _table_ready(store)
     with store.session() as s:
-        d = s.scalars(select(Decision).where(Decision.item_id == str(item_id), Decision.undone.is_(False))
-                      .order_by(Decision.id.desc()).limit(1)).first()
+        return current_of(s.scalars(select(Decision).where(Decision.item_id == str(item_id), Decision.undone.is_(False))
+                                    .order_by(Decision.id.desc()).limit(1)))
+
+
+def current_of(rows: Iterable[Decision]) -> Decision | None:
+    """The current decision among a record's rows, newest first (undone ones may be among them):
+    the newest not undone, unless it withdrew the record's decision."""
+    d = next((d for d in rows if not d.undone), None)
     return None if d is None or d.action == WITHDRAWN else d
 
 

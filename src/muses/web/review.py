@@ -250,8 +250,7 @@ def undo(decision_id: int = FastAPIPath(ge=1, le=MAX_ID, description="the decisi
 def decision_context(state: AppState, item_id: str) -> dict:
     """What the object page shows of a record's decision, and offers to revise it with."""
     rows = dec.history(state.store, item_id=item_id)  # newest first, undone ones too: one query for both
-    current = next((d for d in rows if not d.undone), None)
-    return {"decision": None if current is None or current.action == dec.WITHDRAWN else current,
+    return {"decision": dec.current_of(rows),
             "classes": _class_names(state), "none_of_these": dec.NONE_OF_THESE, "reviewer": state.reviewer,
             "decided_before": bool(rows)}
 
