@@ -27,7 +27,6 @@ from muses.labeling.matching import Label, Matcher, record_fields
 from muses.predictions import stored_classes
 from muses.search.lazy_index import IndexedItem, chunks, indexed_items
 
-CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
 ROUND = 2000  # items compared and rebuilt per round of a refresh: what one round holds in memory
 # The columns' version: a store whose index was built with another is rebuilt from scratch.
 SCHEMA = "3"
@@ -159,7 +158,7 @@ def _stamp_batches(conn, digest: str, ids: Collection[str] | None) -> Iterable[d
         return {i: f"{digest}|{u}|{k}:{t}" for i, u, k, t in rows}
 
     if ids is not None:
-        for chunk in chunks(sorted({str(i) for i in ids}), CHUNK):
+        for chunk in chunks(sorted({str(i) for i in ids})):
             yield stamps(conn.execute(q.where(Item.id.in_(chunk))))
         return
     last = None
@@ -234,7 +233,7 @@ def row_for(item: IndexedItem, label: Label | None, stamp: str) -> dict:
 
 def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] | None = None) -> int:
     """Recompute the rows of ``ids`` (default: every item whose stamp changed) and drop the rows
-    of removed items; returns how many rows changed. The stamps are compared CHUNK items at a
+    of removed items; returns how many rows changed. The stamps are compared ROUND items at a
     time, so memory stays flat whatever the collection's size."""
     ensure_tables(store)
     digest = digest_of(definitions)
@@ -265,7 +264,7 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
         if ids is not None:
             gone_q = gone_q.where(BrowseRow.item_id.in_([str(i) for i in ids]))
         gone = list(s.scalars(gone_q))
-        for chunk in chunks(gone, CHUNK):
+        for chunk in chunks(gone):
             s.execute(delete(BrowseRow).where(BrowseRow.item_id.in_(chunk)))
         if current is not None:
             s.add(BrowseMeta(key="fingerprint", value=current))

@@ -20,7 +20,7 @@ from muses.collection.store import USABLE_STATUSES, Store
 from muses.predictions import top_class
 from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
 from muses.search.text_query import Clause
-from muses.search.lazy_index import IndexedItem, LazyIndex, Select, create_tables, item_fields
+from muses.search.lazy_index import IndexedItem, LazyIndex, Select, chunks, create_tables, item_fields
 
 _USABLE = ", ".join(f"'{s}'" for s in USABLE_STATUSES)  # constants, never user input
 _SCHEMA = (
@@ -99,8 +99,7 @@ class FTS5Engine(LazyIndex):
 
     @staticmethod
     def _drop(conn: Connection, ids: list[str]) -> None:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk in chunks(ids):
             params = {"ids": chunk}
             conn.execute(
                 text("DELETE FROM search_fts WHERE rowid IN (SELECT rowid FROM search_docs WHERE item_id IN :ids)")

@@ -62,8 +62,11 @@ def indexed_items(conn: Any, ids: Sequence[str]) -> list[IndexedItem]:
     return [IndexedItem(*row, usable_image_ids=tuple(photos.get(row[0], ()))) for row in items]
 
 
-def chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
-    """``ids`` in lists of ``size``: well below every database's bound-parameter limit."""
+CHUNK = 500  # ids per IN (...) list: well below every database's bound-parameter limit
+
+
+def chunks(ids: list[str], size: int = CHUNK) -> Iterator[list[str]]:
+    """``ids`` in lists of ``size`` (one IN (...) list each)."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
 

@@ -28,7 +28,7 @@ from muses.collection.store import USABLE_STATUSES, Store
 from muses.search.query import CATALOG_FIELDS, FIELDS, ClassTerm, TextTerm
 from muses.search.text_query import Clause, words
 from muses.predictions import top_class
-from muses.search.lazy_index import IndexedItem, LazyIndex, Select, create_tables, item_fields
+from muses.search.lazy_index import IndexedItem, LazyIndex, Select, chunks, create_tables, item_fields
 
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
 # ts_rank's four weight classes for the catalog fields, heaviest first (A counts 1.0, D 0.1)
@@ -60,7 +60,7 @@ _FINGERPRINT = (
     "SELECT (SELECT count(*) FROM items) || '|' || COALESCE((SELECT max(updated_at) FROM items)::text, '') || '|' || "
     f"(SELECT count(*) || ':' || COALESCE(sum(id), 0) FROM images WHERE status IN ({_USABLE}))"
 )
-_BATCH = 500
+_BATCH = 500  # rows per executemany of a reindex
 
 
 def _in_ids(sql: str):
@@ -132,8 +132,8 @@ class PostgresEngine(LazyIndex):
 
     @staticmethod
     def _drop(conn: Connection, ids: list[str]) -> None:
-        for start in range(0, len(ids), _BATCH):
-            conn.execute(_in_ids("DELETE FROM search_pg_docs WHERE item_id IN :ids"), {"ids": ids[start : start + _BATCH]})
+        for chunk in chunks(ids):
+            conn.execute(_in_ids("DELETE FROM search_pg_docs WHERE item_id IN :ids"), {"ids": chunk})
 
     @staticmethod
     def _row(item: IndexedItem, stamp: str) -> dict:
