@@ -221,11 +221,15 @@ def demo_labels():
     return {item.id: matcher.label(record_fields(item)) for item in items}
 
 
+def _pick_all(labels, cls=None, status=LABELED):
+    return [i for i, label in labels.items() if label.status == status and (cls is None or label.cls == cls)]
+
+
 def _pick(labels, cls=None, status=LABELED):
-    return next(i for i, label in labels.items() if label.status == status and (cls is None or label.cls == cls))
+    return _pick_all(labels, cls, status)[0]
 
 
-def test_export_takes_the_reviewed_class_and_drops_not_one_of_these(project, met_sample, demo_labels):
+def test_export_takes_the_reviewed_class_and_teaches_other_with_not_one_of_these(project, met_sample, demo_labels):
     shutil.copy(EXAMPLES / "definitions.toml", project.definitions_path)
     add_met_items(project, met_sample, 206)
     store = Store.for_project(project)
@@ -245,9 +249,30 @@ def test_export_takes_the_reviewed_class_and_drops_not_one_of_these(project, met
     assert manifest[corrected]["keyword"] == dec.OTHER_CLASS
     assert manifest[confirmed]["class"] == "photograph" and manifest[confirmed]["field"] == "review"
     assert manifest[added]["class"] == "miniature"
-    assert removed not in manifest
+    # "none of these" teaches the class other, beside the unlabeled records
+    assert (manifest[removed]["class"], manifest[removed]["field"]) == ("other", "review")
+    assert result.report["other"]["reviewed"] == 1
     assert manifest[undone]["class"] == "medal" and manifest[undone]["field"] != "review"
     assert result.report["excluded"][removed] == ["review: not one of these"]
+    plain = NaiveExporter(min_items=1, other=False, progress=False).export(project, out=project.root / "plain")
+    assert removed not in {r["item_id"] for r in _read_manifest(plain.path)}
+
+
+def test_a_reviewers_none_of_these_always_joins_other_however_small_the_cap(project, met_sample, demo_labels):
+    """The unlabeled records are sampled down to the largest class; decided ones are all kept."""
+    shutil.copy(EXAMPLES / "definitions.toml", project.definitions_path)
+    add_met_items(project, met_sample, 206)
+    store = Store.for_project(project)
+    decided = _pick_all(demo_labels, "bust")[:3] + _pick_all(demo_labels, status="unlabeled")[:3]
+    for item in decided:
+        _decide(store, item, dec.NOT_ONE, catalog_value=demo_labels[item].cls or "", suggested_value="bust")
+    result = NaiveExporter(min_items=1, max_images=4, progress=False).export(project)
+    rows = _read_manifest(result.path)
+    other = {r["item_id"] for r in rows if r["class"] == "other"}
+    assert set(decided) <= other
+    assert len(other - set(decided)) == 4  # unlabeled records, as many photos as the largest class
+    assert {r["field"] for r in rows if r["item_id"] in decided} == {"review"}
+    assert result.report["other"]["reviewed"] == 6
 
 
 def test_a_decision_for_a_class_the_definitions_dropped_leaves_the_catalog_label(project, met_sample, demo_labels):

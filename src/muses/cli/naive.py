@@ -91,7 +91,9 @@ def run_export(args) -> int:
     s = result.report["summary"]
     print(f"\nwrote the training data {result.path}: {s['dataset_items']} objects, {s['dataset_images']} photos")
     if "other" in result.report:
-        print(f"including {sum(result.report['other']['items'].values())} records that match no class, as the class "
+        other = result.report["other"]
+        decided = f" ({other['reviewed']} of them decided by a reviewer)" if other["reviewed"] else ""
+        print(f"including {sum(other['items'].values())} records that match no class{decided}, as the class "
               "'other': the model learns to answer \"none of these\" (leave it out with --no-other)")
     print(f"labeling report: {result.path / 'report.html'}   (open it in a browser: which catalog words gave "
           "which label, and which objects were left out)")

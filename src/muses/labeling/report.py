@@ -98,7 +98,8 @@ def explain(label: Label, policy: str) -> tuple[list[str], str]:
     idle = f"; exclude words found, vetoing nothing: {idle}" if idle else ""
     if label.status == EXCLUDED:
         if REVIEWED in vetoes:
-            return [], "excluded: a reviewer decided it is none of these classes"
+            return [], ("excluded: a reviewer decided it is none of these classes (where the dataset has the "
+                        "class 'other', it teaches \"none of these\")")
         hit = [c for c in vetoes if c in found]
         return hit, "excluded: " + "; ".join(f"{c} ({_quoted(found[c])}) vetoed by {_quoted(vetoes[c])}"
                                              for c in hit) + idle
