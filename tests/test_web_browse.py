@@ -2,13 +2,19 @@
 index that makes them indexed SQL (kept in step with the store and definitions.toml)."""
 from __future__ import annotations
 
+import csv
+import io
+import re
 import time
+
+import numpy as np
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from muses.collection.store import Image, Item, Store
+from muses.predictions import classification
 from muses.search import browse_index
 from muses.search.browse_index import BrowseRow
 from muses.settings import Project, init_project
@@ -112,7 +118,7 @@ def test_facet_counts_leave_out_their_own_filter(client):
 def test_every_card_has_its_probability(client):
     assert {i["id"]: i["probability"] for i in listing(client)["items"]}["A-3"] == pytest.approx(0.95)
     page = client.get("/items").text
-    assert "vessel <b>95 %</b>" in page and "bust <b>51 %</b>" in page
+    assert ">vessel 95 %</span>" in page and ">bust 51 %</span>" in page
 
 
 def test_pages_are_clamped_numbered_and_jumpable(client):
@@ -525,3 +531,64 @@ def test_counts_are_written_as_a_person_reads_them():
 
     assert templates.env.filters["thousands"](213668) == "213,668"
     assert "| thousands" in (Path(templates.env.loader.searchpath[0]) / "items.html").read_text(encoding="utf-8")
+
+
+# One object per answer, as `muses classify` stores them (threshold 0.5): sure, uncertain (its
+# first class below the threshold) and none of these (the class other first).
+ANSWERS = [
+    ("C-1", "Marble bust of a man", ["Busts"], [("bust", 0.91), ("vessel", 0.09)]),
+    ("C-2", "Bust fragment", ["Busts"], [("bust", 0.41), ("vessel", 0.35), ("other", 0.24)]),
+    ("185921", "Bronze medal of a king", ["Medals"], [("other", 0.985), ("vessel", 0.01), ("bust", 0.005)]),
+]
+
+
+def _visible(html: str) -> str:
+    """The words a person reads on a page: no tags, no attributes, no scripts."""
+    html = re.sub(r"<script.*?</script>", " ", html, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+@pytest.fixture
+def answers_client(tmp_path, store_url, monkeypatch) -> TestClient:
+    monkeypatch.setenv("MUSES_STORE_URL", store_url)
+    project = Project.load(init_project(tmp_path / "answers")[0].parent)
+    with Store.for_project(project).transaction() as s:
+        for item_id, title, types, classes in ANSWERS:
+            names = [n for n, _ in classes]
+            s.add(Item(id=item_id, title=title, object_type=types, images=[],
+                       classification=classification(names, np.array([[p for _, p in classes]]), model="m",
+                                                      threshold=0.5)))
+    return TestClient(create_app(project))
+
+
+def test_cards_the_api_and_the_csv_say_the_stored_answer_in_the_object_pages_words(answers_client):
+    client = answers_client
+    items = {i["id"]: i for i in listing(client)["items"]}
+    assert {i: (items[i]["answer"], items[i]["shown"]) for i in items} == {
+        "C-1": ("sure", "bust 91 %"), "C-2": ("uncertain", "uncertain: maybe bust 41 %"),
+        "185921": ("none", "none of these")}
+    assert items["185921"]["predicted"] == "other"  # the machine name stays, for programs
+    for item_id, item in items.items():  # the card says what the object page says
+        assert client.get(f"/api/items/{item_id}").json()["shown"] == item["shown"]
+        assert 'class="model-answer"' in (page := client.get(f"/items/{item_id}").text)
+        assert item["shown"] in _visible(page)
+    html = client.get("/items").text
+    assert 'class="tag predicted answer-uncertain"' in html and 'class="tag predicted answer-none"' in html
+    assert "below the model's threshold" in html
+    words = _visible(html)
+    assert "uncertain: maybe bust 41 %" in words and "none of these" in words
+    assert not re.search(r"\bother\b", words)  # not on a card, not in the facets
+    assert {f["value"]: f["name"] for f in listing(client)["facets"]["predicted"]}["other"] == "none of these"
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(client.get("/items.csv").text.removeprefix("\ufeff")))}
+    assert (rows["185921"]["predicted"], rows["185921"]["answer"]) == ("", "none")
+    assert (rows["C-2"]["predicted"], rows["C-2"]["answer"]) == ("bust", "uncertain")
+    assert [r["predicted"] for r in client.get("/items.json").json()] == ["", "bust", "bust"]  # 185921 first
+
+
+def test_an_index_built_before_answers_were_kept_is_rebuilt(proj):
+    store = Store.for_project(proj)
+    with store.transaction() as s:  # an index of the previous muses: another schema stamp, no answers
+        s.get(browse_index.BrowseMeta, "schema").value = "3"
+        s.query(BrowseRow).update({BrowseRow.answer: None})
+    assert browse_index.refresh_if_changed(store, DefinitionsCache(proj.definitions_path).get()) == len(RECORDS)
+    assert {r.answer for r in indexed(proj).values()} == {"sure", None}  # None: A-6, never classified

@@ -111,6 +111,15 @@ def stored_answer(stored: Mapping[str, Any] | None) -> Answer | None:
     return answer(classes, float(threshold) if isinstance(threshold, (int, float)) else 0.0)
 
 
+def indexed_answer(kind: str | None, first: str | None, probability: float | None) -> str:
+    """:func:`describe`'s line from what an index keeps of a stored answer: its kind and its first
+    class with that class's probability (empty for an unclassified item). The first class is the
+    answer's best one unless the answer is "none of these", which names no class."""
+    if kind is None or first is None:
+        return ""
+    return str(Answer(kind, None if kind == NONE else ClassProbability(first, probability or 0.0)))
+
+
 def describe(stored: Mapping[str, Any] | None) -> str:
     """One line for a person: "painting 91 %", "uncertain: maybe painting 41 %", "none of these"
     (empty for an unclassified item)."""

@@ -24,12 +24,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from muses.collection.store import USABLE_STATUSES, Base, Image, Item, Store
 from muses.labeling.definitions import Definitions
 from muses.labeling.matching import Label, Matcher, record_fields
-from muses.predictions import stored_classes
+from muses.predictions import stored_answer, stored_classes
 from muses.search.lazy_index import IndexedItem, chunks, indexed_items
 
 ROUND = 2000  # items compared and rebuilt per round of a refresh: what one round holds in memory
 # The columns' version: a store whose index was built with another is rebuilt from scratch.
-SCHEMA = "3"
+SCHEMA = "4"
 FACET_WIDTH = 255  # characters of a facet value kept (a longer medium text is cut, for the index)
 
 
@@ -40,6 +40,9 @@ class BrowseRow(Base):
     stamp: Mapped[str] = mapped_column(Text)
     predicted_class: Mapped[str | None] = mapped_column(String(255), index=True, nullable=True)
     predicted_probability: Mapped[float | None] = mapped_column(Float, index=True, nullable=True)
+    # the stored answer's kind (sure, uncertain, none; None unclassified): with the top class and
+    # its probability, all a card needs to say the answer as the object page does
+    answer: Mapped[str | None] = mapped_column(String(16), nullable=True)
     naive_class: Mapped[str | None] = mapped_column(String(255), index=True, nullable=True)
     naive_status: Mapped[str] = mapped_column(String(16))
     # the catalog's class and the model's top class, both known and different
@@ -218,13 +221,14 @@ def row_for(item: IndexedItem, label: Label | None, stamp: str) -> dict:
     classes = {c.name: c.probability for c in stored_classes(item.classification)}  # most likely first
     predicted, probability = next(iter(classes.items()), (None, None))
     naive = label.cls if label else None
+    found = stored_answer(item.classification)
     usable = item.usable_image_ids
     disagreement = None
     if naive and classes:
         disagreement = round(1.0 - classes.get(naive, 0.0), 6)
     return {
         "item_id": item.id, "stamp": stamp, "predicted_class": predicted, "predicted_probability": probability,
-        "naive_class": naive, "naive_status": label.status if label else "",
+        "answer": found.kind if found else None, "naive_class": naive, "naive_status": label.status if label else "",
         "disagree": bool(naive and predicted and naive != predicted), "disagreement": disagreement,
         "thumbnail_image": usable[0] if usable else None,
         "number_key": natural_key(item.number), **facet_values(item),

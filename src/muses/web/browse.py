@@ -26,14 +26,16 @@ from muses.collection.store import USABLE_STATUSES, Image, Item, Store
 from muses.labeling.matching import record_fields
 from muses.search import SearchEngine, browse_index, refresh_indexes, text_query
 from muses.search.browse_index import BrowseRow, century_name, natural_key
-from muses.predictions import describe, top_class
+from muses.predictions import exported_name, indexed_answer, shown_name, stored_answer, stored_classes
 from muses.web.cache import DefinitionsCache, Memo
 
 log = logging.getLogger(__name__)
 EXPORT_BATCH = 1000  # rows a download reads at a time
-# The columns of a download, in order: the card's fields and the description.
+# The columns of a download, in order: the card's fields and the description. ``predicted`` is
+# empty for the class other ("none of these"); ``answer`` says sure, uncertain or none.
 EXPORT_COLUMNS = ("id", "object_number", "title", "maker", "date", "object_type", "material", "period",
-                  "dimensions", "credit_line", "department", "description", "naive_label", "predicted", "probability")
+                  "dimensions", "credit_line", "department", "description", "naive_label", "predicted", "probability",
+                  "answer")
 
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
@@ -401,11 +403,14 @@ class CollectionView:
 
     # -- one item ------------------------------------------------------------------------------
     def summary(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
+        """``item`` as a card; its answer from its stored classification, as its object page says it."""
         row = row if row is not None else self.rows([item.id]).get(item.id)
+        first = next(iter(stored_classes(item.classification)), None)
+        found = stored_answer(item.classification)
         return card(item.id, item.number, item.title, item.object_type, item.material, item.period,
-                    top_class(item.classification), row.naive_class if row else None,
-                    row.predicted_probability if row else None, row.disagreement if row else None,
-                    [im.id for im in item.usable_images])
+                    first.name if first else None, row.naive_class if row else None,
+                    first.probability if first else None, found.kind if found else None,
+                    row.disagreement if row else None, [im.id for im in item.usable_images])
 
     def detail(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
         definitions = self.definitions.get()
@@ -419,7 +424,6 @@ class CollectionView:
                 "candidates": list(label.candidates),
             },
             "classification": item.classification,
-            "answer": describe(item.classification),
             "images": [
                 {"id": im.id, "position": im.position, "status": im.status, "problem": im.problem,
                  "url": f"/images/{im.id}" if im.stored_path else None,
@@ -431,12 +435,15 @@ class CollectionView:
 
 
 def card(item_id: str, number: str, title: str, object_type: list | None, material: str, period: str,
-         predicted: str | None, naive: str | None, probability: float | None, disagreement: float | None,
-         image_ids: list[int]) -> dict[str, Any]:
-    """An item as a card (and as the API's item summary)."""
+         predicted: str | None, naive: str | None, probability: float | None, answer: str | None,
+         disagreement: float | None, image_ids: list[int]) -> dict[str, Any]:
+    """An item as a card (and as the API's item summary): ``predicted`` is the stored top class
+    by its machine name (``other`` included), ``answer`` the stored answer's kind (sure,
+    uncertain, none) and ``shown`` that answer as a person reads it, in the object page's words."""
     return {
         "id": item_id, "object_number": number, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
-        "naive_label": naive, "predicted": predicted, "probability": probability, "disagreement": disagreement,
+        "naive_label": naive, "predicted": predicted, "probability": probability, "answer": answer,
+        "shown": indexed_answer(answer, predicted, probability), "disagreement": disagreement,
         "image_ids": image_ids, "thumbnail": f"/images/{image_ids[0]}" if image_ids else None,
     }
 
@@ -454,7 +461,7 @@ def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
             photos[item_id].append(image_id)
     q = (select(Item.id, Item.number, Item.title, Item.object_type, Item.material, Item.period,
                 BrowseRow.predicted_class,
-                BrowseRow.naive_class, BrowseRow.predicted_probability, BrowseRow.disagreement)
+                BrowseRow.naive_class, BrowseRow.predicted_probability, BrowseRow.answer, BrowseRow.disagreement)
          .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
     found = {row[0]: card(*row, photos[row[0]]) for row in s.execute(q)}
     return [found[i] for i in ids if i in found]
@@ -462,13 +469,15 @@ def _cards(s, ids: list[str]) -> list[dict[str, Any]]:
 
 def _export_rows(s, ids: list[str]) -> Iterator[dict[str, Any]]:
     q = (select(Item.id, Item.number, Item.title, Item.maker, Item.date, Item.object_type, Item.material,
-                Item.period, Item.dimensions, Item.credit_line, Item.department, Item.description, BrowseRow.naive_class, BrowseRow.predicted_class, BrowseRow.predicted_probability)
+                Item.period, Item.dimensions, Item.credit_line, Item.department, Item.description, BrowseRow.naive_class, BrowseRow.predicted_class, BrowseRow.predicted_probability,
+                BrowseRow.answer)
          .join(BrowseRow, BrowseRow.item_id == Item.id).where(Item.id.in_(ids)))
     found = {row[0]: row for row in s.execute(q)}
     for item_id in ids:
         if item_id in found:
             row = dict(zip(EXPORT_COLUMNS, found[item_id]))
-            yield {**row, "object_type": " ; ".join(row["object_type"] or [])}
+            yield {**row, "object_type": " ; ".join(row["object_type"] or []),
+                   "predicted": row["predicted"] and exported_name(row["predicted"])}
 
 
 # Built once: an object page asks for it with a new id each time.
@@ -544,7 +553,7 @@ def _facet_lists(counts: dict[str, Counter]) -> dict[str, Any]:
                 if v is not None]
 
     centuries = sorted(ranked("century"), key=lambda f: f["value"])
-    return {"predicted": ranked("predicted"),
+    return {"predicted": [{**f, "name": shown_name(f["value"])} for f in ranked("predicted")],
             "naive": ranked("naive") + ([{"value": NO_LABEL, "count": counts["naive"][None]}] if counts["naive"][None] else []),
             "disagree": counts["disagree"][True], "material": ranked("material")[:FACET_SHOWN],
             "maker": ranked("maker")[:FACET_SHOWN],

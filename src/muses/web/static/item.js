@@ -11,6 +11,13 @@ function el(tag, className, text) {
   return node;
 }
 
+// as cards.html words them
+const ANSWER_TITLES = {
+  sure: "the model's answer, with its calibrated confidence",
+  uncertain: "the model is not sure: its first class is below the model's threshold",
+  none: "the model finds none of its classes in this photo",
+};
+
 function card(hit) {
   const a = el("a", "card");
   a.href = hit.url;
@@ -25,10 +32,9 @@ function card(hit) {
   }
   a.append(el("span", "object-number", hit.object_number), el("span", "title", hit.title || hit.id));
   const tags = el("span", "tags");
-  if (hit.predicted) {
-    const tag = el("span", "tag predicted", hit.predicted);
-    tag.title = "the model's most likely class";
-    if (hit.probability !== null) tag.append(" ", el("b", "", `${Math.round(hit.probability * 100)} %`));
+  if (hit.shown) {
+    const tag = el("span", `tag predicted answer-${hit.answer}`, hit.shown);
+    tag.title = ANSWER_TITLES[hit.answer];
     tags.append(tag);
   }
   if (hit.naive_label) {
