@@ -5,6 +5,7 @@ import csv
 import io
 import re
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,7 +13,8 @@ from muses.cli import main
 from muses.testing.catalog import add_met_items
 from muses.classify import classify_collection
 from muses.collection import decisions as dec
-from muses.collection.store import Store
+from muses.collection.store import Item, Store
+from muses.predictions import classification
 from muses.settings import Project, init_project
 from muses.web import create_app
 
@@ -88,6 +90,11 @@ def issue_ids(project) -> list[str]:
         return [r["id"] for r in csv.DictReader(fh)]
 
 
+def page_words(html: str) -> str:
+    """The text a person reads on a page, its spaces as the browser shows them."""
+    return " ".join(re.sub(r"<[^>]+>", "", html).split())
+
+
 def card_ids(html: str) -> list[str]:
     return re.findall(r'<article class="review-card[^"]*" data-id="([^"]+)"', html)
 
@@ -109,7 +116,9 @@ def test_a_card_shows_photo_object_number_catalog_words_and_the_models_answer(re
     assert f'href="/items/{first}"' in r.text and f">{first}</a>" in r.text
     item = Store.for_project(fresh).get_item(first)
     assert item.object_type[0] in r.text and f'src="/images/{item.images[0].id}/display"' in r.text
-    assert "The model thinks this is <strong>square</strong>" in r.text and "91 % sure" in r.text
+    words = page_words(r.text)
+    assert "Cross-checked estimate (from models that did not see this photo): square 91 %" in words
+    assert "Stored answer: " in words  # the tiny model's answer stored on the record, beside it
     for words in ("Catalog is right", "Use the suggestion", "Choose this class", "None of these", "Skip"):
         assert words in r.text
     assert "0 of 3 decided" in r.text and "read-only" in r.text
@@ -341,3 +350,23 @@ def test_the_export_button_and_the_command_write_the_same_csv(writer, fresh, tmp
     assert out.read_bytes() == web and len(web.decode("utf-8-sig").splitlines()) == 3
     # both were remembered: only what is new since then comes next, from either door
     assert writer.post("/decisions/export", data={"only_new": "1"}).content.decode("utf-8-sig").count("\n") == 1
+
+
+def test_a_label_issues_card_shows_its_cross_checked_estimate_beside_the_stored_answer(tmp_path):
+    """Object 185921: the label-issues CSV (models that never saw its photo) says medal 76 %;
+    the model stored on the record answers none of these. The card says both, each for what it is."""
+    project = Project.load(init_project(tmp_path / "proj")[0].parent)
+    with Store.for_project(project).transaction() as s:
+        s.add(Item(id="185921", title="Medal of a king", object_type=["Medals"],
+                   classification=classification(["other", "medal", "coin"], np.array([[0.985, 0.01, 0.005]]),
+                                                 model="m", threshold=0.5)))
+    project.plots_dir.mkdir(parents=True, exist_ok=True)
+    (project.plots_dir / "m_label_issues.csv").write_text(
+        "id,title,object_type,naive_label,suggested,confidence,label_quality,image\n"
+        "185921,Medal of a king,Medals,coin,medal,0.76,0.1,\n", encoding="utf-8")
+    client = TestClient(create_app(project))
+    words = page_words(client.get("/review/issues").text)
+    assert "Cross-checked estimate (from models that did not see this photo): medal 76 %" in words
+    assert "Stored answer: none of these" in words
+    assert client.get("/api/items/185921").json()["shown"] == "none of these"  # the object page's words
+    assert not re.search(r"\bother\b", words)

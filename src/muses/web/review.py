@@ -59,6 +59,9 @@ class Card:
     catalog_class: str  # the catalog's (naive) class, "" when it gives none
     suggested: str  # the model's class
     confidence: float | None  # how sure the model is of ``suggested``, 0-1
+    # from `muses label-issues`: a cross-validated estimate by models that never saw the photo,
+    # not the answer stored on the record (which the card shows beside it)
+    cross_checked: bool = False
 
 
 def _newest(plots: Path, suffix: str) -> Path | None:
@@ -72,7 +75,8 @@ def _csv_cards(path: Path | None, catalog_column: str | None) -> list[Card]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             return [Card(row["id"], row.get(catalog_column, "") if catalog_column else "", row["suggested"],
-                         float(row["confidence"]) if row.get("confidence") else None) for row in csvfile.records(fh)[1]]
+                         float(row["confidence"]) if row.get("confidence") else None, cross_checked=True)
+                    for row in csvfile.records(fh)[1]]
     except (OSError, UnicodeDecodeError, KeyError, ValueError, TypeError) as exc:
         raise HTTPException(503, f"the review list {path.name} cannot be read ({type(exc).__name__}: {exc}); "
                                  "run `muses label-issues` again to write it anew") from exc
