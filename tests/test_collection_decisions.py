@@ -362,3 +362,13 @@ def test_evaluate_scores_against_the_decisions(eval_project, tiny_model_path, sh
     import json
 
     assert json.loads(out)["gold"]["n"] == 3
+
+
+def test_decisions_export_leaves_the_class_other_empty(store):
+    """"none of these" is the only name a curator sees for the class other: an export leaves its
+    cell empty, as the model's answer and as a decided value (the suggestion taken)."""
+    with store.transaction() as s:
+        s.get(Item, "3").classification = {"model": "m", "classes": [{"name": "other", "probability": 0.985}]}
+    _decide(store, "3", dec.USE_SUGGESTION, catalog_value="medal", suggested_value="other")
+    rows = _rows(dec.export_csv(dec.export_rows(store, dec.current_decisions(store))).decode("utf-8"))
+    assert (rows[0]["model answer"], rows[0]["decided value"], rows[0]["confidence"]) == ("", "", "0.985")

@@ -26,7 +26,7 @@ from muses.collection.store import Base, Store
 from muses import csvfile
 from muses.csvfile import natural_key
 from muses.errors import MusesError
-from muses.predictions import stored_classes
+from muses.predictions import exported_name, stored_classes
 
 # What a reviewer can decide, in the words the pages and the CSV use.
 CATALOG_RIGHT = "catalog is right"
@@ -296,7 +296,7 @@ class ExportRow:
 
     def cells(self) -> list[str]:
         d = self.decision
-        return [self.object_number, self.title, d.field, d.catalog_value, d.value or "", d.action,
+        return [self.object_number, self.title, d.field, d.catalog_value, exported_name(d.value or ""), d.action,
                 d.list_name or "", d.reviewer, d.decided_at_utc.isoformat(timespec="seconds"), self.model_answer,
                 "" if self.confidence is None else f"{self.confidence:.3f}", d.note or ""]
 
@@ -310,7 +310,7 @@ def export_rows(store: Store, decisions: Mapping[str, Decision]) -> list[ExportR
         item = items.get(item_id)
         top = stored_classes(item.classification)[:1] if item is not None else []
         rows.append(ExportRow(item.number if item is not None else item_id, item.title if item else "",
-                              d, top[0].name if top else "", top[0].probability if top else None))
+                              d, exported_name(top[0].name) if top else "", top[0].probability if top else None))
     return sorted(rows, key=lambda r: natural_key(r.object_number))
 
 

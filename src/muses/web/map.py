@@ -15,7 +15,7 @@ from muses import csvfile
 from muses.collection import decisions as dec
 from muses.csvfile import natural_key
 from muses.collection_map import map_path
-from muses.predictions import stored_classes
+from muses.predictions import exported_name, stored_classes
 from muses.web.review import csv_download
 from muses.web.state import AppState, get_state
 from muses.web.templating import templates
@@ -55,7 +55,7 @@ def selection_csv(ids: str = Form(""), state: AppState = Depends(get_state)):
     for item in state.store.items(wanted):
         top = stored_classes(item.classification)[:1]
         d = decided.get(item.id)
-        rows.append([item.number, item.title, top[0].name if top else "",
-                     f"{top[0].probability:.3f}" if top else "", (d.value or "") if d else ""])
+        rows.append([item.number, item.title, exported_name(top[0].name) if top else "",
+                     f"{top[0].probability:.3f}" if top else "", exported_name(d.value or "") if d else ""])
     rows.sort(key=lambda r: natural_key(r[0]))
     return csv_download(csvfile.encode(rows, SELECTION_COLUMNS), "map-selection")
