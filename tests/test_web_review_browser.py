@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sqlalchemy import select
 
 from muses.testing.catalog import add_met_items
 from muses.testing.net import free_port
 from muses.cli import main
 from muses.collection import decisions as dec
-from muses.collection.store import Store
+from muses.collection.store import Item, Store
 from muses.datasets.naive import NaiveExporter
 from muses.labeling.definitions import load_definitions
 from muses.labeling.matching import LABELED, Matcher, record_fields
+from muses.predictions import classification
 from muses.settings import Project, init_project
 from muses.web import create_app
 from test_web_browser import ARGS, CHROMIUM
@@ -190,3 +194,41 @@ def test_review_five_cards_with_the_keyboard_then_export(server, tmp_path, capsy
     assert manifest[ids[1]] == rows[1]["naive_label"]  # withdrawn: the catalog's label stands
     assert manifest[ids[2]] == chosen
     assert manifest[ids[3]] == rows[3]["suggested"]
+
+
+def test_collection_cards_mark_uncertain_and_none_of_these_answers(server):
+    """Three stored answers (as `muses classify` writes them, threshold 0.5) on the collection
+    page: sure, uncertain (dashed, "uncertain: maybe ..."), none of these (grey); never "other"."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, project, _ = server
+    store = Store.for_project(project)
+    matcher = Matcher(load_definitions(project.definitions_path))
+    names = ["bust", "photograph", "miniature", "medal", "vessel", "other"]
+    wanted = {"vessel": [0.03, 0, 0, 0.02, 0.91, 0.04], "bust": [0.41, 0, 0, 0.3, 0.2, 0.09],
+              None: [0.005, 0.005, 0, 0.005, 0, 0.985]}
+    with store.transaction() as s:
+        for item in s.scalars(select(Item).order_by(Item.id)):
+            label = matcher.label(record_fields(item))
+            if item.images and label.cls in wanted:
+                item.classification = classification(names, np.array([wanted.pop(label.cls)]), model="naive",
+                                                     threshold=0.5)
+    assert not wanted
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 640})
+        deadline = time.monotonic() + 30
+        # the classified three, first once the browse index has followed the store (in the background)
+        while page.goto(url + "/items?sort=confidence&per_page=3") and page.locator(".grid .tag.predicted").count() < 3:
+            assert time.monotonic() < deadline, "the collection page never showed the stored answers"
+            time.sleep(0.2)
+        tags = page.locator(".grid .tag.predicted")
+        expect(tags).to_have_text(["none of these", "vessel 91 %", "uncertain: maybe bust 41 %"])
+        uncertain = page.locator(".grid .tag.answer-uncertain")
+        assert uncertain.evaluate("e => getComputedStyle(e).borderTopStyle") == "dashed"
+        assert "threshold" in uncertain.get_attribute("title")
+        page.wait_for_function("() => [...document.querySelectorAll('.grid img')].every(i => i.complete)")
+        assert not re.search(r"\bother\b", page.inner_text("body"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "cards-answers.png"))
+        browser.close()
