@@ -102,6 +102,7 @@ class Data:
     classes: list[str]
     paths: np.ndarray | None = None  # the photo files (the product row trains on them)
     project: object = None  # the muses Project they belong to
+    labels: dict | None = None  # object -> its muses Label (the keywords' verdict)
 
 
 def load_data(workdir: Path, log, *, backbone: str = BACKBONE, size: int = 224) -> Data:
@@ -115,9 +116,9 @@ def load_data(workdir: Path, log, *, backbone: str = BACKBONE, size: int = 224) 
     project = Bench(Settings(), workdir).met_project()
     defs = load_definitions(DEFINITIONS)
     matcher = Matcher(defs)
-    status, label, paths, owners = {}, {}, [], []
+    status, label, labels, paths, owners = {}, {}, {}, [], []
     for item in Store.for_project(project).items():
-        lab = matcher.label(record_fields(item))
+        lab = labels[item.id] = matcher.label(record_fields(item))
         status[item.id] = lab.status
         if lab.status == LABELED:
             label[item.id] = lab.cls
@@ -135,7 +136,7 @@ def load_data(workdir: Path, log, *, backbone: str = BACKBONE, size: int = 224) 
             raise RuntimeError(f"unreadable photos: {found.skipped[:3]}")
         views.append(found.values)
     return Data(np.stack(views, axis=1).astype(np.float32), np.array(owners), status, label, list(defs.class_names),
-                np.array([str(p) for p in paths]), project)
+                np.array([str(p) for p in paths]), project, labels)
 
 
 def _mirrored(path: Path, workdir: Path) -> Path:
@@ -216,21 +217,38 @@ def _drop_label_issues(data: Data, photos: np.ndarray, y: np.ndarray, seed: int)
     return ~flagged
 
 
-def training_set(data: Data, items: set[str], classes: list[str], option: Option, *, cap_seed: int) -> tuple:
+def decisions(data: Data, items: set[str], checked: dict[str, str]) -> dict:
+    """The hand-checked objects of ``items`` as a reviewer's decisions, applied as the exporter
+    applies them (:func:`muses.datasets.naive.reviewed`): object -> its reviewed Label."""
+    from muses.collection.decisions import NOT_ONE, OTHER_CLASS, Decision
+    from muses.datasets.naive import reviewed
+
+    return {i: reviewed(data.labels[i], Decision(action=NOT_ONE if checked[i] == NONE else OTHER_CLASS,
+                                                 value=None if checked[i] == NONE else checked[i]), data.classes)
+            for i in items & checked.keys()}
+
+
+def training_set(data: Data, items: set[str], classes: list[str], option: Option, *, cap_seed: int,
+                 decided: dict | None = None) -> tuple:
     """(photo indices, class indices) of the objects in ``items``: those labeled with one of
-    ``classes``, plus with ``other`` the unlabeled ones, capped at the largest class's size."""
-    from muses.labeling.matching import CONFLICT, EXCLUDED, UNLABELED
+    ``classes``, plus with ``other`` the unlabeled ones, capped at the largest class's size, and
+    every one a reviewer decided is none of them (``decided``: :func:`decisions`)."""
+    from muses.datasets.naive import decided_none
+    from muses.labeling.matching import CONFLICT, EXCLUDED, LABELED, UNLABELED
     from muses.predictions import OTHER
 
+    decided = decided or {}
+    label = {i: decided.get(i) or data.labels[i] for i in items}
     index = {c: i for i, c in enumerate(classes)}
-    chosen = {i: index[data.label[i]] for i in items if data.label.get(i) in index}
+    chosen = {i: index[lab.cls] for i, lab in label.items() if lab.status == LABELED and lab.cls in index}
     if option.other:
         sizes = np.bincount(list(chosen.values()), minlength=len(classes))
         statuses = (UNLABELED, EXCLUDED, CONFLICT) if option.other_all else (UNLABELED,)
-        unlabeled = sorted(i for i in items if data.status.get(i) in statuses)
+        unlabeled = sorted(i for i, lab in label.items() if lab.status in statuses and not decided_none(lab))
         rng = np.random.default_rng(cap_seed)
         for i in rng.permutation(unlabeled)[: int(sizes.max()) if option.other_capped else None]:
             chosen[str(i)] = index[OTHER]
+        chosen.update({i: index[OTHER] for i, lab in label.items() if decided_none(lab)})
     photos = np.flatnonzero([i in chosen for i in data.item])
     return photos, np.array([chosen[i] for i in data.item[photos]], dtype=int)
 
@@ -256,15 +274,16 @@ PRODUCT = Option("with an other class, as the naive exporter writes datasets", o
 
 
 def write_fold_dataset(data: Data, out: Path, train_items: set[str], test_items: set[str], classes: list[str],
-                       seed: int) -> Path:
+                       seed: int, decided: dict | None = None) -> Path:
     """A dataset folder (docs/CONTRACTS.md) of one fold: train/val from ``train_items`` (15 % of
-    the objects for validation, as the exporter splits), test from ``test_items``."""
+    the objects for validation, as the exporter splits), test from ``test_items``; ``decided``:
+    reviewer's decisions (:func:`decisions`) of training objects."""
     rng = np.random.default_rng(seed)
     ordered = sorted(train_items)
     val_items = set(rng.permutation(ordered)[: max(1, len(ordered) * 15 // 100)].tolist())
     rows = []
     for split, items in (("train", train_items - val_items), ("val", val_items), ("test", test_items)):
-        photos, y = training_set(data, items, classes, PRODUCT, cap_seed=seed)
+        photos, y = training_set(data, items, classes, PRODUCT, cap_seed=seed, decided=decided)
         rows += [{"item_id": data.item[p], "image": data.paths[p], "class": classes[c], "split": split,
                   "keyword": "", "field": ""} for p, c in zip(photos, y)]
     out.mkdir(parents=True, exist_ok=True)
@@ -286,6 +305,7 @@ class Recipe:
     training: object  # a muses.TrainCfg (its seed and cache folder are the bench's)
     backbone: str | None = None  # train-model --backbone (None: muses.toml's, Lite0)
     image_size: int | None = None  # train-model --image-size (None: muses.toml's, 224)
+    decisions: bool = False  # the hand-checked objects of the training folds as a reviewer's decisions
 
 
 def recipes(epochs: int) -> list[Recipe]:
@@ -303,6 +323,8 @@ def recipes(epochs: int) -> list[Recipe]:
         Recipe("defaults, 8 augmented views", replace(defaults, views=8)),
         Recipe("defaults on Lite2 at its native size (260)", defaults, backbone="tf_efficientnet_lite2",
                image_size=260),
+        Recipe("defaults + a reviewer's decisions on the training folds' hand-checked objects", defaults,
+               decisions=True),
     ]
 
 
@@ -321,7 +343,9 @@ def measure_recipe(data: Data, recipe: Recipe, k: int, seed: int, checked: dict[
     classes = data.classes + [OTHER]
     said, seconds = Answers(), []
     for f, test in enumerate(folds_of(data, k, seed)):
-        folder = write_fold_dataset(data, workdir / f"fold{f}", set(data.item) - test, test, classes, seed + f)
+        train_items = set(data.item) - test
+        decided = decisions(data, train_items, checked) if recipe.decisions else None
+        folder = write_fold_dataset(data, workdir / f"fold{f}", train_items, test, classes, seed + f, decided)
         log(f"    fold {f + 1}/{k}: train action")
         # one seed and one feature cache for every fold: the folds share photos, and their views
         training = replace(recipe.training, seed=seed, cache_dir=cache_dir)

@@ -68,6 +68,7 @@ def test_no_fine_tuning_spends_all_epochs_on_the_head_and_predict_uses_it(proj, 
     assert answer["model"] == str(proj.model_path)
     assert len(answer["answers"]) == 3 and all(len(a["classes"]) == 2 for a in answer["answers"])
     assert all(a["answer"].startswith(("square", "uncertain: maybe")) for a in answer["answers"])
+    assert {a["answer_kind"] for a in answer["answers"]} <= {"sure", "uncertain"}
     assert main(["predict", *map(str, squares), "--object", "--json"]) == 0
     (one,) = json.loads(capsys.readouterr().out)["answers"]
     assert one["classes"][0]["name"] == "square" and len(one["classes"]) == 3

@@ -62,6 +62,7 @@ def test_predict_returns_classes_and_similar_objects(client, web_project):
     assert similar[item_id]["predicted"] == body["classes"][0]["name"]
     # the answer in words, with the model's own threshold: "circle 97 %" or "uncertain: maybe circle 41 %"
     assert body["answer"].removeprefix("uncertain: maybe ").startswith(body["classes"][0]["name"] + " ")
+    assert body["answer_kind"] == ("uncertain" if body["answer"].startswith("uncertain") else "sure")
 
 
 def test_type_is_sniffed_from_the_content_not_the_name(client):
@@ -144,7 +145,7 @@ def test_item_detail_and_similar(client, web_project):
     assert similar and item_id not in {h["id"] for h in similar}
     assert client.get("/api/similar", params={"ids": "nope"}).status_code == 404
     assert client.get("/api/similar", params={"ids": " , "}).status_code == 422
-    assert detail["shown"].removeprefix("uncertain: maybe ").startswith(detail["classification"]["classes"][0]["name"])
+    assert detail["answer"].removeprefix("uncertain: maybe ").startswith(detail["classification"]["classes"][0]["name"])
     page = client.get(f"/items/{item_id}")
     assert page.status_code == 200 and "More like this" in page.text and "Predicted classes" in page.text
     # the similar objects come after the page (item.js fetches them), or in it for a browser without JavaScript
@@ -153,7 +154,7 @@ def test_item_detail_and_similar(client, web_project):
     with_similar = client.get(f"/items/{item_id}", params={"similar": 1}).text
     assert with_similar.count('class="card"') == len(client.get("/api/similar", params={"ids": item_id, "limit": 12}).json()["similar"])
     assert [h["url"] for h in similar] == [f"/items/{h['id']}" for h in similar]
-    assert 'class="model-answer"' in page.text and detail["shown"] in page.text.replace("&#39;", "'")
+    assert 'class="model-answer"' in page.text and detail["answer"] in page.text.replace("&#39;", "'")
     assert client.get("/items/nope").status_code == 404
 
 

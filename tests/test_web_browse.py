@@ -564,14 +564,14 @@ def answers_client(tmp_path, store_url, monkeypatch) -> TestClient:
 def test_cards_the_api_and_the_csv_say_the_stored_answer_in_the_object_pages_words(answers_client):
     client = answers_client
     items = {i["id"]: i for i in listing(client)["items"]}
-    assert {i: (items[i]["answer"], items[i]["shown"]) for i in items} == {
+    assert {i: (items[i]["answer_kind"], items[i]["answer"]) for i in items} == {
         "C-1": ("sure", "bust 91 %"), "C-2": ("uncertain", "uncertain: maybe bust 41 %"),
         "185921": ("none", "none of these")}
     assert items["185921"]["predicted"] == "other"  # the machine name stays, for programs
     for item_id, item in items.items():  # the card says what the object page says
-        assert client.get(f"/api/items/{item_id}").json()["shown"] == item["shown"]
+        assert client.get(f"/api/items/{item_id}").json()["answer"] == item["answer"]
         assert 'class="model-answer"' in (page := client.get(f"/items/{item_id}").text)
-        assert item["shown"] in _visible(page)
+        assert item["answer"] in _visible(page)
     html = client.get("/items").text
     assert 'class="tag predicted answer-uncertain"' in html and 'class="tag predicted answer-none"' in html
     assert "below the model's threshold" in html
@@ -580,8 +580,8 @@ def test_cards_the_api_and_the_csv_say_the_stored_answer_in_the_object_pages_wor
     assert not re.search(r"\bother\b", words)  # not on a card, not in the facets
     assert {f["value"]: f["name"] for f in listing(client)["facets"]["predicted"]}["other"] == "none of these"
     rows = {r["id"]: r for r in csv.DictReader(io.StringIO(client.get("/items.csv").text.removeprefix("\ufeff")))}
-    assert (rows["185921"]["predicted"], rows["185921"]["answer"]) == ("", "none")
-    assert (rows["C-2"]["predicted"], rows["C-2"]["answer"]) == ("bust", "uncertain")
+    assert (rows["185921"]["predicted"], rows["185921"]["answer_kind"]) == ("", "none")
+    assert (rows["C-2"]["predicted"], rows["C-2"]["answer_kind"]) == ("bust", "uncertain")
     assert [r["predicted"] for r in client.get("/items.json").json()] == ["", "bust", "bust"]  # 185921 first
 
 

@@ -368,5 +368,5 @@ def test_a_label_issues_card_shows_its_cross_checked_estimate_beside_the_stored_
     words = page_words(client.get("/review/issues").text)
     assert "Cross-checked estimate (from models that did not see this photo): medal 76 %" in words
     assert "Stored answer: none of these" in words
-    assert client.get("/api/items/185921").json()["shown"] == "none of these"  # the object page's words
+    assert client.get("/api/items/185921").json()["answer"] == "none of these"  # the object page's words
     assert not re.search(r"\bother\b", words)

@@ -190,7 +190,7 @@ def test_review_five_cards_with_the_keyboard_then_export(server, tmp_path, capsy
     result = NaiveExporter(progress=False).export(project)
     with (result.path / "manifest.csv").open(newline="", encoding="utf-8") as fh:
         manifest = {r["item_id"]: r["class"] for r in csv.DictReader(fh)}
-    assert ids[0] not in manifest and ids[4] not in manifest  # none of these
+    assert manifest[ids[0]] == manifest[ids[4]] == "other"  # none of these: teaches the class other
     assert manifest[ids[1]] == rows[1]["naive_label"]  # withdrawn: the catalog's label stands
     assert manifest[ids[2]] == chosen
     assert manifest[ids[3]] == rows[3]["suggested"]

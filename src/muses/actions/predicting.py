@@ -119,6 +119,7 @@ class SimilarResult:
     items: dict[str, Item]  # the hits' items, by id
     classes: list[ClassProbability] = field(default_factory=list)  # of the photos, ranked (none for ids)
     answer: str = ""  # what the model answers for the photos
+    answer_kind: str = ""  # sure, uncertain or none
     model: str = ""  # the model's name, for photos
     by_look: bool = False  # photo embeddings were used; False: by the catalog's words only
     notes: list[str] = field(default_factory=list)  # why the search fell back to the catalog
@@ -160,9 +161,9 @@ def _similar_to_photos(project, config: SimilarConfig, photos, parts: SimilarPar
                               limit=config.limit, features=clf.extract_features(photos) if visual else None,
                               visual=visual)
     classes = [ClassProbability(n, p) for n, p in result.classes]
-    return SimilarResult(result.hits, _items(parts.store, result.hits), classes=classes,
-                         answer=str(answer(classes, clf.cfg.threshold)), model=clf.name, by_look=visual is not None,
-                         notes=notes)
+    said = answer(classes, clf.cfg.threshold)
+    return SimilarResult(result.hits, _items(parts.store, result.hits), classes=classes, answer=str(said),
+                         answer_kind=said.kind, model=clf.name, by_look=visual is not None, notes=notes)
 
 
 def open_parts(project: Project) -> SimilarParts:

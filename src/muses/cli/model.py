@@ -211,7 +211,8 @@ def _phase_rows(phases, history: list[dict]) -> list[list]:
 def run_predict(args) -> int:
     project = find_project(args.project)
     result = predict_photos(project, config_from(PredictConfig(), args))
-    answers = [{"image": a.image, "answer": a.answer, "classes": answer_json(a.classes)} for a in result.answers]
+    answers = [{"image": a.image, "answer": a.answer, "answer_kind": a.kind, "classes": answer_json(a.classes)}
+               for a in result.answers]
     skipped = [{"image": image, "error": why} for image, why in result.skipped]
     if args.json:
         print(json.dumps({"model": str(result.model), "answers": answers, "skipped": skipped}, indent=2))

@@ -32,10 +32,10 @@ from muses.web.cache import DefinitionsCache, Memo
 log = logging.getLogger(__name__)
 EXPORT_BATCH = 1000  # rows a download reads at a time
 # The columns of a download, in order: the card's fields and the description. ``predicted`` is
-# empty for the class other ("none of these"); ``answer`` says sure, uncertain or none.
+# empty for the class other ("none of these"); ``answer_kind`` says sure, uncertain or none.
 EXPORT_COLUMNS = ("id", "object_number", "title", "maker", "date", "object_type", "material", "period",
                   "dimensions", "credit_line", "department", "description", "naive_label", "predicted", "probability",
-                  "answer")
+                  "answer_kind")
 
 MAX_PER_PAGE = 100
 NO_LABEL = "(none)"  # naive-label filter value: items no class claims (unlabeled, conflict, excluded)
@@ -438,12 +438,13 @@ def card(item_id: str, number: str, title: str, object_type: list | None, materi
          predicted: str | None, naive: str | None, probability: float | None, answer: str | None,
          disagreement: float | None, image_ids: list[int]) -> dict[str, Any]:
     """An item as a card (and as the API's item summary): ``predicted`` is the stored top class
-    by its machine name (``other`` included), ``answer`` the stored answer's kind (sure,
-    uncertain, none) and ``shown`` that answer as a person reads it, in the object page's words."""
+    by its machine name (``other`` included), ``answer`` the stored answer as a person reads it,
+    in the object page's words, and ``answer_kind`` its kind (sure, uncertain, none): the words
+    ``muses predict --json`` and ``/api/predict`` use too."""
     return {
         "id": item_id, "object_number": number, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
-        "naive_label": naive, "predicted": predicted, "probability": probability, "answer": answer,
-        "shown": indexed_answer(answer, predicted, probability), "disagreement": disagreement,
+        "naive_label": naive, "predicted": predicted, "probability": probability, "answer": indexed_answer(answer, predicted, probability),
+        "answer_kind": answer, "disagreement": disagreement,
         "image_ids": image_ids, "thumbnail": f"/images/{image_ids[0]}" if image_ids else None,
     }
 

@@ -123,6 +123,7 @@ class AppState:
         return {
             "model": result.model,
             "answer": result.answer,
+            "answer_kind": result.answer_kind,
             "classes": answer_json(result.classes[:TOP_K], digits=6),
             "similar": self.hits_json(result),
         }

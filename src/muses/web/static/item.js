@@ -32,9 +32,9 @@ function card(hit) {
   }
   a.append(el("span", "object-number", hit.object_number), el("span", "title", hit.title || hit.id));
   const tags = el("span", "tags");
-  if (hit.shown) {
-    const tag = el("span", `tag predicted answer-${hit.answer}`, hit.shown);
-    tag.title = ANSWER_TITLES[hit.answer];
+  if (hit.answer) {
+    const tag = el("span", `tag predicted answer-${hit.answer_kind}`, hit.answer);
+    tag.title = ANSWER_TITLES[hit.answer_kind];
     tags.append(tag);
   }
   if (hit.naive_label) {
