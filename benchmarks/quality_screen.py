@@ -67,7 +67,8 @@ REMEDIES = [
     Remedy("other: drop unlabeled photos out-of-fold heads call a class at p>0.5", other_fix="drop"),
     Remedy("pseudo-labels: those photos relabeled as that class (p>0.7)", other_fix="pseudo", cut=0.7),
     Remedy("pool: pseudo-labels (p>0.7) for the unlabeled records the cap left out", pool=True, cut=0.7),
-    Remedy("other: drop (p>0.5) and pool pseudo-labels (p>0.5)", other_fix="drop", pool=True),
+    Remedy("other: drop (p>0.7) and pool pseudo-labels (p>0.7)", other_fix="drop", pool=True, cut=0.7),
+    Remedy("pseudo-labels for both (p>0.7)", other_fix="pseudo", pool=True, cut=0.7),
     Remedy("one temperature + a bias per class (instead of the temperature alone)", bias=True),
 ]
 
