@@ -117,6 +117,27 @@ def test_the_screen_measures_remedies_with_the_bench_measures():
     from benchmarks import quality_screen as screen
 
     data, checked = _data(), {"bust0": "bust", "medal3": "medal", "odd1": "none"}
-    for remedy in (screen.REMEDIES[0], screen.Remedy("mirror and ensemble", mirror=True, ensemble=True, epochs=10)):
+    for remedy in (screen.REMEDIES[0], screen.Remedy("mirror and ensemble", mirror=True, ensemble=True, epochs=10),
+                   screen.Remedy("pseudo-labels, pool and a bias", other_fix="pseudo", pool=True, bias=True, epochs=10)):
         row = screen.measure(data, remedy, 3, 0, checked, calibration_folds=3)
         assert row.macro_f1 > 0.9 and 0 <= row.ece <= 1 and row.what.startswith("screen: ")
+
+
+def test_unlabeled_records_that_look_like_a_class_are_dropped_relabeled_or_pooled():
+    from benchmarks import quality_screen as screen
+
+    data, classes = _data(), ["bust", "medal", "vessel", "other"]
+    photos, y = q.training_set(data, set(data.item), classes, q.Option("o", other=True), cap_seed=0)
+    kept_in = str(data.item[photos][y == 3][0])  # an "other" photo of the capped training set
+    left_out = sorted(i for i in data.item if i.startswith("odd") and i not in set(data.item[photos]))[0]
+    data.features[data.item == kept_in] = data.features[data.item == "medal0"]
+    data.features[data.item == left_out] = data.features[data.item == "bust0"]
+
+    def relabeled(**fix) -> dict[str, int]:
+        got = screen._relabeled(data, photos, y, set(data.item), classes, screen.Remedy("fix", **fix), 3, 0, 0)
+        return dict(zip(data.item[got[0]], got[1].tolist()))
+
+    plain = dict(zip(data.item[photos], y.tolist()))
+    assert relabeled(other_fix="drop") == {i: c for i, c in plain.items() if i != kept_in}
+    assert relabeled(other_fix="pseudo", cut=0.7) == {**plain, kept_in: 1}
+    assert relabeled(pool=True, cut=0.7) == {**plain, left_out: 0}
