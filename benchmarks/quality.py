@@ -97,31 +97,32 @@ class Row:
 class Data:
     features: np.ndarray  # (photos, views, d)
     item: np.ndarray  # object id per photo
-    status: dict[str, str]  # object -> labeling status
-    label: dict[str, str]  # labeled object -> class
+    labels: dict  # object -> its muses Label (the keywords' verdict)
     classes: list[str]
     paths: np.ndarray | None = None  # the photo files (the product row trains on them)
     project: object = None  # the muses Project they belong to
-    labels: dict | None = None  # object -> its muses Label (the keywords' verdict)
+
+    def __post_init__(self) -> None:
+        from muses.labeling.matching import LABELED
+
+        self.status = {i: lab.status for i, lab in self.labels.items()}  # object -> labeling status
+        self.label = {i: lab.cls for i, lab in self.labels.items() if lab.status == LABELED}  # labeled -> class
 
 
 def load_data(workdir: Path, log, *, backbone: str = BACKBONE, size: int = 224) -> Data:
     from muses.analysis.label_issues import image_features
     from muses.collection.store import Store
     from muses.labeling.definitions import load_definitions
-    from muses.labeling.matching import LABELED, Matcher, record_fields
+    from muses.labeling.matching import Matcher, record_fields
     from muses.model.backbones import default_preprocess
     from muses.model.classifier import new_classifier
 
     project = Bench(Settings(), workdir).met_project()
     defs = load_definitions(DEFINITIONS)
     matcher = Matcher(defs)
-    status, label, labels, paths, owners = {}, {}, {}, [], []
+    labels, paths, owners = {}, [], []
     for item in Store.for_project(project).items():
-        lab = labels[item.id] = matcher.label(record_fields(item))
-        status[item.id] = lab.status
-        if lab.status == LABELED:
-            label[item.id] = lab.cls
+        labels[item.id] = matcher.label(record_fields(item))
         for im in item.usable_images:
             if im.stored_path:
                 paths.append(project.path(im.stored_path))
@@ -135,8 +136,8 @@ def load_data(workdir: Path, log, *, backbone: str = BACKBONE, size: int = 224) 
         if found.skipped:
             raise RuntimeError(f"unreadable photos: {found.skipped[:3]}")
         views.append(found.values)
-    return Data(np.stack(views, axis=1).astype(np.float32), np.array(owners), status, label, list(defs.class_names),
-                np.array([str(p) for p in paths]), project, labels)
+    return Data(np.stack(views, axis=1).astype(np.float32), np.array(owners), labels, list(defs.class_names),
+                np.array([str(p) for p in paths]), project)
 
 
 def _mirrored(path: Path, workdir: Path) -> Path:

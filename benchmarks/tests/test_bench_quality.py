@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from benchmarks import quality as q
-from muses.labeling.matching import LABELED, UNLABELED
+from muses.labeling.matching import LABELED, UNLABELED, Label
 
 
 def _data(seed: int = 0) -> q.Data:
@@ -11,16 +11,19 @@ def _data(seed: int = 0) -> q.Data:
     rng = np.random.default_rng(seed)
     classes = ["bust", "medal", "vessel"]
     centres = rng.normal(0, 10, (4, 16))
-    feats, items, status, label = [], [], {}, {}
+    feats, items, labels = [], [], {}
     for c, name in enumerate([*classes, None]):
         for n in range(12 if name else 20):
             item = f"{name or 'odd'}{n}"
             items.append(item)
             feats.append(centres[c] + rng.normal(0, 0.5, (2, 16)))
-            status[item] = LABELED if name else UNLABELED
-            if name:
-                label[item] = name
-    return q.Data(np.array(feats, dtype=np.float32), np.array(items), status, label, classes)
+            labels[item] = _label(item, name)
+    return q.Data(np.array(feats, dtype=np.float32), np.array(items), labels, classes)
+
+
+def _label(item: str, cls: str | None) -> Label:
+    """A keyword label: of ``cls``, or unlabeled for None."""
+    return Label(item, cls, LABELED if cls else UNLABELED, cls, "title" if cls else None, ())
 
 
 def test_folds_hold_every_object_once():
@@ -78,10 +81,9 @@ def test_the_product_row_trains_each_fold_with_the_train_action(tmp_path):
     folder = make_shapes_dataset(tmp_path / "photos", per_class=8, classes=("circle", "square", "triangle", "odd"))
     paths = sorted((folder / "images").glob("*.png"))
     items = np.array([p.stem for p in paths])
-    status = {i: UNLABELED if i.startswith("odd") else LABELED for i in items}
-    label = {i: i.split("_")[0] for i in items if status[i] == LABELED}
+    labels = {i: _label(i, None if i.startswith("odd") else i.split("_")[0]) for i in items}
     project = Project(tmp_path / "proj", Settings(training=TrainingSettings(image_size=64)))
-    data = q.Data(np.zeros((len(items), 1, 1), np.float32), items, status, label, ["circle", "square", "triangle"],
+    data = q.Data(np.zeros((len(items), 1, 1), np.float32), items, labels, ["circle", "square", "triangle"],
                   np.array([str(p) for p in paths]), project)
     checked = {"circle_000": "circle", "odd_001": "none"}
     recipe = q.Recipe("defaults", muses.TrainCfg(epochs=3))
@@ -101,7 +103,7 @@ def test_other_class_of_excluded_records_too_and_uncapped():
     from muses.labeling.matching import EXCLUDED
 
     data = _data()
-    data.status["odd0"] = EXCLUDED
+    data.labels["odd0"] = data.labels["odd0"]._replace(status=EXCLUDED)
     items = set(data.item) - {f"bust{n}" for n in range(6)}  # bust 6, medal 12, vessel 12, 19 unlabeled, 1 excluded
     classes = [*data.classes, "other"]
 
@@ -111,6 +113,21 @@ def test_other_class_of_excluded_records_too_and_uncapped():
 
     assert len(others()) == 12 and "odd0" not in others(other_capped=False)
     assert len(others(other_capped=False)) == 19 and len(others(other_all=True, other_capped=False)) == 20
+
+
+def test_a_reviewers_decisions_relabel_and_none_of_these_always_joins_other():
+    """The bench's decisions recipe goes through the exporter's own rules (muses.datasets.naive)."""
+    data = _data()
+    items = set(data.item)
+    classes = [*data.classes, "other"]
+    checked = {"bust0": "medal", "bust1": "none", "odd0": "vessel", "odd1": "none"}
+    decided = q.decisions(data, items - {"odd1"}, checked)  # odd1: a test object, never decided
+    assert set(decided) == {"bust0", "bust1", "odd0"}
+    photos, y = q.training_set(data, items, classes, q.Option("o", other=True), cap_seed=0, decided=decided)
+    got = dict(zip(data.item[photos], (classes[c] for c in y)))
+    assert (got["bust0"], got["bust1"], got["odd0"]) == ("medal", "other", "vessel")
+    # unlabeled records capped at the largest class (medal: 12 and bust0), and bust1 beside them
+    assert sum(c == "other" for c in got.values()) == 13 + 1
 
 
 def test_the_screen_measures_remedies_with_the_bench_measures():
