@@ -110,6 +110,7 @@ class Bench:
         init_project(root)
         shutil.copy(DEFINITIONS, root / "definitions.toml")
         project = Project.load(root)
+        _upgrade_store(project)  # a kept --workdir made by an older muses: the bench's own scratch store
         self.log("  met project: import, generate-images, export")
         muses.import_collection(project, muses.ImportConfig(MET_SAMPLE / "records.jsonl", preset="met-scrapi"))
         muses.check_photos(project, muses.CheckPhotosConfig(workers=0))
@@ -657,6 +658,14 @@ def run(settings: Settings = FULL, *, only: list[str] | None = None, workdir: Pa
                 rows.append(Row(name, f"not available: {type(exc).__name__}: {exc}"))
             bench.log(f"   ({time.perf_counter() - start:.0f} s)")
     return rows
+
+
+def _upgrade_store(project) -> None:
+    from muses.collection import schema
+    from muses.collection.store import Store
+
+    store = Store.for_project(project, check_schema=False)
+    schema.upgrade(store.engine, name=store.name)
 
 
 def main(argv: list[str] | None = None) -> int:
