@@ -45,6 +45,7 @@ class Remedy:
     cut: float = 0.5
     pool: bool = False  # the unlabeled records the cap left out train as the class a head calls at p > cut
     bias: bool = False  # calibrate with a bias per class besides the temperature
+    decisions: bool = False  # the training folds' hand-checked objects as a reviewer's decisions
 
 
 def _other(**changes) -> q.Option:
@@ -70,6 +71,7 @@ REMEDIES = [
     Remedy("other: drop (p>0.7) and pool pseudo-labels (p>0.7)", other_fix="drop", pool=True, cut=0.7),
     Remedy("pseudo-labels for both (p>0.7)", other_fix="pseudo", pool=True, cut=0.7),
     Remedy("one temperature + a bias per class (instead of the temperature alone)", bias=True),
+    Remedy("a reviewer's decisions on the training folds' hand-checked objects", decisions=True),
 ]
 
 # The bias's Gaussian prior: as the temperature's (PRIOR_SD on its log), it keeps a small split's
@@ -155,7 +157,8 @@ def measure(data: q.Data, remedy: Remedy, k: int, seed: int, checked: dict[str, 
     said, t0 = q.Answers(), time.perf_counter()
     for f, test in enumerate(q.folds_of(data, k, seed)):
         items = set(data.item) - test
-        photos, y = q.training_set(data, items, classes, remedy.option, cap_seed=seed + f)
+        decided = q.decisions(data, items, checked) if remedy.decisions else None
+        photos, y = q.training_set(data, items, classes, remedy.option, cap_seed=seed + f, decided=decided)
         if remedy.option.drop_issues:
             keep = q._drop_label_issues(data, photos, y, seed)
             photos, y = photos[keep], y[keep]
