@@ -90,6 +90,7 @@ class Row:
     known_refused: float | None = None  # known-class photos answered "uncertain" or "none of these"
     train_s: float | None = None  # seconds to train one fold's model
     note: str = ""
+    chance_ece: float | None = None  # the ECE a perfectly calibrated model would measure on these photos
 
 
 # -- data: photos, features, naive labels ------------------------------------------------------
@@ -400,7 +401,7 @@ class Answers:
                 self.none_answered_none.append(name == NONE)
 
     def row(self, what: str, data: Data, *, note: str = "", seconds: float | None = None) -> Row:
-        from muses.analysis.calibration import expected_calibration_error
+        from muses.analysis.calibration import chance_ece, expected_calibration_error
         from sklearn.metrics import f1_score
 
         probs, truth = np.array(self.probs), np.array(self.truth)
@@ -408,7 +409,7 @@ class Answers:
         mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
         return Row(what, macro_f1=float(f1_score(truth, best, average="macro")),
                    checked_accuracy=mean(self.checked_right), ece=expected_calibration_error(probs, truth),
-                   unknown_none=mean(self.none_answered_none), known_refused=mean(self.known_refused),
+                   chance_ece=chance_ece(probs), unknown_none=mean(self.none_answered_none), known_refused=mean(self.known_refused),
                    train_s=seconds, note=note)
 
 
@@ -532,8 +533,8 @@ def _cell(value: float | None) -> str:
 GOALS = ("goals (issue 23), on photos the model has never seen: macro-F1 >= 0.80 and >= the probe's + 0.08, "
          "ECE <= 0.05, accuracy vs checked >= 0.85, similar-objects precision@10 >= 0.80, label issues >= 22 of 24 "
          "injected errors in the top 48, 50-epoch training within 2x of the previous defaults' time")
-COLUMNS = ("what", "macro-F1 vs naive", "accuracy vs checked", "ECE", "none answered none", "known refused",
-           "train s / fold", "note")
+COLUMNS = ("what", "macro-F1 vs naive", "accuracy vs checked", "ECE", "ECE of a perfect model", "none answered none",
+           "known refused", "train s / fold", "note")
 
 
 def write_table(rows: list[Row], out: Path, *, extra: list[Row] = (), header: str = "", notes: str = "") -> Path:
@@ -543,7 +544,7 @@ def write_table(rows: list[Row], out: Path, *, extra: list[Row] = (), header: st
     for r in [*rows, *extra]:
         seconds = "-" if r.train_s is None else f"{r.train_s:.0f}"
         lines.append(f"| {r.what} | {_cell(r.macro_f1)} | {_cell(r.checked_accuracy)} | {_cell(r.ece)} | "
-                     f"{_cell(r.unknown_none)} | {_cell(r.known_refused)} | {seconds} | {r.note} |")
+                     f"{_cell(r.chance_ece)} | {_cell(r.unknown_none)} | {_cell(r.known_refused)} | {seconds} | {r.note} |")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join([*lines, "", notes]) + "\n", encoding="utf-8")
     return out
@@ -554,7 +555,9 @@ answered "none of these" or "uncertain" (recipe rows; the ablation rows: each cl
 out of training and its photos should be answered so). "known refused": the share of held-out
 photos of the five classes answered "uncertain" or "none of these". "accuracy vs checked": per
 object, "uncertain" and "none of these" count as the answer `none`. ECE: 10 bins, held-out photos of
-the five classes, all six probabilities. Label-issues rows: 24 labeled objects of one fold get
+the five classes, all six probabilities; "ECE of a perfect model": what a perfectly calibrated model
+with the same confidences would measure on as many photos (`muses.analysis.calibration.chance_ece`),
+the floor under which no ECE on this sample can be told apart. Label-issues rows: 24 labeled objects of one fold get
 another class; how many rank in the first 48 of the list (cross-validated logistic regression on
 pretrained features, cleanlab's ranking, as `muses label-issues`)."""
 

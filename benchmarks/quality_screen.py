@@ -195,7 +195,7 @@ def _spread(values: list[float | None], *, sd: bool = True) -> str:
     return f"{np.mean(values):.3f}" + (f" ± {np.std(values, ddof=1):.3f}" if sd and len(values) > 1 else "")
 
 
-COLUMNS = "| remedy | F1 ± sd | checked ± sd | ECE ± sd | none | refused |\n|---|---|---|---|---|---|"
+COLUMNS = "| remedy | F1 ± sd | checked ± sd | ECE ± sd | ECE of a perfect model | none | refused |\n|---|---|---|---|---|---|---|"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in args.seeds]
         print(f"| {remedy.name} ({features}) | {_spread([r.macro_f1 for r in rows])} "
               f"| {_spread([r.checked_accuracy for r in rows])} | {_spread([r.ece for r in rows])} "
-              f"| {_spread([r.unknown_none for r in rows], sd=False)} | {_spread([r.known_refused for r in rows], sd=False)} |",
+              f"| {_spread([r.chance_ece for r in rows], sd=False)} | {_spread([r.unknown_none for r in rows], sd=False)} | {_spread([r.known_refused for r in rows], sd=False)} |",
               flush=True)
     if args.answers:
         with args.answers.open("w", newline="", encoding="utf-8") as fh:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from muses.analysis.calibration import expected_calibration_error, plot_reliability, reliability
+from muses.analysis.calibration import chance_ece, expected_calibration_error, plot_reliability, reliability
 from muses.model.calibration import choose_threshold, fit_temperature
 from muses.model.files import ModelCfg, read_cfg
 from muses.predictions import (
@@ -162,3 +162,23 @@ def test_one_phrase_for_the_other_class_and_an_empty_cell_in_exports(tmp_path):
         assert next(csv.DictReader(fh))["suggested"] == ""
     page = files["issues_html"].read_text(encoding="utf-8")
     assert NONE_OF_THESE in page and f">{OTHER}<" not in page
+
+
+def _calibrated(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` answers right exactly as often as they say: a perfectly calibrated model."""
+    rng = np.random.default_rng(seed)
+    probs = probabilities(rng.normal(0, 2.0, (n, 4)))
+    return probs, np.array([rng.choice(4, p=p) for p in probs])
+
+
+def test_the_chance_ece_is_what_a_perfect_model_measures_and_shrinks_with_more_photos():
+    few, many = _calibrated(150), _calibrated(20000)
+    floor = chance_ece(few[0])
+    assert 0.03 < floor < 0.12  # 150 photos: a perfect model is never measured near 0
+    measured = [expected_calibration_error(*_calibrated(150, seed)) for seed in range(30)]
+    assert np.mean(measured) == pytest.approx(floor, rel=0.3)
+    assert chance_ece(many[0]) < floor / 5
+    assert chance_ece(np.eye(3)) == 0.0  # sure and (by definition) right: nothing to miss
+    overconfident = probabilities(np.log(few[0]) * 4)  # the same model, far too sure
+    assert expected_calibration_error(overconfident, few[1]) > 2 * chance_ece(overconfident)
+

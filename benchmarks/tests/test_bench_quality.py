@@ -54,11 +54,11 @@ def test_measure_separable_classes():
 
 
 def test_table_takes_rows_from_other_benchmarks(tmp_path):
-    out = q.write_table([q.Row("plain", 0.9, 0.8, 0.05, 0.1, 0.02, train_s=12.3)], tmp_path / "t.md",
+    out = q.write_table([q.Row("plain", 0.9, 0.8, 0.05, 0.1, 0.02, train_s=12.3, chance_ece=0.04)], tmp_path / "t.md",
                         extra=[q.Row("similarity precision@10 (visual)", note="0.83")], header="machine")
     text = out.read_text()
-    assert "| plain | 0.900 | 0.800 | 0.050 | 0.100 | 0.020 | 12 |" in text
-    assert "| similarity precision@10 (visual) | - | - | - | - | - | - | 0.83 |" in text and "machine" in text
+    assert "| plain | 0.900 | 0.800 | 0.050 | 0.040 | 0.100 | 0.020 | 12 |" in text
+    assert "| similarity precision@10 (visual) | - | - | - | - | - | - | - | 0.83 |" in text and "machine" in text
 
 
 def test_the_probe_row_and_injected_label_issues_on_separable_classes():

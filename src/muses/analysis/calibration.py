@@ -3,6 +3,7 @@ temperature and the "uncertain" threshold a model file stores are fitted in
 :mod:`muses.model.calibration`, by the trainer).
 
     ece = expected_calibration_error(probabilities(test_logits, t), test_labels)
+    floor = chance_ece(probabilities(test_logits, t))  # what a perfect model would measure there
 """
 from __future__ import annotations
 
@@ -42,6 +43,26 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     table = reliability(probs, labels, bins)
     total = sum(b.count for b in table)
     return float(sum(b.count * abs(b.confidence - b.accuracy) for b in table) / total) if total else 0.0
+
+
+def chance_ece(probs: np.ndarray, bins: int = BINS, *, draws: int = 500, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model would measure on these photos: the mean over
+    ``draws`` of the ECE when each photo is right with exactly its top probability.
+
+    A bin of a few photos is right 0 or 100 % of the time whatever the model says, so the ECE
+    of a small test set is never near 0: on 150 photos about 80 % sure, a perfect model measures
+    0.05. A measured ECE near this floor cannot be told from perfect calibration."""
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    if not len(probs):
+        return 0.0
+    confidence = probs.max(axis=1)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    right = np.random.default_rng(seed).random((draws, len(confidence))) < confidence
+    gaps = np.zeros(draws)
+    for b in np.unique(index):
+        inside = index == b
+        gaps += inside.sum() * np.abs(confidence[inside].mean() - right[:, inside].mean(axis=1))
+    return float(gaps.mean() / len(confidence))
 
 
 def plot_reliability(table: list[Bin], filepath: str | Path, *, title: str = "reliability") -> Path:

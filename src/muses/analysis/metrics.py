@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
 
-from muses.analysis.calibration import expected_calibration_error
+from muses.analysis.calibration import chance_ece, expected_calibration_error
 
 from muses.errors import MusesError
 from muses.imaging import MAX_PIXELS
@@ -51,6 +51,7 @@ class Evaluation:
     per_class: list[ClassMetrics]
     confusion: np.ndarray  # rows: true class, columns: predicted class
     ece: float = 0.0  # expected calibration error, 10 bins: how far "90 % sure" is from 90 % right
+    chance_ece: float = 0.0  # the ECE a perfectly calibrated model would measure on these photos
 
     def to_dict(self) -> dict:
         return {
@@ -59,6 +60,7 @@ class Evaluation:
             "macro_f1": self.macro_f1,
             "log_loss": self.log_loss,
             "ece": self.ece,
+            "chance_ece": self.chance_ece,
             "per_class": [asdict(c) for c in self.per_class],
             "confusion": self.confusion.tolist(),
         }
@@ -127,6 +129,7 @@ def evaluate_predictions(y_true, probs, class_names: Sequence[str]) -> Evaluatio
         per_class=per_class_metrics(y_true, y_pred, class_names),
         confusion=confusion_matrix(y_true, y_pred, len(class_names)),
         ece=expected_calibration_error(probs, y_true),
+        chance_ece=chance_ece(probs),
     )
 
 

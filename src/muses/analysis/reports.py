@@ -176,7 +176,7 @@ def write_evaluation(
                                       title=f"{prefix}: accuracy {evaluation.accuracy:.3f}, macro-F1 {evaluation.macro_f1:.3f}")
     probs, labels = predictions.probs, predictions.labels
     diagram = plot_reliability(reliability(probs, labels), out_dir / f"{prefix}_reliability.png",
-                               title=f"{prefix}: expected calibration error {evaluation.ece:.3f}")
+                               title=f"{prefix}: ECE {evaluation.ece:.3f} (perfect here: {evaluation.chance_ece:.3f})")
     rows = []
     for i in top_losses(labels, probs, k=top_k):
         sample, pred = predictions.samples[i], int(probs[i].argmax())

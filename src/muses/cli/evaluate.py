@@ -143,7 +143,11 @@ def _print_metrics(plain, tta) -> None:
         ["macro-F1", *[f"{e.macro_f1:.3f}" for e in evals]],
         ["log loss", *[f"{e.log_loss:.3f}" for e in evals]],
         ["calibration error (ECE)", *[f"{e.ece:.3f}" for e in evals]],
+        ["ECE of a perfectly calibrated model here", *[f"{e.chance_ece:.3f}" for e in evals]],
     ]))
+    if plain.ece <= plain.chance_ece * 1.5:
+        print(f"the calibration error is close to what a perfectly calibrated model would show on {plain.n} photos: "
+              "its percentages can be read as they are")
 
 
 def _print_gold(agreement) -> None:
