@@ -349,8 +349,8 @@ class NaiveExporter:
         A reviewer's "none of these" is the surest example of the class there is: an unlabeled
         record may be a bust no keyword named, a decided one is not. On the quality bench the
         training folds' hand-checked objects as decisions raised the "none of these" answers for
-        objects of no class from 0.565 to 0.623 (3 seeds), refusing more known photos (0.085 to
-        0.109); docs/quality.md."""
+        objects of no class from 0.565 to 0.609 (3 seeds), refusing more known photos (0.081 to
+        0.120); docs/quality.md."""
         if not self.other:
             return {}
         if OTHER in defs.class_names:
