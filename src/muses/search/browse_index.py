@@ -113,6 +113,16 @@ _PG_FUNCTION = (
     "INSERT INTO browse_meta (key, value) VALUES ('changes:' || pg_backend_pid(), '1') "
     "ON CONFLICT (key) DO UPDATE SET value = (browse_meta.value::bigint + 1)::text; END IF; RETURN NULL; END $$"
 )
+# A counter row per connection that ever wrote would grow for as long as the database lives: a
+# refresh folds the rows of connections that have ended into one, which keeps the sum (the
+# fingerprint) as it was. A new connection reusing an ended one's process id finds its row gone
+# and starts another.
+_PG_FOLD = (
+    "WITH gone AS (DELETE FROM browse_meta WHERE key LIKE 'changes:%' AND key <> 'changes:0' "
+    "AND substr(key, 9)::int NOT IN (SELECT pid FROM pg_stat_activity) RETURNING value::bigint AS n) "
+    "INSERT INTO browse_meta (key, value) SELECT 'changes:0', sum(n)::text FROM gone HAVING count(*) > 0 "
+    "ON CONFLICT (key) DO UPDATE SET value = (browse_meta.value::bigint + excluded.value::bigint)::text"
+)
 _PG_TRIGGER = ("CREATE OR REPLACE TRIGGER muses_changes_{table} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
                "ON {table} FOR EACH STATEMENT EXECUTE FUNCTION muses_count_change()")
 # the counter's sum and how many of its triggers exist: a table rebuilt by a migration loses its
@@ -247,6 +257,8 @@ def refresh(store: Store, definitions: Definitions | None, ids: Collection[str] 
         # A write first: it takes the database's write lock before anything is read, so two
         # processes refreshing at once do the work one after the other, not over each other.
         s.execute(delete(BrowseMeta).where(BrowseMeta.key == "fingerprint"))
+        if store.engine.dialect.name == "postgresql":
+            s.execute(text(_PG_FOLD))
         current = fingerprint(store, definitions) if ids is None else None
         # A first build looks nothing up: PostgreSQL plans the lookups for the table as it was
         # (empty), so each batch scanned every row inserted so far (200k items: 677 s).
