@@ -281,6 +281,28 @@ def test_concurrent_writers_do_not_wait_for_each_others_counter(store_url):
     assert changes() == before + 1
 
 
+def test_write_counters_an_older_muses_made_are_replaced(store_url):
+    """The triggers are compared by version, not only counted: a store whose counter an older
+    muses made (here one that counts nothing) gets this muses's, and writes are noticed again."""
+    store = Store(store_url)
+    with store.transaction() as s:
+        s.add(Item(id="O-1", title="Vase"))
+    browse_index.refresh(store, None)
+    older = ("CREATE OR REPLACE FUNCTION muses_count_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "RETURN NULL; END $$" if store.engine.dialect.name == "postgresql" else
+             "CREATE TRIGGER muses_changes_items_update AFTER UPDATE ON items BEGIN SELECT 1; END")
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER muses_changes_items_update")
+        conn.exec_driver_sql(older)
+        conn.exec_driver_sql("UPDATE browse_meta SET value = 'older' WHERE key = 'triggers'")
+    assert not browse_index.is_current(store, None)  # replaced: what was written meanwhile is looked at
+    browse_index.refresh(store, None)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE items SET title = 'Krater' WHERE id = 'O-1'")
+    assert not browse_index.is_current(store, None)
+
+
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_a_refresh_folds_the_counter_rows_of_ended_connections_into_one(store_url):
     """A row per connection that ever wrote would grow for as long as the database lives; the

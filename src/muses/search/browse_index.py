@@ -10,6 +10,7 @@ Plain SQLAlchemy Core: the same code serves SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from collections import Counter
@@ -135,6 +136,9 @@ _FINGERPRINT = {
 }
 _PG_LOCK = 7_140_140_003  # advisory lock key: one process makes the triggers at a time
 _TRIGGERS = {"sqlite": 3 * len(_TABLES), "postgresql": len(_TABLES)}
+# What the triggers do, as a digest kept in browse_meta: a store whose triggers an older muses
+# made gets this one's (the count above only notices triggers that are missing).
+TRIGGERS_VERSION = hashlib.sha256("\n".join([_SQLITE_TRIGGER, _PG_FUNCTION, _PG_TRIGGER]).encode()).hexdigest()[:16]
 
 
 def fingerprint(store: Store, definitions: Definitions | None) -> str:
@@ -146,18 +150,19 @@ def fingerprint(store: Store, definitions: Definitions | None) -> str:
 
 
 def _ensure_triggers(s, dialect: str) -> None:
-    """The triggers that count the writes (:data:`CHANGES`), made where missing."""
+    """The triggers that count the writes (:data:`CHANGES`), made anew (this muses's version)."""
     if dialect == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
-        have = set(s.scalars(text("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'muses_changes_%'")))
-        if have != {f"muses_changes_{table}" for table in _TABLES}:
-            s.execute(text(_PG_FUNCTION))
-            for table in _TABLES:
-                s.execute(text(_PG_TRIGGER.format(table=table)))
-        return
-    for table in _TABLES:
-        for op in ("INSERT", "UPDATE", "DELETE"):
-            s.execute(text(_SQLITE_TRIGGER.format(table=table, op=op)))
+        s.execute(text(_PG_FUNCTION))
+        for table in _TABLES:
+            s.execute(text(_PG_TRIGGER.format(table=table)))
+    else:
+        for table in _TABLES:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                s.execute(text(f"DROP TRIGGER IF EXISTS muses_changes_{table}_{op}"))
+                s.execute(text(_SQLITE_TRIGGER.format(table=table, op=op)))
+    s.execute(delete(BrowseMeta).where(BrowseMeta.key == "triggers"))
+    s.add(BrowseMeta(key="triggers", value=TRIGGERS_VERSION))
 
 
 def _stamp_batches(conn, digest: str, ids: Collection[str] | None) -> Iterable[dict[str, str]]:
@@ -322,15 +327,17 @@ def ensure_tables(store: Store) -> None:
     """The index's tables, made anew when they were built with other columns (:data:`SCHEMA`)."""
     BrowseMeta.__table__.create(store.engine, checkfirst=True)
     with store.transaction() as s:
-        current = (s.get(BrowseMeta, "schema") or BrowseMeta(value=None)).value == SCHEMA
-        if current and s.execute(text(_FINGERPRINT[store.engine.dialect.name])).one()[1] == _TRIGGERS[
-                store.engine.dialect.name]:
+        kept = dict(s.execute(select(BrowseMeta.key, BrowseMeta.value).where(BrowseMeta.key.in_(["schema", "triggers"]))).all())
+        current = kept.get("schema") == SCHEMA
+        if current and kept.get("triggers") == TRIGGERS_VERSION and s.execute(
+                text(_FINGERPRINT[store.engine.dialect.name])).one()[1] == _TRIGGERS[store.engine.dialect.name]:
             return
         _ensure_triggers(s, store.engine.dialect.name)
-        if current:  # triggers were missing: what was written meanwhile is found by comparing the stamps
+        if current:  # triggers missing or older: what was written meanwhile is found by comparing the stamps
             s.execute(delete(BrowseMeta).where(BrowseMeta.key == "fingerprint"))
             return
-        s.execute(delete(BrowseMeta).where(BrowseMeta.key != CHANGES, ~BrowseMeta.key.like(CHANGES + ":%")))
+        s.execute(delete(BrowseMeta).where(BrowseMeta.key.notin_(["triggers", CHANGES]),
+                                           ~BrowseMeta.key.like(CHANGES + ":%")))
         s.add(BrowseMeta(key="schema", value=SCHEMA))
     BrowseRow.__table__.drop(store.engine, checkfirst=True)
     BrowseRow.__table__.create(store.engine)
