@@ -631,6 +631,8 @@ def main(argv: list[str] | None = None) -> int:
             for mode, ways in result["precision_at_10"].items():
                 done(Row(f"similar objects precision@10, {mode}",
                          note=", ".join(f"{way} {value:.3f}" for way, value in ways.items())))
+            done(Row("similar objects: a visitor's photo finds its object in the top 3",
+                     note=f"{result['visitor_top3']:.3f}"))
         if args.ablation:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # tiny linear heads: threads cost more than they give
