@@ -102,9 +102,11 @@ def answer(classes: Sequence[ClassProbability], threshold: float = 0.0) -> Answe
     return Answer(UNCERTAIN if classes[0].probability < threshold else SURE, best)
 
 
-def stored_answer(stored: Mapping[str, Any] | None) -> Answer | None:
-    """The answer of a stored classification (None for an unclassified item)."""
-    classes = stored_classes(stored)
+def stored_answer(stored: Mapping[str, Any] | None,
+                  classes: Sequence[ClassProbability] | None = None) -> Answer | None:
+    """The answer of a stored classification (None for an unclassified item); ``classes``: its
+    :func:`stored_classes`, where the caller has read them already."""
+    classes = stored_classes(stored) if classes is None else classes
     if not classes:
         return None
     threshold = (stored or {}).get("threshold", 0.0)

@@ -233,10 +233,11 @@ def facet_values(item: IndexedItem) -> dict:
 
 
 def row_for(item: IndexedItem, label: Label | None, stamp: str) -> dict:
-    classes = {c.name: c.probability for c in stored_classes(item.classification)}  # most likely first
+    ranked = stored_classes(item.classification)
+    classes = {c.name: c.probability for c in ranked}  # most likely first
     predicted, probability = next(iter(classes.items()), (None, None))
     naive = label.cls if label else None
-    found = stored_answer(item.classification)
+    found = stored_answer(item.classification, ranked)
     usable = item.usable_image_ids
     disagreement = None
     if naive and classes:

@@ -405,8 +405,9 @@ class CollectionView:
     def summary(self, item: Item, row: BrowseRow | None = None) -> dict[str, Any]:
         """``item`` as a card; its answer from its stored classification, as its object page says it."""
         row = row if row is not None else self.rows([item.id]).get(item.id)
-        first = next(iter(stored_classes(item.classification)), None)
-        found = stored_answer(item.classification)
+        ranked = stored_classes(item.classification)
+        first = ranked[0] if ranked else None
+        found = stored_answer(item.classification, ranked)
         return card(item.id, item.number, item.title, item.object_type, item.material, item.period,
                     first.name if first else None, row.naive_class if row else None,
                     first.probability if first else None, found.kind if found else None,
