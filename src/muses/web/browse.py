@@ -436,7 +436,7 @@ class CollectionView:
 
 
 def card(item_id: str, number: str, title: str, object_type: list | None, material: str, period: str,
-         predicted: str | None, naive: str | None, probability: float | None, answer: str | None,
+         predicted: str | None, naive: str | None, probability: float | None, answer_kind: str | None,
          disagreement: float | None, image_ids: list[int]) -> dict[str, Any]:
     """An item as a card (and as the API's item summary): ``predicted`` is the stored top class
     by its machine name (``other`` included), ``answer`` the stored answer as a person reads it,
@@ -444,8 +444,8 @@ def card(item_id: str, number: str, title: str, object_type: list | None, materi
     ``muses predict --json`` and ``/api/predict`` use too."""
     return {
         "id": item_id, "object_number": number, "title": title, "object_type": list(object_type or []), "material": material, "period": period,
-        "naive_label": naive, "predicted": predicted, "probability": probability, "answer": indexed_answer(answer, predicted, probability),
-        "answer_kind": answer, "disagreement": disagreement,
+        "naive_label": naive, "predicted": predicted, "probability": probability, "answer": indexed_answer(answer_kind, predicted, probability),
+        "answer_kind": answer_kind, "disagreement": disagreement,
         "image_ids": image_ids, "thumbnail": f"/images/{image_ids[0]}" if image_ids else None,
     }
 
