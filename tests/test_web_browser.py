@@ -89,6 +89,9 @@ def test_upload_a_photo_and_browse(server):
         assert page.locator("#similar .card .why").first.inner_text()
         assert page.locator("#similar .card .object-number").first.inner_text() in {f"MET.{i}" for i in ids}  # named by object number
         assert page.locator("#similar .similar-status").count() == 0
+        from muses.web.templating import templates  # the tooltips item.js takes from the page, as cards.html's
+        assert page.locator("#similar .card .tag.predicted").first.get_attribute("title") in (
+            templates.env.globals["answer_titles"].values())
         page.screenshot(path=str(ARTIFACTS / "web-item.png"), full_page=True)
         browser.close()
 

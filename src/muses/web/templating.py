@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from muses import __version__
-from muses.predictions import shown_name
+from muses.predictions import NONE, SURE, UNCERTAIN, shown_name
 
 HERE = Path(__file__).parent
 
@@ -39,3 +39,9 @@ templates.env.filters["thousands"] = "{:,}".format  # 213,668 items, as a person
 templates.env.globals["static_url"] = static_url
 # "none of these", never the model's internal class name "other", on every page
 templates.env.globals["shown_name"] = shown_name
+# the tooltip of a card's answer, by its kind: cards.html, and item.js through item.html
+templates.env.globals["answer_titles"] = {
+    SURE: "the model's answer, with its calibrated confidence",
+    UNCERTAIN: "the model is not sure: its first class is below the model's threshold",
+    NONE: "the model finds none of its classes in this photo",
+}

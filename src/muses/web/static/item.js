@@ -11,12 +11,8 @@ function el(tag, className, text) {
   return node;
 }
 
-// as cards.html words them
-const ANSWER_TITLES = {
-  sure: "the model's answer, with its calibrated confidence",
-  uncertain: "the model is not sure: its first class is below the model's threshold",
-  none: "the model finds none of its classes in this photo",
-};
+// as cards.html words them (muses.web.templating's answer_titles, on the section)
+const ANSWER_TITLES = box ? JSON.parse(box.dataset.answerTitles) : {};
 
 function card(hit) {
   const a = el("a", "card");
